@@ -1,0 +1,1 @@
+//! Durations written as `"90s"`, `"30m"`, `"2h"` (stub).

@@ -1,0 +1,137 @@
+//! Project files (`projects/*.toml`, DESIGN §4): the validated, typed form the
+//! rest of forgehand uses. Parsing and validation live in `load`.
+
+pub mod duration;
+pub mod load;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use load::{CheckReport, ConfigError, load_dir, load_file};
+
+use crate::forge::MergeMethod;
+
+/// One project, validated. Secrets are resolved from the environment at load
+/// time and kept in `secrets`, never in the other fields.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// `[a-z0-9-]+`; sessions are `dev-<name>-<issue>`.
+    pub name: String,
+    /// `owner/name` on the forge.
+    pub repo: String,
+    pub primary_branch: String,
+    pub clone_url: String,
+    pub poll_interval: Duration,
+    pub forge: ForgeConfig,
+    pub labels: Labels,
+    pub agent: AgentConfig,
+    pub ci: CiConfig,
+    pub review: ReviewConfig,
+    pub merge: MergeConfig,
+    pub matrix: Option<MatrixConfig>,
+    /// name → push URL, pushed after every merge.
+    pub mirrors: BTreeMap<String, String>,
+    /// The file this project came from, for messages.
+    pub source: PathBuf,
+    pub secrets: Secrets,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForgeKind {
+    Forgejo,
+    Gitea,
+    Github,
+    Local,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForgeConfig {
+    pub kind: ForgeKind,
+    pub url: String,
+    /// Name of the variable holding the forge token (required except for `local`).
+    pub token_env: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Labels {
+    pub backlog: String,
+    pub priority: String,
+    pub in_progress: String,
+    pub blocked: String,
+    pub underspecified: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub command: String,
+    pub ready_pattern: String,
+    pub max_sessions: u32,
+    pub idle_timeout: Duration,
+    pub escalation_timeout: Duration,
+    pub pass_env: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CiConfig {
+    pub required: bool,
+    pub max_fix_attempts: u32,
+    pub timeout: Duration,
+    pub woodpecker: Option<WoodpeckerConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WoodpeckerConfig {
+    pub url: String,
+    pub repo_id: u64,
+    pub token_env: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReviewConfig {
+    pub required_approvals: u32,
+    pub max_rounds: u32,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct MergeConfig {
+    pub method: MergeMethod,
+    pub delete_branch: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct MatrixConfig {
+    pub homeserver: String,
+    pub room_id: String,
+    pub user_id: String,
+    pub token_env: String,
+    pub mention_user: Option<String>,
+}
+
+/// Secret values read from the variables the `*_env` keys name. `Debug` never
+/// prints them.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub forge_token: Option<String>,
+    pub woodpecker_token: Option<String>,
+    pub matrix_token: Option<String>,
+}
+
+impl Secrets {
+    /// Every secret value, for the redactor.
+    pub fn values(&self) -> Vec<String> {
+        [&self.forge_token, &self.woodpecker_token, &self.matrix_token]
+            .into_iter()
+            .flatten()
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets(<redacted>)")
+    }
+}

@@ -1,0 +1,1 @@
+//! Forgejo/Gitea REST v1 client (stub; implemented in its own change).

@@ -1,0 +1,246 @@
+//! The forge interface: what forgehand needs from a code forge (issues, labels,
+//! comments, pull requests, reviews, commit statuses, merges), independent of
+//! which forge answers. `forgejo` implements it for Forgejo and Gitea.
+
+pub mod forgejo;
+pub mod retry;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// An issue number on the forge (`#42`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IssueNumber(pub u64);
+
+impl fmt::Display for IssueNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A pull request number. Forgejo numbers PRs and issues from one sequence, but
+/// keeping the types apart stops an issue number being merged by mistake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PrNumber(pub u64);
+
+impl fmt::Display for PrNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A full commit id (hex).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CommitSha(pub String);
+
+impl fmt::Display for CommitSha {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IssueState {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub number: IssueNumber,
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
+    pub state: IssueState,
+    pub created_at: DateTime<Utc>,
+    /// Login of the author.
+    pub author: String,
+    pub html_url: String,
+}
+
+impl Issue {
+    pub fn has_label(&self, name: &str) -> bool {
+        self.labels.iter().any(|l| l == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub id: u64,
+    pub author: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequest {
+    pub number: PrNumber,
+    pub title: String,
+    pub body: String,
+    /// Branch name of the head (`fix/issue-42`).
+    pub head_ref: String,
+    pub head_sha: CommitSha,
+    pub base_ref: String,
+    pub state: IssueState,
+    pub merged: bool,
+    /// `None` while the forge has not computed it yet.
+    pub mergeable: Option<bool>,
+    pub merge_commit_sha: Option<CommitSha>,
+    pub html_url: String,
+    pub author: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewState {
+    Approved,
+    ChangesRequested,
+    Commented,
+    Pending,
+    RequestReview,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    pub id: u64,
+    pub author: String,
+    pub state: ReviewState,
+    pub body: String,
+    /// The head the review was given on.
+    pub commit_id: CommitSha,
+    pub dismissed: bool,
+    pub stale: bool,
+    pub submitted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewComment {
+    pub id: u64,
+    pub author: String,
+    pub path: String,
+    /// Line in the diff (`position`), when the forge gives one.
+    pub position: Option<u64>,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusState {
+    Pending,
+    Success,
+    Error,
+    Failure,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitStatus {
+    pub context: String,
+    pub state: StatusState,
+    pub description: String,
+    pub target_url: String,
+}
+
+/// The forge's roll-up of every status on one commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CombinedStatus {
+    /// `None` when the commit has no statuses at all yet.
+    pub state: Option<StatusState>,
+    pub statuses: Vec<CommitStatus>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MergeMethod {
+    Merge,
+    Squash,
+    Rebase,
+}
+
+impl MergeMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeMethod::Merge => "merge",
+            MergeMethod::Squash => "squash",
+            MergeMethod::Rebase => "rebase",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPull {
+    pub head: String,
+    pub base: String,
+    pub title: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MergeRequest {
+    pub method: MergeMethod,
+    /// The head that was approved and tested: the forge refuses if the PR moved.
+    pub head_sha: CommitSha,
+    pub delete_branch: bool,
+}
+
+/// Errors a caller branches on. Anything else is `Other` with context.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgeError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("pull request is already merged")]
+    AlreadyMerged,
+    #[error("rate limited by the forge (retry after {retry_after:?})")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("{0:#}")]
+    Other(anyhow::Error),
+}
+
+pub type ForgeResult<T> = Result<T, ForgeError>;
+
+/// Everything forgehand asks of a forge. Implementations retry transient faults
+/// themselves (one policy, `retry`), so a returned error is final for this call.
+#[async_trait]
+pub trait Forge: Send + Sync {
+    /// Login of the account whose token forgehand uses (its own comments are not "human").
+    async fn current_user(&self) -> ForgeResult<String>;
+    /// Create any of these labels that the repository lacks.
+    async fn ensure_labels(&self, names: &[String]) -> ForgeResult<()>;
+    /// Open issues (never pull requests) carrying `label`, every page.
+    async fn list_open_issues(&self, label: &str) -> ForgeResult<Vec<Issue>>;
+    async fn get_issue(&self, n: IssueNumber) -> ForgeResult<Issue>;
+    /// Issues this one depends on, per the forge's dependency API.
+    async fn issue_dependencies(&self, n: IssueNumber) -> ForgeResult<Vec<Issue>>;
+    async fn add_label(&self, n: IssueNumber, label: &str) -> ForgeResult<()>;
+    /// Removing a label the issue does not carry is not an error.
+    async fn remove_label(&self, n: IssueNumber, label: &str) -> ForgeResult<()>;
+    /// Comments on an issue or a pull request (same numbering), every page.
+    async fn list_comments(&self, n: u64) -> ForgeResult<Vec<Comment>>;
+    async fn create_comment(&self, n: u64, body: &str) -> ForgeResult<Comment>;
+    async fn close_issue(&self, n: IssueNumber) -> ForgeResult<()>;
+    /// Open pull requests, every page.
+    async fn list_open_pulls(&self) -> ForgeResult<Vec<PullRequest>>;
+    /// The pull request from `head` into `base`, if one exists (open or not).
+    async fn find_pull(&self, base: &str, head: &str) -> ForgeResult<Option<PullRequest>>;
+    async fn get_pull(&self, n: PrNumber) -> ForgeResult<PullRequest>;
+    async fn create_pull(&self, new: &NewPull) -> ForgeResult<PullRequest>;
+    async fn list_reviews(&self, n: PrNumber) -> ForgeResult<Vec<Review>>;
+    async fn list_review_comments(&self, n: PrNumber, review: u64) -> ForgeResult<Vec<ReviewComment>>;
+    async fn combined_status(&self, sha: &CommitSha) -> ForgeResult<CombinedStatus>;
+    /// Merge; `AlreadyMerged` when the forge says it was merged before,
+    /// `Conflict` when it cannot be merged as it is.
+    async fn merge_pull(&self, n: PrNumber, req: &MergeRequest) -> ForgeResult<()>;
+    async fn delete_branch(&self, name: &str) -> ForgeResult<()>;
+}

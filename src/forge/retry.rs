@@ -1,0 +1,1 @@
+//! The one retry policy every forge request goes through (stub).
