@@ -4,15 +4,29 @@
 //!
 //! # Layout
 //!
+//! - `cli.rs`: the command line; `daemon.rs`: what `forgehand run` sets up.
 //! - `config/`: project files (`projects/*.toml`): parsing and validation.
+//! - `actors/`: the supervisor, per-project pollers and one dev actor per issue
+//!   (`actors/dev/machine.rs` is its pure transition function).
 //! - `forge/`: the forge interface and its Forgejo/Gitea client, with one retry policy.
 //! - `store/`: the SQLite state (`state/forgehand.db`) and the event journal.
-//! - `actors/`: the supervisor, per-project pollers and one dev actor per issue.
 //! - `tmux.rs`, `git.rs`: the external programs forgehand drives.
-//! - `phase.rs`: the phase-file protocol the agent speaks.
-//! - `cli.rs`: the command line.
+//! - `phase.rs`: the phase-file protocol the agent speaks; `prompt.rs`: what is pasted to it.
+//! - `picking.rs`: which ready issue goes next.
+//! - `redact.rs`: the secret redactor for everything forgehand posts.
+//! - `lockfile.rs`, `paths.rs`: the state directory.
 
+pub mod actors;
+pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod forge;
 pub mod git;
+pub mod lockfile;
+pub mod paths;
+pub mod phase;
+pub mod picking;
+pub mod prompt;
+pub mod redact;
+pub mod store;
 pub mod tmux;

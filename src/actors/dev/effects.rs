@@ -1,0 +1,349 @@
+//! Performing the dev actor's effects: git, tmux and forge calls. Each returns
+//! the event its outcome raises, if any. Every effect is safe to repeat after a
+//! crash (the state was persisted before it ran).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::forge::{ForgeError, MergeRequest, NewPull};
+use crate::prompt::{self, TaskPrompt};
+use crate::store::EventKind;
+use crate::tmux::SessionSpec;
+
+use super::env::{SessionVars, session_env};
+use super::machine::{Effect, Event, ReviewVerdict, Stage};
+use super::verdict::{self, ReviewOutcome};
+use super::{DevMsg, DevRun, watch};
+
+/// How long an agent may take to show its ready prompt.
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+/// How often the pane is looked at while waiting for the prompt.
+const READY_POLL: Duration = Duration::from_millis(150);
+/// Pane size: wide enough that agents don't wrap everything.
+const PANE_WIDTH: u16 = 200;
+const PANE_HEIGHT: u16 = 50;
+/// Pane lines quoted in a diagnostic comment.
+const DIAGNOSTIC_LINES: u32 = 50;
+
+impl DevRun {
+    pub(super) async fn perform(&mut self, effect: Effect) -> anyhow::Result<Option<Event>> {
+        let ctx = self.ctx.clone();
+        let n = self.issue;
+        let project = &ctx.project;
+        match effect {
+            Effect::Journal(kind, detail) => {
+                self.journal(kind, &detail);
+                Ok(None)
+            }
+            Effect::Claim => {
+                ctx.forge.add_label(n, &project.labels.in_progress).await?;
+                ctx.forge.remove_label(n, &project.labels.backlog).await?;
+                self.journal(EventKind::Claimed, &format!("claimed #{n}: {}", self.title));
+                Ok(Some(Event::ClaimRecorded))
+            }
+            Effect::EnsureSession => {
+                self.ensure_session().await?;
+                Ok(None)
+            }
+            Effect::Push { force } => {
+                let base = format!("origin/{}", project.primary_branch);
+                let ahead = ctx.git.commits_ahead(&self.worktree, &base).await?;
+                if ahead == 0 {
+                    self.journal(EventKind::Pushed, "nothing to push: no commits ahead of the primary branch");
+                    return Ok(Some(Event::NothingToPush));
+                }
+                let sha = ctx
+                    .git
+                    .push(&self.worktree, &self.branch, force)
+                    .await
+                    .with_context(|| format!("pushing {}", self.branch))?;
+                self.journal(EventKind::Pushed, &format!("pushed {} at {sha} ({ahead} commits)", self.branch));
+                Ok(Some(Event::Pushed {
+                    head: crate::forge::CommitSha(sha),
+                }))
+            }
+            Effect::EnsurePr => {
+                if let Some(pr) = self.state.pr {
+                    return Ok(Some(Event::PrOpened { pr }));
+                }
+                let summary = tokio::fs::read_to_string(self.summary_file()).await.unwrap_or_default();
+                let summary = if summary.trim().is_empty() {
+                    "(the agent left no summary)".to_string()
+                } else {
+                    summary.trim().to_string()
+                };
+                let new = NewPull {
+                    head: self.branch.clone(),
+                    base: project.primary_branch.clone(),
+                    title: format!("fix: {} (#{n})", self.title),
+                    body: ctx.redactor.redact(&format!("{summary}\n\nFixes #{n}")),
+                };
+                let pr = ctx.forge.create_pull(&new).await.context("opening the pull request")?;
+                self.journal(EventKind::PrOpened, &format!("PR #{} {}", pr.number, pr.html_url));
+                Ok(Some(Event::PrOpened { pr: pr.number }))
+            }
+            Effect::CheckCi { head } => {
+                let verdict = if project.ci.required {
+                    verdict::ci(&ctx.forge.combined_status(&head).await?)
+                } else {
+                    super::machine::CiVerdict::Green
+                };
+                self.report(EventKind::CiState, format!("CI on {head}: {verdict:?}"));
+                Ok(Some(Event::Ci { head, verdict }))
+            }
+            Effect::CheckReview { pr, head } => {
+                let reviews = ctx.forge.list_reviews(pr).await?;
+                let outcome = verdict::reviews(&reviews, &head, project.review.required_approvals, &ctx.own_login);
+                let verdict = match outcome {
+                    ReviewOutcome::Waiting => ReviewVerdict::Waiting,
+                    ReviewOutcome::Approved => ReviewVerdict::Approved,
+                    ReviewOutcome::ChangesRequested(rs) => {
+                        let mut feedback = String::new();
+                        for r in rs {
+                            feedback.push_str(&format!("Review by {}:\n{}\n", r.author, r.body.trim()));
+                            for c in ctx.forge.list_review_comments(pr, r.id).await? {
+                                let line = c.position.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+                                feedback.push_str(&format!("{}:{line}: {}\n", c.path, c.body.trim()));
+                            }
+                        }
+                        ReviewVerdict::ChangesRequested { feedback }
+                    }
+                };
+                let label = match &verdict {
+                    ReviewVerdict::Waiting => "waiting",
+                    ReviewVerdict::Approved => "approved",
+                    ReviewVerdict::ChangesRequested { .. } => "changes requested",
+                };
+                self.report(EventKind::ReviewState, format!("review on {head}: {label}"));
+                Ok(Some(Event::Review { head, verdict }))
+            }
+            Effect::Paste(text) => {
+                self.paste(&text).await?;
+                Ok(None)
+            }
+            Effect::Comment(text) => {
+                ctx.forge.create_comment(n.0, &ctx.redactor.redact(&text)).await?;
+                Ok(None)
+            }
+            Effect::Merge { pr, head } => {
+                let req = MergeRequest {
+                    method: project.merge.method,
+                    head_sha: head.clone(),
+                    delete_branch: project.merge.delete_branch,
+                };
+                match ctx.forge.merge_pull(pr, &req).await {
+                    Ok(()) | Err(ForgeError::AlreadyMerged) => {
+                        let merged = ctx.forge.get_pull(pr).await?;
+                        let commit = merged.merge_commit_sha.clone();
+                        self.journal(
+                            EventKind::Merged,
+                            &format!(
+                                "merged PR #{pr} at {head} ({})",
+                                commit.as_ref().map_or("merge commit unknown".into(), |c| c.0.clone())
+                            ),
+                        );
+                        Ok(Some(Event::MergeDone { merge_commit: commit }))
+                    }
+                    Err(ForgeError::Conflict(message)) => Ok(Some(Event::MergeConflict { message })),
+                    Err(e) => Err(e).with_context(|| format!("merging PR #{pr}")),
+                }
+            }
+            Effect::Finish => {
+                ctx.forge.close_issue(n).await?;
+                ctx.forge.remove_label(n, &project.labels.in_progress).await?;
+                self.journal(EventKind::Closed, &format!("closed #{n}"));
+                self.cleanup().await?;
+                Ok(Some(Event::Finished))
+            }
+            Effect::Block { reason } => {
+                let tail = ctx.tmux.capture_pane(&self.session, DIAGNOSTIC_LINES).await.unwrap_or_default();
+                let body = format!(
+                    "forgehand stopped working on this issue: {reason}\n\nLast lines of the agent's session `{}`:\n\n```\n{}\n```",
+                    self.session,
+                    tail.trim_end()
+                );
+                ctx.forge.create_comment(n.0, &ctx.redactor.redact(&body)).await?;
+                ctx.forge.add_label(n, &project.labels.blocked).await?;
+                ctx.forge.remove_label(n, &project.labels.in_progress).await?;
+                ctx.tmux.kill_session(&self.session).await?;
+                self.journal(EventKind::Error, &format!("blocked: {reason}"));
+                Ok(None)
+            }
+            Effect::Stop => Ok(None),
+        }
+    }
+
+    /// Journal a CI or review state only when it differs from the last one.
+    fn report(&mut self, kind: EventKind, line: String) {
+        if self.last_reported.as_deref() != Some(line.as_str()) {
+            self.journal(kind, &line);
+            self.last_reported = Some(line);
+        }
+    }
+
+    pub(super) async fn paste(&self, text: &str) -> anyhow::Result<()> {
+        self.ctx
+            .tmux
+            .paste(&self.session, text, &self.session_dir)
+            .await
+            .with_context(|| format!("pasting into {}", self.session))?;
+        let first = text.lines().next().unwrap_or_default();
+        self.journal(EventKind::Pasted, first);
+        Ok(())
+    }
+
+    /// Worktree, watch and tmux session; a live session is adopted as it is.
+    async fn ensure_session(&mut self) -> anyhow::Result<()> {
+        let ctx = self.ctx.clone();
+        let project = &ctx.project;
+        let repo_dir = ctx.paths.repo_dir(ctx.name());
+        {
+            let _one_at_a_time = ctx.repo_lock.lock().await;
+            ctx.git
+                .ensure_clone(&project.clone_url, &repo_dir)
+                .await
+                .with_context(|| format!("updating forgehand's clone of {}", project.clone_url))?;
+            if !self.worktree.exists() {
+                let start = match ctx.git.remote_branch_sha(&repo_dir, &self.branch).await? {
+                    Some(_) => format!("origin/{}", self.branch),
+                    None => format!("origin/{}", project.primary_branch),
+                };
+                if let Some(parent) = self.worktree.parent() {
+                    tokio::fs::create_dir_all(parent).await?;
+                }
+                ctx.git
+                    .add_worktree(&repo_dir, &self.worktree, &self.branch, &start)
+                    .await
+                    .with_context(|| format!("creating the worktree for {}", self.branch))?;
+            }
+        }
+        tokio::fs::create_dir_all(&self.session_dir)
+            .await
+            .with_context(|| format!("creating {}", self.session_dir.display()))?;
+        if self.watcher.is_none() {
+            self.watcher = Some(watch::watch_phase_file(&self.session_dir, self.myself.clone())?);
+        }
+        if ctx.tmux.has_session(&self.session).await? && ctx.tmux.pane_dead(&self.session).await? == Some(false) {
+            self.journal(EventKind::SessionStarted, &format!("adopted the live session {}", self.session));
+            if self.state.stage == Stage::Starting {
+                self.wait_until_ready();
+            }
+            // A phase written while nobody watched is still acted on.
+            self.myself.send_message(DevMsg::PhaseFileChanged)?;
+            return Ok(());
+        }
+        ctx.tmux.kill_session(&self.session).await?;
+        if self.state.stage == Stage::Starting {
+            // A phase file left from an earlier attempt must not be taken as new.
+            let _ = tokio::fs::remove_file(self.phase_file()).await;
+        }
+        let paths = [self.phase_file(), self.summary_file(), self.scratch_file()];
+        let [phase, summary, scratch] = paths.map(|p| p.display().to_string());
+        let env = session_env(
+            &ctx.agent_base_env,
+            &SessionVars {
+                phase_file: &phase,
+                summary_file: &summary,
+                scratch_file: &scratch,
+                issue: self.issue.0,
+                project: ctx.name(),
+                branch: &self.branch,
+            },
+        );
+        ctx.tmux
+            .new_session(&SessionSpec {
+                name: self.session.clone(),
+                cwd: self.worktree.clone(),
+                width: PANE_WIDTH,
+                height: PANE_HEIGHT,
+                env,
+                command: project.agent.command.clone(),
+            })
+            .await
+            .with_context(|| format!("starting the tmux session {}", self.session))?;
+        ctx.tmux.pipe_pane(&self.session, &self.session_dir.join("pane.log")).await?;
+        self.journal(EventKind::SessionStarted, &format!("started {} running `{}`", self.session, project.agent.command));
+        self.wait_until_ready();
+        Ok(())
+    }
+
+    fn wait_until_ready(&mut self) {
+        self.ready_deadline = Some(Instant::now() + READY_TIMEOUT);
+        self.myself.send_after(READY_POLL, || DevMsg::ReadyCheck);
+    }
+
+    /// One look at the pane while waiting for the agent's prompt; delivers the
+    /// task (or, after a respawn, the recovery prompt) once it shows.
+    pub(super) async fn ready_check(&mut self) -> anyhow::Result<Option<Event>> {
+        let Some(deadline) = self.ready_deadline else {
+            return Ok(None);
+        };
+        let ctx = self.ctx.clone();
+        if ctx.tmux.pane_dead(&self.session).await? != Some(false) {
+            self.ready_deadline = None;
+            anyhow::bail!("the agent's session {} ended before it was ready", self.session);
+        }
+        let screen = ctx.tmux.capture_pane(&self.session, PANE_HEIGHT as u32).await?;
+        if !screen.contains(&ctx.project.agent.ready_pattern) {
+            if Instant::now() > deadline {
+                self.ready_deadline = None;
+                let reason = format!(
+                    "the agent did not show its ready prompt {:?} within {}s",
+                    ctx.project.agent.ready_pattern,
+                    READY_TIMEOUT.as_secs()
+                );
+                return Ok(Some(Event::Phase(crate::phase::PhaseReport {
+                    phase: crate::phase::Phase::Failed,
+                    reason: Some(reason),
+                })));
+            }
+            self.myself.send_after(READY_POLL, || DevMsg::ReadyCheck);
+            return Ok(None);
+        }
+        self.ready_deadline = None;
+        let text = self.first_prompt().await?;
+        self.paste(&text).await?;
+        self.journal(EventKind::PromptSent, &format!("task for #{} delivered", self.issue));
+        Ok(Some(Event::AgentReady))
+    }
+
+    async fn first_prompt(&self) -> anyhow::Result<String> {
+        let ctx = &self.ctx;
+        let issue = ctx.forge.get_issue(self.issue).await?;
+        let comments: Vec<_> = ctx
+            .forge
+            .list_comments(self.issue.0)
+            .await?
+            .into_iter()
+            .filter(|c| c.author != ctx.own_login)
+            .collect();
+        let scratch = tokio::fs::read_to_string(self.scratch_file()).await.unwrap_or_default();
+        let (phase, summary, scratch_file) = (self.phase_file(), self.summary_file(), self.scratch_file());
+        Ok(prompt::task(&TaskPrompt {
+            repo: &ctx.project.repo,
+            issue: self.issue.0,
+            title: &issue.title,
+            body: &issue.body,
+            comments: &comments,
+            scratch: &scratch,
+            branch: &self.branch,
+            primary_branch: &ctx.project.primary_branch,
+            phase_file: &phase,
+            summary_file: &summary,
+            scratch_file: &scratch_file,
+        }))
+    }
+
+    /// Kill the session and remove the worktree (the branch lives on the forge).
+    async fn cleanup(&mut self) -> anyhow::Result<()> {
+        let ctx = self.ctx.clone();
+        ctx.tmux.kill_session(&self.session).await?;
+        self.watcher = None;
+        let repo_dir = ctx.paths.repo_dir(ctx.name());
+        let _one_at_a_time = ctx.repo_lock.lock().await;
+        ctx.git.remove_worktree(&repo_dir, &self.worktree, &self.branch).await?;
+        self.journal(EventKind::CleanedUp, &format!("killed {} and removed its worktree", self.session));
+        Ok(())
+    }
+}

@@ -1,0 +1,295 @@
+//! The dev actor: one per claimed issue. It owns the issue's worktree, tmux
+//! session and phase file, feeds `machine::next` with what it sees, persists
+//! the new state, then performs the effects (`effects.rs`).
+
+pub mod env;
+mod effects;
+pub mod machine;
+pub mod verdict;
+mod watch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::forge::IssueNumber;
+use crate::paths::{branch_name, session_name};
+use crate::phase::{self, PhaseError};
+use crate::store::{ClaimRow, ClaimStatus, EventKind};
+
+use super::ProjectCtx;
+use machine::{DevState, Effect, Event, Policy, Stage};
+
+pub struct DevActor;
+
+/// How the supervisor starts a dev actor.
+pub struct DevArgs {
+    pub ctx: Arc<ProjectCtx>,
+    pub issue: IssueNumber,
+    pub title: String,
+    /// `run --once`: stop once the agent has its task, leaving the session
+    /// running for a later `run` to adopt.
+    pub once: bool,
+}
+
+pub enum DevMsg {
+    /// A state-machine event from outside.
+    Event(Event),
+    /// The phase file was written (inotify).
+    PhaseFileChanged,
+    /// Look at the pane for the agent's ready prompt.
+    ReadyCheck,
+    /// Time to look at the forge again.
+    Tick,
+}
+
+/// The dev actor's runtime state; `state` is what gets persisted.
+pub struct DevRun {
+    ctx: Arc<ProjectCtx>,
+    issue: IssueNumber,
+    title: String,
+    session: String,
+    branch: String,
+    session_dir: PathBuf,
+    worktree: PathBuf,
+    state: DevState,
+    claimed_at: DateTime<Utc>,
+    stage_since: DateTime<Utc>,
+    once: bool,
+    policy: Policy,
+    myself: ActorRef<DevMsg>,
+    /// Keeps the inotify watch on the session folder alive.
+    watcher: Option<notify::RecommendedWatcher>,
+    ticker: Option<JoinHandle<()>>,
+    /// While waiting for the agent's prompt: give up after this.
+    ready_deadline: Option<Instant>,
+    /// Last CI/review state journaled, so a tick repeating it adds no line.
+    last_reported: Option<String>,
+}
+
+impl Actor for DevActor {
+    type Msg = DevMsg;
+    type State = DevRun;
+    type Arguments = DevArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<DevMsg>,
+        args: DevArgs,
+    ) -> Result<DevRun, ActorProcessingErr> {
+        let ctx = args.ctx;
+        let n = args.issue.0;
+        let session = session_name(ctx.name(), n);
+        let existing = ctx.store.claim(ctx.name(), n)?;
+        let (state, claimed_at, stage_since) = match &existing {
+            Some(row) => (
+                serde_json::from_str(&row.state_json).unwrap_or_else(|e| {
+                    tracing::error!("claim state of #{n} unreadable ({e}); starting over");
+                    DevState::new()
+                }),
+                row.claimed_at,
+                row.stage_since,
+            ),
+            None => (DevState::new(), Utc::now(), Utc::now()),
+        };
+        let policy = Policy {
+            max_fix_attempts: ctx.project.ci.max_fix_attempts,
+            max_rounds: ctx.project.review.max_rounds,
+        };
+        let run = DevRun {
+            session_dir: ctx.paths.session_dir(&session),
+            worktree: ctx.paths.worktree(ctx.name(), n),
+            branch: branch_name(n),
+            session,
+            issue: args.issue,
+            title: args.title,
+            state,
+            claimed_at,
+            stage_since,
+            once: args.once,
+            policy,
+            myself: myself.clone(),
+            watcher: None,
+            ticker: None,
+            ready_deadline: None,
+            last_reported: None,
+            ctx,
+        };
+        if existing.is_none() {
+            // The claim exists in the store before any label changes on the forge.
+            run.persist()?;
+        }
+        Ok(run)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<DevMsg>,
+        run: &mut DevRun,
+    ) -> Result<(), ActorProcessingErr> {
+        let every = run.ctx.project.poll_interval;
+        run.ticker = Some(myself.send_interval(every, || DevMsg::Tick));
+        myself.send_message(DevMsg::Event(Event::Start))?;
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<DevMsg>,
+        run: &mut DevRun,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(t) = run.ticker.take() {
+            t.abort();
+        }
+        run.watcher = None;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<DevMsg>,
+        msg: DevMsg,
+        run: &mut DevRun,
+    ) -> Result<(), ActorProcessingErr> {
+        let span = tracing::info_span!(
+            "issue",
+            project = %run.ctx.name(),
+            n = run.issue.0,
+            stage = run.state.stage.as_str()
+        );
+        async {
+            let event = match msg {
+                DevMsg::Event(e) => Some(e),
+                DevMsg::Tick => Some(Event::Tick),
+                DevMsg::PhaseFileChanged => run.read_phase_file().await?,
+                DevMsg::ReadyCheck => run.ready_check().await?,
+            };
+            if let Some(event) = event {
+                run.process(event).await?;
+            }
+            if run.state.stage.is_terminal() || (run.once && run.state.stage >= Stage::Working) {
+                myself.stop(None);
+            }
+            Ok::<(), anyhow::Error>(())
+        }
+        .instrument(span)
+        .await
+        .map_err(Into::into)
+    }
+}
+
+impl DevRun {
+    /// Feed an event through the transition function, persisting each new
+    /// state before performing its effects; effects may raise further events.
+    async fn process(&mut self, event: Event) -> anyhow::Result<()> {
+        let mut queue = std::collections::VecDeque::from([event]);
+        while let Some(event) = queue.pop_front() {
+            let (next, effects) = machine::next(&self.state, event, self.policy);
+            self.set_state(next)?;
+            for effect in effects {
+                if effect == Effect::Stop {
+                    self.myself.stop(None);
+                    continue;
+                }
+                if let Some(follow) = self.perform(effect).await? {
+                    queue.push_back(follow);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_state(&mut self, next: DevState) -> anyhow::Result<()> {
+        if next == self.state {
+            return Ok(());
+        }
+        if next.stage != self.state.stage {
+            self.stage_since = Utc::now();
+            tracing::info!(from = self.state.stage.as_str(), to = next.stage.as_str(), "stage");
+        }
+        self.state = next;
+        self.persist()
+    }
+
+    fn persist(&self) -> anyhow::Result<()> {
+        let status = match self.state.stage {
+            Stage::Done => ClaimStatus::Done,
+            Stage::Blocked => ClaimStatus::Blocked,
+            _ => ClaimStatus::Active,
+        };
+        self.ctx.store.save_claim(&ClaimRow {
+            project: self.ctx.name().to_string(),
+            issue: self.issue.0,
+            title: self.title.clone(),
+            status,
+            stage: self.state.stage.as_str().to_string(),
+            pr: self.state.pr.map(|p| p.0),
+            ci_attempts: self.state.ci_attempts,
+            review_rounds: self.state.review_rounds,
+            session: self.session.clone(),
+            state_json: serde_json::to_string(&self.state)?,
+            claimed_at: self.claimed_at,
+            stage_since: self.stage_since,
+            updated_at: Utc::now(),
+        })
+    }
+
+    fn journal(&self, kind: EventKind, detail: &str) {
+        self.ctx.journal(Some(self.issue.0), kind, detail);
+    }
+
+    fn phase_file(&self) -> PathBuf {
+        self.session_dir.join("phase")
+    }
+
+    fn summary_file(&self) -> PathBuf {
+        self.session_dir.join("summary.md")
+    }
+
+    fn scratch_file(&self) -> PathBuf {
+        self.session_dir.join("scratch.md")
+    }
+
+    /// Read the phase file after a write; each write is handled once.
+    async fn read_phase_file(&mut self) -> anyhow::Result<Option<Event>> {
+        let path = self.phase_file();
+        let Ok(meta) = tokio::fs::metadata(&path).await else {
+            return Ok(None);
+        };
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as i64);
+        if mtime.is_some() && mtime == self.state.phase_mtime_ns {
+            return Ok(None);
+        }
+        let bytes = tokio::fs::read(&path).await?;
+        let content = String::from_utf8_lossy(&bytes);
+        let parsed = phase::parse(&content);
+        if parsed == Err(PhaseError::Empty) {
+            return Ok(None);
+        }
+        let mut next = self.state.clone();
+        next.phase_mtime_ns = mtime;
+        self.set_state(next)?;
+        match parsed {
+            Ok(report) => Ok(Some(Event::Phase(report))),
+            Err(e) => {
+                self.journal(EventKind::PhaseInvalid, &e.to_string());
+                self.paste(&format!(
+                    "forgehand: could not read your phase file {}: {e}. \
+                     Write the whole file again: line 1 PHASE:<name>, optional line 2 Reason: <text>.",
+                    path.display()
+                ))
+                .await?;
+                Ok(None)
+            }
+        }
+    }
+}

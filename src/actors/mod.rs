@@ -1,0 +1,9 @@
+//! The actor tree (DESIGN §1): a supervisor per daemon, a poller per project,
+//! a dev actor per claimed issue.
+
+pub mod context;
+pub mod dev;
+pub mod poller;
+pub mod supervisor;
+
+pub use context::ProjectCtx;

@@ -1,0 +1,277 @@
+//! The supervisor: root of the actor tree. It starts a poller per project,
+//! resumes the claims the store holds, starts a dev actor per picked issue
+//! (within `agent.max_sessions`) and restarts failed children with backoff.
+//! It overrides ractor's default supervision, which would stop the whole tree
+//! when any child ends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use crate::forge::IssueNumber;
+use crate::store::{ClaimStatus, EventKind};
+
+use super::ProjectCtx;
+use super::dev::{DevActor, DevArgs};
+use super::poller::{Poller, PollerArgs};
+
+/// Restart backoff for a failed child: doubles from `FIRST` up to `MAX`.
+const RESTART_FIRST: Duration = Duration::from_secs(1);
+const RESTART_MAX: Duration = Duration::from_secs(60);
+/// A dev actor failing this often within `FAILURE_WINDOW` is given up on.
+const MAX_FAILURES: usize = 5;
+const FAILURE_WINDOW: Duration = Duration::from_secs(600);
+
+pub struct Supervisor;
+
+pub struct SupervisorArgs {
+    pub projects: Vec<Arc<ProjectCtx>>,
+    /// `run --once`: one poll per project, then stop when no dev actor is left.
+    pub once: bool,
+}
+
+pub enum SupervisorMsg {
+    /// Ready issues of a project, in picking order.
+    Candidates {
+        project: String,
+        issues: Vec<(IssueNumber, String)>,
+    },
+    /// How many more dev actors the project may start now.
+    FreeSlots {
+        project: String,
+        reply: RpcReplyPort<usize>,
+    },
+    /// Start (again) the dev actor of an issue, e.g. after its backoff.
+    StartDev {
+        project: String,
+        issue: IssueNumber,
+        title: String,
+    },
+    /// Start a project's poller again after it failed.
+    RestartPoller { project: String },
+    /// A poller finished its one cycle (`--once`).
+    PollDone { project: String },
+}
+
+/// Which issue a dev actor works on, for turning supervision events into
+/// "issue 42 failed".
+struct DevEntry {
+    project: String,
+    issue: IssueNumber,
+    title: String,
+}
+
+pub struct SupervisorState {
+    projects: BTreeMap<String, Arc<ProjectCtx>>,
+    devs: HashMap<ActorId, DevEntry>,
+    pollers: HashMap<ActorId, String>,
+    failures: HashMap<(String, IssueNumber), Vec<Instant>>,
+    poller_failures: HashMap<String, u32>,
+    once: bool,
+    polls_pending: usize,
+}
+
+impl SupervisorState {
+    fn live(&self, project: &str) -> usize {
+        self.devs.values().filter(|d| d.project == project).count()
+    }
+
+    fn holds(&self, project: &str, issue: IssueNumber) -> bool {
+        self.devs.values().any(|d| d.project == project && d.issue == issue)
+    }
+}
+
+impl Actor for Supervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        Ok(SupervisorState {
+            polls_pending: args.projects.len(),
+            projects: args.projects.into_iter().map(|p| (p.name().to_string(), p)).collect(),
+            devs: HashMap::new(),
+            pollers: HashMap::new(),
+            failures: HashMap::new(),
+            poller_failures: HashMap::new(),
+            once: args.once,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Claims held before a restart come first: their issues carry
+        // `in-progress` and no poller would pick them again.
+        for ctx in state.projects.values().cloned().collect::<Vec<_>>() {
+            for claim in ctx.store.claims(Some(ctx.name()), Some(ClaimStatus::Active))? {
+                ctx.journal(Some(claim.issue), EventKind::Daemon, "resuming the claim after a restart");
+                start_dev(&myself, state, ctx.name(), IssueNumber(claim.issue), claim.title).await;
+            }
+        }
+        for name in state.projects.keys().cloned().collect::<Vec<_>>() {
+            start_poller(&myself, state, &name).await;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMsg::Candidates { project, issues } => {
+                let Some(max) = state.projects.get(&project).map(|c| c.project.agent.max_sessions as usize) else {
+                    return Ok(());
+                };
+                for (issue, title) in issues {
+                    if state.live(&project) >= max {
+                        break;
+                    }
+                    if !state.holds(&project, issue) {
+                        start_dev(&myself, state, &project, issue, title).await;
+                    }
+                }
+            }
+            SupervisorMsg::FreeSlots { project, reply } => {
+                let max = state
+                    .projects
+                    .get(&project)
+                    .map_or(0, |c| c.project.agent.max_sessions as usize);
+                let _ = reply.send(max.saturating_sub(state.live(&project)));
+            }
+            SupervisorMsg::StartDev { project, issue, title } => {
+                if !state.holds(&project, issue) {
+                    start_dev(&myself, state, &project, issue, title).await;
+                }
+            }
+            SupervisorMsg::RestartPoller { project } => start_poller(&myself, state, &project).await,
+            SupervisorMsg::PollDone { .. } => {
+                state.polls_pending = state.polls_pending.saturating_sub(1);
+                stop_if_done(&myself, state);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, failure) = match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(format!("{err:#}"))),
+            _ => return Ok(()),
+        };
+        let id = cell.get_id();
+        if let Some(dev) = state.devs.remove(&id) {
+            if let Some(err) = failure {
+                dev_failed(&myself, state, dev, err);
+            }
+            stop_if_done(&myself, state);
+        } else if let Some(project) = state.pollers.remove(&id) {
+            let Some(err) = failure else { return Ok(()) };
+            tracing::error!(project, "poller failed: {err}");
+            let k = state.poller_failures.entry(project.clone()).or_default();
+            *k += 1;
+            let delay = backoff(*k);
+            myself.send_after(delay, move || SupervisorMsg::RestartPoller { project });
+        }
+        Ok(())
+    }
+}
+
+async fn start_dev(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    project: &str,
+    issue: IssueNumber,
+    title: String,
+) {
+    let Some(ctx) = state.projects.get(project).cloned() else { return };
+    let args = DevArgs {
+        ctx: ctx.clone(),
+        issue,
+        title: title.clone(),
+        once: state.once,
+    };
+    match Actor::spawn_linked(None, DevActor, args, myself.get_cell()).await {
+        Ok((actor, _)) => {
+            state.devs.insert(
+                actor.get_id(),
+                DevEntry {
+                    project: project.to_string(),
+                    issue,
+                    title,
+                },
+            );
+        }
+        Err(e) => {
+            ctx.journal(Some(issue.0), EventKind::Error, &format!("could not start the dev actor: {e}"));
+        }
+    }
+}
+
+async fn start_poller(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, project: &str) {
+    let Some(ctx) = state.projects.get(project).cloned() else { return };
+    let args = PollerArgs {
+        ctx,
+        supervisor: myself.clone(),
+        once: state.once,
+    };
+    match Actor::spawn_linked(None, Poller, args, myself.get_cell()).await {
+        Ok((actor, _)) => {
+            state.pollers.insert(actor.get_id(), project.to_string());
+        }
+        Err(e) => tracing::error!(project, "could not start the poller: {e}"),
+    }
+}
+
+/// A dev actor failed: restart it from its persisted state after a backoff,
+/// unless it keeps failing.
+fn dev_failed(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, dev: DevEntry, err: String) {
+    let Some(ctx) = state.projects.get(&dev.project).cloned() else { return };
+    ctx.journal(Some(dev.issue.0), EventKind::Error, &format!("dev actor failed: {err}"));
+    if state.once {
+        return;
+    }
+    let now = Instant::now();
+    let failures = state.failures.entry((dev.project.clone(), dev.issue)).or_default();
+    failures.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
+    failures.push(now);
+    if failures.len() >= MAX_FAILURES {
+        ctx.journal(
+            Some(dev.issue.0),
+            EventKind::Error,
+            &format!("giving up after {MAX_FAILURES} failures in {} minutes", FAILURE_WINDOW.as_secs() / 60),
+        );
+        return;
+    }
+    let delay = backoff(failures.len() as u32);
+    let DevEntry { project, issue, title } = dev;
+    myself.send_after(delay, move || SupervisorMsg::StartDev { project, issue, title });
+}
+
+fn backoff(attempt: u32) -> Duration {
+    RESTART_FIRST
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(RESTART_MAX)
+}
+
+fn stop_if_done(myself: &ActorRef<SupervisorMsg>, state: &SupervisorState) {
+    if state.once && state.polls_pending == 0 && state.devs.is_empty() {
+        myself.stop(Some("one cycle done".into()));
+    }
+}

@@ -1,0 +1,223 @@
+//! The command line (DESIGN §3). Exit codes: 0 ok, 1 runtime error, 2 usage
+//! or configuration error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+
+use crate::config;
+use crate::daemon::{self, RunError, RunOptions};
+use crate::paths::{StatePaths, session_name};
+use crate::store::{ClaimRow, Store};
+
+#[derive(Debug, Parser)]
+#[command(name = "forgehand", version, about = "Turns labelled forge issues into merged pull requests, one AI coding agent per issue in tmux")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        /// Folder of project files.
+        #[arg(long, default_value = "projects")]
+        projects: PathBuf,
+        /// State folder (database, lock, sessions, clones, worktrees).
+        #[arg(long, default_value = "state")]
+        state: PathBuf,
+        /// One poll per project, start the sessions it claims, then exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Show the issues forgehand holds, or one issue's journal.
+    Status {
+        #[arg(long, default_value = "state")]
+        state: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// With ISSUE: print that issue's journal.
+        project: Option<String>,
+        issue: Option<u64>,
+    },
+    /// Project file commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Let pollers pick new issues (creates state/.dev-active).
+    Enable {
+        #[arg(long, default_value = "state")]
+        state: PathBuf,
+    },
+    /// Stop picking new issues; live sessions stay supervised.
+    Disable {
+        #[arg(long, default_value = "state")]
+        state: PathBuf,
+    },
+    /// Attach to an issue's tmux session.
+    Attach { project: String, issue: u64 },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate every project file.
+    Check {
+        #[arg(long, default_value = "projects")]
+        projects: PathBuf,
+    },
+}
+
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("forgehand: {e:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { projects, state, once } => {
+            init_tracing();
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let opts = RunOptions {
+                projects_dir: projects,
+                state_dir: state,
+                once,
+            };
+            match runtime.block_on(daemon::run(opts)) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(RunError::Config(errors)) => {
+                    for e in errors {
+                        eprintln!("{e}");
+                    }
+                    Ok(ExitCode::from(EXIT_CONFIG))
+                }
+                Err(RunError::Runtime(e)) => Err(e),
+            }
+        }
+        Command::Status { state, json, project, issue } => status(&state, json, project, issue),
+        Command::Config {
+            command: ConfigCommand::Check { projects },
+        } => {
+            let report = config::check_dir(&projects);
+            print!("{}", report.render());
+            Ok(if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CONFIG) })
+        }
+        Command::Enable { state } => {
+            let paths = StatePaths::new(&state);
+            std::fs::create_dir_all(paths.root()).with_context(|| format!("creating {}", state.display()))?;
+            std::fs::write(paths.dev_active(), b"")
+                .with_context(|| format!("creating {}", paths.dev_active().display()))?;
+            println!("enabled: {} exists; pollers pick new issues", paths.dev_active().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Disable { state } => {
+            let paths = StatePaths::new(&state);
+            match std::fs::remove_file(paths.dev_active()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("removing {}", paths.dev_active().display())),
+            }
+            println!("disabled: no new issues are picked; live sessions stay supervised");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Attach { project, issue } => attach(&project, issue),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FORGEHAND_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn status(state: &Path, json: bool, project: Option<String>, issue: Option<u64>) -> anyhow::Result<ExitCode> {
+    let store = Store::open_existing(&StatePaths::new(state).db())?;
+    if let (Some(project), Some(issue)) = (&project, issue) {
+        let events = store.events(project, Some(issue))?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&events)?);
+        } else if events.is_empty() {
+            println!("no journal entries for {project}#{issue}");
+        } else {
+            for e in events {
+                println!("{}  {:<16} {}", e.at.format("%Y-%m-%d %H:%M:%S"), e.kind, e.detail);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let claims = store.claims(project.as_deref(), None)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&claims)?);
+    } else {
+        print!("{}", render_table(&claims));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_table(claims: &[ClaimRow]) -> String {
+    let mut rows = vec![[
+        "PROJECT", "ISSUE", "STATUS", "PHASE", "PR", "CI", "REVIEWS", "IN PHASE", "AGE", "SESSION",
+    ]
+    .map(String::from)
+    .to_vec()];
+    let now = Utc::now();
+    for c in claims {
+        rows.push(vec![
+            c.project.clone(),
+            format!("#{}", c.issue),
+            c.status.as_str().to_string(),
+            c.stage.clone(),
+            c.pr.map_or("-".into(), |p| format!("#{p}")),
+            c.ci_attempts.to_string(),
+            c.review_rounds.to_string(),
+            age(now - c.stage_since),
+            age(now - c.claimed_at),
+            c.session.clone(),
+        ]);
+    }
+    if claims.is_empty() {
+        return "forgehand holds no issues\n".to_string();
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn age(d: chrono::TimeDelta) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+fn attach(project: &str, issue: u64) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let target = format!("={}", session_name(project, issue));
+    // Same server rules as the daemon: the user's default server, TMUX_TMPDIR honoured.
+    let err = std::process::Command::new("tmux").args(["attach-session", "-t", &target]).exec();
+    Err(err).context("running tmux attach-session")
+}

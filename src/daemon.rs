@@ -1,0 +1,134 @@
+//! `forgehand run`: load the projects, take the state directory's lock, open
+//! the store, build each project's context and run the actor tree until a
+//! signal (or, with `--once`, until one cycle is done).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ractor::Actor;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::actors::ProjectCtx;
+use crate::actors::dev::env::base_env;
+use crate::actors::supervisor::{Supervisor, SupervisorArgs};
+use crate::config::{self, ConfigError, ForgeKind, Project};
+use crate::forge::Forge;
+use crate::forge::forgejo::ForgejoClient;
+use crate::forge::retry::RetryPolicy;
+use crate::git::{Git, GitAuth};
+use crate::lockfile::{DaemonLock, LockError};
+use crate::paths::StatePaths;
+use crate::redact::Redactor;
+use crate::store::{EventKind, Store};
+use crate::tmux::Tmux;
+
+/// How long the actors get to stop after a signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+
+pub struct RunOptions {
+    pub projects_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub once: bool,
+}
+
+/// Why `run` ended badly; the CLI maps these to exit codes.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{}", render_config_errors(.0))]
+    Config(Vec<ConfigError>),
+    #[error(transparent)]
+    Runtime(#[from] anyhow::Error),
+}
+
+fn render_config_errors(errors: &[ConfigError]) -> String {
+    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+pub async fn run(opts: RunOptions) -> Result<(), RunError> {
+    let projects = config::load_dir(&opts.projects_dir).map_err(RunError::Config)?;
+    let paths = StatePaths::new(&opts.state_dir);
+    for dir in ["sessions", "repos", "worktrees"] {
+        std::fs::create_dir_all(paths.root().join(dir))
+            .with_context(|| format!("creating {}", paths.root().join(dir).display()))?;
+    }
+    let _lock = DaemonLock::acquire(&paths.lock()).map_err(|e| match e {
+        LockError::Held { .. } => anyhow::anyhow!("{e}"),
+        LockError::Io(e) => e,
+    })?;
+    let store = Arc::new(Store::open(&paths.db())?);
+    let daemon_env: Vec<(String, String)> = std::env::vars().collect();
+    let mut contexts = Vec::new();
+    for project in projects {
+        contexts.push(Arc::new(project_context(project, &paths, store.clone(), &daemon_env).await?));
+    }
+    for ctx in &contexts {
+        ctx.journal(None, EventKind::Daemon, &format!("daemon started (PID {})", std::process::id()));
+    }
+    let args = SupervisorArgs {
+        projects: contexts.clone(),
+        once: opts.once,
+    };
+    let (supervisor, handle) = Actor::spawn(None, Supervisor, args)
+        .await
+        .context("starting the supervisor")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut handle = handle;
+    let reason = tokio::select! {
+        _ = &mut handle => "the actor tree finished",
+        _ = sigterm.recv() => "SIGTERM",
+        _ = sigint.recv() => "SIGINT",
+    };
+    tracing::info!("stopping: {reason}");
+    if !handle.is_finished() {
+        supervisor.stop(Some(reason.to_string()));
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut handle).await.is_err() {
+            tracing::warn!("actors did not stop within {}s", SHUTDOWN_GRACE.as_secs());
+        }
+    }
+    for ctx in &contexts {
+        ctx.journal(None, EventKind::Daemon, &format!("daemon stopped ({reason})"));
+    }
+    Ok(())
+}
+
+async fn project_context(
+    project: Project,
+    paths: &StatePaths,
+    store: Arc<Store>,
+    daemon_env: &[(String, String)],
+) -> anyhow::Result<ProjectCtx> {
+    let token = project.secrets.forge_token.clone();
+    let forge: Arc<dyn Forge> = match project.forge.kind {
+        ForgeKind::Forgejo | ForgeKind::Gitea => Arc::new(ForgejoClient::new(
+            &project.forge.url,
+            &project.repo,
+            token.clone().unwrap_or_default(),
+            RetryPolicy::default(),
+        )?),
+        ForgeKind::Github | ForgeKind::Local => anyhow::bail!(
+            "{}: [forge] kind {:?} is not supported by this version yet",
+            project.source.display(),
+            project.forge.kind
+        ),
+    };
+    let own_login = forge
+        .current_user()
+        .await
+        .with_context(|| format!("asking {} who forgehand's token belongs to", project.forge.url))?;
+    let redactor = Redactor::with_env(project.secrets.values(), daemon_env.iter().cloned());
+    Ok(ProjectCtx {
+        agent_base_env: base_env(daemon_env.iter().cloned(), &project.agent.pass_env),
+        forge,
+        store,
+        tmux: Tmux::new(None),
+        git: Git::new(GitAuth::new(token)),
+        paths: paths.clone(),
+        redactor,
+        own_login,
+        repo_lock: tokio::sync::Mutex::new(()),
+        project,
+    })
+}

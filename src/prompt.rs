@@ -1,0 +1,108 @@
+//! Every text forgehand pastes into an agent's session. Kept in one place so
+//! the protocol the agent is taught and the messages it later receives agree.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::forge::{Comment, CommitStatus};
+
+/// What the first prompt is built from.
+pub struct TaskPrompt<'a> {
+    pub repo: &'a str,
+    pub issue: u64,
+    pub title: &'a str,
+    pub body: &'a str,
+    /// Human comments on the issue, oldest first.
+    pub comments: &'a [Comment],
+    /// The agent's notes from an earlier session, if any.
+    pub scratch: &'a str,
+    pub branch: &'a str,
+    pub primary_branch: &'a str,
+    pub phase_file: &'a Path,
+    pub summary_file: &'a Path,
+    pub scratch_file: &'a Path,
+}
+
+pub fn task(t: &TaskPrompt<'_>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "You are working on issue #{} of {}: {}", t.issue, t.repo, t.title);
+    let _ = writeln!(out);
+    let body = t.body.trim();
+    let _ = writeln!(out, "{}", if body.is_empty() { "(the issue has no description)" } else { body });
+    if !t.comments.is_empty() {
+        let _ = writeln!(out, "\nComments on the issue:");
+        for c in t.comments {
+            let _ = writeln!(out, "--- {} ({}):\n{}", c.author, c.created_at.format("%Y-%m-%d %H:%M"), c.body.trim());
+        }
+    }
+    if !t.scratch.trim().is_empty() {
+        let _ = writeln!(out, "\nYour notes from an earlier session ({}):\n{}", t.scratch_file.display(), t.scratch.trim());
+    }
+    let _ = write!(out, "\n{}", protocol(t));
+    out
+}
+
+/// The phase-file protocol, with the exact paths.
+pub fn protocol(t: &TaskPrompt<'_>) -> String {
+    format!(
+        "How to work with forgehand (it supervises this session):\n\
+         - You are in a git worktree on branch {branch}, made from {primary}. Commit your work on this branch. \
+         Do not push, open pull requests or change labels: forgehand does that with its own credentials.\n\
+         - When your work is committed, write a short summary for the pull request to {summary}, \
+         then write the line PHASE:awaiting_ci to {phase}.\n\
+         - forgehand then pushes, opens the pull request and tells you what CI and reviewers say. \
+         When it tells you CI passed, write PHASE:awaiting_review to {phase}.\n\
+         - If you need a human decision, write PHASE:escalate to {phase} with a second line Reason: <what you need>, and wait for the answer.\n\
+         - If you should not do this task, write to {summary} the JSON {{\"status\": \"unmet_dependency\" | \"too_large\" | \"already_done\", \"detail\": \"...\"}} \
+         and write PHASE:failed with a second line Reason: refused to {phase}. For any other failure write PHASE:failed with Reason: <why>.\n\
+         - Keep notes for yourself in {scratch}: they survive a restart of this session.\n\
+         - The phase file is read on every write; write the whole file each time.",
+        branch = t.branch,
+        primary = t.primary_branch,
+        summary = t.summary_file.display(),
+        phase = t.phase_file.display(),
+        scratch = t.scratch_file.display(),
+    )
+}
+
+pub fn nothing_to_push() -> String {
+    "forgehand: you wrote PHASE:awaiting_ci but the branch has no commits ahead of the primary branch. \
+     Commit your work on this branch, then write PHASE:awaiting_ci again."
+        .to_string()
+}
+
+pub fn ci_passed() -> String {
+    "forgehand: CI passed on your latest push, waiting for review. \
+     Write PHASE:awaiting_review to the phase file; forgehand will tell you what the reviewer says."
+        .to_string()
+}
+
+pub fn ci_failed(attempt: u32, max: u32, failures: &[CommitStatus]) -> String {
+    let mut out = format!("forgehand: CI failed on your latest push (fix attempt {attempt}/{max}).\n");
+    for f in failures {
+        let _ = writeln!(out, "- {}: {} {}", f.context, f.description, f.target_url);
+    }
+    out.push_str("Fix it, commit, then write PHASE:awaiting_ci to the phase file.");
+    out
+}
+
+pub fn changes_requested(round: u32, max: u32, feedback: &str) -> String {
+    format!(
+        "forgehand: the reviewer requested changes (review round {round}/{max}).\n{}\n\
+         Address them, commit, then write PHASE:awaiting_ci to the phase file.",
+        feedback.trim()
+    )
+}
+
+pub fn rebase_needed() -> String {
+    "forgehand: the pull request cannot be merged as it is (conflict with the primary branch). \
+     Rebase your branch onto origin's primary branch, resolve the conflicts, then write PHASE:awaiting_ci."
+        .to_string()
+}
+
+pub fn escalation_comment(reason: &str) -> String {
+    format!(
+        "The agent working on this issue needs a human:\n\n> {}\n\nPlease answer in a comment here; it will be passed to the agent.",
+        reason.trim().replace('\n', "\n> ")
+    )
+}

@@ -1,0 +1,59 @@
+//! Versioned schema migrations, applied in order and recorded in
+//! `PRAGMA user_version`, so an older database is upgraded in place on start.
+
+use anyhow::Context;
+use rusqlite::Connection;
+
+/// Each entry upgrades the schema from version `index` to `index + 1`.
+/// Never edit a released entry: append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: claims (one row per issue forgehand has held) and the event journal.
+    "CREATE TABLE claims (
+        project       TEXT NOT NULL,
+        issue         INTEGER NOT NULL,
+        title         TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        stage         TEXT NOT NULL,
+        pr            INTEGER,
+        ci_attempts   INTEGER NOT NULL DEFAULT 0,
+        review_rounds INTEGER NOT NULL DEFAULT 0,
+        session       TEXT NOT NULL,
+        state_json    TEXT NOT NULL,
+        claimed_at    TEXT NOT NULL,
+        stage_since   TEXT NOT NULL,
+        updated_at    TEXT NOT NULL,
+        PRIMARY KEY (project, issue)
+    );
+    CREATE TABLE events (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      TEXT NOT NULL,
+        project TEXT NOT NULL,
+        issue   INTEGER,
+        kind    TEXT NOT NULL,
+        detail  TEXT NOT NULL
+    );
+    CREATE INDEX events_by_issue ON events (project, issue, id);",
+];
+
+/// The schema version this build writes.
+pub const CURRENT: usize = MIGRATIONS.len();
+
+pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
+    let version: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .context("reading the schema version")? as usize;
+    if version > CURRENT {
+        anyhow::bail!(
+            "the database has schema version {version}, newer than this forgehand understands ({CURRENT}); \
+             run a newer forgehand or use another --state directory"
+        );
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("applying schema migration {}", i + 1))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
