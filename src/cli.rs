@@ -14,7 +14,11 @@ use crate::paths::{StatePaths, session_name};
 use crate::store::{ClaimRow, Store};
 
 #[derive(Debug, Parser)]
-#[command(name = "forgehand", version, about = "Turns labelled forge issues into merged pull requests, one AI coding agent per issue in tmux")]
+#[command(
+    name = "forgehand",
+    version,
+    about = "Turns labelled forge issues into merged pull requests, one AI coding agent per issue in tmux"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -89,7 +93,11 @@ pub fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run { projects, state, once } => {
+        Command::Run {
+            projects,
+            state,
+            once,
+        } => {
             init_tracing();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let opts = RunOptions {
@@ -108,20 +116,33 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 Err(RunError::Runtime(e)) => Err(e),
             }
         }
-        Command::Status { state, json, project, issue } => status(&state, json, project, issue),
+        Command::Status {
+            state,
+            json,
+            project,
+            issue,
+        } => status(&state, json, project, issue),
         Command::Config {
             command: ConfigCommand::Check { projects },
         } => {
             let report = config::check_dir(&projects);
             print!("{}", report.render());
-            Ok(if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CONFIG) })
+            Ok(if report.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_CONFIG)
+            })
         }
         Command::Enable { state } => {
             let paths = StatePaths::new(&state);
-            std::fs::create_dir_all(paths.root()).with_context(|| format!("creating {}", state.display()))?;
+            std::fs::create_dir_all(paths.root())
+                .with_context(|| format!("creating {}", state.display()))?;
             std::fs::write(paths.dev_active(), b"")
                 .with_context(|| format!("creating {}", paths.dev_active().display()))?;
-            println!("enabled: {} exists; pollers pick new issues", paths.dev_active().display());
+            println!(
+                "enabled: {} exists; pollers pick new issues",
+                paths.dev_active().display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Disable { state } => {
@@ -129,7 +150,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             match std::fs::remove_file(paths.dev_active()) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("removing {}", paths.dev_active().display())),
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("removing {}", paths.dev_active().display()));
+                }
             }
             println!("disabled: no new issues are picked; live sessions stay supervised");
             Ok(ExitCode::SUCCESS)
@@ -141,10 +165,18 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FORGEHAND_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
-fn status(state: &Path, json: bool, project: Option<String>, issue: Option<u64>) -> anyhow::Result<ExitCode> {
+fn status(
+    state: &Path,
+    json: bool,
+    project: Option<String>,
+    issue: Option<u64>,
+) -> anyhow::Result<ExitCode> {
     let store = Store::open_existing(&StatePaths::new(state).db())?;
     if let (Some(project), Some(issue)) = (&project, issue) {
         let events = store.events(project, Some(issue))?;
@@ -154,7 +186,12 @@ fn status(state: &Path, json: bool, project: Option<String>, issue: Option<u64>)
             println!("no journal entries for {project}#{issue}");
         } else {
             for e in events {
-                println!("{}  {:<16} {}", e.at.format("%Y-%m-%d %H:%M:%S"), e.kind, e.detail);
+                println!(
+                    "{}  {:<16} {}",
+                    e.at.format("%Y-%m-%d %H:%M:%S"),
+                    e.kind,
+                    e.detail
+                );
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -169,11 +206,14 @@ fn status(state: &Path, json: bool, project: Option<String>, issue: Option<u64>)
 }
 
 fn render_table(claims: &[ClaimRow]) -> String {
-    let mut rows = vec![[
-        "PROJECT", "ISSUE", "STATUS", "PHASE", "PR", "CI", "REVIEWS", "IN PHASE", "AGE", "SESSION",
-    ]
-    .map(String::from)
-    .to_vec()];
+    let mut rows = vec![
+        [
+            "PROJECT", "ISSUE", "STATUS", "PHASE", "PR", "CI", "REVIEWS", "IN PHASE", "AGE",
+            "SESSION",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
     let now = Utc::now();
     for c in claims {
         rows.push(vec![
@@ -197,7 +237,11 @@ fn render_table(claims: &[ClaimRow]) -> String {
         .collect();
     let mut out = String::new();
     for r in rows {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
@@ -218,6 +262,8 @@ fn attach(project: &str, issue: u64) -> anyhow::Result<ExitCode> {
     use std::os::unix::process::CommandExt;
     let target = format!("={}", session_name(project, issue));
     // Same server rules as the daemon: the user's default server, TMUX_TMPDIR honoured.
-    let err = std::process::Command::new("tmux").args(["attach-session", "-t", &target]).exec();
+    let err = std::process::Command::new("tmux")
+        .args(["attach-session", "-t", &target])
+        .exec();
     Err(err).context("running tmux attach-session")
 }

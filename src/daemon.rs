@@ -43,7 +43,11 @@ pub enum RunError {
 }
 
 fn render_config_errors(errors: &[ConfigError]) -> String {
-    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub async fn run(opts: RunOptions) -> Result<(), RunError> {
@@ -61,10 +65,16 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let daemon_env: Vec<(String, String)> = std::env::vars().collect();
     let mut contexts = Vec::new();
     for project in projects {
-        contexts.push(Arc::new(project_context(project, &paths, store.clone(), &daemon_env).await?));
+        contexts.push(Arc::new(
+            project_context(project, &paths, store.clone(), &daemon_env).await?,
+        ));
     }
     for ctx in &contexts {
-        ctx.journal(None, EventKind::Daemon, &format!("daemon started (PID {})", std::process::id()));
+        ctx.journal(
+            None,
+            EventKind::Daemon,
+            &format!("daemon started (PID {})", std::process::id()),
+        );
     }
     let args = SupervisorArgs {
         projects: contexts.clone(),
@@ -84,12 +94,19 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     tracing::info!("stopping: {reason}");
     if !handle.is_finished() {
         supervisor.stop(Some(reason.to_string()));
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut handle).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut handle)
+            .await
+            .is_err()
+        {
             tracing::warn!("actors did not stop within {}s", SHUTDOWN_GRACE.as_secs());
         }
     }
     for ctx in &contexts {
-        ctx.journal(None, EventKind::Daemon, &format!("daemon stopped ({reason})"));
+        ctx.journal(
+            None,
+            EventKind::Daemon,
+            &format!("daemon stopped ({reason})"),
+        );
     }
     Ok(())
 }
@@ -114,10 +131,12 @@ async fn project_context(
             project.forge.kind
         ),
     };
-    let own_login = forge
-        .current_user()
-        .await
-        .with_context(|| format!("asking {} who forgehand's token belongs to", project.forge.url))?;
+    let own_login = forge.current_user().await.with_context(|| {
+        format!(
+            "asking {} who forgehand's token belongs to",
+            project.forge.url
+        )
+    })?;
     let redactor = Redactor::with_env(project.secrets.values(), daemon_env.iter().cloned());
     Ok(ProjectCtx {
         agent_base_env: base_env(daemon_env.iter().cloned(), &project.agent.pass_env),

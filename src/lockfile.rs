@@ -40,7 +40,11 @@ impl DaemonLock {
                 let _ = file.read_to_string(&mut pid);
                 let pid = pid.trim().to_string();
                 return Err(LockError::Held {
-                    pid: if pid.is_empty() { "unknown".into() } else { pid },
+                    pid: if pid.is_empty() {
+                        "unknown".into()
+                    } else {
+                        pid
+                    },
                     path: path.display().to_string(),
                 });
             }

@@ -38,7 +38,10 @@ impl StatePaths {
     }
 
     pub fn worktree(&self, project: &str, issue: u64) -> PathBuf {
-        self.root.join("worktrees").join(project).join(issue.to_string())
+        self.root
+            .join("worktrees")
+            .join(project)
+            .join(issue.to_string())
     }
 }
 

@@ -25,18 +25,41 @@ pub struct TaskPrompt<'a> {
 
 pub fn task(t: &TaskPrompt<'_>) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "You are working on issue #{} of {}: {}", t.issue, t.repo, t.title);
+    let _ = writeln!(
+        out,
+        "You are working on issue #{} of {}: {}",
+        t.issue, t.repo, t.title
+    );
     let _ = writeln!(out);
     let body = t.body.trim();
-    let _ = writeln!(out, "{}", if body.is_empty() { "(the issue has no description)" } else { body });
+    let _ = writeln!(
+        out,
+        "{}",
+        if body.is_empty() {
+            "(the issue has no description)"
+        } else {
+            body
+        }
+    );
     if !t.comments.is_empty() {
         let _ = writeln!(out, "\nComments on the issue:");
         for c in t.comments {
-            let _ = writeln!(out, "--- {} ({}):\n{}", c.author, c.created_at.format("%Y-%m-%d %H:%M"), c.body.trim());
+            let _ = writeln!(
+                out,
+                "--- {} ({}):\n{}",
+                c.author,
+                c.created_at.format("%Y-%m-%d %H:%M"),
+                c.body.trim()
+            );
         }
     }
     if !t.scratch.trim().is_empty() {
-        let _ = writeln!(out, "\nYour notes from an earlier session ({}):\n{}", t.scratch_file.display(), t.scratch.trim());
+        let _ = writeln!(
+            out,
+            "\nYour notes from an earlier session ({}):\n{}",
+            t.scratch_file.display(),
+            t.scratch.trim()
+        );
     }
     let _ = write!(out, "\n{}", protocol(t));
     out
@@ -78,7 +101,8 @@ pub fn ci_passed() -> String {
 }
 
 pub fn ci_failed(attempt: u32, max: u32, failures: &[CommitStatus]) -> String {
-    let mut out = format!("forgehand: CI failed on your latest push (fix attempt {attempt}/{max}).\n");
+    let mut out =
+        format!("forgehand: CI failed on your latest push (fix attempt {attempt}/{max}).\n");
     for f in failures {
         let _ = writeln!(out, "- {}: {} {}", f.context, f.description, f.target_url);
     }

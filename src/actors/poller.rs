@@ -46,7 +46,11 @@ impl Actor for Poller {
     type State = PollerState;
     type Arguments = PollerArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<PollerMsg>, args: PollerArgs) -> Result<PollerState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<PollerMsg>,
+        args: PollerArgs,
+    ) -> Result<PollerState, ActorProcessingErr> {
         Ok(PollerState {
             ctx: args.ctx,
             supervisor: args.supervisor,
@@ -56,31 +60,47 @@ impl Actor for Poller {
         })
     }
 
-    async fn post_start(&self, myself: ActorRef<PollerMsg>, state: &mut PollerState) -> Result<(), ActorProcessingErr> {
+    async fn post_start(
+        &self,
+        myself: ActorRef<PollerMsg>,
+        state: &mut PollerState,
+    ) -> Result<(), ActorProcessingErr> {
         if state.once {
             myself.send_message(PollerMsg::Poll)?;
         } else {
             // The interval's first tick is immediate: the first poll happens at start.
-            state.ticker = Some(myself.send_interval(state.ctx.project.poll_interval, || PollerMsg::Poll));
+            state.ticker =
+                Some(myself.send_interval(state.ctx.project.poll_interval, || PollerMsg::Poll));
         }
         Ok(())
     }
 
-    async fn post_stop(&self, _myself: ActorRef<PollerMsg>, state: &mut PollerState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<PollerMsg>,
+        state: &mut PollerState,
+    ) -> Result<(), ActorProcessingErr> {
         if let Some(t) = state.ticker.take() {
             t.abort();
         }
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<PollerMsg>, msg: PollerMsg, state: &mut PollerState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<PollerMsg>,
+        msg: PollerMsg,
+        state: &mut PollerState,
+    ) -> Result<(), ActorProcessingErr> {
         let PollerMsg::Poll = msg;
         let span = tracing::info_span!("poll", project = %state.ctx.name());
         let _enter = span.enter();
         if let Err(e) = poll(state).await {
             // A forge outage outlasting the retry policy: try again next cycle.
             tracing::warn!("poll failed: {e:#}");
-            state.ctx.journal(None, EventKind::Error, &format!("poll failed: {e:#}"));
+            state
+                .ctx
+                .journal(None, EventKind::Error, &format!("poll failed: {e:#}"));
         }
         if state.once {
             state.supervisor.send_message(SupervisorMsg::PollDone {
@@ -95,7 +115,10 @@ impl Actor for Poller {
 async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
     let ctx = state.ctx.clone();
     if !ctx.paths.dev_active().exists() {
-        tracing::debug!("{} is absent: not picking", ctx.paths.dev_active().display());
+        tracing::debug!(
+            "{} is absent: not picking",
+            ctx.paths.dev_active().display()
+        );
         return Ok(());
     }
     let labels = &ctx.project.labels;
@@ -134,7 +157,10 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
         }
     }
     if !picks.is_empty() {
-        state.supervisor.send_message(SupervisorMsg::Candidates { project, issues: picks })?;
+        state.supervisor.send_message(SupervisorMsg::Candidates {
+            project,
+            issues: picks,
+        })?;
     }
     Ok(())
 }

@@ -79,7 +79,9 @@ impl SupervisorState {
     }
 
     fn holds(&self, project: &str, issue: IssueNumber) -> bool {
-        self.devs.values().any(|d| d.project == project && d.issue == issue)
+        self.devs
+            .values()
+            .any(|d| d.project == project && d.issue == issue)
     }
 }
 
@@ -95,7 +97,11 @@ impl Actor for Supervisor {
     ) -> Result<SupervisorState, ActorProcessingErr> {
         Ok(SupervisorState {
             polls_pending: args.projects.len(),
-            projects: args.projects.into_iter().map(|p| (p.name().to_string(), p)).collect(),
+            projects: args
+                .projects
+                .into_iter()
+                .map(|p| (p.name().to_string(), p))
+                .collect(),
             devs: HashMap::new(),
             pollers: HashMap::new(),
             failures: HashMap::new(),
@@ -112,9 +118,23 @@ impl Actor for Supervisor {
         // Claims held before a restart come first: their issues carry
         // `in-progress` and no poller would pick them again.
         for ctx in state.projects.values().cloned().collect::<Vec<_>>() {
-            for claim in ctx.store.claims(Some(ctx.name()), Some(ClaimStatus::Active))? {
-                ctx.journal(Some(claim.issue), EventKind::Daemon, "resuming the claim after a restart");
-                start_dev(&myself, state, ctx.name(), IssueNumber(claim.issue), claim.title).await;
+            for claim in ctx
+                .store
+                .claims(Some(ctx.name()), Some(ClaimStatus::Active))?
+            {
+                ctx.journal(
+                    Some(claim.issue),
+                    EventKind::Daemon,
+                    "resuming the claim after a restart",
+                );
+                start_dev(
+                    &myself,
+                    state,
+                    ctx.name(),
+                    IssueNumber(claim.issue),
+                    claim.title,
+                )
+                .await;
             }
         }
         for name in state.projects.keys().cloned().collect::<Vec<_>>() {
@@ -131,7 +151,11 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::Candidates { project, issues } => {
-                let Some(max) = state.projects.get(&project).map(|c| c.project.agent.max_sessions as usize) else {
+                let Some(max) = state
+                    .projects
+                    .get(&project)
+                    .map(|c| c.project.agent.max_sessions as usize)
+                else {
                     return Ok(());
                 };
                 for (issue, title) in issues {
@@ -150,12 +174,18 @@ impl Actor for Supervisor {
                     .map_or(0, |c| c.project.agent.max_sessions as usize);
                 let _ = reply.send(max.saturating_sub(state.live(&project)));
             }
-            SupervisorMsg::StartDev { project, issue, title } => {
+            SupervisorMsg::StartDev {
+                project,
+                issue,
+                title,
+            } => {
                 if !state.holds(&project, issue) {
                     start_dev(&myself, state, &project, issue, title).await;
                 }
             }
-            SupervisorMsg::RestartPoller { project } => start_poller(&myself, state, &project).await,
+            SupervisorMsg::RestartPoller { project } => {
+                start_poller(&myself, state, &project).await
+            }
             SupervisorMsg::PollDone { .. } => {
                 state.polls_pending = state.polls_pending.saturating_sub(1);
                 stop_if_done(&myself, state);
@@ -200,7 +230,9 @@ async fn start_dev(
     issue: IssueNumber,
     title: String,
 ) {
-    let Some(ctx) = state.projects.get(project).cloned() else { return };
+    let Some(ctx) = state.projects.get(project).cloned() else {
+        return;
+    };
     let args = DevArgs {
         ctx: ctx.clone(),
         issue,
@@ -219,13 +251,23 @@ async fn start_dev(
             );
         }
         Err(e) => {
-            ctx.journal(Some(issue.0), EventKind::Error, &format!("could not start the dev actor: {e}"));
+            ctx.journal(
+                Some(issue.0),
+                EventKind::Error,
+                &format!("could not start the dev actor: {e}"),
+            );
         }
     }
 }
 
-async fn start_poller(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, project: &str) {
-    let Some(ctx) = state.projects.get(project).cloned() else { return };
+async fn start_poller(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    project: &str,
+) {
+    let Some(ctx) = state.projects.get(project).cloned() else {
+        return;
+    };
     let args = PollerArgs {
         ctx,
         supervisor: myself.clone(),
@@ -241,27 +283,52 @@ async fn start_poller(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorSt
 
 /// A dev actor failed: restart it from its persisted state after a backoff,
 /// unless it keeps failing.
-fn dev_failed(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, dev: DevEntry, err: String) {
-    let Some(ctx) = state.projects.get(&dev.project).cloned() else { return };
-    ctx.journal(Some(dev.issue.0), EventKind::Error, &format!("dev actor failed: {err}"));
+fn dev_failed(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    dev: DevEntry,
+    err: String,
+) {
+    let Some(ctx) = state.projects.get(&dev.project).cloned() else {
+        return;
+    };
+    ctx.journal(
+        Some(dev.issue.0),
+        EventKind::Error,
+        &format!("dev actor failed: {err}"),
+    );
     if state.once {
         return;
     }
     let now = Instant::now();
-    let failures = state.failures.entry((dev.project.clone(), dev.issue)).or_default();
+    let failures = state
+        .failures
+        .entry((dev.project.clone(), dev.issue))
+        .or_default();
     failures.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
     failures.push(now);
     if failures.len() >= MAX_FAILURES {
         ctx.journal(
             Some(dev.issue.0),
             EventKind::Error,
-            &format!("giving up after {MAX_FAILURES} failures in {} minutes", FAILURE_WINDOW.as_secs() / 60),
+            &format!(
+                "giving up after {MAX_FAILURES} failures in {} minutes",
+                FAILURE_WINDOW.as_secs() / 60
+            ),
         );
         return;
     }
     let delay = backoff(failures.len() as u32);
-    let DevEntry { project, issue, title } = dev;
-    myself.send_after(delay, move || SupervisorMsg::StartDev { project, issue, title });
+    let DevEntry {
+        project,
+        issue,
+        title,
+    } = dev;
+    myself.send_after(delay, move || SupervisorMsg::StartDev {
+        project,
+        issue,
+        title,
+    });
 }
 
 fn backoff(attempt: u32) -> Duration {

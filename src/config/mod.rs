@@ -121,12 +121,16 @@ pub struct Secrets {
 impl Secrets {
     /// Every secret value, for the redactor.
     pub fn values(&self) -> Vec<String> {
-        [&self.forge_token, &self.woodpecker_token, &self.matrix_token]
-            .into_iter()
-            .flatten()
-            .filter(|v| !v.is_empty())
-            .cloned()
-            .collect()
+        [
+            &self.forge_token,
+            &self.woodpecker_token,
+            &self.matrix_token,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .collect()
     }
 }
 

@@ -173,7 +173,13 @@ impl Store {
         self.conn()
             .execute(
                 "INSERT INTO events (at, project, issue, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![Utc::now().to_rfc3339(), project, issue, kind.as_str(), detail],
+                params![
+                    Utc::now().to_rfc3339(),
+                    project,
+                    issue,
+                    kind.as_str(),
+                    detail
+                ],
             )
             .context("writing to the journal")?;
         Ok(())

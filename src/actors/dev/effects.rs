@@ -50,7 +50,10 @@ impl DevRun {
                 let base = format!("origin/{}", project.primary_branch);
                 let ahead = ctx.git.commits_ahead(&self.worktree, &base).await?;
                 if ahead == 0 {
-                    self.journal(EventKind::Pushed, "nothing to push: no commits ahead of the primary branch");
+                    self.journal(
+                        EventKind::Pushed,
+                        "nothing to push: no commits ahead of the primary branch",
+                    );
                     return Ok(Some(Event::NothingToPush));
                 }
                 let sha = ctx
@@ -58,7 +61,10 @@ impl DevRun {
                     .push(&self.worktree, &self.branch, force)
                     .await
                     .with_context(|| format!("pushing {}", self.branch))?;
-                self.journal(EventKind::Pushed, &format!("pushed {} at {sha} ({ahead} commits)", self.branch));
+                self.journal(
+                    EventKind::Pushed,
+                    &format!("pushed {} at {sha} ({ahead} commits)", self.branch),
+                );
                 Ok(Some(Event::Pushed {
                     head: crate::forge::CommitSha(sha),
                 }))
@@ -67,7 +73,9 @@ impl DevRun {
                 if let Some(pr) = self.state.pr {
                     return Ok(Some(Event::PrOpened { pr }));
                 }
-                let summary = tokio::fs::read_to_string(self.summary_file()).await.unwrap_or_default();
+                let summary = tokio::fs::read_to_string(self.summary_file())
+                    .await
+                    .unwrap_or_default();
                 let summary = if summary.trim().is_empty() {
                     "(the agent left no summary)".to_string()
                 } else {
@@ -79,8 +87,15 @@ impl DevRun {
                     title: format!("fix: {} (#{n})", self.title),
                     body: ctx.redactor.redact(&format!("{summary}\n\nFixes #{n}")),
                 };
-                let pr = ctx.forge.create_pull(&new).await.context("opening the pull request")?;
-                self.journal(EventKind::PrOpened, &format!("PR #{} {}", pr.number, pr.html_url));
+                let pr = ctx
+                    .forge
+                    .create_pull(&new)
+                    .await
+                    .context("opening the pull request")?;
+                self.journal(
+                    EventKind::PrOpened,
+                    &format!("PR #{} {}", pr.number, pr.html_url),
+                );
                 Ok(Some(Event::PrOpened { pr: pr.number }))
             }
             Effect::CheckCi { head } => {
@@ -94,17 +109,33 @@ impl DevRun {
             }
             Effect::CheckReview { pr, head } => {
                 let reviews = ctx.forge.list_reviews(pr).await?;
-                let outcome = verdict::reviews(&reviews, &head, project.review.required_approvals, &ctx.own_login);
+                let outcome = verdict::reviews(
+                    &reviews,
+                    &head,
+                    project.review.required_approvals,
+                    &ctx.own_login,
+                );
                 let verdict = match outcome {
                     ReviewOutcome::Waiting => ReviewVerdict::Waiting,
                     ReviewOutcome::Approved => ReviewVerdict::Approved,
                     ReviewOutcome::ChangesRequested(rs) => {
                         let mut feedback = String::new();
                         for r in rs {
-                            feedback.push_str(&format!("Review by {}:\n{}\n", r.author, r.body.trim()));
+                            feedback.push_str(&format!(
+                                "Review by {}:\n{}\n",
+                                r.author,
+                                r.body.trim()
+                            ));
                             for c in ctx.forge.list_review_comments(pr, r.id).await? {
-                                let line = c.position.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
-                                feedback.push_str(&format!("{}:{line}: {}\n", c.path, c.body.trim()));
+                                let line = c
+                                    .position
+                                    .map(|p| p.to_string())
+                                    .unwrap_or_else(|| "?".into());
+                                feedback.push_str(&format!(
+                                    "{}:{line}: {}\n",
+                                    c.path,
+                                    c.body.trim()
+                                ));
                             }
                         }
                         ReviewVerdict::ChangesRequested { feedback }
@@ -123,7 +154,9 @@ impl DevRun {
                 Ok(None)
             }
             Effect::Comment(text) => {
-                ctx.forge.create_comment(n.0, &ctx.redactor.redact(&text)).await?;
+                ctx.forge
+                    .create_comment(n.0, &ctx.redactor.redact(&text))
+                    .await?;
                 Ok(None)
             }
             Effect::Merge { pr, head } => {
@@ -140,32 +173,48 @@ impl DevRun {
                             EventKind::Merged,
                             &format!(
                                 "merged PR #{pr} at {head} ({})",
-                                commit.as_ref().map_or("merge commit unknown".into(), |c| c.0.clone())
+                                commit
+                                    .as_ref()
+                                    .map_or("merge commit unknown".into(), |c| c.0.clone())
                             ),
                         );
-                        Ok(Some(Event::MergeDone { merge_commit: commit }))
+                        Ok(Some(Event::MergeDone {
+                            merge_commit: commit,
+                        }))
                     }
-                    Err(ForgeError::Conflict(message)) => Ok(Some(Event::MergeConflict { message })),
+                    Err(ForgeError::Conflict(message)) => {
+                        Ok(Some(Event::MergeConflict { message }))
+                    }
                     Err(e) => Err(e).with_context(|| format!("merging PR #{pr}")),
                 }
             }
             Effect::Finish => {
                 ctx.forge.close_issue(n).await?;
-                ctx.forge.remove_label(n, &project.labels.in_progress).await?;
+                ctx.forge
+                    .remove_label(n, &project.labels.in_progress)
+                    .await?;
                 self.journal(EventKind::Closed, &format!("closed #{n}"));
                 self.cleanup().await?;
                 Ok(Some(Event::Finished))
             }
             Effect::Block { reason } => {
-                let tail = ctx.tmux.capture_pane(&self.session, DIAGNOSTIC_LINES).await.unwrap_or_default();
+                let tail = ctx
+                    .tmux
+                    .capture_pane(&self.session, DIAGNOSTIC_LINES)
+                    .await
+                    .unwrap_or_default();
                 let body = format!(
                     "forgehand stopped working on this issue: {reason}\n\nLast lines of the agent's session `{}`:\n\n```\n{}\n```",
                     self.session,
                     tail.trim_end()
                 );
-                ctx.forge.create_comment(n.0, &ctx.redactor.redact(&body)).await?;
+                ctx.forge
+                    .create_comment(n.0, &ctx.redactor.redact(&body))
+                    .await?;
                 ctx.forge.add_label(n, &project.labels.blocked).await?;
-                ctx.forge.remove_label(n, &project.labels.in_progress).await?;
+                ctx.forge
+                    .remove_label(n, &project.labels.in_progress)
+                    .await?;
                 ctx.tmux.kill_session(&self.session).await?;
                 self.journal(EventKind::Error, &format!("blocked: {reason}"));
                 Ok(None)
@@ -222,10 +271,18 @@ impl DevRun {
             .await
             .with_context(|| format!("creating {}", self.session_dir.display()))?;
         if self.watcher.is_none() {
-            self.watcher = Some(watch::watch_phase_file(&self.session_dir, self.myself.clone())?);
+            self.watcher = Some(watch::watch_phase_file(
+                &self.session_dir,
+                self.myself.clone(),
+            )?);
         }
-        if ctx.tmux.has_session(&self.session).await? && ctx.tmux.pane_dead(&self.session).await? == Some(false) {
-            self.journal(EventKind::SessionStarted, &format!("adopted the live session {}", self.session));
+        if ctx.tmux.has_session(&self.session).await?
+            && ctx.tmux.pane_dead(&self.session).await? == Some(false)
+        {
+            self.journal(
+                EventKind::SessionStarted,
+                &format!("adopted the live session {}", self.session),
+            );
             if self.state.stage == Stage::Starting {
                 self.wait_until_ready();
             }
@@ -262,8 +319,16 @@ impl DevRun {
             })
             .await
             .with_context(|| format!("starting the tmux session {}", self.session))?;
-        ctx.tmux.pipe_pane(&self.session, &self.session_dir.join("pane.log")).await?;
-        self.journal(EventKind::SessionStarted, &format!("started {} running `{}`", self.session, project.agent.command));
+        ctx.tmux
+            .pipe_pane(&self.session, &self.session_dir.join("pane.log"))
+            .await?;
+        self.journal(
+            EventKind::SessionStarted,
+            &format!(
+                "started {} running `{}`",
+                self.session, project.agent.command
+            ),
+        );
         self.wait_until_ready();
         Ok(())
     }
@@ -282,9 +347,15 @@ impl DevRun {
         let ctx = self.ctx.clone();
         if ctx.tmux.pane_dead(&self.session).await? != Some(false) {
             self.ready_deadline = None;
-            anyhow::bail!("the agent's session {} ended before it was ready", self.session);
+            anyhow::bail!(
+                "the agent's session {} ended before it was ready",
+                self.session
+            );
         }
-        let screen = ctx.tmux.capture_pane(&self.session, PANE_HEIGHT as u32).await?;
+        let screen = ctx
+            .tmux
+            .capture_pane(&self.session, PANE_HEIGHT as u32)
+            .await?;
         if !screen.contains(&ctx.project.agent.ready_pattern) {
             if Instant::now() > deadline {
                 self.ready_deadline = None;
@@ -304,7 +375,10 @@ impl DevRun {
         self.ready_deadline = None;
         let text = self.first_prompt().await?;
         self.paste(&text).await?;
-        self.journal(EventKind::PromptSent, &format!("task for #{} delivered", self.issue));
+        self.journal(
+            EventKind::PromptSent,
+            &format!("task for #{} delivered", self.issue),
+        );
         Ok(Some(Event::AgentReady))
     }
 
@@ -318,8 +392,11 @@ impl DevRun {
             .into_iter()
             .filter(|c| c.author != ctx.own_login)
             .collect();
-        let scratch = tokio::fs::read_to_string(self.scratch_file()).await.unwrap_or_default();
-        let (phase, summary, scratch_file) = (self.phase_file(), self.summary_file(), self.scratch_file());
+        let scratch = tokio::fs::read_to_string(self.scratch_file())
+            .await
+            .unwrap_or_default();
+        let (phase, summary, scratch_file) =
+            (self.phase_file(), self.summary_file(), self.scratch_file());
         Ok(prompt::task(&TaskPrompt {
             repo: &ctx.project.repo,
             issue: self.issue.0,
@@ -342,8 +419,13 @@ impl DevRun {
         self.watcher = None;
         let repo_dir = ctx.paths.repo_dir(ctx.name());
         let _one_at_a_time = ctx.repo_lock.lock().await;
-        ctx.git.remove_worktree(&repo_dir, &self.worktree, &self.branch).await?;
-        self.journal(EventKind::CleanedUp, &format!("killed {} and removed its worktree", self.session));
+        ctx.git
+            .remove_worktree(&repo_dir, &self.worktree, &self.branch)
+            .await?;
+        self.journal(
+            EventKind::CleanedUp,
+            &format!("killed {} and removed its worktree", self.session),
+        );
         Ok(())
     }
 }

@@ -41,8 +41,14 @@ pub fn session_env(base: &[(String, String)], v: &SessionVars<'_>) -> Vec<(Strin
     let mut env = base.to_vec();
     env.extend([
         ("FORGEHAND_PHASE_FILE".to_string(), v.phase_file.to_string()),
-        ("FORGEHAND_SUMMARY_FILE".to_string(), v.summary_file.to_string()),
-        ("FORGEHAND_SCRATCH_FILE".to_string(), v.scratch_file.to_string()),
+        (
+            "FORGEHAND_SUMMARY_FILE".to_string(),
+            v.summary_file.to_string(),
+        ),
+        (
+            "FORGEHAND_SCRATCH_FILE".to_string(),
+            v.scratch_file.to_string(),
+        ),
         ("FORGEHAND_ISSUE".to_string(), v.issue.to_string()),
         ("FORGEHAND_PROJECT".to_string(), v.project.to_string()),
         ("FORGEHAND_BRANCH".to_string(), v.branch.to_string()),

@@ -128,7 +128,9 @@ pub enum ReviewVerdict {
     Waiting,
     Approved,
     /// Feedback already rendered for the agent.
-    ChangesRequested { feedback: String },
+    ChangesRequested {
+        feedback: String,
+    },
 }
 
 /// What happened, as the actor saw it.
@@ -141,15 +143,29 @@ pub enum Event {
     /// The task prompt was delivered to a ready agent.
     AgentReady,
     Phase(PhaseReport),
-    Pushed { head: CommitSha },
+    Pushed {
+        head: CommitSha,
+    },
     NothingToPush,
-    PrOpened { pr: PrNumber },
+    PrOpened {
+        pr: PrNumber,
+    },
     /// Time to look at the forge again.
     Tick,
-    Ci { head: CommitSha, verdict: CiVerdict },
-    Review { head: CommitSha, verdict: ReviewVerdict },
-    MergeDone { merge_commit: Option<CommitSha> },
-    MergeConflict { message: String },
+    Ci {
+        head: CommitSha,
+        verdict: CiVerdict,
+    },
+    Review {
+        head: CommitSha,
+        verdict: ReviewVerdict,
+    },
+    MergeDone {
+        merge_commit: Option<CommitSha>,
+    },
+    MergeConflict {
+        message: String,
+    },
     Finished,
 }
 
@@ -163,19 +179,31 @@ pub enum Effect {
     /// once the agent is ready: `AgentReady`.
     EnsureSession,
     /// Push the branch if it has commits ahead of primary: `Pushed` or `NothingToPush`.
-    Push { force: bool },
+    Push {
+        force: bool,
+    },
     /// Open the PR unless one exists: `PrOpened`.
     EnsurePr,
-    CheckCi { head: CommitSha },
-    CheckReview { pr: PrNumber, head: CommitSha },
+    CheckCi {
+        head: CommitSha,
+    },
+    CheckReview {
+        pr: PrNumber,
+        head: CommitSha,
+    },
     Paste(String),
-    Merge { pr: PrNumber, head: CommitSha },
+    Merge {
+        pr: PrNumber,
+        head: CommitSha,
+    },
     /// Close the issue, drop `in-progress`, kill the session, remove the worktree: `Finished`.
     Finish,
     /// Post a comment on the issue.
     Comment(String),
     /// Label `blocked` with a diagnostic comment and kill the session.
-    Block { reason: String },
+    Block {
+        reason: String,
+    },
     /// Stop the actor: nothing more to do.
     Stop,
 }
@@ -198,7 +226,9 @@ pub fn next(state: &DevState, event: Event, policy: Policy) -> (DevState, Vec<Ef
         (Working, Event::Start) => fx.push(Effect::EnsureSession),
         (Pushing, Event::Start) => {
             fx.push(Effect::EnsureSession);
-            fx.push(Effect::Push { force: state.head.is_some() });
+            fx.push(Effect::Push {
+                force: state.head.is_some(),
+            });
         }
         (AwaitingCi | AwaitingReview, Event::Start) => fx.push(Effect::EnsureSession),
         (Merging, Event::Start) => {
@@ -324,7 +354,10 @@ pub fn next(state: &DevState, event: Event, policy: Policy) -> (DevState, Vec<Ef
         }
         (Merging, Event::MergeConflict { message }) => {
             s.stage = Working;
-            fx.push(Effect::Journal(EventKind::Merged, format!("not merged: {message}")));
+            fx.push(Effect::Journal(
+                EventKind::Merged,
+                format!("not merged: {message}"),
+            ));
             fx.push(Effect::Paste(prompt::rebase_needed()));
         }
         (Merged, Event::Finished) => {

@@ -2,8 +2,8 @@
 //! session and phase file, feeds `machine::next` with what it sees, persists
 //! the new state, then performs the effects (`effects.rs`).
 
-pub mod env;
 mod effects;
+pub mod env;
 pub mod machine;
 pub mod verdict;
 mod watch;
@@ -210,7 +210,11 @@ impl DevRun {
         }
         if next.stage != self.state.stage {
             self.stage_since = Utc::now();
-            tracing::info!(from = self.state.stage.as_str(), to = next.stage.as_str(), "stage");
+            tracing::info!(
+                from = self.state.stage.as_str(),
+                to = next.stage.as_str(),
+                "stage"
+            );
         }
         self.state = next;
         self.persist()

@@ -30,7 +30,10 @@ pub fn reviews<'a>(
             && !r.dismissed
             && !r.stale
             && r.author != own_login
-            && matches!(r.state, ReviewState::Approved | ReviewState::ChangesRequested)
+            && matches!(
+                r.state,
+                ReviewState::Approved | ReviewState::ChangesRequested
+            )
     }) {
         let newer = latest
             .get(r.author.as_str())
@@ -47,7 +50,10 @@ pub fn reviews<'a>(
     if !changes.is_empty() {
         return ReviewOutcome::ChangesRequested(changes);
     }
-    let approvals = latest.values().filter(|r| r.state == ReviewState::Approved).count();
+    let approvals = latest
+        .values()
+        .filter(|r| r.state == ReviewState::Approved)
+        .count();
     if approvals >= required_approvals as usize {
         ReviewOutcome::Approved
     } else {

@@ -13,14 +13,21 @@ use super::DevMsg;
 /// Watch `dir` for writes of its `phase` file. Only completed writes count
 /// (close after writing, or a rename into place), so a half-written file is
 /// never read.
-pub fn watch_phase_file(dir: &Path, actor: ActorRef<DevMsg>) -> anyhow::Result<notify::RecommendedWatcher> {
+pub fn watch_phase_file(
+    dir: &Path,
+    actor: ActorRef<DevMsg>,
+) -> anyhow::Result<notify::RecommendedWatcher> {
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(event) = res else { return };
         let completed = matches!(
             event.kind,
-            EventKind::Access(AccessKind::Close(AccessMode::Write)) | EventKind::Modify(ModifyKind::Name(_))
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+                | EventKind::Modify(ModifyKind::Name(_))
         );
-        let is_phase = event.paths.iter().any(|p| p.file_name().is_some_and(|n| n == "phase"));
+        let is_phase = event
+            .paths
+            .iter()
+            .any(|p| p.file_name().is_some_and(|n| n == "phase"));
         if completed && is_phase {
             // The actor may be stopping; a lost nudge then does not matter.
             let _ = actor.send_message(DevMsg::PhaseFileChanged);
