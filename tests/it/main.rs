@@ -1,1 +1,7 @@
 //! The one integration-test binary: a module per area.
+
+mod machine;
+mod phase;
+mod picking;
+mod redact;
+mod store;
