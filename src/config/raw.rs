@@ -8,12 +8,34 @@
 //! in `RawTop`, and a call in `validate::project`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{self, IgnoredAny, Visitor};
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 type Field<T> = Option<Spanned<T>>;
+
+/// A duration as written (`"90s"`). Parsed during validation rather than
+/// here, so every bad duration in a section is reported, not only the first;
+/// this type exists so a non-string gets a message saying what is expected.
+pub struct DurationText(pub String);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl Visitor<'_> for Text {
+            type Value = DurationText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"a duration string such as "90s", "30m" or "2h""#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationText, E> {
+                Ok(DurationText(v.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
 
 /// The top level. Sections are only named here, so an unknown top-level key is
 /// still rejected with the full list of allowed keys; each section is then
@@ -29,7 +51,7 @@ pub struct RawTop {
     pub repo: Field<String>,
     pub primary_branch: Field<String>,
     pub clone_url: Field<String>,
-    pub poll_interval: Field<String>,
+    pub poll_interval: Field<DurationText>,
     pub forge: Option<IgnoredAny>,
     pub labels: Option<IgnoredAny>,
     pub agent: Option<IgnoredAny>,
@@ -64,8 +86,8 @@ pub struct RawAgent {
     pub command: Field<String>,
     pub ready_pattern: Field<String>,
     pub max_sessions: Field<u32>,
-    pub idle_timeout: Field<String>,
-    pub escalation_timeout: Field<String>,
+    pub idle_timeout: Field<DurationText>,
+    pub escalation_timeout: Field<DurationText>,
     pub pass_env: Option<Vec<Spanned<String>>>,
 }
 
@@ -74,7 +96,7 @@ pub struct RawAgent {
 pub struct RawCi {
     pub required: Option<bool>,
     pub max_fix_attempts: Option<u32>,
-    pub timeout: Field<String>,
+    pub timeout: Field<DurationText>,
     pub woodpecker_url: Field<String>,
     pub woodpecker_repo_id: Field<u64>,
     pub woodpecker_token_env: Field<String>,
@@ -85,7 +107,7 @@ pub struct RawCi {
 pub struct RawReview {
     pub required_approvals: Option<u32>,
     pub max_rounds: Field<u32>,
-    pub timeout: Field<String>,
+    pub timeout: Field<DurationText>,
 }
 
 #[derive(Deserialize, Default)]

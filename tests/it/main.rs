@@ -1,1 +1,3 @@
 //! The one integration-test binary: a module per area.
+
+mod config;

@@ -15,7 +15,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::duration;
 use super::error::{ConfigError, SYNTAX_FIELD, field_name, line_col, path_at, reword};
-use super::raw::RawTop;
+use super::raw::{DurationText, RawTop};
 use super::{Project, Secrets};
 
 /// See `load::Env`.
@@ -46,7 +46,7 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
             let span = e.span().unwrap_or(0..0);
             c.push(span, SYNTAX_FIELD, e.message());
         }
-        return Err(c.errors);
+        return Err(c.into_errors());
     }
     let top = c.deserialize::<RawTop>(
         Spanned::new(doc.span(), DeValue::Table(doc.get_ref().clone())),
@@ -74,7 +74,7 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
     let agent = c.agent(&secret_vars);
 
     let Some(top) = top else {
-        return Err(c.errors);
+        return Err(c.into_errors());
     };
     let name = c.name(top.name);
     let repo = c.repo(top.repo);
@@ -86,7 +86,7 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
     let poll_interval = c.duration(top.poll_interval, "poll_interval", Duration::from_secs(60));
 
     if !c.errors.is_empty() {
-        return Err(c.errors);
+        return Err(c.into_errors());
     }
     let (name, (name_line, name_col)) = name.expect("a missing name is reported as an error");
     Ok(Loaded {
@@ -122,6 +122,12 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// The errors in file order, whatever order the sections were checked in.
+    fn into_errors(mut self) -> Vec<ConfigError> {
+        self.errors.sort_by_key(|e| (e.line, e.col));
+        self.errors
+    }
+
     fn push(&mut self, span: Range<usize>, field: impl Into<String>, message: impl Into<String>) {
         let (line, col) = line_col(self.src, span.start);
         self.errors.push(ConfigError {
@@ -205,12 +211,12 @@ impl Checker<'_> {
 
     fn duration(
         &mut self,
-        raw: Option<Spanned<String>>,
+        raw: Option<Spanned<DurationText>>,
         field: &str,
         default: Duration,
     ) -> Duration {
         let Some(raw) = raw else { return default };
-        duration::parse(raw.get_ref()).unwrap_or_else(|message| {
+        duration::parse(&raw.get_ref().0).unwrap_or_else(|message| {
             self.push(raw.span(), field, message);
             default
         })
