@@ -85,10 +85,10 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
     };
     let poll_interval = c.duration(top.poll_interval, "poll_interval", Duration::from_secs(60));
 
-    if !c.errors.is_empty() {
+    // A missing name has been reported, so `None` only comes with errors.
+    let (Some((name, (name_line, name_col))), true) = (name, c.errors.is_empty()) else {
         return Err(c.into_errors());
-    }
-    let (name, (name_line, name_col)) = name.expect("a missing name is reported as an error");
+    };
     Ok(Loaded {
         project: Project {
             name,
