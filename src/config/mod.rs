@@ -2,13 +2,19 @@
 //! rest of forgehand uses. Parsing and validation live in `load`.
 
 pub mod duration;
+mod error;
 pub mod load;
+mod raw;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{CheckReport, ConfigError, load_dir, load_file};
+pub use load::{
+    CheckReport, ConfigError, FileCheck, check_dir, check_dir_with, load_dir, load_dir_with,
+    load_file, load_file_with,
+};
 
 use crate::forge::MergeMethod;
 

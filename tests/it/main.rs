@@ -1,5 +1,6 @@
 //! The one integration-test binary: a module per area.
 
+mod config;
 mod machine;
 mod phase;
 mod picking;

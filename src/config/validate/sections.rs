@@ -1,0 +1,364 @@
+//! One function per section of a project file: read the raw section, check
+//! each value (recording errors at its position), apply the defaults of
+//! DESIGN §4. Each returns a usable value even after an error so the other
+//! sections are still checked.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::{Checker, is_var_name};
+use crate::config::raw::{
+    RawAgent, RawCi, RawForge, RawLabels, RawMatrix, RawMerge, RawMirrors, RawReview,
+};
+use crate::config::{
+    AgentConfig, CiConfig, ForgeConfig, ForgeKind, Labels, MatrixConfig, MergeConfig, ReviewConfig,
+    WoodpeckerConfig,
+};
+use crate::forge::MergeMethod;
+
+/// A section's config plus the secret it resolved and the variable holding
+/// that secret (with the key that named it), for the `pass_env` check.
+pub(super) struct WithSecret<T> {
+    pub config: T,
+    pub token: Option<String>,
+    pub secret_var: Option<(String, &'static str)>,
+}
+
+const FORGE_KINDS: &[(&str, ForgeKind)] = &[
+    ("forgejo", ForgeKind::Forgejo),
+    ("gitea", ForgeKind::Gitea),
+    ("github", ForgeKind::Github),
+    ("local", ForgeKind::Local),
+];
+
+const MERGE_METHODS: &[(&str, MergeMethod)] = &[
+    ("merge", MergeMethod::Merge),
+    ("squash", MergeMethod::Squash),
+    ("rebase", MergeMethod::Rebase),
+];
+
+fn names<T>(table: &[(&str, T)]) -> String {
+    table.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+impl Checker<'_> {
+    pub(super) fn forge(&mut self) -> WithSecret<ForgeConfig> {
+        let (header, raw) = match self.section::<RawForge>("forge") {
+            Some(s) => (s.span(), Some(s.into_inner())),
+            // Absent, or present but malformed (already reported).
+            None => (0..0, None),
+        };
+        let section_present = self.doc.iter().any(|(k, _)| k.get_ref() == "forge");
+        let mut config = ForgeConfig {
+            kind: ForgeKind::Forgejo,
+            url: String::new(),
+            token_env: None,
+        };
+        let Some(raw) = raw else {
+            if !section_present {
+                self.push(0..0, "[forge]", "required section is missing");
+            }
+            return WithSecret {
+                config,
+                token: None,
+                secret_var: None,
+            };
+        };
+        let kind_field = "[forge] kind";
+        if let Some(kind) = self.required(raw.kind, header.clone(), kind_field) {
+            match FORGE_KINDS.iter().find(|(n, _)| n == kind.get_ref()) {
+                Some((_, k)) => config.kind = *k,
+                None => {
+                    let message = format!(
+                        "unknown forge kind \"{}\"; allowed: {}",
+                        kind.get_ref(),
+                        names(FORGE_KINDS)
+                    );
+                    self.push(kind.span(), kind_field, message);
+                }
+            }
+        }
+        let local = config.kind == ForgeKind::Local;
+        if let Some(url) = self.required(raw.url, header.clone(), "[forge] url") {
+            // `local` names a folder, not a server.
+            if !local {
+                self.http_url(&url, "[forge] url");
+            }
+            config.url = url.into_inner();
+        }
+        let token_field = "[forge] token_env";
+        let token_env = match raw.token_env {
+            None if local => None,
+            other => self.required(other, header, token_field),
+        };
+        let token = token_env.as_ref().and_then(|v| self.secret(v, token_field));
+        config.token_env = token_env.map(Spanned::into_inner);
+        WithSecret {
+            secret_var: config.token_env.clone().map(|v| (v, token_field)),
+            config,
+            token,
+        }
+    }
+
+    pub(super) fn labels(&mut self) -> Labels {
+        let raw = self
+            .section::<RawLabels>("labels")
+            .map(Spanned::into_inner)
+            .unwrap_or_default();
+        Labels {
+            backlog: self.text_or(raw.backlog, "[labels] backlog", "backlog"),
+            priority: self.text_or(raw.priority, "[labels] priority", "priority"),
+            in_progress: self.text_or(raw.in_progress, "[labels] in_progress", "in-progress"),
+            blocked: self.text_or(raw.blocked, "[labels] blocked", "blocked"),
+            underspecified: self.text_or(
+                raw.underspecified,
+                "[labels] underspecified",
+                "underspecified",
+            ),
+        }
+    }
+
+    /// Checked after the sections that name secrets, so `pass_env` can be
+    /// compared against them.
+    pub(super) fn agent(&mut self, secret_vars: &[(String, &str)]) -> AgentConfig {
+        let present = self.doc.iter().any(|(k, _)| k.get_ref() == "agent");
+        let section = self.section::<RawAgent>("agent");
+        let mut config = AgentConfig {
+            command: String::new(),
+            ready_pattern: "❯".to_string(),
+            max_sessions: 1,
+            idle_timeout: Duration::from_secs(2 * 3600),
+            escalation_timeout: Duration::from_secs(24 * 3600),
+            pass_env: Vec::new(),
+        };
+        let Some(section) = section else {
+            if !present {
+                self.push(0..0, "[agent]", "required section is missing");
+            }
+            return config;
+        };
+        let header = section.span();
+        let raw = section.into_inner();
+        if let Some(command) = self.required(raw.command, header, "[agent] command") {
+            config.command = command.into_inner();
+        }
+        config.ready_pattern = self.text_or(raw.ready_pattern, "[agent] ready_pattern", "❯");
+        config.max_sessions = self.at_least(raw.max_sessions, "[agent] max_sessions", 1, 1);
+        config.idle_timeout = self.duration(
+            raw.idle_timeout,
+            "[agent] idle_timeout",
+            config.idle_timeout,
+        );
+        config.escalation_timeout = self.duration(
+            raw.escalation_timeout,
+            "[agent] escalation_timeout",
+            config.escalation_timeout,
+        );
+        let field = "[agent] pass_env";
+        for var in raw.pass_env.unwrap_or_default() {
+            if !is_var_name(var.get_ref()) {
+                let message = format!(
+                    "\"{}\" is not a valid environment variable name",
+                    var.get_ref()
+                );
+                self.push(var.span(), field, message);
+            } else if let Some((_, named_by)) = secret_vars.iter().find(|(v, _)| v == var.get_ref())
+            {
+                let message = format!(
+                    "{} is a secret (named by {named_by}) and must not be passed to the agent",
+                    var.get_ref()
+                );
+                self.push(var.span(), field, message);
+            }
+            config.pass_env.push(var.into_inner());
+        }
+        config
+    }
+
+    pub(super) fn ci(&mut self) -> WithSecret<CiConfig> {
+        let raw = self
+            .section::<RawCi>("ci")
+            .map(Spanned::into_inner)
+            .unwrap_or_default();
+        let mut out = WithSecret {
+            config: CiConfig {
+                required: raw.required.unwrap_or(true),
+                max_fix_attempts: raw.max_fix_attempts.unwrap_or(3),
+                timeout: self.duration(raw.timeout, "[ci] timeout", Duration::from_secs(30 * 60)),
+                woodpecker: None,
+            },
+            token: None,
+            secret_var: None,
+        };
+        match (
+            raw.woodpecker_url,
+            raw.woodpecker_repo_id,
+            raw.woodpecker_token_env,
+        ) {
+            (None, None, None) => {}
+            (Some(url), Some(repo_id), Some(token_env)) => {
+                self.http_url(&url, "[ci] woodpecker_url");
+                let token_field = "[ci] woodpecker_token_env";
+                out.token = self.secret(&token_env, token_field);
+                out.secret_var = Some((token_env.get_ref().clone(), token_field));
+                out.config.woodpecker = Some(WoodpeckerConfig {
+                    url: url.into_inner(),
+                    repo_id: repo_id.into_inner(),
+                    token_env: token_env.into_inner(),
+                });
+            }
+            (url, repo_id, token_env) => {
+                let present = [
+                    url.map(|v| ("woodpecker_url", v.span())),
+                    repo_id.map(|v| ("woodpecker_repo_id", v.span())),
+                    token_env.map(|v| ("woodpecker_token_env", v.span())),
+                ];
+                let missing: Vec<&str> = [
+                    "woodpecker_url",
+                    "woodpecker_repo_id",
+                    "woodpecker_token_env",
+                ]
+                .into_iter()
+                .filter(|k| !present.iter().flatten().any(|(p, _)| p == k))
+                .collect();
+                let (first, span) = present.into_iter().flatten().next().expect("one is set");
+                let message = format!(
+                    "woodpecker_url, woodpecker_repo_id and woodpecker_token_env go together; \
+                     missing: {}",
+                    missing.join(", ")
+                );
+                self.push(span, format!("[ci] {first}"), message);
+            }
+        }
+        out
+    }
+
+    pub(super) fn review(&mut self) -> ReviewConfig {
+        let raw = self
+            .section::<RawReview>("review")
+            .map(Spanned::into_inner)
+            .unwrap_or_default();
+        ReviewConfig {
+            required_approvals: raw.required_approvals.unwrap_or(1),
+            max_rounds: self.at_least(raw.max_rounds, "[review] max_rounds", 1, 5),
+            timeout: self.duration(
+                raw.timeout,
+                "[review] timeout",
+                Duration::from_secs(3 * 3600),
+            ),
+        }
+    }
+
+    pub(super) fn merge(&mut self) -> MergeConfig {
+        let raw = self
+            .section::<RawMerge>("merge")
+            .map(Spanned::into_inner)
+            .unwrap_or_default();
+        let mut method = MergeMethod::Merge;
+        if let Some(m) = raw.method {
+            match MERGE_METHODS.iter().find(|(n, _)| n == m.get_ref()) {
+                Some((_, found)) => method = *found,
+                None => {
+                    let message = format!(
+                        "unknown merge method \"{}\"; allowed: {}",
+                        m.get_ref(),
+                        names(MERGE_METHODS)
+                    );
+                    self.push(m.span(), "[merge] method", message);
+                }
+            }
+        }
+        MergeConfig {
+            method,
+            delete_branch: raw.delete_branch.unwrap_or(true),
+        }
+    }
+
+    pub(super) fn matrix(&mut self) -> WithSecret<Option<MatrixConfig>> {
+        let mut out = WithSecret {
+            config: None,
+            token: None,
+            secret_var: None,
+        };
+        let Some(section) = self.section::<RawMatrix>("matrix") else {
+            return out;
+        };
+        let header = section.span();
+        let raw = section.into_inner();
+        let homeserver = self.required(raw.homeserver, header.clone(), "[matrix] homeserver");
+        if let Some(h) = &homeserver {
+            self.http_url(h, "[matrix] homeserver");
+        }
+        let room_id = self.required(raw.room_id, header.clone(), "[matrix] room_id");
+        if let Some(r) = &room_id {
+            self.matrix_id(
+                r,
+                '!',
+                "[matrix] room_id",
+                "a room id like !abc:example.org",
+            );
+        }
+        let user_id = self.required(raw.user_id, header.clone(), "[matrix] user_id");
+        if let Some(u) = &user_id {
+            self.matrix_id(
+                u,
+                '@',
+                "[matrix] user_id",
+                "a user id like @bot:example.org",
+            );
+        }
+        if let Some(m) = &raw.mention_user {
+            self.matrix_id(
+                m,
+                '@',
+                "[matrix] mention_user",
+                "a user id like @alice:example.org",
+            );
+        }
+        let token_field = "[matrix] token_env";
+        let token_env = self.required(raw.token_env, header, token_field);
+        if let Some(t) = &token_env {
+            out.token = self.secret(t, token_field);
+            out.secret_var = Some((t.get_ref().clone(), token_field));
+        }
+        if let (Some(homeserver), Some(room_id), Some(user_id), Some(token_env)) =
+            (homeserver, room_id, user_id, token_env)
+        {
+            out.config = Some(MatrixConfig {
+                homeserver: homeserver.into_inner(),
+                room_id: room_id.into_inner(),
+                user_id: user_id.into_inner(),
+                token_env: token_env.into_inner(),
+                mention_user: raw.mention_user.map(Spanned::into_inner),
+            });
+        }
+        out
+    }
+
+    /// Matrix ids are `<sigil>localpart:server`.
+    fn matrix_id(&mut self, raw: &Spanned<String>, sigil: char, field: &str, expected: &str) {
+        let valid = raw
+            .get_ref()
+            .strip_prefix(sigil)
+            .and_then(|rest| rest.split_once(':'))
+            .is_some_and(|(local, server)| !local.is_empty() && !server.is_empty());
+        if !valid {
+            let message = format!("\"{}\" is not {expected}", raw.get_ref());
+            self.push(raw.span(), field, message);
+        }
+    }
+
+    pub(super) fn mirrors(&mut self) -> BTreeMap<String, String> {
+        let raw = self
+            .section::<RawMirrors>("mirrors")
+            .map(Spanned::into_inner);
+        let mut mirrors = BTreeMap::new();
+        for (name, url) in raw.unwrap_or_default() {
+            let url = self.non_empty(url, &format!("[mirrors] {name}"));
+            mirrors.insert(name, url);
+        }
+        mirrors
+    }
+}
