@@ -210,12 +210,14 @@ impl ForgejoClient {
             let page_s = page.to_string();
             let mut q = query.to_vec();
             q.extend([("page", page_s.as_str()), ("limit", limit.as_str())]);
-            let reply: Reply<Vec<T>> = self
+            // Some versions answer `null` for an empty list.
+            let reply: Reply<Option<Vec<T>>> = self
                 .json(Method::GET, self.repo_url(segments, &q), None, Replay::Safe)
                 .await
                 .map_err(|e| self.error(e))?;
-            let got = reply.value.len();
-            all.extend(reply.value);
+            let items = reply.value.unwrap_or_default();
+            let got = items.len();
+            all.extend(items);
             if page_done(&reply.headers, got, all.len()) {
                 return Ok(all);
             }
@@ -396,10 +398,14 @@ impl Forge for ForgejoClient {
     async fn list_comments(&self, n: u64) -> ForgeResult<Vec<Comment>> {
         // The swagger gives this endpoint no page/limit: it returns every comment.
         let n = n.to_string();
-        let comments: Vec<WireComment> = self
+        let comments: Option<Vec<WireComment>> = self
             .get(self.repo_url(&["issues", &n, "comments"], &[]))
             .await?;
-        Ok(comments.into_iter().map(WireComment::into_domain).collect())
+        Ok(comments
+            .unwrap_or_default()
+            .into_iter()
+            .map(WireComment::into_domain)
+            .collect())
     }
 
     async fn create_comment(&self, n: u64, body: &str) -> ForgeResult<Comment> {
@@ -487,8 +493,9 @@ impl Forge for ForgejoClient {
     ) -> ForgeResult<Vec<ReviewComment>> {
         let (n, review) = (n.to_string(), review.to_string());
         let url = self.repo_url(&["pulls", &n, "reviews", &review, "comments"], &[]);
-        let comments: Vec<WireReviewComment> = self.get(url).await?;
+        let comments: Option<Vec<WireReviewComment>> = self.get(url).await?;
         Ok(comments
+            .unwrap_or_default()
             .into_iter()
             .map(WireReviewComment::into_domain)
             .collect())
