@@ -186,21 +186,18 @@ impl HttpError {
     }
 }
 
+/// A one-line summary for log lines. It leaves out what the forge wrote back
+/// (which could echo request headers) and the URL (which could carry the host's
+/// credentials); `into_forge_error` gives the full, redacted story.
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: ", self.method, self.path)?;
         match &self.kind {
-            HttpErrorKind::Status {
-                status, message, ..
-            } => {
-                write!(f, "HTTP {status}")?;
-                if let Some(m) = message {
-                    write!(f, ": {m}")?;
-                }
-                Ok(())
-            }
-            HttpErrorKind::Transport(e) => write!(f, "{e}"),
-            HttpErrorKind::Decode(e) => write!(f, "undecodable answer: {e}"),
+            HttpErrorKind::Status { status, .. } => write!(f, "HTTP {status}"),
+            HttpErrorKind::Transport(e) if e.is_timeout() => f.write_str("timed out"),
+            HttpErrorKind::Transport(e) if e.is_connect() => f.write_str("could not connect"),
+            HttpErrorKind::Transport(_) => f.write_str("connection failed"),
+            HttpErrorKind::Decode(_) => f.write_str("the answer is not the expected JSON"),
         }
     }
 }
