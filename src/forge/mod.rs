@@ -237,11 +237,7 @@ pub trait Forge: Send + Sync {
     async fn get_pull(&self, n: PrNumber) -> ForgeResult<PullRequest>;
     async fn create_pull(&self, new: &NewPull) -> ForgeResult<PullRequest>;
     async fn list_reviews(&self, n: PrNumber) -> ForgeResult<Vec<Review>>;
-    async fn list_review_comments(
-        &self,
-        n: PrNumber,
-        review: u64,
-    ) -> ForgeResult<Vec<ReviewComment>>;
+    async fn list_review_comments(&self, n: PrNumber, review: u64) -> ForgeResult<Vec<ReviewComment>>;
     async fn combined_status(&self, sha: &CommitSha) -> ForgeResult<CombinedStatus>;
     /// Merge; `AlreadyMerged` when the forge says it was merged before,
     /// `Conflict` when it cannot be merged as it is.
