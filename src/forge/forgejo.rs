@@ -1,1 +1,583 @@
-//! Forgejo/Gitea REST v1 client (stub; implemented in its own change).
+//! Forgejo/Gitea REST v1 client: the `Forge` trait over `<forge_url>/api/v1`,
+//! every request through `retry::perform_retryable`. Every path used here exists
+//! with that method in Forgejo 11.0.3's swagger (checked by the test suite).
+
+mod wire;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use anyhow::{Context, bail};
+use async_trait::async_trait;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::retry::{Attempt, HttpError, Replay, Reply, RetryPolicy, perform_retryable, redact};
+use super::{
+    CombinedStatus, Comment, CommitSha, Forge, ForgeError, ForgeResult, Issue, IssueNumber,
+    MergeRequest, NewPull, PrNumber, PullRequest, Review, ReviewComment,
+};
+use wire::{
+    WireCombinedStatus, WireComment, WireIssue, WireLabel, WirePull, WireReview, WireReviewComment,
+    WireUser,
+};
+
+/// Items per page; Forgejo's default cap (`MAX_RESPONSE_ITEMS`) is 50 too.
+const PAGE_LIMIT: usize = 50;
+/// A forge that ignores `page` would otherwise be paged forever.
+const MAX_PAGES: u32 = 1000;
+
+/// A client for one repository on a Forgejo or Gitea instance.
+pub struct ForgejoClient {
+    http: reqwest::Client,
+    /// `<forge_url>/api/v1`, without any credentials of the host.
+    api: Url,
+    owner: String,
+    repo: String,
+    /// Sent as `Authorization: token …`; never printed (see the `Debug` impl).
+    token: String,
+    policy: RetryPolicy,
+    /// Label name → id. Label ids rarely change, and add/remove take ids, so the
+    /// list is fetched again only when a name is missing from it.
+    labels: Mutex<HashMap<String, u64>>,
+}
+
+impl fmt::Debug for ForgejoClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForgejoClient")
+            .field("api", &self.api.as_str())
+            .field("repo", &format_args!("{}/{}", self.owner, self.repo))
+            .field("token", &"[REDACTED]")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ForgejoClient {
+    /// `forge_url` is the instance's web address (`https://forge.example`),
+    /// `repo` is `owner/name`.
+    pub fn new(
+        forge_url: &str,
+        repo: &str,
+        token: String,
+        policy: RetryPolicy,
+    ) -> anyhow::Result<Self> {
+        let mut api = Url::parse(forge_url.trim())
+            .with_context(|| format!("forge url {forge_url:?} is not a URL"))?;
+        if !matches!(api.scheme(), "http" | "https") || api.cannot_be_a_base() {
+            bail!("forge url {forge_url:?} must be an http(s) address");
+        }
+        // Credentials in the URL would end up in error messages and compete with the token.
+        let _ = api.set_username("");
+        let _ = api.set_password(None);
+        api.set_query(None);
+        api.set_fragment(None);
+        api.path_segments_mut()
+            .map_err(|()| anyhow::anyhow!("forge url {forge_url:?} cannot be a base"))?
+            .pop_if_empty()
+            .extend(["api", "v1"]);
+
+        let (owner, name) = match repo.split_once('/') {
+            Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/') => (o, n),
+            _ => bail!("repository {repo:?} must be written owner/name"),
+        };
+        if HeaderValue::from_str(&format!("token {token}")).is_err() {
+            // Do not echo the token: it is a secret even when malformed.
+            bail!("the forge token contains characters not allowed in an HTTP header");
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("forgehand/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(policy.request_timeout)
+            .build()
+            .context("building the HTTP client")?;
+        Ok(ForgejoClient {
+            http,
+            api,
+            owner: owner.to_string(),
+            repo: name.to_string(),
+            token,
+            policy,
+            labels: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// `<api>/<segments…>?<query>`, each segment and value percent-encoded (a `/`
+    /// inside a branch name becomes `%2F`).
+    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+        let mut url = self.api.clone();
+        url.path_segments_mut()
+            .expect("checked in new: the API url is a base")
+            .extend(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    /// `<api>/repos/<owner>/<repo>/<segments…>`.
+    fn repo_url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+        let mut all = vec!["repos", self.owner.as_str(), self.repo.as_str()];
+        all.extend_from_slice(segments);
+        self.url(&all, query)
+    }
+
+    /// One request through the retry policy; `decode` reads a 2xx body.
+    async fn send<T>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Value>,
+        replay: Replay,
+        decode: impl Fn(&[u8]) -> serde_json::Result<T>,
+    ) -> Result<Reply<T>, HttpError> {
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let attempt = Attempt {
+            method: method.clone(),
+            path,
+            replay,
+        };
+        let mut auth =
+            HeaderValue::from_str(&format!("token {}", self.token)).expect("checked in new");
+        auth.set_sensitive(true);
+        let build = || {
+            let req = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(AUTHORIZATION, auth.clone())
+                .header(ACCEPT, "application/json");
+            match &body {
+                Some(b) => req.json(b),
+                None => req,
+            }
+        };
+        perform_retryable(&self.policy, &attempt, build, decode).await
+    }
+
+    /// A request whose 2xx body is JSON of type `T` (an empty body reads as `null`).
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Value>,
+        replay: Replay,
+    ) -> Result<Reply<T>, HttpError> {
+        self.send(method, url, body, replay, |bytes| {
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                serde_json::from_slice(b"null")
+            } else {
+                serde_json::from_slice(bytes)
+            }
+        })
+        .await
+    }
+
+    /// A request whose answer body does not matter, only its status.
+    async fn status_only(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Value>,
+        replay: Replay,
+    ) -> Result<StatusCode, HttpError> {
+        let reply = self.send(method, url, body, replay, |_| Ok(())).await?;
+        Ok(reply.status)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, url: Url) -> ForgeResult<T> {
+        self.json(Method::GET, url, None, Replay::Safe)
+            .await
+            .map(|r| r.value)
+            .map_err(|e| self.error(e))
+    }
+
+    /// Every page of a list endpoint that takes `page`/`limit`: until a page is
+    /// short, or until `X-Total-Count` items arrived when the forge sends it (a
+    /// forge whose page cap is below `PAGE_LIMIT` returns short pages early).
+    async fn list_all<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> ForgeResult<Vec<T>> {
+        let mut all = Vec::new();
+        let limit = PAGE_LIMIT.to_string();
+        for page in 1..=MAX_PAGES {
+            let page_s = page.to_string();
+            let mut q = query.to_vec();
+            q.extend([("page", page_s.as_str()), ("limit", limit.as_str())]);
+            // Some versions answer `null` for an empty list.
+            let reply: Reply<Option<Vec<T>>> = self
+                .json(Method::GET, self.repo_url(segments, &q), None, Replay::Safe)
+                .await
+                .map_err(|e| self.error(e))?;
+            let items = reply.value.unwrap_or_default();
+            let got = items.len();
+            all.extend(items);
+            if page_done(&reply.headers, got, all.len()) {
+                return Ok(all);
+            }
+        }
+        Err(ForgeError::Other(anyhow::anyhow!(
+            "listing {} of {}/{}: more than {MAX_PAGES} pages",
+            segments.join("/"),
+            self.owner,
+            self.repo
+        )))
+    }
+
+    fn error(&self, e: HttpError) -> ForgeError {
+        e.into_forge_error(&self.token)
+    }
+
+    /// Refetches every label of the repository into the cache.
+    async fn refresh_labels(&self) -> ForgeResult<()> {
+        let labels: Vec<WireLabel> = self.list_all(&["labels"], &[]).await?;
+        let mut cache = self.labels.lock().expect("label cache poisoned");
+        *cache = labels.into_iter().map(|l| (l.name, l.id)).collect();
+        Ok(())
+    }
+
+    fn cached_label(&self, name: &str) -> Option<u64> {
+        let cache = self.labels.lock().expect("label cache poisoned");
+        cache.get(name).copied()
+    }
+
+    /// The id of label `name`, refreshing the cache once on a miss.
+    async fn label_id(&self, name: &str) -> ForgeResult<Option<u64>> {
+        if let Some(id) = self.cached_label(name) {
+            return Ok(Some(id));
+        }
+        self.refresh_labels().await?;
+        Ok(self.cached_label(name))
+    }
+
+    async fn create_label(&self, name: &str) -> ForgeResult<u64> {
+        let body = json!({
+            "name": name,
+            "color": label_color(name),
+            "description": "managed by forgehand",
+        });
+        let url = self.repo_url(&["labels"], &[]);
+        // Not replayed blindly: a second POST could create a duplicate label.
+        match self
+            .json::<WireLabel>(Method::POST, url, Some(body), Replay::OnlyIfNotApplied)
+            .await
+        {
+            Ok(reply) => {
+                let label = reply.value;
+                self.labels
+                    .lock()
+                    .expect("label cache poisoned")
+                    .insert(label.name, label.id);
+                Ok(label.id)
+            }
+            // Someone created it meanwhile: use theirs.
+            Err(e)
+                if matches!(
+                    e.status(),
+                    Some(StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY)
+                ) =>
+            {
+                self.refresh_labels().await?;
+                self.cached_label(name).ok_or_else(|| self.error(e))
+            }
+            Err(e) => Err(self.error(e)),
+        }
+    }
+}
+
+/// Whether a list is complete after a page of `got` items brought the total to `have`.
+fn page_done(headers: &reqwest::header::HeaderMap, got: usize, have: usize) -> bool {
+    let total = headers
+        .get("x-total-count")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    match total {
+        Some(total) => got == 0 || have >= total,
+        None => got < PAGE_LIMIT,
+    }
+}
+
+/// A colour for a label forgehand creates: by role when the name says it, grey otherwise.
+fn label_color(name: &str) -> &'static str {
+    let name = name.to_ascii_lowercase();
+    if name.contains("block") {
+        "#b60205"
+    } else if name.contains("progress") {
+        "#fbca04"
+    } else if name.contains("priority") {
+        "#d93f0b"
+    } else if name.contains("backlog") {
+        "#0075ca"
+    } else if name.contains("underspecified") {
+        "#5319e7"
+    } else {
+        "#cccccc"
+    }
+}
+
+#[async_trait]
+impl Forge for ForgejoClient {
+    async fn current_user(&self) -> ForgeResult<String> {
+        let user: WireUser = self.get(self.url(&["user"], &[])).await?;
+        Ok(user.login)
+    }
+
+    async fn ensure_labels(&self, names: &[String]) -> ForgeResult<()> {
+        self.refresh_labels().await?;
+        for name in names {
+            if self.cached_label(name).is_none() {
+                self.create_label(name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_open_issues(&self, label: &str) -> ForgeResult<Vec<Issue>> {
+        let query = [("state", "open"), ("type", "issues"), ("labels", label)];
+        let issues: Vec<WireIssue> = self.list_all(&["issues"], &query).await?;
+        Ok(issues
+            .into_iter()
+            .filter(|i| !i.is_pull())
+            .map(WireIssue::into_domain)
+            .collect())
+    }
+
+    async fn get_issue(&self, n: IssueNumber) -> ForgeResult<Issue> {
+        let n = n.to_string();
+        let issue: WireIssue = self.get(self.repo_url(&["issues", &n], &[])).await?;
+        Ok(issue.into_domain())
+    }
+
+    async fn issue_dependencies(&self, n: IssueNumber) -> ForgeResult<Vec<Issue>> {
+        let n = n.to_string();
+        let deps: Vec<WireIssue> = self.list_all(&["issues", &n, "dependencies"], &[]).await?;
+        Ok(deps.into_iter().map(WireIssue::into_domain).collect())
+    }
+
+    async fn add_label(&self, n: IssueNumber, label: &str) -> ForgeResult<()> {
+        let id = match self.label_id(label).await? {
+            Some(id) => id,
+            None => self.create_label(label).await?,
+        };
+        let n = n.to_string();
+        let url = self.repo_url(&["issues", &n, "labels"], &[]);
+        // Adding a label the issue already carries changes nothing: safe to replay.
+        self.status_only(
+            Method::POST,
+            url,
+            Some(json!({ "labels": [id] })),
+            Replay::Safe,
+        )
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    async fn remove_label(&self, n: IssueNumber, label: &str) -> ForgeResult<()> {
+        let Some(id) = self.label_id(label).await? else {
+            return Ok(());
+        };
+        let (n, id) = (n.to_string(), id.to_string());
+        let url = self.repo_url(&["issues", &n, "labels", &id], &[]);
+        match self
+            .status_only(Method::DELETE, url, None, Replay::Safe)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(()),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    async fn list_comments(&self, n: u64) -> ForgeResult<Vec<Comment>> {
+        // The swagger gives this endpoint no page/limit: it returns every comment.
+        let n = n.to_string();
+        let comments: Option<Vec<WireComment>> = self
+            .get(self.repo_url(&["issues", &n, "comments"], &[]))
+            .await?;
+        Ok(comments
+            .unwrap_or_default()
+            .into_iter()
+            .map(WireComment::into_domain)
+            .collect())
+    }
+
+    async fn create_comment(&self, n: u64, body: &str) -> ForgeResult<Comment> {
+        let n = n.to_string();
+        let url = self.repo_url(&["issues", &n, "comments"], &[]);
+        let reply = self
+            .json::<WireComment>(
+                Method::POST,
+                url,
+                Some(json!({ "body": body })),
+                Replay::OnlyIfNotApplied,
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(reply.value.into_domain())
+    }
+
+    async fn close_issue(&self, n: IssueNumber) -> ForgeResult<()> {
+        let n = n.to_string();
+        let url = self.repo_url(&["issues", &n], &[]);
+        self.status_only(
+            Method::PATCH,
+            url,
+            Some(json!({ "state": "closed" })),
+            Replay::Safe,
+        )
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    async fn list_open_pulls(&self) -> ForgeResult<Vec<PullRequest>> {
+        let pulls: Vec<WirePull> = self.list_all(&["pulls"], &[("state", "open")]).await?;
+        Ok(pulls.into_iter().map(WirePull::into_domain).collect())
+    }
+
+    async fn find_pull(&self, base: &str, head: &str) -> ForgeResult<Option<PullRequest>> {
+        // Only open pulls: Forgejo refuses a second open PR for the same head and
+        // base, and a closed one does not stop a new PR from being opened.
+        let pulls = self.list_open_pulls().await?;
+        Ok(pulls
+            .into_iter()
+            .find(|p| p.head_ref == head && p.base_ref == base))
+    }
+
+    async fn get_pull(&self, n: PrNumber) -> ForgeResult<PullRequest> {
+        let n = n.to_string();
+        let pull: WirePull = self.get(self.repo_url(&["pulls", &n], &[])).await?;
+        Ok(pull.into_domain())
+    }
+
+    async fn create_pull(&self, new: &NewPull) -> ForgeResult<PullRequest> {
+        let url = self.repo_url(&["pulls"], &[]);
+        let body = json!({
+            "head": new.head,
+            "base": new.base,
+            "title": new.title,
+            "body": new.body,
+        });
+        match self
+            .json::<WirePull>(Method::POST, url, Some(body), Replay::OnlyIfNotApplied)
+            .await
+        {
+            Ok(reply) => Ok(reply.value.into_domain()),
+            // The PR exists (maybe our own earlier attempt landed): creation is
+            // idempotent, so hand back that one.
+            Err(e) if pull_exists(&e) => match self.find_pull(&new.base, &new.head).await? {
+                Some(pull) => Ok(pull),
+                None => Err(self.error(e)),
+            },
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    async fn list_reviews(&self, n: PrNumber) -> ForgeResult<Vec<Review>> {
+        let n = n.to_string();
+        let reviews: Vec<WireReview> = self.list_all(&["pulls", &n, "reviews"], &[]).await?;
+        Ok(reviews.into_iter().map(WireReview::into_domain).collect())
+    }
+
+    async fn list_review_comments(
+        &self,
+        n: PrNumber,
+        review: u64,
+    ) -> ForgeResult<Vec<ReviewComment>> {
+        let (n, review) = (n.to_string(), review.to_string());
+        let url = self.repo_url(&["pulls", &n, "reviews", &review, "comments"], &[]);
+        let comments: Option<Vec<WireReviewComment>> = self.get(url).await?;
+        Ok(comments
+            .unwrap_or_default()
+            .into_iter()
+            .map(WireReviewComment::into_domain)
+            .collect())
+    }
+
+    async fn combined_status(&self, sha: &CommitSha) -> ForgeResult<CombinedStatus> {
+        let limit = PAGE_LIMIT.to_string();
+        let mut first: Option<(Option<String>, Option<u64>)> = None;
+        let mut statuses = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let page_s = page.to_string();
+            let query = [("page", page_s.as_str()), ("limit", limit.as_str())];
+            let url = self.repo_url(&["commits", &sha.0, "status"], &query);
+            let reply: Reply<WireCombinedStatus> = self
+                .json(Method::GET, url, None, Replay::Safe)
+                .await
+                .map_err(|e| self.error(e))?;
+            let page_statuses = reply.value.statuses.unwrap_or_default();
+            let got = page_statuses.len();
+            statuses.extend(page_statuses);
+            first.get_or_insert((reply.value.state, reply.value.total_count));
+            if page_done(&reply.headers, got, statuses.len()) {
+                let (state, total) = first.unwrap_or_default();
+                return Ok(wire::combined_status(state.as_deref(), total, statuses));
+            }
+        }
+        Err(ForgeError::Other(anyhow::anyhow!(
+            "combined status of {sha}: more than {MAX_PAGES} pages"
+        )))
+    }
+
+    async fn merge_pull(&self, n: PrNumber, req: &MergeRequest) -> ForgeResult<()> {
+        let n_s = n.to_string();
+        let url = self.repo_url(&["pulls", &n_s, "merge"], &[]);
+        let body = json!({
+            "Do": req.method.as_str(),
+            "head_commit_id": req.head_sha.0,
+            "delete_branch_after_merge": req.delete_branch,
+        });
+        match self
+            .status_only(Method::POST, url, Some(body), Replay::OnlyIfNotApplied)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // 405: "not mergeable", which is also what a second merge gets.
+            Err(e) if e.status() == Some(StatusCode::METHOD_NOT_ALLOWED) => {
+                let pull = self.get_pull(n).await?;
+                if pull.merged {
+                    Err(ForgeError::AlreadyMerged)
+                } else {
+                    let why = e.message().unwrap_or("no reason given");
+                    Err(ForgeError::Conflict(format!(
+                        "pull request #{n} is not mergeable: {}",
+                        redact(why, &self.token)
+                    )))
+                }
+            }
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    async fn delete_branch(&self, name: &str) -> ForgeResult<()> {
+        let url = self.repo_url(&["branches", name], &[]);
+        match self
+            .status_only(Method::DELETE, url, None, Replay::Safe)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(()),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+}
+
+/// Forgejo answers 409 to a second PR for the same head and base; some Gitea
+/// versions answer 422 with a message saying so.
+fn pull_exists(e: &HttpError) -> bool {
+    match e.status() {
+        Some(StatusCode::CONFLICT) => true,
+        Some(StatusCode::UNPROCESSABLE_ENTITY) => e
+            .message()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("exist")),
+        _ => false,
+    }
+}

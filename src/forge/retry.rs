@@ -1,1 +1,403 @@
-//! The one retry policy every forge request goes through (stub).
+//! The one retry policy every forge request goes through: `perform_retryable`
+//! sends a request, classifies the outcome (retry, give up, success) and waits
+//! with jittered exponential backoff, honouring the forge's rate-limit headers.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, RequestBuilder, StatusCode};
+
+use super::ForgeError;
+
+/// How hard to try before a forge call fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total attempts per call, the first included; 1 disables retries.
+    pub max_attempts: u32,
+    /// Wait after the first failed attempt; doubles after each further failure.
+    pub initial_backoff: Duration,
+    /// Ceiling of the doubling, so a long outage is probed at a steady pace.
+    pub max_backoff: Duration,
+    /// Time allowed for one attempt (connect, send and read the whole body).
+    pub request_timeout: Duration,
+    /// A forge asking us to wait longer than this is waited on for this long only:
+    /// a daemon handler must not sleep for an hour on a bad header.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt `attempt` (1-based): exponential, capped, with
+    /// "equal jitter" (half fixed, half random) so that many actors hitting the same
+    /// outage do not come back in lockstep.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(31);
+        let base = self
+            .initial_backoff
+            .saturating_mul(1u32 << exp)
+            .min(self.max_backoff);
+        let half = base / 2;
+        let jitter_nanos = if half.is_zero() {
+            0
+        } else {
+            random_u64() % (half.as_nanos() as u64).max(1)
+        };
+        half + Duration::from_nanos(jitter_nanos)
+    }
+}
+
+/// A random number without a dependency: every `RandomState` is freshly keyed.
+fn random_u64() -> u64 {
+    RandomState::new().build_hasher().finish()
+}
+
+/// Whether sending a request again could make the forge act twice.
+///
+/// Retrying is decided per call from this value, so making a non-idempotent call
+/// safe to retry later (for instance a variant carrying a check "did the first
+/// attempt land?") only touches this enum and `may_retry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Sending it twice has the effect of sending it once (GET, PATCH to a state,
+    /// DELETE, adding a label): retried on any transient failure.
+    Safe,
+    /// Must not be applied twice (creating a comment, a PR, a merge): sent again
+    /// only when the forge most likely did not act on it: the connection was never
+    /// made, or the forge or its gateway answered 429/502/503/504.
+    OnlyIfNotApplied,
+}
+
+/// What is being attempted, for the retry decision, log lines and error messages.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub method: Method,
+    /// Path and query below the host, never the host's credentials.
+    pub path: String,
+    pub replay: Replay,
+}
+
+/// A 2xx answer, decoded.
+#[derive(Debug)]
+pub struct Reply<T> {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub value: T,
+}
+
+/// A call that failed for good, with what is needed to map it to a `ForgeError`.
+#[derive(Debug)]
+pub struct HttpError {
+    pub method: Method,
+    pub path: String,
+    pub attempts: u32,
+    pub kind: HttpErrorKind,
+}
+
+#[derive(Debug)]
+pub enum HttpErrorKind {
+    /// The forge answered with a non-2xx status that is final or kept recurring.
+    Status {
+        status: StatusCode,
+        /// The forge's `message` field when the body was JSON.
+        message: Option<String>,
+        /// 429, or 403 with rate-limit headers.
+        rate_limited: bool,
+        retry_after: Option<Duration>,
+    },
+    /// No usable answer: connect error, timeout, broken body.
+    Transport(reqwest::Error),
+    /// A 2xx whose body is not what the API describes (e.g. a proxy's HTML page).
+    Decode(serde_json::Error),
+}
+
+impl HttpError {
+    pub fn status(&self) -> Option<StatusCode> {
+        match &self.kind {
+            HttpErrorKind::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn message(&self) -> Option<&str> {
+        match &self.kind {
+            HttpErrorKind::Status { message, .. } => message.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The error callers branch on. `secret` (the API token) is cut out of every
+    /// text the forge sent back, in case a proxy echoes request headers.
+    pub fn into_forge_error(self, secret: &str) -> ForgeError {
+        let what = format!("{} {}", self.method, self.path);
+        let redact = |text: &str| redact(text, secret);
+        let tries = if self.attempts > 1 {
+            format!(" (after {} attempts)", self.attempts)
+        } else {
+            String::new()
+        };
+        match self.kind {
+            HttpErrorKind::Status {
+                status,
+                message,
+                rate_limited,
+                retry_after,
+            } => {
+                let detail = match &message {
+                    Some(m) => format!("{what}: HTTP {status}{tries}: {}", redact(m)),
+                    None => format!("{what}: HTTP {status}{tries}"),
+                };
+                if rate_limited {
+                    return ForgeError::RateLimited { retry_after };
+                }
+                match status {
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                        ForgeError::Unauthorized(detail)
+                    }
+                    StatusCode::NOT_FOUND => ForgeError::NotFound(detail),
+                    StatusCode::CONFLICT => ForgeError::Conflict(detail),
+                    _ => ForgeError::Other(anyhow::anyhow!(detail)),
+                }
+            }
+            HttpErrorKind::Transport(e) => {
+                // The URL may carry credentials of the host; the path is in `what`.
+                let e = e.without_url();
+                let msg = redact(&format!("{:#}", anyhow::Error::new(e)));
+                ForgeError::Other(anyhow::anyhow!("{what}{tries}: {msg}"))
+            }
+            HttpErrorKind::Decode(e) => ForgeError::Other(anyhow::anyhow!(
+                "{what}{tries}: the forge's answer is not the expected JSON: {e}"
+            )),
+        }
+    }
+}
+
+/// A one-line summary for log lines. It leaves out what the forge wrote back
+/// (which could echo request headers) and the URL (which could carry the host's
+/// credentials); `into_forge_error` gives the full, redacted story.
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: ", self.method, self.path)?;
+        match &self.kind {
+            HttpErrorKind::Status { status, .. } => write!(f, "HTTP {status}"),
+            HttpErrorKind::Transport(e) if e.is_timeout() => f.write_str("timed out"),
+            HttpErrorKind::Transport(e) if e.is_connect() => f.write_str("could not connect"),
+            HttpErrorKind::Transport(_) => f.write_str("connection failed"),
+            HttpErrorKind::Decode(_) => f.write_str("the answer is not the expected JSON"),
+        }
+    }
+}
+
+/// `text` with every occurrence of `secret` replaced by a marker.
+pub fn redact(text: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(secret, "[REDACTED]")
+    }
+}
+
+/// One attempt's outcome after classification.
+enum Verdict<T> {
+    Done(Reply<T>),
+    /// Try again (if attempts remain) after at least `wait`, else fail with `err`.
+    Retry {
+        err: HttpErrorKind,
+        wait: Option<Duration>,
+    },
+    Fail(HttpErrorKind),
+}
+
+/// Sends the request `send` builds (a fresh builder per attempt: bodies are
+/// consumed) until it succeeds, fails for good or the policy's attempts run out.
+/// `decode` turns a 2xx body into `T`; an empty body is handed over as is.
+pub async fn perform_retryable<T>(
+    policy: &RetryPolicy,
+    attempt: &Attempt,
+    send: impl Fn() -> RequestBuilder,
+    decode: impl Fn(&[u8]) -> serde_json::Result<T>,
+) -> Result<Reply<T>, HttpError> {
+    let max = policy.max_attempts.max(1);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let verdict = classify(
+            policy,
+            attempt,
+            send().timeout(policy.request_timeout),
+            &decode,
+        )
+        .await;
+        let (err, wait) = match verdict {
+            Verdict::Done(reply) => return Ok(reply),
+            Verdict::Fail(kind) => return Err(fail(attempt, n, kind)),
+            Verdict::Retry { err, wait } => (err, wait),
+        };
+        if n >= max {
+            return Err(fail(attempt, n, err));
+        }
+        let backoff = policy.backoff(n);
+        let delay = match wait {
+            Some(w) => w.min(policy.max_retry_after).max(backoff),
+            None => backoff,
+        };
+        let reason = HttpError {
+            method: attempt.method.clone(),
+            path: attempt.path.clone(),
+            attempts: n,
+            kind: err,
+        };
+        tracing::warn!(
+            method = %attempt.method,
+            path = %attempt.path,
+            attempt = n,
+            delay_ms = delay.as_millis() as u64,
+            reason = %reason,
+            "forge request failed, retrying"
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+fn fail(attempt: &Attempt, attempts: u32, kind: HttpErrorKind) -> HttpError {
+    HttpError {
+        method: attempt.method.clone(),
+        path: attempt.path.clone(),
+        attempts,
+        kind,
+    }
+}
+
+async fn classify<T>(
+    policy: &RetryPolicy,
+    attempt: &Attempt,
+    request: RequestBuilder,
+    decode: &impl Fn(&[u8]) -> serde_json::Result<T>,
+) -> Verdict<T> {
+    let safe = attempt.replay == Replay::Safe;
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            // A connect error means the request never left; anything else (timeout,
+            // reset mid-way) may have reached the forge.
+            let retry = e.is_connect() || safe;
+            return if retry {
+                Verdict::Retry {
+                    err: HttpErrorKind::Transport(e),
+                    wait: None,
+                }
+            } else {
+                Verdict::Fail(HttpErrorKind::Transport(e))
+            };
+        }
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = match response.bytes().await {
+        Ok(b) => b,
+        Err(e) if safe => {
+            return Verdict::Retry {
+                err: HttpErrorKind::Transport(e),
+                wait: None,
+            };
+        }
+        Err(e) => return Verdict::Fail(HttpErrorKind::Transport(e)),
+    };
+
+    if status.is_success() {
+        return match decode(&body) {
+            Ok(value) => Verdict::Done(Reply {
+                status,
+                headers,
+                value,
+            }),
+            // Only a GET is sure to be harmless to repeat after the forge said yes.
+            Err(e) if attempt.method == Method::GET => Verdict::Retry {
+                err: HttpErrorKind::Decode(e),
+                wait: None,
+            },
+            Err(e) => Verdict::Fail(HttpErrorKind::Decode(e)),
+        };
+    }
+
+    let retry_after = retry_after(&headers, policy);
+    let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
+        || (status == StatusCode::FORBIDDEN && has_rate_limit_headers(&headers));
+    let err = HttpErrorKind::Status {
+        status,
+        message: forge_message(&body),
+        rate_limited,
+        retry_after,
+    };
+    let gateway = matches!(
+        status,
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    );
+    if rate_limited || gateway || (safe && status.is_server_error()) {
+        Verdict::Retry {
+            err,
+            wait: retry_after,
+        }
+    } else {
+        Verdict::Fail(err)
+    }
+}
+
+fn has_rate_limit_headers(headers: &HeaderMap) -> bool {
+    headers.contains_key("retry-after")
+        || header_str(headers, "x-ratelimit-remaining").is_some_and(|v| v.trim() == "0")
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// How long the forge asks us to wait: `Retry-After` (seconds or an HTTP date), or
+/// the `X-RateLimit-Reset` epoch second when the quota is spent.
+fn retry_after(headers: &HeaderMap, policy: &RetryPolicy) -> Option<Duration> {
+    let now = Utc::now();
+    let until = |at: DateTime<Utc>| (at - now).to_std().unwrap_or(Duration::ZERO);
+    let wait = if let Some(v) = header_str(headers, "retry-after") {
+        let v = v.trim();
+        match v.parse::<u64>() {
+            Ok(secs) => Some(Duration::from_secs(secs)),
+            Err(_) => DateTime::parse_from_rfc2822(v)
+                .ok()
+                .map(|at| until(at.with_timezone(&Utc))),
+        }
+    } else if header_str(headers, "x-ratelimit-remaining").is_some_and(|v| v.trim() == "0") {
+        header_str(headers, "x-ratelimit-reset")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .and_then(|secs| DateTime::from_timestamp(secs, 0))
+            .map(until)
+    } else {
+        None
+    };
+    wait.map(|w| w.min(policy.max_retry_after))
+}
+
+/// The `message` of Forgejo's `APIError` body, when there is one.
+fn forge_message(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct ApiError {
+        message: Option<String>,
+    }
+    serde_json::from_slice::<ApiError>(body)
+        .ok()
+        .and_then(|e| e.message)
+        .filter(|m| !m.is_empty())
+}

@@ -1,6 +1,7 @@
 //! The one integration-test binary: a module per area.
 
 mod config;
+mod forgejo_client;
 mod machine;
 mod phase;
 mod picking;
