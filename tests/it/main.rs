@@ -1,1 +1,3 @@
 //! The one integration-test binary: a module per area.
+mod support;
+mod tmux_git;
