@@ -95,6 +95,14 @@ impl Tmux {
     /// is in place before the server can reap a command that exits at once, and a dead
     /// pane can still be captured for the diagnostic.
     pub async fn new_session(&self, spec: &SessionSpec) -> Result<()> {
+        // tmux would silently start the session in the home directory instead.
+        if !spec.cwd.is_dir() {
+            bail!(
+                "cannot start session {}: {} is not a directory",
+                spec.name,
+                spec.cwd.display()
+            );
+        }
         let mut args: Vec<OsString> = vec![
             "new-session".into(),
             "-d".into(),
