@@ -42,6 +42,12 @@ impl TmuxServer {
 impl Drop for TmuxServer {
     fn drop(&mut self) {
         let _ = self.raw().arg("kill-server").output();
+        // tmux leaves its socket file behind; tmux's own rule for where it lives.
+        let dir = std::env::var_os("TMUX_TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
+        let uid = nix::unistd::getuid();
+        let _ = std::fs::remove_file(dir.join(format!("tmux-{uid}")).join(&self.socket));
     }
 }
 
