@@ -7,3 +7,5 @@ mod phase;
 mod picking;
 mod redact;
 mod store;
+mod support;
+mod tmux_git;
