@@ -1,0 +1,206 @@
+//! The end-to-end harness: a fake Forgejo over a real bare repository, a
+//! private tmux server (its own `TMUX_TMPDIR`, so the daemon's "default
+//! server" is the test's own), temp state and project folders, and the real
+//! `forgehand` binary. Everything is torn down on drop; on a failing test the
+//! daemon's log is printed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::fake_forge::fixture::GitFixture;
+use crate::fake_forge::{FakeForge, FakeForgeOptions};
+
+pub const TOKEN: &str = "tok-e2e-5ecret-forge";
+/// A secret in the daemon's environment that must never reach an agent.
+pub const OTHER_SECRET: &str = "other-5ecret-value";
+pub const PROJECT: &str = "proj";
+
+pub struct Harness {
+    pub dir: TempDir,
+    pub git: GitFixture,
+    pub forge: FakeForge,
+    pub state: PathBuf,
+    pub projects: PathBuf,
+    pub tmux_tmpdir: PathBuf,
+    pub home: PathBuf,
+    daemon: Option<Child>,
+    log: PathBuf,
+}
+
+impl Harness {
+    /// A harness whose project file has `extra` appended (TOML sections).
+    pub async fn new(extra: &str) -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let git = GitFixture::new();
+        let forge = FakeForge::start(FakeForgeOptions {
+            token: TOKEN.into(),
+            bare_repo: git.bare.clone(),
+            ..Default::default()
+        })
+        .await;
+        let h = Harness {
+            state: dir.path().join("state"),
+            projects: dir.path().join("projects"),
+            tmux_tmpdir: dir.path().join("tmux"),
+            home: dir.path().join("home"),
+            log: dir.path().join("daemon.log"),
+            daemon: None,
+            git,
+            forge,
+            dir,
+        };
+        for d in [&h.state, &h.projects, &h.tmux_tmpdir, &h.home] {
+            std::fs::create_dir_all(d).expect("creating a harness folder");
+        }
+        h.write_project(extra);
+        h
+    }
+
+    pub fn write_project(&self, extra: &str) {
+        let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fake-agent");
+        let toml = format!(
+            r#"name = "{PROJECT}"
+repo = "acme/widget"
+clone_url = "{clone}"
+poll_interval = "300ms"
+
+[forge]
+kind = "forgejo"
+url = "{url}"
+token_env = "FORGE_TOKEN"
+
+[agent]
+command = "python3 {agent}"
+max_sessions = 1
+{extra}
+"#,
+            clone = self.git.bare.display(),
+            url = self.forge.url(),
+            agent = agent.display(),
+        );
+        std::fs::write(self.projects.join("proj.toml"), toml).expect("writing the project file");
+    }
+
+    /// A `forgehand` command with the harness's environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_forgehand"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("LANG", "C.UTF-8")
+            .env("TMUX_TMPDIR", &self.tmux_tmpdir)
+            .env("FORGE_TOKEN", TOKEN)
+            .env("OTHER_SECRET_TOKEN", OTHER_SECRET)
+            .env("FORGEHAND_LOG", "forgehand=debug,info")
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    pub fn state_arg(&self) -> String {
+        self.state.display().to_string()
+    }
+
+    /// Run a forgehand command to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("running forgehand")
+    }
+
+    pub fn enable(&self) {
+        let out = self.run(&["enable", "--state", &self.state_arg()]);
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    /// Start `forgehand run` in the background.
+    pub fn start_daemon(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("daemon log");
+        let child = self
+            .command(&[
+                "run",
+                "--projects",
+                &self.projects.display().to_string(),
+                "--state",
+                &self.state_arg(),
+            ])
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("starting the daemon");
+        self.daemon = Some(child);
+    }
+
+    pub fn daemon(&mut self) -> &mut Child {
+        self.daemon.as_mut().expect("daemon started")
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// tmux on the harness's private default server.
+    pub fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(args)
+            .env("TMUX_TMPDIR", &self.tmux_tmpdir)
+            .env_remove("TMUX")
+            .output()
+            .expect("running tmux")
+    }
+
+    pub fn has_session(&self, name: &str) -> bool {
+        self.tmux(&["has-session", "-t", &format!("={name}")]).status.success()
+    }
+
+    /// The environment of the session's pane process.
+    pub fn session_env(&self, name: &str) -> Vec<(String, String)> {
+        let out = self.tmux(&["list-panes", "-t", &format!("={name}:"), "-F", "#{pane_pid}"]);
+        let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(!pid.is_empty(), "no pane for {name}: {out:?}");
+        let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("reading the pane's environment");
+        raw.split(|b| *b == 0)
+            .filter(|kv| !kv.is_empty())
+            .map(|kv| {
+                let kv = String::from_utf8_lossy(kv);
+                let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect()
+    }
+
+    pub fn session_dir(&self, name: &str) -> PathBuf {
+        self.state.join("sessions").join(name)
+    }
+
+    pub fn worktree(&self, issue: u64) -> PathBuf {
+        self.state.join("worktrees").join(PROJECT).join(issue.to_string())
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = self.tmux(&["kill-server"]);
+        if std::thread::panicking() {
+            let log = self.daemon_log();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!("---- daemon log (last 80 lines) ----");
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Generous bounds for steps that involve starting processes.
+pub const STEP: Duration = Duration::from_secs(60);
