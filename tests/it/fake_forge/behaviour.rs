@@ -76,7 +76,9 @@ pub fn settle(state: &mut ForgeState) {
 
 /// Re-reads one PR's refs; on a new head, marks reviews stale and runs the CI.
 fn refresh_pull(state: &mut ForgeState, n: u64) {
-    let Some(pull) = state.pulls.get(&n) else { return };
+    let Some(pull) = state.pulls.get(&n) else {
+        return;
+    };
     let head = state.git.branch_sha(&pull.head);
     let base = state.git.branch_sha(&pull.base);
     let pull = state.pulls.get_mut(&n).expect("pull checked above");
@@ -117,7 +119,10 @@ fn run_ci(state: &mut ForgeState, n: u64, head: &str) {
         CiBehaviour::None => return,
         CiBehaviour::Succeed => ("success", "all tests passed".to_owned()),
         CiBehaviour::Pending => ("pending", "tests are running".to_owned()),
-        CiBehaviour::FailFirst(k) if run <= k => ("failure", format!("test_greeting failed (simulated run {run})")),
+        CiBehaviour::FailFirst(k) if run <= k => (
+            "failure",
+            format!("test_greeting failed (simulated run {run})"),
+        ),
         CiBehaviour::FailFirst(_) => ("success", "all tests passed".to_owned()),
     };
     state.new_status(head, CI_CONTEXT, status, &description, &target_url, CI_USER);
@@ -161,7 +166,11 @@ pub fn referenced_issues(body: &str) -> Vec<u64> {
         .windows(2)
         .filter(|w| KEYWORDS.contains(&w[0].trim_end_matches(':').to_ascii_lowercase().as_str()))
         .filter_map(|w| {
-            let digits: String = w[1].strip_prefix('#')?.chars().take_while(char::is_ascii_digit).collect();
+            let digits: String = w[1]
+                .strip_prefix('#')?
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
             digits.parse().ok()
         })
         .collect()

@@ -89,7 +89,9 @@ impl BareRepo {
     /// The commit `refs/heads/<branch>` points at, or `None` if there is no such branch.
     pub fn branch_sha(&self, branch: &str) -> Option<String> {
         let spec = format!("refs/heads/{branch}^{{commit}}");
-        let out = self.output(&["rev-parse", "--verify", "--quiet", &spec]).ok()?;
+        let out = self
+            .output(&["rev-parse", "--verify", "--quiet", &spec])
+            .ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
@@ -102,8 +104,16 @@ impl BareRepo {
             return sha;
         }
         let spec = format!("{reference}^{{commit}}");
-        match self.output(&["rev-parse", "--verify", "--quiet", "--end-of-options", &spec]) {
-            Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        match self.output(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ]) {
+            Ok(out) if out.status.success() => {
+                String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            }
             _ => reference.to_owned(),
         }
     }

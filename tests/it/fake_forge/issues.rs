@@ -44,21 +44,30 @@ pub fn create_label(state: &mut ForgeState, req: &Req) -> Handled {
     }
     let description = req.str_field("description").unwrap_or_default().to_owned();
     let id = state.new_label(&name, &color, &description);
-    let label = state.labels.iter().find(|l| l.id == id).cloned().expect("label just created");
+    let label = state
+        .labels
+        .iter()
+        .find(|l| l.id == id)
+        .cloned()
+        .expect("label just created");
     Ok(Reply::json(201, state.label_json(&label)))
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 pub fn list_issues(state: &mut ForgeState, req: &Req) -> Handled {
     let wanted_state = req.q("state").unwrap_or("open");
     // Forgejo documents "any of these labels"; labels that do not exist are dropped.
-    let label_filter: Option<Vec<&str>> = req
-        .q("labels")
-        .filter(|l| !l.is_empty())
-        .map(|l| l.split(',').map(str::trim).filter(|n| state.label_by_name(n).is_some()).collect());
+    let label_filter: Option<Vec<&str>> = req.q("labels").filter(|l| !l.is_empty()).map(|l| {
+        l.split(',')
+            .map(str::trim)
+            .filter(|n| state.label_by_name(n).is_some())
+            .collect()
+    });
     let since = req.q("since").and_then(parse_time);
     let before = req.q("before").and_then(parse_time);
     let text = req.q("q").map(str::to_lowercase);
@@ -80,8 +89,9 @@ pub fn list_issues(state: &mut ForgeState, req: &Req) -> Handled {
         .filter(|i| since.is_none_or(|t| i.updated_at >= t))
         .filter(|i| before.is_none_or(|t| i.updated_at <= t))
         .filter(|i| {
-            text.as_ref()
-                .is_none_or(|t| i.title.to_lowercase().contains(t) || i.body.to_lowercase().contains(t))
+            text.as_ref().is_none_or(|t| {
+                i.title.to_lowercase().contains(t) || i.body.to_lowercase().contains(t)
+            })
         })
         .map(|i| (i.number, i.created_at, i.updated_at))
         .collect();
@@ -91,7 +101,10 @@ pub fn list_issues(state: &mut ForgeState, req: &Req) -> Handled {
         "leastupdate" => issues.sort_by_key(|(n, _, updated)| (*updated, *n)),
         _ => issues.sort_by_key(|(n, created, _)| std::cmp::Reverse((*created, *n))),
     }
-    let json: Vec<Value> = issues.into_iter().map(|(n, _, _)| state.issue_json(n)).collect();
+    let json: Vec<Value> = issues
+        .into_iter()
+        .map(|(n, _, _)| state.issue_json(n))
+        .collect();
     Ok(paginate(&state.base_url, req, json))
 }
 
@@ -101,7 +114,12 @@ pub fn create_issue(state: &mut ForgeState, req: &Req) -> Handled {
         return Err(Reply::error(422, "[Title]: Required"));
     }
     let bot = state.bot_login.clone();
-    let n = state.new_issue(&title, req.str_field("body").unwrap_or_default(), &bot, false);
+    let n = state.new_issue(
+        &title,
+        req.str_field("body").unwrap_or_default(),
+        &bot,
+        false,
+    );
     let ids: Vec<u64> = req
         .body
         .get("labels")
@@ -111,7 +129,12 @@ pub fn create_issue(state: &mut ForgeState, req: &Req) -> Handled {
         .filter_map(Value::as_u64)
         .collect();
     for id in ids {
-        if let Some(name) = state.labels.iter().find(|l| l.id == id).map(|l| l.name.clone()) {
+        if let Some(name) = state
+            .labels
+            .iter()
+            .find(|l| l.id == id)
+            .map(|l| l.name.clone())
+        {
             state.attach_label(n, &name);
         }
     }
@@ -144,7 +167,10 @@ pub fn edit_issue(state: &mut ForgeState, req: &Req) -> Handled {
             return Err(Reply::error(422, format!("invalid state {new_state:?}")));
         }
         if new_state == "open" && state.pulls.get(&n).is_some_and(|p| p.merged) {
-            return Err(Reply::error(412, "a merged pull request cannot be reopened"));
+            return Err(Reply::error(
+                412,
+                "a merged pull request cannot be reopened",
+            ));
         }
         state.set_issue_state(n, new_state);
     }
@@ -178,7 +204,12 @@ pub fn get_labels(state: &mut ForgeState, req: &Req) -> Handled {
 /// issue's full label list.
 pub fn add_labels(state: &mut ForgeState, req: &Req) -> Handled {
     let n = existing_issue(state, req)?;
-    let wanted: Vec<Value> = req.body.get("labels").and_then(Value::as_array).cloned().unwrap_or_default();
+    let wanted: Vec<Value> = req
+        .body
+        .get("labels")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for item in wanted {
         let name = match &item {
             Value::Number(id) => state
@@ -204,12 +235,19 @@ pub fn add_labels(state: &mut ForgeState, req: &Req) -> Handled {
 
 pub fn remove_label(state: &mut ForgeState, req: &Req) -> Handled {
     let n = existing_issue(state, req)?;
-    let id = req.number("id").map_err(|_| Reply::error(422, "label id is not a number"))?;
-    let Some(name) = state.labels.iter().find(|l| l.id == id).map(|l| l.name.clone()) else {
+    let id = req
+        .number("id")
+        .map_err(|_| Reply::error(422, "label id is not a number"))?;
+    let Some(name) = state
+        .labels
+        .iter()
+        .find(|l| l.id == id)
+        .map(|l| l.name.clone())
+    else {
         return Err(Reply::error(422, format!("label {id} does not exist")));
     };
     let issue = state.issues.get_mut(&n).expect("issue exists");
-    if issue.labels.iter().any(|l| *l == name) {
+    if issue.labels.contains(&name) {
         issue.labels.retain(|l| *l != name);
         issue.updated_at = Utc::now();
     }
@@ -238,7 +276,12 @@ pub fn create_comment(state: &mut ForgeState, req: &Req) -> Handled {
     }
     let bot = state.bot_login.clone();
     let id = state.new_comment(n, &bot, body);
-    let comment = state.comments.iter().find(|c| c.id == id).cloned().expect("comment just created");
+    let comment = state
+        .comments
+        .iter()
+        .find(|c| c.id == id)
+        .cloned()
+        .expect("comment just created");
     Ok(Reply::json(201, state.comment_json(&comment)))
 }
 

@@ -29,7 +29,10 @@ pub fn error(base_url: &str, message: &str) -> Value {
 
 impl ForgeState {
     fn api_repo_url(&self) -> String {
-        format!("{}/api/v1/repos/{}/{}", self.base_url, self.owner, self.repo)
+        format!(
+            "{}/api/v1/repos/{}/{}",
+            self.base_url, self.owner, self.repo
+        )
     }
 
     fn html_repo_url(&self) -> String {

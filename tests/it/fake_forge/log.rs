@@ -63,7 +63,10 @@ pub struct Violation {
 pub enum Fault {
     /// Answer with this status and a Forgejo-style JSON error; `retry_after` (seconds) adds
     /// a `Retry-After` header, as for 429.
-    Status { status: u16, retry_after: Option<u64> },
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
     /// Answer with an HTML page (what a reverse proxy sends when Forgejo is down).
     Html { status: u16 },
 }
@@ -93,8 +96,14 @@ impl FaultRule {
 
     fn matches(&self, method: &str, path: &str) -> bool {
         self.times > 0
-            && self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
-            && self.path_contains.as_deref().is_none_or(|p| path.contains(p))
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_contains
+                .as_deref()
+                .is_none_or(|p| path.contains(p))
     }
 }
 

@@ -8,6 +8,7 @@
 //! - `state.rs` — [`ForgeState`] and its records; `json.rs` — the wire shapes.
 //! - `behaviour.rs` — simulated CI and reviewer; `git.rs` — the real bare repository.
 //! - `swagger.rs` — the swagger matcher; `log.rs` — request log, violations, faults.
+//! - `fixture.rs` — [`fixture::GitFixture`], a bare repository plus a clone for tests.
 //!
 //! ```ignore
 //! let forge = FakeForge::start(FakeForgeOptions { bare_repo, ..Default::default() }).await;
@@ -24,6 +25,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod behaviour;
+pub mod fixture;
 mod git;
 mod issues;
 mod json;
@@ -48,7 +50,9 @@ use tokio::sync::{Notify, oneshot};
 pub use behaviour::{Behaviour, CI_CONTEXT, CI_USER, CiBehaviour, REVIEWER, ReviewBehaviour};
 pub use git::BareRepo;
 pub use log::{Fault, FaultRule, RequestRecord, Violation, ViolationKind};
-pub use state::{Comment, CommitStatus, ForgeState, Issue, Label, MergeRecord, Pull, Review, ReviewComment};
+pub use state::{
+    Comment, CommitStatus, ForgeState, Issue, Label, MergeRecord, Pull, Review, ReviewComment,
+};
 
 /// Default author of issues and comments created by the test (a human).
 pub const HUMAN: &str = "alice";
@@ -104,11 +108,25 @@ pub struct FakeForge {
     thread: Option<JoinHandle<()>>,
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let response = {
         let mut state = shared.lock();
         let query = uri.query().unwrap_or("");
-        routes::serve(&mut state, &shared.token, method.as_str(), uri.path(), query, &headers, &body)
+        routes::serve(
+            &mut state,
+            &shared.token,
+            method.as_str(),
+            uri.path(),
+            query,
+            &headers,
+            &body,
+        )
     };
     shared.changed.notify_waiters();
     response
@@ -117,16 +135,24 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
 impl FakeForge {
     /// Binds `127.0.0.1:0` and serves the API under `/api/v1` from a dedicated thread.
     pub async fn start(options: FakeForgeOptions) -> FakeForge {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding the fake forge to 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("making the fake forge listener non-blocking");
-        let url = format!("http://{}", listener.local_addr().expect("fake forge address"));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("binding the fake forge to 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("making the fake forge listener non-blocking");
+        let url = format!(
+            "http://{}",
+            listener.local_addr().expect("fake forge address")
+        );
         let shared = Arc::new(Shared {
             state: Mutex::new(ForgeState::new(url.clone(), &options)),
             changed: Notify::new(),
             token: options.token.clone(),
         });
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&shared));
         let thread = std::thread::Builder::new()
             .name("fake-forge".to_owned())
             .spawn(move || {
@@ -136,7 +162,8 @@ impl FakeForge {
                     .build()
                     .expect("building the fake forge runtime");
                 runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).expect("fake forge listener");
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).expect("fake forge listener");
                     tokio::select! {
                         served = axum::serve(listener, app) => served.expect("fake forge server"),
                         _ = stopped => {}
@@ -263,7 +290,14 @@ impl FakeForge {
     }
 
     /// Posts a commit status as the CI user and returns its id.
-    pub fn set_status(&self, sha: &str, context: &str, state: &str, description: &str, target_url: &str) -> u64 {
+    pub fn set_status(
+        &self,
+        sha: &str,
+        context: &str,
+        state: &str,
+        description: &str,
+        target_url: &str,
+    ) -> u64 {
         self.with_state(|s| s.new_status(sha, context, state, description, target_url, CI_USER))
     }
 
@@ -283,7 +317,11 @@ impl FakeForge {
             .map(|(p, l, t)| ((*p).to_owned(), *l, (*t).to_owned()))
             .collect();
         self.with_state(|s| {
-            let head = s.pulls.get(&pull).map(|p| p.head_sha.clone()).unwrap_or_default();
+            let head = s
+                .pulls
+                .get(&pull)
+                .map(|p| p.head_sha.clone())
+                .unwrap_or_default();
             let commit = commit_id.map_or(head, str::to_owned);
             s.new_review(pull, user, state, body, &commit, &comments)
         })
@@ -304,7 +342,8 @@ impl FakeForge {
 
     /// PR `n`; panics if there is none.
     pub fn pull(&self, n: u64) -> Pull {
-        self.read(|s| s.pull(n).cloned()).unwrap_or_else(|| panic!("fake forge has no pull request #{n}"))
+        self.read(|s| s.pull(n).cloned())
+            .unwrap_or_else(|| panic!("fake forge has no pull request #{n}"))
     }
 
     pub fn pulls(&self) -> Vec<Pull> {
@@ -342,7 +381,11 @@ impl FakeForge {
     /// Waits until `predicate` holds, re-checking after every state change (requests and
     /// control methods signal a `Notify`; no polling). On timeout the error carries a
     /// summary of the state.
-    pub async fn wait_until(&self, timeout: Duration, predicate: impl Fn(&ForgeState) -> bool) -> anyhow::Result<()> {
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        predicate: impl Fn(&ForgeState) -> bool,
+    ) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let changed = self.shared.changed.notified();
@@ -358,7 +401,9 @@ impl FakeForge {
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 let summary = self.shared.lock().summary();
-                anyhow::bail!("fake forge: condition not met within {timeout:?}; state:\n{summary}");
+                anyhow::bail!(
+                    "fake forge: condition not met within {timeout:?}; state:\n{summary}"
+                );
             }
         }
     }

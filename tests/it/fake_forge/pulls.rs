@@ -16,7 +16,11 @@ const STATUS_STATES: [&str; 5] = ["pending", "success", "error", "failure", "war
 
 pub fn list_pulls(state: &mut ForgeState, req: &Req) -> Handled {
     let wanted_state = req.q("state").unwrap_or("open");
-    let label_ids: Vec<u64> = req.q_all("labels").iter().filter_map(|l| l.parse().ok()).collect();
+    let label_ids: Vec<u64> = req
+        .q_all("labels")
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .collect();
     let label_names: Vec<String> = state
         .labels
         .iter()
@@ -34,7 +38,9 @@ pub fn list_pulls(state: &mut ForgeState, req: &Req) -> Handled {
         .collect();
     match req.q("sort") {
         Some("oldest") => numbers.sort_unstable(),
-        Some("recentupdate") => numbers.sort_by_key(|n| std::cmp::Reverse(state.issues[n].updated_at)),
+        Some("recentupdate") => {
+            numbers.sort_by_key(|n| std::cmp::Reverse(state.issues[n].updated_at))
+        }
         Some("leastupdate") => numbers.sort_by_key(|n| state.issues[n].updated_at),
         _ => numbers.sort_unstable_by(|a, b| b.cmp(a)),
     }
@@ -48,7 +54,12 @@ pub fn create_pull(state: &mut ForgeState, req: &Req) -> Handled {
     let head_field = req.str_field("head").unwrap_or_default();
     let head = match head_field.split_once(':') {
         Some((owner, branch)) if owner.eq_ignore_ascii_case(&state.owner) => branch,
-        Some(_) => return Err(Reply::error(404, format!("head {head_field:?} is not in this repository"))),
+        Some(_) => {
+            return Err(Reply::error(
+                404,
+                format!("head {head_field:?} is not in this repository"),
+            ));
+        }
         None => head_field,
     }
     .to_owned();
@@ -61,10 +72,16 @@ pub fn create_pull(state: &mut ForgeState, req: &Req) -> Handled {
         return Err(Reply::error(422, "head and base are the same branch"));
     }
     if state.git.branch_sha(&base).is_none() {
-        return Err(Reply::error(404, format!("base branch {base:?} does not exist")));
+        return Err(Reply::error(
+            404,
+            format!("base branch {base:?} does not exist"),
+        ));
     }
     if state.git.branch_sha(&head).is_none() {
-        return Err(Reply::error(404, format!("head branch {head:?} does not exist")));
+        return Err(Reply::error(
+            404,
+            format!("head branch {head:?} does not exist"),
+        ));
     }
     if let Some(existing) = state
         .pulls
@@ -81,7 +98,12 @@ pub fn create_pull(state: &mut ForgeState, req: &Req) -> Handled {
         ));
     }
     let bot = state.bot_login.clone();
-    let n = state.new_issue(&title, req.str_field("body").unwrap_or_default(), &bot, true);
+    let n = state.new_issue(
+        &title,
+        req.str_field("body").unwrap_or_default(),
+        &bot,
+        true,
+    );
     state.pulls.insert(
         n,
         Pull {
@@ -110,7 +132,12 @@ pub fn create_pull(state: &mut ForgeState, req: &Req) -> Handled {
         .filter_map(Value::as_u64)
         .collect();
     for id in label_ids {
-        if let Some(name) = state.labels.iter().find(|l| l.id == id).map(|l| l.name.clone()) {
+        if let Some(name) = state
+            .labels
+            .iter()
+            .find(|l| l.id == id)
+            .map(|l| l.name.clone())
+        {
             state.attach_label(n, &name);
         }
     }
@@ -124,7 +151,10 @@ fn existing_pull(state: &ForgeState, req: &Req) -> Result<u64, Reply> {
     if state.pulls.contains_key(&n) {
         Ok(n)
     } else {
-        Err(Reply::error(404, format!("pull request #{n} does not exist")))
+        Err(Reply::error(
+            404,
+            format!("pull request #{n} does not exist"),
+        ))
     }
 }
 
@@ -144,9 +174,16 @@ pub fn review_comments(state: &mut ForgeState, req: &Req) -> Handled {
     let n = existing_pull(state, req)?;
     let id = req.number("id")?;
     let Some(review) = state.reviews(n).find(|r| r.id == id).cloned() else {
-        return Err(Reply::error(404, format!("review {id} of pull request #{n} does not exist")));
+        return Err(Reply::error(
+            404,
+            format!("review {id} of pull request #{n} does not exist"),
+        ));
     };
-    let json = review.comments.iter().map(|c| state.review_comment_json(&review, c)).collect();
+    let json = review
+        .comments
+        .iter()
+        .map(|c| state.review_comment_json(&review, c))
+        .collect();
     Ok(Reply::json(200, Value::Array(json)))
 }
 
@@ -168,12 +205,18 @@ pub fn merge(state: &mut ForgeState, req: &Req) -> Handled {
     {
         return Err(Reply::error(
             409,
-            format!("head commit {expected} is out of date: the PR head is {}", pull.head_sha),
+            format!(
+                "head commit {expected} is out of date: the PR head is {}",
+                pull.head_sha
+            ),
         ));
     }
     let style = req.str_field("Do").unwrap_or_default().to_owned();
     let (merge_commit, base_after) = if style == "manually-merged" {
-        let sha = req.str_field("MergeCommitID").unwrap_or_default().to_owned();
+        let sha = req
+            .str_field("MergeCommitID")
+            .unwrap_or_default()
+            .to_owned();
         (sha.clone(), sha)
     } else {
         let (squash, ff_only) = match style.as_str() {
@@ -185,14 +228,24 @@ pub fn merge(state: &mut ForgeState, req: &Req) -> Handled {
         let title = req
             .str_field("MergeTitleField")
             .filter(|t| !t.is_empty())
-            .map_or_else(|| default_title(&style, n, &issue.title, &pull), str::to_owned);
+            .map_or_else(
+                || default_title(&style, n, &issue.title, &pull),
+                str::to_owned,
+            );
         let message = match req.str_field("MergeMessageField").filter(|m| !m.is_empty()) {
             Some(body) => format!("{title}\n\n{body}"),
             None => title,
         };
         let outcome = state
             .git
-            .merge(&pull.base, &pull.base_sha, &pull.head_sha, &message, squash, ff_only)
+            .merge(
+                &pull.base,
+                &pull.base_sha,
+                &pull.head_sha,
+                &message,
+                squash,
+                ff_only,
+            )
             .map_err(|e| Reply::error(500, format!("{e:#}")))?;
         match outcome {
             MergeOutcome::Merged { new_base } => (new_base.clone(), new_base),
@@ -222,7 +275,12 @@ pub fn merge(state: &mut ForgeState, req: &Req) -> Handled {
         base_after,
         at: now,
     });
-    if req.body.get("delete_branch_after_merge").and_then(Value::as_bool) == Some(true) {
+    if req
+        .body
+        .get("delete_branch_after_merge")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
         // Forgejo merges first and deletes after; a failed delete does not undo the merge.
         let _ = state.git.delete_branch(&pull.head);
     }
@@ -238,7 +296,10 @@ fn default_title(style: &str, n: u64, title: &str, pull: &Pull) -> String {
     if style == "squash" {
         format!("{title} (#{n})")
     } else {
-        format!("Merge pull request '{title}' (#{n}) from {} into {}", pull.head, pull.base)
+        format!(
+            "Merge pull request '{title}' (#{n}) from {} into {}",
+            pull.head, pull.base
+        )
     }
 }
 
@@ -273,9 +334,15 @@ pub fn create_status(state: &mut ForgeState, req: &Req) -> Handled {
     let sha = req.param("sha").to_owned();
     let status = req.str_field("state").unwrap_or_default();
     if !STATUS_STATES.contains(&status) {
-        return Err(Reply::error(400, format!("invalid commit status state {status:?}")));
+        return Err(Reply::error(
+            400,
+            format!("invalid commit status state {status:?}"),
+        ));
     }
-    let context = req.str_field("context").filter(|c| !c.is_empty()).unwrap_or("default");
+    let context = req
+        .str_field("context")
+        .filter(|c| !c.is_empty())
+        .unwrap_or("default");
     let bot = state.bot_login.clone();
     let id = state.new_status(
         &sha,
@@ -285,7 +352,12 @@ pub fn create_status(state: &mut ForgeState, req: &Req) -> Handled {
         req.str_field("target_url").unwrap_or_default(),
         &bot,
     );
-    let created = state.statuses.iter().find(|s| s.id == id).cloned().expect("status just created");
+    let created = state
+        .statuses
+        .iter()
+        .find(|s| s.id == id)
+        .cloned()
+        .expect("status just created");
     Ok(Reply::json(201, state.status_json(&created)))
 }
 
@@ -294,7 +366,10 @@ pub fn get_branch(state: &mut ForgeState, req: &Req) -> Handled {
     let Some(sha) = state.git.branch_sha(name) else {
         return Err(Reply::error(404, format!("branch {name:?} does not exist")));
     };
-    let info = state.git.commit_info(&sha).map_err(|e| Reply::error(500, format!("{e:#}")))?;
+    let info = state
+        .git
+        .commit_info(&sha)
+        .map_err(|e| Reply::error(500, format!("{e:#}")))?;
     Ok(Reply::json(200, state.branch_json(name, &info)))
 }
 
@@ -306,6 +381,9 @@ pub fn delete_branch(state: &mut ForgeState, req: &Req) -> Handled {
     if name == state.default_branch {
         return Err(Reply::error(403, "the default branch cannot be deleted"));
     }
-    state.git.delete_branch(name).map_err(|e| Reply::error(500, format!("{e:#}")))?;
+    state
+        .git
+        .delete_branch(name)
+        .map_err(|e| Reply::error(500, format!("{e:#}")))?;
     Ok(Reply::empty(204))
 }

@@ -70,8 +70,15 @@ impl Reply {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = match self.body {
             ReplyBody::Json(v) => (status, axum::Json(v)).into_response(),
-            ReplyBody::Error(m) => (status, axum::Json(super::json::error(base_url, &m))).into_response(),
-            ReplyBody::Html(h) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], h).into_response(),
+            ReplyBody::Error(m) => {
+                (status, axum::Json(super::json::error(base_url, &m))).into_response()
+            }
+            ReplyBody::Html(h) => (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                h,
+            )
+                .into_response(),
             ReplyBody::Empty => status.into_response(),
         };
         for (name, value) in self.headers {
@@ -104,14 +111,20 @@ impl Req<'_> {
     /// The `{index}` (or another integer) path parameter; the swagger check has already
     /// flagged non-integers, which Forgejo answers with 404 here.
     pub fn number(&self, name: &str) -> Result<u64, Reply> {
-        self.param(name)
-            .parse()
-            .map_err(|_| Reply::error(404, format!("{name} {:?} is not a number", self.param(name))))
+        self.param(name).parse().map_err(|_| {
+            Reply::error(
+                404,
+                format!("{name} {:?} is not a number", self.param(name)),
+            )
+        })
     }
 
     /// The first value of a query parameter.
     pub fn q(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of a repeated query parameter (`labels=1&labels=2`).
@@ -129,12 +142,24 @@ impl Req<'_> {
 }
 
 /// Handles one request under the state lock; the caller wakes waiters afterwards.
-pub fn serve(state: &mut ForgeState, token: &str, method: &str, path: &str, raw_query: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+pub fn serve(
+    state: &mut ForgeState,
+    token: &str,
+    method: &str,
+    path: &str,
+    raw_query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     let query = parse_query(raw_query);
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let authorized = auth.is_some_and(|a| {
         let a = a.trim();
-        a.strip_prefix("token ").or_else(|| a.strip_prefix("Bearer ")) == Some(token)
+        a.strip_prefix("token ")
+            .or_else(|| a.strip_prefix("Bearer "))
+            == Some(token)
     });
     let checked = swagger().check(method, path, &query, body);
     let kind = match checked.route {
@@ -146,7 +171,9 @@ pub fn serve(state: &mut ForgeState, token: &str, method: &str, path: &str, raw_
         state.violation(kind, method, path, problem.clone());
     }
     let template = match &checked.route {
-        Route::Matched { template, .. } | Route::MethodNotAllowed { template } => Some(template.clone()),
+        Route::Matched { template, .. } | Route::MethodNotAllowed { template } => {
+            Some(template.clone())
+        }
         Route::UnknownPath => None,
     };
 
@@ -155,7 +182,11 @@ pub fn serve(state: &mut ForgeState, token: &str, method: &str, path: &str, raw_
     let reply = if let Some(fault) = take_fault(&mut state.faults, method, path) {
         fault_reply(&fault)
     } else if !authorized {
-        let detail = if auth.is_some() { "wrong token" } else { "no Authorization header" };
+        let detail = if auth.is_some() {
+            "wrong token"
+        } else {
+            "no Authorization header"
+        };
         state.violation(ViolationKind::Unauthorized, method, path, detail);
         Reply::error(401, "token is required")
     } else {
@@ -193,7 +224,10 @@ pub fn serve(state: &mut ForgeState, token: &str, method: &str, path: &str, raw_
 
 fn fault_reply(fault: &Fault) -> Reply {
     match fault {
-        Fault::Status { status, retry_after } => {
+        Fault::Status {
+            status,
+            retry_after,
+        } => {
             let reply = Reply::error(*status, "injected fault");
             match retry_after {
                 Some(secs) => reply.with_header("retry-after", secs.to_string()),
@@ -210,11 +244,15 @@ fn fault_reply(fault: &Fault) -> Reply {
 
 fn dispatch(state: &mut ForgeState, template: &str, req: &Req) -> Reply {
     if template.starts_with("/repos/{owner}/{repo}")
-        && !(req.param("owner").eq_ignore_ascii_case(&state.owner) && req.param("repo").eq_ignore_ascii_case(&state.repo))
+        && !(req.param("owner").eq_ignore_ascii_case(&state.owner)
+            && req.param("repo").eq_ignore_ascii_case(&state.repo))
     {
         return Reply::error(404, "repository does not exist");
     }
-    let result = match (req.method, template.trim_start_matches("/repos/{owner}/{repo}")) {
+    let result = match (
+        req.method,
+        template.trim_start_matches("/repos/{owner}/{repo}"),
+    ) {
         ("GET", "/user") => {
             let bot = state.bot_login.clone();
             Ok(Reply::json(200, state.user_json(&bot)))
@@ -247,7 +285,10 @@ fn dispatch(state: &mut ForgeState, template: &str, req: &Req) -> Reply {
                 ViolationKind::Unimplemented,
                 req.method,
                 req.path,
-                format!("{} {template} is real Forgejo API the fake does not serve", req.method),
+                format!(
+                    "{} {template} is real Forgejo API the fake does not serve",
+                    req.method
+                ),
             );
             Err(Reply::error(501, "not implemented by the fake forge"))
         }
@@ -263,9 +304,17 @@ pub fn paginate(base_url: &str, req: &Req, items: Vec<Value>) -> Reply {
         None | Some(0) => DEFAULT_LIMIT,
         Some(l) => l.min(MAX_LIMIT),
     };
-    let page = req.q("page").and_then(|p| p.parse::<usize>().ok()).filter(|p| *p > 0).unwrap_or(1);
+    let page = req
+        .q("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .filter(|p| *p > 0)
+        .unwrap_or(1);
     let last = total.div_ceil(limit).max(1);
-    let chunk: Vec<Value> = items.into_iter().skip((page - 1) * limit).take(limit).collect();
+    let chunk: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * limit)
+        .take(limit)
+        .collect();
     let link = |p: usize, rel: &str| {
         let mut pairs: Vec<String> = req
             .query
@@ -274,7 +323,11 @@ pub fn paginate(base_url: &str, req: &Req, items: Vec<Value>) -> Reply {
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
             .collect();
         pairs.push(format!("page={p}"));
-        format!("<{base_url}{}?{}>; rel=\"{rel}\"", req.path, pairs.join("&"))
+        format!(
+            "<{base_url}{}?{}>; rel=\"{rel}\"",
+            req.path,
+            pairs.join("&")
+        )
     };
     let mut links = Vec::new();
     if page < last {
@@ -285,7 +338,8 @@ pub fn paginate(base_url: &str, req: &Req, items: Vec<Value>) -> Reply {
         links.push(link(1, "first"));
         links.push(link(page - 1, "prev"));
     }
-    let reply = Reply::json(200, Value::Array(chunk)).with_header("x-total-count", total.to_string());
+    let reply =
+        Reply::json(200, Value::Array(chunk)).with_header("x-total-count", total.to_string());
     if links.is_empty() {
         reply
     } else {
@@ -297,7 +351,9 @@ pub fn paginate(base_url: &str, req: &Req, items: Vec<Value>) -> Reply {
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -195,9 +195,12 @@ impl ForgeState {
 
     /// The issue (or PR issue) `n`; panics with the known numbers if there is none.
     pub fn issue(&self, n: u64) -> &Issue {
-        self.issues
-            .get(&n)
-            .unwrap_or_else(|| panic!("fake forge has no issue #{n} (has {:?})", self.issues.keys()))
+        self.issues.get(&n).unwrap_or_else(|| {
+            panic!(
+                "fake forge has no issue #{n} (has {:?})",
+                self.issues.keys()
+            )
+        })
     }
 
     pub fn try_issue(&self, n: u64) -> Option<&Issue> {
@@ -275,7 +278,11 @@ impl ForgeState {
     }
 
     /// Requests whose method matches and whose path contains `path_part`.
-    pub fn requests_matching<'a>(&'a self, method: &'a str, path_part: &'a str) -> impl Iterator<Item = &'a RequestRecord> {
+    pub fn requests_matching<'a>(
+        &'a self,
+        method: &'a str,
+        path_part: &'a str,
+    ) -> impl Iterator<Item = &'a RequestRecord> {
         self.requests
             .iter()
             .filter(move |r| r.method.eq_ignore_ascii_case(method) && r.path.contains(path_part))
@@ -294,7 +301,11 @@ impl ForgeState {
     pub fn summary(&self) -> String {
         let mut out = String::new();
         for i in self.issues.values() {
-            let _ = writeln!(out, "#{} [{}] {:?} labels={:?} by {}", i.number, i.state, i.title, i.labels, i.user);
+            let _ = writeln!(
+                out,
+                "#{} [{}] {:?} labels={:?} by {}",
+                i.number, i.state, i.title, i.labels, i.user
+            );
         }
         for p in self.pulls.values() {
             let _ = writeln!(
@@ -310,20 +321,44 @@ impl ForgeState {
             );
         }
         for r in &self.reviews {
-            let _ = writeln!(out, "review {} on PR #{} by {}: {} @ {}", r.id, r.pull, r.user, r.state, r.commit_id);
+            let _ = writeln!(
+                out,
+                "review {} on PR #{} by {}: {} @ {}",
+                r.id, r.pull, r.user, r.state, r.commit_id
+            );
         }
         for c in &self.comments {
-            let _ = writeln!(out, "comment {} on #{} by {}: {:?}", c.id, c.issue, c.user, c.body);
+            let _ = writeln!(
+                out,
+                "comment {} on #{} by {}: {:?}",
+                c.id, c.issue, c.user, c.body
+            );
         }
         for m in &self.merges {
-            let _ = writeln!(out, "merge of PR #{} ({}) -> {}", m.pull, m.style, m.base_after);
+            let _ = writeln!(
+                out,
+                "merge of PR #{} ({}) -> {}",
+                m.pull, m.style, m.base_after
+            );
         }
         for v in &self.violations {
-            let _ = writeln!(out, "VIOLATION {:?} {} {}: {}", v.kind, v.method, v.path, v.detail);
+            let _ = writeln!(
+                out,
+                "VIOLATION {:?} {} {}: {}",
+                v.kind, v.method, v.path, v.detail
+            );
         }
         let skip = self.requests.len().saturating_sub(20);
         for r in &self.requests[skip..] {
-            let _ = writeln!(out, "{} {} {}?{} -> {}", r.at.format("%T%.3f"), r.method, r.path, r.query, r.status);
+            let _ = writeln!(
+                out,
+                "{} {} {}?{} -> {}",
+                r.at.format("%T%.3f"),
+                r.method,
+                r.path,
+                r.query,
+                r.status
+            );
         }
         out
     }
@@ -341,7 +376,13 @@ impl ForgeState {
         *self.user_ids.entry(login.to_owned()).or_insert(next)
     }
 
-    pub(super) fn violation(&mut self, kind: ViolationKind, method: &str, path: &str, detail: impl Into<String>) {
+    pub(super) fn violation(
+        &mut self,
+        kind: ViolationKind,
+        method: &str,
+        path: &str,
+        detail: impl Into<String>,
+    ) {
         self.violations.push(Violation {
             kind,
             method: method.to_owned(),
@@ -423,7 +464,15 @@ impl ForgeState {
         id
     }
 
-    pub(super) fn new_status(&mut self, sha: &str, context: &str, state: &str, description: &str, target_url: &str, creator: &str) -> u64 {
+    pub(super) fn new_status(
+        &mut self,
+        sha: &str,
+        context: &str,
+        state: &str,
+        description: &str,
+        target_url: &str,
+        creator: &str,
+    ) -> u64 {
         let id = self.fresh_id();
         self.statuses.push(CommitStatus {
             id,
@@ -462,7 +511,10 @@ impl ForgeState {
                 created_at: now,
             })
             .collect();
-        let stale = self.pulls.get(&pull).is_some_and(|p| p.head_sha != commit_id);
+        let stale = self
+            .pulls
+            .get(&pull)
+            .is_some_and(|p| p.head_sha != commit_id);
         self.reviews.push(Review {
             id,
             pull,

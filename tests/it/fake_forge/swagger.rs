@@ -11,6 +11,11 @@ use std::sync::LazyLock;
 
 use serde_json::Value;
 
+/// Last-segment parameters that may contain `/`, like Forgejo's catch-all routes
+/// (branch and tag names, file paths). Others (`{repo}`, `{index}`) never span, or
+/// `/repos/a/b/anything` would match `/repos/{owner}/{repo}`.
+const SPANNING_PARAMS: [&str; 5] = ["branch", "filepath", "ref", "tag", "archive"];
+
 /// Where the description lives: next to the crate, shared by every worktree.
 fn swagger_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/api/forgejo-11.0.3.swagger.json")
@@ -103,7 +108,11 @@ pub struct Checked {
 
 impl Swagger {
     fn from_doc(doc: &Value) -> Self {
-        let base_path = doc["basePath"].as_str().unwrap_or("").trim_end_matches('/').to_owned();
+        let base_path = doc["basePath"]
+            .as_str()
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_owned();
         let definitions = &doc["definitions"];
         let mut templates = Vec::new();
         for (text, item) in doc["paths"].as_object().into_iter().flatten() {
@@ -120,7 +129,11 @@ impl Swagger {
             }
             templates.push(Template {
                 text: text.clone(),
-                segments: text.trim_start_matches('/').split('/').map(pieces).collect(),
+                segments: text
+                    .trim_start_matches('/')
+                    .split('/')
+                    .map(pieces)
+                    .collect(),
                 operations,
             });
         }
@@ -137,11 +150,20 @@ impl Swagger {
 
     /// Routes `method` + raw (still percent-encoded) `path`, which must start with the base
     /// path, and checks the query pairs and the JSON body against the operation.
-    pub fn check(&self, method: &str, path: &str, query: &[(String, String)], body: &[u8]) -> Checked {
+    pub fn check(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        body: &[u8],
+    ) -> Checked {
         let Some(rest) = path.strip_prefix(&self.base_path) else {
             return Checked {
                 route: Route::UnknownPath,
-                problems: vec![format!("path {path} is outside the API base {}", self.base_path)],
+                problems: vec![format!(
+                    "path {path} is outside the API base {}",
+                    self.base_path
+                )],
             };
         };
         let Some((template, params)) = self.find(rest) else {
@@ -173,7 +195,13 @@ impl Swagger {
                 )),
             }
         }
-        check_body(method, &template.text, op.body.as_ref(), body, &mut problems);
+        check_body(
+            method,
+            &template.text,
+            op.body.as_ref(),
+            body,
+            &mut problems,
+        );
         Checked {
             route: Route::Matched {
                 template: template.text.clone(),
@@ -185,7 +213,7 @@ impl Swagger {
 
     /// Finds the most specific template for `path` (relative to the base path). Exact
     /// segment counts win; only if none matches may a template's last parameter span the
-    /// rest of the path (branch names contain `/`). Among matches, a literal segment beats a
+    /// rest of the path, and only a [`SPANNING_PARAMS`] one (branch names contain `/`). Among matches, a literal segment beats a
     /// parameter at the first position where they differ, as in Forgejo's router.
     fn find(&self, path: &str) -> Option<(&Template, HashMap<String, String>)> {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -222,9 +250,11 @@ fn operation<'a>(params: impl Iterator<Item = &'a Value>, definitions: &Value) -
         let name = p["name"].as_str().unwrap_or_default().to_owned();
         let param = Param {
             kind: p["type"].as_str().unwrap_or("string").to_owned(),
-            allowed: p["enum"]
-                .as_array()
-                .map(|v| v.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()),
+            allowed: p["enum"].as_array().map(|v| {
+                v.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            }),
         };
         match p["in"].as_str() {
             Some("query") => {
@@ -256,7 +286,11 @@ fn body_schema(schema: &Value, definitions: &Value) -> Body {
             .map(|p| p.keys().cloned().collect()),
         required: resolved["required"]
             .as_array()
-            .map(|r| r.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+            .map(|r| {
+                r.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default(),
     }
 }
@@ -278,12 +312,19 @@ fn pieces(segment: &str) -> Vec<Piece> {
     out
 }
 
-fn match_template(t: &Template, segments: &[&str], spanning: bool) -> Option<HashMap<String, String>> {
+fn match_template(
+    t: &Template,
+    segments: &[&str],
+    spanning: bool,
+) -> Option<HashMap<String, String>> {
     let n = t.segments.len();
     if segments.len() < n || (!spanning && segments.len() != n) {
         return None;
     }
-    if spanning && (segments.len() == n || !matches!(t.segments[n - 1].as_slice(), [Piece::Param(_)])) {
+    if spanning
+        && (segments.len() == n
+            || !matches!(t.segments[n - 1].as_slice(), [Piece::Param(p)] if SPANNING_PARAMS.contains(&p.as_str())))
+    {
         return None;
     }
     let mut params = HashMap::new();
@@ -305,9 +346,9 @@ fn match_template(t: &Template, segments: &[&str], spanning: bool) -> Option<Has
 fn match_pieces(pieces: &[Piece], raw: &str, params: &mut HashMap<String, String>) -> bool {
     match pieces.split_first() {
         None => raw.is_empty(),
-        Some((Piece::Literal(l), rest)) => {
-            raw.strip_prefix(l.as_str()).is_some_and(|r| match_pieces(rest, r, params))
-        }
+        Some((Piece::Literal(l), rest)) => raw
+            .strip_prefix(l.as_str())
+            .is_some_and(|r| match_pieces(rest, r, params)),
         Some((Piece::Param(name), rest)) => {
             let ends: Vec<usize> = if rest.is_empty() {
                 vec![raw.len()]
@@ -335,7 +376,10 @@ fn check_value(what: &str, name: &str, param: &Param, value: &str, problems: &mu
         _ => true,
     };
     if !ok {
-        problems.push(format!("{what} {name}={value:?} is not a valid {}", param.kind));
+        problems.push(format!(
+            "{what} {name}={value:?} is not a valid {}",
+            param.kind
+        ));
     }
     if let Some(allowed) = &param.allowed
         && !allowed.iter().any(|a| a == value)
@@ -344,12 +388,20 @@ fn check_value(what: &str, name: &str, param: &Param, value: &str, problems: &mu
     }
 }
 
-fn check_body(method: &str, template: &str, schema: Option<&Body>, body: &[u8], problems: &mut Vec<String>) {
+fn check_body(
+    method: &str,
+    template: &str,
+    schema: Option<&Body>,
+    body: &[u8],
+    problems: &mut Vec<String>,
+) {
     if body.iter().all(u8::is_ascii_whitespace) {
         return;
     }
     let Some(schema) = schema else {
-        problems.push(format!("{method} {template} takes no body, but one was sent"));
+        problems.push(format!(
+            "{method} {template} takes no body, but one was sent"
+        ));
         return;
     };
     let value: Value = match serde_json::from_slice(body) {
@@ -364,12 +416,18 @@ fn check_body(method: &str, template: &str, schema: Option<&Body>, body: &[u8], 
     };
     for key in object.keys() {
         if !properties.contains(key) {
-            problems.push(format!("body field {key:?} is not a property of {}", schema.name));
+            problems.push(format!(
+                "body field {key:?} is not a property of {}",
+                schema.name
+            ));
         }
     }
     for key in &schema.required {
         if !object.contains_key(key) {
-            problems.push(format!("required body field {key:?} of {} is missing", schema.name));
+            problems.push(format!(
+                "required body field {key:?} of {} is missing",
+                schema.name
+            ));
         }
     }
 }
