@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use crate::fake_forge::fixture::{GitFixture, git};
 use crate::fake_forge::swagger::{Route, swagger};
 use crate::fake_forge::{
-    Behaviour, CI_CONTEXT, CiBehaviour, FakeForge, FakeForgeOptions, REVIEWER, ReviewBehaviour,
-    ViolationKind,
+    Behaviour, CI_CONTEXT, CiBehaviour, FakeForge, FakeForgeOptions, Fault, FaultRule, REVIEWER,
+    ReviewBehaviour, ViolationKind,
 };
 
 /// An authenticated client for the fake's API.
@@ -626,4 +626,53 @@ async fn wait_until_wakes_on_a_change_and_times_out_otherwise() {
         text.contains("condition not met") && text.contains("Add a greeting"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn dependencies_are_listed_and_block_closing() {
+    let fixture = GitFixture::new();
+    let forge = start(&fixture).await;
+    let api = Api::new(&forge);
+    let blocker = forge.create_issue("Blocker", "", &[]);
+    let blocked = forge.create_issue("Blocked", "Depends on #1", &["backlog"]);
+    forge.add_dependency(blocked, blocker);
+
+    let (_, headers, deps) = api.get(&format!("issues/{blocked}/dependencies")).await;
+    assert_eq!(headers["x-total-count"], "1");
+    assert_eq!(deps[0]["number"], blocker);
+
+    let close = json!({"state": "closed"});
+    let path = format!("issues/{blocked}");
+    let (status, _, _) = api
+        .send(reqwest::Method::PATCH, &path, Some(close.clone()))
+        .await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    forge.close_issue(blocker);
+    let (status, _, issue) = api.send(reqwest::Method::PATCH, &path, Some(close)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(issue["state"], "closed");
+    assert!(issue["closed_at"].is_string());
+}
+
+#[tokio::test]
+async fn a_queued_fault_is_played_once_before_normal_answers() {
+    let fixture = GitFixture::new();
+    let forge = start(&fixture).await;
+    let api = Api::new(&forge);
+    forge.inject_fault(FaultRule {
+        method: Some("GET".into()),
+        path_contains: Some("/issues".into()),
+        ..FaultRule::once(Fault::Status {
+            status: 429,
+            retry_after: Some(3),
+        })
+    });
+
+    let (status, headers, _) = api.get("issues").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers["retry-after"], "3");
+    let (status, _, _) = api.get("issues").await;
+    assert_eq!(status, StatusCode::OK);
+    let statuses: Vec<u16> = forge.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [429, 200]);
 }

@@ -61,13 +61,20 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 
 pub fn list_issues(state: &mut ForgeState, req: &Req) -> Handled {
     let wanted_state = req.q("state").unwrap_or("open");
-    // Forgejo documents "any of these labels"; labels that do not exist are dropped.
-    let label_filter: Option<Vec<&str>> = req.q("labels").filter(|l| !l.is_empty()).map(|l| {
-        l.split(',')
+    // The swagger says "any of these labels", but Forgejo's indexer requires all of them;
+    // names that do not exist are dropped, and if none is left there is no label filter.
+    let label_filter: Option<Vec<&str>> = req.q("labels").filter(|l| !l.is_empty()).and_then(|l| {
+        let known: Vec<&str> = l
+            .split(',')
             .map(str::trim)
             .filter(|n| state.label_by_name(n).is_some())
-            .collect()
+            .collect();
+        (!known.is_empty()).then_some(known)
     });
+    if label_filter.is_none() && req.q("labels").is_some_and(|l| !l.is_empty()) {
+        let detail = "filtering by labels none of which exist: Forgejo then lists every issue";
+        state.violation(ViolationKind::Suspicious, req.method, req.path, detail);
+    }
     let since = req.q("since").and_then(parse_time);
     let before = req.q("before").and_then(parse_time);
     let text = req.q("q").map(str::to_lowercase);
@@ -83,7 +90,7 @@ pub fn list_issues(state: &mut ForgeState, req: &Req) -> Handled {
         .filter(|i| {
             label_filter
                 .as_ref()
-                .is_none_or(|names| names.iter().any(|n| i.has_label(n)))
+                .is_none_or(|names| names.iter().all(|n| i.has_label(n)))
         })
         .filter(|i| req.q("created_by").is_none_or(|u| u == i.user))
         .filter(|i| since.is_none_or(|t| i.updated_at >= t))
@@ -170,6 +177,16 @@ pub fn edit_issue(state: &mut ForgeState, req: &Req) -> Handled {
             return Err(Reply::error(
                 412,
                 "a merged pull request cannot be reopened",
+            ));
+        }
+        let open_blockers = state.issues[&n]
+            .depends_on
+            .iter()
+            .any(|b| state.issues.get(b).is_some_and(|i| i.is_open()));
+        if new_state == "closed" && open_blockers {
+            return Err(Reply::error(
+                412,
+                "cannot close this issue because it still has open dependencies",
             ));
         }
         state.set_issue_state(n, new_state);
