@@ -7,7 +7,7 @@
 //! - `issues.rs`, `pulls.rs` — endpoint handlers.
 //! - `state.rs` — [`ForgeState`] and its records; `json.rs` — the wire shapes.
 //! - `behaviour.rs` — simulated CI and reviewer; `git.rs` — the real bare repository.
-//! - `swagger.rs` — the swagger matcher; `log.rs` — request log, violations, faults.
+//! - `swagger.rs` — the swagger matcher (tested in `swagger_selftest.rs`); `log.rs` — request log, violations, faults.
 //! - `fixture.rs` — [`fixture::GitFixture`], a bare repository plus a clone for tests.
 //!
 //! ```ignore
@@ -34,6 +34,7 @@ mod pulls;
 mod routes;
 mod state;
 pub mod swagger;
+mod swagger_selftest;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
