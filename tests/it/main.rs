@@ -1,7 +1,11 @@
 //! The one integration-test binary: a module per area.
 
 mod config;
+mod e2e;
+mod fake_forge;
+mod fake_forge_selftest;
 mod forgejo_client;
+mod harness;
 mod machine;
 mod phase;
 mod picking;
