@@ -6,6 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use nix::errno::Errno;
@@ -36,15 +37,8 @@ impl DaemonLock {
         let mut locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(locked) => locked,
             Err((mut file, Errno::EWOULDBLOCK)) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
-                let pid = pid.trim().to_string();
                 return Err(LockError::Held {
-                    pid: if pid.is_empty() {
-                        "unknown".into()
-                    } else {
-                        pid
-                    },
+                    pid: holder_pid(&mut file),
                     path: path.display().to_string(),
                 });
             }
@@ -55,13 +49,37 @@ impl DaemonLock {
                 )));
             }
         };
-        // The previous holder may have died leaving its PID behind: replace it.
+        // The previous holder may have died leaving its PID behind: overwrite
+        // it in place, then cut what is left, so a reader never sees it empty.
+        let pid = format!("{}\n", std::process::id());
         locked
-            .set_len(0)
-            .and_then(|_| locked.seek(SeekFrom::Start(0)))
-            .and_then(|_| writeln!(&mut *locked, "{}", std::process::id()))
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| locked.write_all(pid.as_bytes()))
+            .and_then(|_| locked.set_len(pid.len() as u64))
             .and_then(|_| locked.sync_all())
             .with_context(|| format!("writing our PID into {}", path.display()))?;
         Ok(DaemonLock { _file: locked })
+    }
+}
+
+/// How long a refused daemon waits for a holder that has just taken the lock
+/// to write its PID.
+const PID_WAIT: Duration = Duration::from_secs(1);
+
+fn holder_pid(file: &mut File) -> String {
+    let deadline = Instant::now() + PID_WAIT;
+    loop {
+        let mut pid = String::new();
+        let _ = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| file.read_to_string(&mut pid));
+        let pid = pid.trim();
+        if !pid.is_empty() {
+            return pid.to_string();
+        }
+        if Instant::now() >= deadline {
+            return "unknown".to_string();
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

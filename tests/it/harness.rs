@@ -156,15 +156,24 @@ max_sessions = 1
     }
 
     pub fn has_session(&self, name: &str) -> bool {
-        self.tmux(&["has-session", "-t", &format!("={name}")]).status.success()
+        self.tmux(&["has-session", "-t", &format!("={name}")])
+            .status
+            .success()
     }
 
     /// The environment of the session's pane process.
     pub fn session_env(&self, name: &str) -> Vec<(String, String)> {
-        let out = self.tmux(&["list-panes", "-t", &format!("={name}:"), "-F", "#{pane_pid}"]);
+        let out = self.tmux(&[
+            "list-panes",
+            "-t",
+            &format!("={name}:"),
+            "-F",
+            "#{pane_pid}",
+        ]);
         let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
         assert!(!pid.is_empty(), "no pane for {name}: {out:?}");
-        let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("reading the pane's environment");
+        let raw =
+            std::fs::read(format!("/proc/{pid}/environ")).expect("reading the pane's environment");
         raw.split(|b| *b == 0)
             .filter(|kv| !kv.is_empty())
             .map(|kv| {
@@ -180,7 +189,10 @@ max_sessions = 1
     }
 
     pub fn worktree(&self, issue: u64) -> PathBuf {
-        self.state.join("worktrees").join(PROJECT).join(issue.to_string())
+        self.state
+            .join("worktrees")
+            .join(PROJECT)
+            .join(issue.to_string())
     }
 }
 

@@ -34,7 +34,10 @@ fn multi_line_reason_is_kept_whole() {
 
 #[test]
 fn crlf_and_bom_are_tolerated() {
-    assert_eq!(parse("\u{feff}PHASE:awaiting_ci\r\n"), ok(Phase::AwaitingCi, None));
+    assert_eq!(
+        parse("\u{feff}PHASE:awaiting_ci\r\n"),
+        ok(Phase::AwaitingCi, None)
+    );
     assert_eq!(
         parse("PHASE:failed\r\nReason: refused\r\n"),
         ok(Phase::Failed, Some("refused"))
@@ -43,7 +46,10 @@ fn crlf_and_bom_are_tolerated() {
 
 #[test]
 fn surrounding_blank_space_is_tolerated() {
-    assert_eq!(parse("\n\n  PHASE:awaiting_review  \n\n"), ok(Phase::AwaitingReview, None));
+    assert_eq!(
+        parse("\n\n  PHASE:awaiting_review  \n\n"),
+        ok(Phase::AwaitingReview, None)
+    );
     assert_eq!(parse("PHASE: awaiting_ci"), ok(Phase::AwaitingCi, None));
 }
 
@@ -57,18 +63,41 @@ fn empty_file_is_not_an_error_to_report() {
 #[test]
 fn unknown_phase_is_reported_not_guessed() {
     assert_eq!(parse("PHASE:done"), Err(PhaseError::Unknown("done".into())));
-    assert_eq!(parse("PHASE:AWAITING_CI"), Err(PhaseError::Unknown("AWAITING_CI".into())));
-    assert_eq!(parse("PHASE:awaiting-ci"), Err(PhaseError::Unknown("awaiting-ci".into())));
+    assert_eq!(
+        parse("PHASE:AWAITING_CI"),
+        Err(PhaseError::Unknown("AWAITING_CI".into()))
+    );
+    assert_eq!(
+        parse("PHASE:awaiting-ci"),
+        Err(PhaseError::Unknown("awaiting-ci".into()))
+    );
     let err = parse("PHASE:done").unwrap_err().to_string();
-    assert!(err.contains("awaiting_ci"), "the error lists the known phases: {err}");
+    assert!(
+        err.contains("awaiting_ci"),
+        "the error lists the known phases: {err}"
+    );
 }
 
 #[test]
 fn garbage_is_reported() {
-    assert!(matches!(parse("I am done now"), Err(PhaseError::Garbage(_))));
-    assert!(matches!(parse("phase:awaiting_ci"), Err(PhaseError::Garbage(_))));
-    assert!(matches!(parse("Reason: x\nPHASE:failed"), Err(PhaseError::Garbage(_))));
+    assert!(matches!(
+        parse("I am done now"),
+        Err(PhaseError::Garbage(_))
+    ));
+    assert!(matches!(
+        parse("phase:awaiting_ci"),
+        Err(PhaseError::Garbage(_))
+    ));
+    assert!(matches!(
+        parse("Reason: x\nPHASE:failed"),
+        Err(PhaseError::Garbage(_))
+    ));
     let long = "x".repeat(10_000);
-    let Err(PhaseError::Garbage(quoted)) = parse(&long) else { panic!("garbage expected") };
-    assert!(quoted.len() <= 80, "bad input is quoted briefly, not echoed whole");
+    let Err(PhaseError::Garbage(quoted)) = parse(&long) else {
+        panic!("garbage expected")
+    };
+    assert!(
+        quoted.len() <= 80,
+        "bad input is quoted briefly, not echoed whole"
+    );
 }

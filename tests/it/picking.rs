@@ -33,7 +33,10 @@ fn issue(n: u64, day: u32, labels: &[&str]) -> Issue {
 }
 
 fn numbers(issues: &[Issue]) -> Vec<u64> {
-    order(issues, &labels()).iter().map(|i| i.number.0).collect()
+    order(issues, &labels())
+        .iter()
+        .map(|i| i.number.0)
+        .collect()
 }
 
 #[test]
@@ -70,7 +73,14 @@ fn excluded_labels_and_missing_backlog_are_not_picked() {
 
 #[test]
 fn bug_words() {
-    for l in ["bug", "type: Bug", "defect", "incident", "regression", "BUGFIX"] {
+    for l in [
+        "bug",
+        "type: Bug",
+        "defect",
+        "incident",
+        "regression",
+        "BUGFIX",
+    ] {
         assert!(is_bug_label(l), "{l}");
     }
     for l in ["feature", "docs", "priority", "backlog"] {
@@ -83,11 +93,20 @@ fn dependency_lines() {
     let n = |v: &[u64]| v.iter().map(|&n| IssueNumber(n)).collect::<Vec<_>>();
     assert_eq!(body_dependencies("Depends on #39"), n(&[39]));
     assert_eq!(body_dependencies("text\nblocked by #7\nmore"), n(&[7]));
-    assert_eq!(body_dependencies("Depends on #3, #4 and #12"), n(&[3, 4, 12]));
-    assert_eq!(body_dependencies("- Depends on: #5\n> Blocked by #2"), n(&[2, 5]));
+    assert_eq!(
+        body_dependencies("Depends on #3, #4 and #12"),
+        n(&[3, 4, 12])
+    );
+    assert_eq!(
+        body_dependencies("- Depends on: #5\n> Blocked by #2"),
+        n(&[2, 5])
+    );
     assert_eq!(body_dependencies("DEPENDS ON #8\r\n"), n(&[8]));
     // Mentions elsewhere are not dependencies.
-    assert_eq!(body_dependencies("See #4, which depends on nothing"), n(&[]));
+    assert_eq!(
+        body_dependencies("See #4, which depends on nothing"),
+        n(&[])
+    );
     assert_eq!(body_dependencies("Fixes #9"), n(&[]));
     assert_eq!(body_dependencies("Depends on the #fragment"), n(&[]));
 }

@@ -54,10 +54,15 @@ fn credentials_in_headers_urls_and_assignments() {
     let out = r.redact("Authorization: token abcdef123456");
     assert_eq!(out, "Authorization: token [REDACTED]");
     let out = r.redact("git clone https://bot:hunter2secret@forge.example/o/r.git");
-    assert_eq!(out, "git clone https://bot:[REDACTED]@forge.example/o/r.git");
+    assert_eq!(
+        out,
+        "git clone https://bot:[REDACTED]@forge.example/o/r.git"
+    );
     let out = r.redact("export FORGE_TOKEN=abcdef123456 next");
     assert_eq!(out, "export FORGE_TOKEN=[REDACTED] next");
-    let out = r.redact("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\nBBBB\n-----END OPENSSH PRIVATE KEY-----\nafter");
+    let out = r.redact(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\nBBBB\n-----END OPENSSH PRIVATE KEY-----\nafter",
+    );
     assert_eq!(out, "[REDACTED]\nafter");
 }
 

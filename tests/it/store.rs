@@ -28,7 +28,9 @@ fn migrates_and_reopens_in_wal_mode() {
     let path = dir.path().join("forgehand.db");
     drop(Store::open(&path).unwrap());
     let store = Store::open(&path).unwrap();
-    store.journal("p", None, EventKind::Daemon, "again").unwrap();
+    store
+        .journal("p", None, EventKind::Daemon, "again")
+        .unwrap();
     let conn = rusqlite_version(&path);
     assert_eq!(conn.0, SCHEMA_VERSION as i64);
     assert_eq!(conn.1.to_lowercase(), "wal");
@@ -36,8 +38,12 @@ fn migrates_and_reopens_in_wal_mode() {
 
 fn rusqlite_version(path: &std::path::Path) -> (i64, String) {
     let conn = rusqlite::Connection::open(path).unwrap();
-    let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    let mode = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let version = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let mode = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     (version, mode)
 }
 
@@ -67,10 +73,22 @@ fn claims_upsert_and_filter() {
     done.stage = "done".into();
     store.save_claim(&done).unwrap();
     let got = store.claim("a", 1).unwrap().unwrap();
-    assert_eq!((got.status, got.pr, got.stage.as_str()), (ClaimStatus::Done, Some(9), "done"));
+    assert_eq!(
+        (got.status, got.pr, got.stage.as_str()),
+        (ClaimStatus::Done, Some(9), "done")
+    );
     assert_eq!(store.claims(None, None).unwrap().len(), 2);
-    assert_eq!(store.claims(Some("a"), Some(ClaimStatus::Active)).unwrap().len(), 0);
-    assert_eq!(store.claims(None, Some(ClaimStatus::Active)).unwrap()[0].issue, 2);
+    assert_eq!(
+        store
+            .claims(Some("a"), Some(ClaimStatus::Active))
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        store.claims(None, Some(ClaimStatus::Active)).unwrap()[0].issue,
+        2
+    );
     assert!(store.claim("a", 3).unwrap().is_none());
 }
 
@@ -78,11 +96,20 @@ fn claims_upsert_and_filter() {
 fn journal_keeps_order_per_issue() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db")).unwrap();
-    store.journal("p", Some(1), EventKind::Claimed, "first").unwrap();
-    store.journal("p", Some(2), EventKind::Claimed, "other issue").unwrap();
-    store.journal("p", Some(1), EventKind::Pushed, "second").unwrap();
+    store
+        .journal("p", Some(1), EventKind::Claimed, "first")
+        .unwrap();
+    store
+        .journal("p", Some(2), EventKind::Claimed, "other issue")
+        .unwrap();
+    store
+        .journal("p", Some(1), EventKind::Pushed, "second")
+        .unwrap();
     let events = store.events("p", Some(1)).unwrap();
-    let got: Vec<_> = events.iter().map(|e| (e.kind.as_str(), e.detail.as_str())).collect();
+    let got: Vec<_> = events
+        .iter()
+        .map(|e| (e.kind.as_str(), e.detail.as_str()))
+        .collect();
     assert_eq!(got, [("claimed", "first"), ("pushed", "second")]);
     assert_eq!(store.events("p", None).unwrap().len(), 3);
 }
