@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, call_t};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::forge::{ForgeError, Issue, IssueState};
 use crate::picking;
@@ -94,8 +95,7 @@ impl Actor for Poller {
     ) -> Result<(), ActorProcessingErr> {
         let PollerMsg::Poll = msg;
         let span = tracing::info_span!("poll", project = %state.ctx.name());
-        let _enter = span.enter();
-        if let Err(e) = poll(state).await {
+        if let Err(e) = poll(state).instrument(span).await {
             // A forge outage outlasting the retry policy: try again next cycle.
             tracing::warn!("poll failed: {e:#}");
             state
@@ -152,8 +152,11 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
         if picks.len() >= free {
             break;
         }
-        if dependencies_closed(&ctx, issue).await? {
-            picks.push((issue.number, issue.title.clone()));
+        match dependencies_closed(&ctx, issue).await {
+            Ok(true) => picks.push((issue.number, issue.title.clone())),
+            Ok(false) => {}
+            // Unsure is not ready: skip this one, the others may still go.
+            Err(e) => tracing::warn!("cannot tell whether #{} is ready: {e:#}", issue.number),
         }
     }
     if !picks.is_empty() {

@@ -1,0 +1,157 @@
+//! The command line as a user meets it: exit codes, the switch, config check, status.
+
+use std::process::{Command, Output};
+
+fn forgehand(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_forgehand"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("FORGE_TOKEN")
+        .output()
+        .expect("running forgehand")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(forgehand(dir.path(), &["bogus"]).status.code(), Some(2));
+    assert_eq!(
+        forgehand(dir.path(), &["attach", "proj"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn config_check_reports_every_file_and_exits_2_on_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let projects = dir.path().join("projects");
+    std::fs::create_dir(&projects).unwrap();
+    std::fs::write(
+        projects.join("good.toml"),
+        "name = \"good\"\nrepo = \"o/r\"\n[forge]\nkind = \"local\"\nurl = \"/tmp/plans\"\n[agent]\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        projects.join("bad.toml"),
+        "name = \"bad\"\nrepo = \"o/r\"\npoll_interval = \"soon\"\n[forge]\nkind = \"local\"\nurl = \"/tmp/plans\"\n[agent]\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    let out = forgehand(dir.path(), &["config", "check", "--projects", "projects"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("ok   projects/good.toml"), "{all}");
+    assert!(
+        all.contains("projects/bad.toml:3:17: poll_interval:"),
+        "{all}"
+    );
+    std::fs::remove_file(projects.join("bad.toml")).unwrap();
+    let out = forgehand(dir.path(), &["config", "check", "--projects", "projects"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn run_with_a_bad_project_file_exits_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let projects = dir.path().join("projects");
+    std::fs::create_dir(&projects).unwrap();
+    std::fs::write(
+        projects.join("p.toml"),
+        "name = \"p\"\nrepo = \"o/r\"\nsurprise = 1\n",
+    )
+    .unwrap();
+    let out = forgehand(
+        dir.path(),
+        &["run", "--projects", "projects", "--state", "state"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("projects/p.toml:3:1"), "{}", text(&out));
+}
+
+#[test]
+fn enable_and_disable_switch_the_marker_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("state/.dev-active");
+    assert!(
+        forgehand(dir.path(), &["enable", "--state", "state"])
+            .status
+            .success()
+    );
+    assert!(marker.exists());
+    assert!(
+        forgehand(dir.path(), &["disable", "--state", "state"])
+            .status
+            .success()
+    );
+    assert!(!marker.exists());
+    assert!(
+        forgehand(dir.path(), &["disable", "--state", "state"])
+            .status
+            .success(),
+        "idempotent"
+    );
+}
+
+#[test]
+fn status_without_a_database_is_a_runtime_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = forgehand(dir.path(), &["status", "--state", "nowhere"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("no database"), "{}", text(&out));
+}
+
+#[test]
+fn status_lists_claims_as_a_table_and_as_json() {
+    use chrono::Utc;
+    use forgehand::store::{ClaimRow, ClaimStatus, EventKind, Store};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    let store = Store::open(&dir.path().join("state/forgehand.db")).unwrap();
+    store
+        .save_claim(&ClaimRow {
+            project: "proj".into(),
+            issue: 42,
+            title: "Add a greeting".into(),
+            status: ClaimStatus::Active,
+            stage: "awaiting_ci".into(),
+            pr: Some(43),
+            ci_attempts: 1,
+            review_rounds: 0,
+            session: "dev-proj-42".into(),
+            state_json: "{}".into(),
+            claimed_at: Utc::now(),
+            stage_since: Utc::now(),
+            updated_at: Utc::now(),
+        })
+        .unwrap();
+    store
+        .journal("proj", Some(42), EventKind::Pushed, "pushed fix/issue-42")
+        .unwrap();
+    let out = forgehand(dir.path(), &["status", "--state", "state"]);
+    let table = text(&out);
+    assert!(out.status.success(), "{table}");
+    for word in [
+        "PROJECT",
+        "proj",
+        "#42",
+        "awaiting_ci",
+        "#43",
+        "dev-proj-42",
+    ] {
+        assert!(table.contains(word), "{word} missing from\n{table}");
+    }
+    let out = forgehand(dir.path(), &["status", "--state", "state", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["issue"], 42);
+    assert_eq!(json[0]["pr"], 43);
+    assert_eq!(json[0]["session"], "dev-proj-42");
+    let out = forgehand(dir.path(), &["status", "--state", "state", "proj", "42"]);
+    assert!(text(&out).contains("pushed fix/issue-42"), "{}", text(&out));
+}
