@@ -13,7 +13,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::actors::ProjectCtx;
 use crate::actors::dev::env::base_env;
 use crate::actors::supervisor::{Supervisor, SupervisorArgs};
+use crate::ci::woodpecker::WoodpeckerClient;
 use crate::config::{self, ConfigError, ForgeKind, Project};
+use crate::notify::LogNotifier;
 use crate::forge::Forge;
 use crate::forge::forgejo::ForgejoClient;
 use crate::forge::retry::RetryPolicy;
@@ -137,6 +139,15 @@ async fn project_context(
             project.forge.url
         )
     })?;
+    let woodpecker = match &project.ci.woodpecker {
+        Some(w) => Some(WoodpeckerClient::new(
+            &w.url,
+            w.repo_id,
+            project.secrets.woodpecker_token.clone().unwrap_or_default(),
+            RetryPolicy::default(),
+        )?),
+        None => None,
+    };
     let redactor = Redactor::with_env(project.secrets.values(), daemon_env.iter().cloned());
     Ok(ProjectCtx {
         agent_base_env: base_env(daemon_env.iter().cloned(), &project.agent.pass_env),
@@ -148,6 +159,8 @@ async fn project_context(
         redactor,
         own_login,
         repo_lock: tokio::sync::Mutex::new(()),
+        notifier: Arc::new(LogNotifier),
+        woodpecker,
         project,
     })
 }

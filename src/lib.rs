@@ -17,12 +17,14 @@
 //! - `lockfile.rs`, `paths.rs`: the state directory.
 
 pub mod actors;
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod forge;
 pub mod git;
 pub mod lockfile;
+pub mod notify;
 pub mod paths;
 pub mod phase;
 pub mod picking;

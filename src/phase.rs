@@ -103,3 +103,50 @@ pub fn parse(content: &str) -> Result<PhaseReport, PhaseError> {
 fn quote(s: &str) -> String {
     s.chars().take(QUOTE_LIMIT).collect()
 }
+
+/// Why an agent refused a task (`PHASE:failed` + `Reason: refused`, with the
+/// JSON in `summary.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalKind {
+    /// Another issue must be done first: back to the backlog until it closes.
+    UnmetDependency,
+    /// Too big for one change: a human must split it (`underspecified`).
+    TooLarge,
+    /// Nothing to do: the issue is closed.
+    AlreadyDone,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub status: RefusalKind,
+    #[serde(default)]
+    pub detail: String,
+}
+
+impl PhaseReport {
+    /// `PHASE:failed` with `Reason: refused`: the summary says why.
+    pub fn is_refusal(&self) -> bool {
+        self.phase == Phase::Failed
+            && self
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.trim().eq_ignore_ascii_case("refused"))
+    }
+}
+
+/// Parse the refusal JSON the agent wrote to `summary.md`. Tolerates a
+/// Markdown code fence around it, since agents like to add one.
+pub fn parse_refusal(summary: &str) -> Result<Refusal, String> {
+    let text = summary.trim().trim_start_matches('\u{feff}');
+    let text = text
+        .strip_prefix("```json")
+        .or_else(|| text.strip_prefix("```"))
+        .and_then(|t| t.trim_end().strip_suffix("```"))
+        .unwrap_or(text);
+    serde_json::from_str(text.trim()).map_err(|e| {
+        format!(
+            "summary.md must hold {{\"status\": \"unmet_dependency\" | \"too_large\" | \"already_done\", \"detail\": \"…\"}}: {e}"
+        )
+    })
+}

@@ -29,6 +29,19 @@ pub fn body_dependencies(body: &str) -> Vec<IssueNumber> {
     found.into_iter().collect()
 }
 
+/// Every `#N` mentioned in a text, in order, without repeats.
+pub fn mentioned_issues(text: &str) -> Vec<IssueNumber> {
+    static NUMBER: OnceLock<Regex> = OnceLock::new();
+    let number = NUMBER.get_or_init(|| Regex::new(r"#(\d+)\b").expect("valid"));
+    let mut found = Vec::new();
+    for n in number.captures_iter(text).filter_map(|c| c[1].parse().ok()) {
+        if !found.contains(&IssueNumber(n)) {
+            found.push(IssueNumber(n));
+        }
+    }
+    found
+}
+
 /// A label naming a defect: bugs go first inside a priority tier.
 pub fn is_bug_label(label: &str) -> bool {
     let l = label.to_ascii_lowercase();

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::forge::{Comment, CommitStatus};
+use crate::phase::RefusalKind;
 
 /// What the first prompt is built from.
 pub struct TaskPrompt<'a> {
@@ -100,33 +101,124 @@ pub fn ci_passed() -> String {
         .to_string()
 }
 
-pub fn ci_failed(attempt: u32, max: u32, failures: &[CommitStatus]) -> String {
+pub fn ci_failed(
+    attempt: u32,
+    max: u32,
+    failures: &[CommitStatus],
+    details: Option<&str>,
+) -> String {
     let mut out =
         format!("forgehand: CI failed on your latest push (fix attempt {attempt}/{max}).\n");
     for f in failures {
         let _ = writeln!(out, "- {}: {} {}", f.context, f.description, f.target_url);
     }
-    out.push_str("Fix it, commit, then write PHASE:awaiting_ci to the phase file.");
+    if let Some(details) = details {
+        let _ = writeln!(out, "\n{}", details.trim_end());
+    }
+    out.push_str("\nFix it, commit, then write PHASE:awaiting_ci to the phase file.");
     out
 }
 
 pub fn changes_requested(round: u32, max: u32, feedback: &str) -> String {
     format!(
-        "forgehand: the reviewer requested changes (review round {round}/{max}).\n{}\n\
+        "forgehand: the reviewer requested changes (review round {round}/{max}).\n\n{}\n\n\
          Address them, commit, then write PHASE:awaiting_ci to the phase file.",
         feedback.trim()
     )
 }
 
-pub fn rebase_needed() -> String {
-    "forgehand: the pull request cannot be merged as it is (conflict with the primary branch). \
-     Rebase your branch onto origin's primary branch, resolve the conflicts, then write PHASE:awaiting_ci."
-        .to_string()
+pub fn rebase_needed(primary: &str) -> String {
+    format!(
+        "forgehand: the pull request cannot be merged as it is: it conflicts with {primary}. \
+         Rebase your branch onto origin/{primary} (already fetched), resolve the conflicts, \
+         commit, then write PHASE:awaiting_ci; forgehand pushes the rebased branch."
+    )
 }
 
 pub fn escalation_comment(reason: &str) -> String {
     format!(
-        "The agent working on this issue needs a human:\n\n> {}\n\nPlease answer in a comment here; it will be passed to the agent.",
+        "The agent working on this issue needs a human:\n\n> {}\n\n\
+         Please answer in a comment here (on the issue or its pull request); \
+         the answer is passed to the agent.",
         reason.trim().replace('\n', "\n> ")
+    )
+}
+
+pub fn human_reply(author: &str, body: &str) -> String {
+    format!(
+        "forgehand: {author} answered your question:\n\n{}\n\n\
+         Carry on; when your work is committed, write PHASE:awaiting_ci.",
+        body.trim()
+    )
+}
+
+pub fn refusal_comment(kind: RefusalKind, detail: &str) -> String {
+    let what = match kind {
+        RefusalKind::UnmetDependency => {
+            "The agent found that this issue depends on work that is not done yet. \
+             It goes back to the backlog and is picked again once that work is closed."
+        }
+        RefusalKind::TooLarge => {
+            "The agent found this issue too large for one change. \
+             It is labelled underspecified: please split it into smaller issues."
+        }
+        RefusalKind::AlreadyDone => "The agent found this issue already done, so it is closed.",
+    };
+    format!("{what}\n\nThe agent's explanation:\n\n> {}", detail.trim().replace('\n', "\n> "))
+}
+
+/// What a respawned agent is told, after the task itself.
+pub struct Recovery<'a> {
+    pub pr: Option<u64>,
+    pub last_phase: Option<&'a str>,
+    pub last_ci: Option<&'a str>,
+    pub last_review: Option<&'a str>,
+    pub last_escalation: Option<&'a str>,
+}
+
+pub fn recovery(r: &Recovery<'_>) -> String {
+    let mut out = String::from(
+        "forgehand: this session was restarted. Your earlier work is in this worktree and its branch.\n",
+    );
+    if let Some(pr) = r.pr {
+        let _ = writeln!(out, "- Pull request #{pr} exists for this branch: do not open another.");
+    }
+    if let Some(p) = r.last_phase {
+        let _ = writeln!(out, "- The last phase you wrote: {p}.");
+    }
+    if let Some(c) = r.last_ci {
+        let _ = writeln!(out, "- Last CI result: {c}.");
+    }
+    if let Some(v) = r.last_review {
+        let _ = writeln!(out, "- Last review: {v}.");
+    }
+    if let Some(e) = r.last_escalation {
+        let _ = writeln!(
+            out,
+            "- You already escalated ({e}); don't escalate again for the same reason."
+        );
+    }
+    out.push_str("Check the state of the branch, then carry on with the protocol below.");
+    out
+}
+
+/// The most forgehand pastes in one message; agents choke on megabytes and a
+/// human reading the pane would too.
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
+
+/// Cut `text` to `max` bytes (on a character boundary), saying so.
+pub fn limit(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}\n[forgehand: message truncated, {} of {} bytes cut]",
+        &text[..end],
+        text.len() - end,
+        text.len()
     )
 }

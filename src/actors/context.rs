@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use crate::config::Project;
 use crate::forge::Forge;
+use crate::ci::woodpecker::WoodpeckerClient;
 use crate::git::Git;
+use crate::notify::Notifier;
 use crate::paths::StatePaths;
 use crate::redact::Redactor;
 use crate::store::{EventKind, Store};
@@ -24,6 +26,10 @@ pub struct ProjectCtx {
     pub agent_base_env: Vec<(String, String)>,
     /// forgehand's own login on the forge: its comments are not a human's.
     pub own_login: String,
+    /// Where notices for people go (Matrix, or just the log).
+    pub notifier: Arc<dyn Notifier>,
+    /// The CI server to read failing steps' logs from, when configured.
+    pub woodpecker: Option<WoodpeckerClient>,
     /// Serialises fetches and worktree changes in the project's one clone
     /// (git's own locks would make concurrent ones fail).
     pub repo_lock: tokio::sync::Mutex<()>,

@@ -10,9 +10,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, call_t};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::forge::{ForgeError, Issue, IssueState};
+use crate::forge::{ForgeError, Issue, IssueNumber, IssueState};
 use crate::picking;
-use crate::store::EventKind;
+use crate::store::{ClaimStatus, EventKind};
+
+use super::dev::machine::DevState;
 
 use super::ProjectCtx;
 use super::supervisor::SupervisorMsg;
@@ -171,7 +173,9 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
 /// Both kinds of dependency must be closed: `Depends on #N` / `Blocked by #N`
 /// lines and the forge's own dependency links.
 async fn dependencies_closed(ctx: &ProjectCtx, issue: &Issue) -> anyhow::Result<bool> {
-    for dep in picking::body_dependencies(&issue.body) {
+    let mut deps = picking::body_dependencies(&issue.body);
+    deps.extend(refused_for(ctx, issue)?);
+    for dep in deps {
         match ctx.forge.get_issue(dep).await {
             Ok(d) if d.state == IssueState::Closed => {}
             Ok(_) => {
@@ -191,4 +195,17 @@ async fn dependencies_closed(ctx: &ProjectCtx, issue: &Issue) -> anyhow::Result<
         Err(ForgeError::NotFound(_)) => Ok(true),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Issues an agent said this one waits for when it refused it earlier
+/// (`unmet_dependency`): it is not picked again until they are closed.
+fn refused_for(ctx: &ProjectCtx, issue: &Issue) -> anyhow::Result<Vec<IssueNumber>> {
+    let Some(claim) = ctx.store.claim(ctx.name(), issue.number.0)? else {
+        return Ok(Vec::new());
+    };
+    if claim.status != ClaimStatus::Released {
+        return Ok(Vec::new());
+    }
+    let state: DevState = serde_json::from_str(&claim.state_json)?;
+    Ok(state.waiting_for)
 }

@@ -133,6 +133,7 @@ impl Actor for Supervisor {
                     ctx.name(),
                     IssueNumber(claim.issue),
                     claim.title,
+                    false,
                 )
                 .await;
             }
@@ -163,7 +164,7 @@ impl Actor for Supervisor {
                         break;
                     }
                     if !state.holds(&project, issue) {
-                        start_dev(&myself, state, &project, issue, title).await;
+                        start_dev(&myself, state, &project, issue, title, true).await;
                     }
                 }
             }
@@ -180,7 +181,7 @@ impl Actor for Supervisor {
                 title,
             } => {
                 if !state.holds(&project, issue) {
-                    start_dev(&myself, state, &project, issue, title).await;
+                    start_dev(&myself, state, &project, issue, title, false).await;
                 }
             }
             SupervisorMsg::RestartPoller { project } => {
@@ -229,6 +230,7 @@ async fn start_dev(
     project: &str,
     issue: IssueNumber,
     title: String,
+    fresh: bool,
 ) {
     let Some(ctx) = state.projects.get(project).cloned() else {
         return;
@@ -238,6 +240,7 @@ async fn start_dev(
         issue,
         title: title.clone(),
         once: state.once,
+        fresh,
     };
     match Actor::spawn_linked(None, DevActor, args, myself.get_cell()).await {
         Ok((actor, _)) => {

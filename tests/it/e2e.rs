@@ -12,7 +12,7 @@ use crate::support::{wait_for_file, wait_until};
 /// the PR merges only after green CI and an approval on its head.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn labelled_issue_becomes_a_merged_pull_request() {
-    let mut h = Harness::new("").await;
+    let mut h = Harness::new("max_sessions = 1", "").await;
     let open_dep = h
         .forge
         .create_issue("Prepare the database", "no labels", &[]);
@@ -187,7 +187,7 @@ async fn labelled_issue_becomes_a_merged_pull_request() {
 /// its blocker is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forge_dependencies_hold_an_issue_until_closed() {
-    let mut h = Harness::new("").await;
+    let mut h = Harness::new("max_sessions = 1", "").await;
     h.forge.set_behaviour(Behaviour {
         ci: CiBehaviour::Succeed,
         review: ReviewBehaviour::ApproveWhenGreen,

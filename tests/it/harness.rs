@@ -31,8 +31,9 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// A harness whose project file has `extra` appended (TOML sections).
-    pub async fn new(extra: &str) -> Harness {
+    /// A harness whose project file has `agent` lines added to `[agent]` and
+    /// `sections` (more TOML sections) appended.
+    pub async fn new(agent: &str, sections: &str) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let git = GitFixture::new();
         let forge = FakeForge::start(FakeForgeOptions {
@@ -55,11 +56,11 @@ impl Harness {
         for d in [&h.state, &h.projects, &h.tmux_tmpdir, &h.home] {
             std::fs::create_dir_all(d).expect("creating a harness folder");
         }
-        h.write_project(extra);
+        h.write_project(agent, sections);
         h
     }
 
-    pub fn write_project(&self, extra: &str) {
+    pub fn write_project(&self, agent_extra: &str, sections: &str) {
         let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fake-agent");
         let toml = format!(
             r#"name = "{PROJECT}"
@@ -74,8 +75,9 @@ token_env = "FORGE_TOKEN"
 
 [agent]
 command = "python3 {agent}"
-max_sessions = 1
-{extra}
+{agent_extra}
+
+{sections}
 "#,
             clone = self.git.bare.display(),
             url = self.forge.url(),

@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod e2e;
+mod feedback;
 mod fake_forge;
 mod fake_forge_selftest;
 mod forgejo_client;

@@ -12,9 +12,9 @@ use crate::store::EventKind;
 use crate::tmux::SessionSpec;
 
 use super::env::{SessionVars, session_env};
-use super::machine::{Effect, Event, ReviewVerdict, Stage};
+use super::machine::{CiVerdict, Effect, Event, ReviewVerdict, Stage};
 use super::verdict::{self, ReviewOutcome};
-use super::{DevMsg, DevRun, watch};
+use super::{Delivery, DevMsg, DevRun, watch};
 
 /// How long an agent may take to show its ready prompt.
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
@@ -34,6 +34,30 @@ impl DevRun {
         match effect {
             Effect::Journal(kind, detail) => {
                 self.journal(kind, &detail);
+                Ok(None)
+            }
+            Effect::Notify(notice) => {
+                ctx.notifier.notify(&self.subject(), notice);
+                Ok(None)
+            }
+            Effect::RestartCi { pipeline } => {
+                match &ctx.woodpecker {
+                    Some(ci) => {
+                        let again = ci.restart(pipeline).await?;
+                        self.journal(EventKind::CiState, &format!("restarted pipeline {pipeline} as {again}"));
+                    }
+                    None => self.journal(EventKind::Error, "no CI server configured to restart a pipeline"),
+                }
+                Ok(None)
+            }
+            Effect::CheckReplies { pr, since } => Ok(self.human_reply(pr, since).await?),
+            Effect::Fetch => {
+                let _one_at_a_time = ctx.repo_lock.lock().await;
+                ctx.git.fetch(&ctx.paths.repo_dir(ctx.name())).await?;
+                Ok(None)
+            }
+            Effect::Release { outcome, comment } => {
+                self.release(outcome, &comment).await?;
                 Ok(None)
             }
             Effect::Claim => {
@@ -100,9 +124,10 @@ impl DevRun {
             }
             Effect::CheckCi { head } => {
                 let verdict = if project.ci.required {
-                    verdict::ci(&ctx.forge.combined_status(&head).await?)
+                    let verdict = verdict::ci(&ctx.forge.combined_status(&head).await?);
+                    self.with_ci_details(&head, verdict).await
                 } else {
-                    super::machine::CiVerdict::Green
+                    CiVerdict::Green
                 };
                 self.report(EventKind::CiState, format!("CI on {head}: {verdict:?}"));
                 Ok(Some(Event::Ci { head, verdict }))
@@ -121,21 +146,18 @@ impl DevRun {
                     ReviewOutcome::ChangesRequested(rs) => {
                         let mut feedback = String::new();
                         for r in rs {
-                            feedback.push_str(&format!(
-                                "Review by {}:\n{}\n",
-                                r.author,
-                                r.body.trim()
-                            ));
+                            feedback.push_str(&format!("Review by {}:\n{}\n", r.author, r.body.trim()));
                             for c in ctx.forge.list_review_comments(pr, r.id).await? {
-                                let line = c
-                                    .position
-                                    .map(|p| p.to_string())
-                                    .unwrap_or_else(|| "?".into());
-                                feedback.push_str(&format!(
-                                    "{}:{line}: {}\n",
-                                    c.path,
-                                    c.body.trim()
-                                ));
+                                let line = c.position.map_or("?".to_string(), |p| p.to_string());
+                                feedback.push_str(&format!("{}:{line}: {}\n", c.path, c.body.trim()));
+                            }
+                        }
+                        let since = self.state.last_push_at;
+                        let comments = self.human_comments(Some(pr), since).await?;
+                        if !comments.is_empty() {
+                            feedback.push_str("\nComments since your last push:\n");
+                            for c in comments {
+                                feedback.push_str(&format!("--- {}:\n{}\n", c.author, c.body.trim()));
                             }
                         }
                         ReviewVerdict::ChangesRequested { feedback }
@@ -160,6 +182,15 @@ impl DevRun {
                 Ok(None)
             }
             Effect::Merge { pr, head } => {
+                let current = ctx.forge.get_pull(pr).await?;
+                if current.merged {
+                    return Ok(Some(self.merged(pr, &head, current.merge_commit_sha)));
+                }
+                if current.mergeable == Some(false) {
+                    return Ok(Some(Event::MergeConflict {
+                        message: format!("the forge says PR #{pr} is not mergeable"),
+                    }));
+                }
                 let req = MergeRequest {
                     method: project.merge.method,
                     head_sha: head.clone(),
@@ -198,24 +229,22 @@ impl DevRun {
                 Ok(Some(Event::Finished))
             }
             Effect::Block { reason } => {
-                let tail = ctx
-                    .tmux
-                    .capture_pane(&self.session, DIAGNOSTIC_LINES)
-                    .await
-                    .unwrap_or_default();
+                let tail = ctx.tmux.capture_pane(&self.session, DIAGNOSTIC_LINES).await.unwrap_or_default();
                 let body = format!(
-                    "forgehand stopped working on this issue: {reason}\n\nLast lines of the agent's session `{}`:\n\n```\n{}\n```",
+                    "forgehand stopped working on this issue: {reason}\n\n\
+                     Last lines of the agent's session `{}`:\n\n```\n{}\n```",
                     self.session,
                     tail.trim_end()
                 );
-                ctx.forge
-                    .create_comment(n.0, &ctx.redactor.redact(&body))
-                    .await?;
+                ctx.forge.create_comment(n.0, &ctx.redactor.redact(&body)).await?;
                 ctx.forge.add_label(n, &project.labels.blocked).await?;
-                ctx.forge
-                    .remove_label(n, &project.labels.in_progress)
-                    .await?;
+                ctx.forge.remove_label(n, &project.labels.in_progress).await?;
                 ctx.tmux.kill_session(&self.session).await?;
+                if self.state.pr.is_none() {
+                    // Without a PR nothing in the worktree is worth keeping
+                    // beyond the branch; with one, a human may want to look.
+                    self.remove_worktree().await?;
+                }
                 self.journal(EventKind::Error, &format!("blocked: {reason}"));
                 Ok(None)
             }
@@ -232,9 +261,10 @@ impl DevRun {
     }
 
     pub(super) async fn paste(&self, text: &str) -> anyhow::Result<()> {
+        let text = prompt::limit(text, prompt::MAX_MESSAGE_BYTES);
         self.ctx
             .tmux
-            .paste(&self.session, text, &self.session_dir)
+            .paste(&self.session, &text, &self.session_dir)
             .await
             .with_context(|| format!("pasting into {}", self.session))?;
         let first = text.lines().next().unwrap_or_default();
@@ -284,6 +314,7 @@ impl DevRun {
                 &format!("adopted the live session {}", self.session),
             );
             if self.state.stage == Stage::Starting {
+                self.delivery = Delivery::Task;
                 self.wait_until_ready();
             }
             // A phase written while nobody watched is still acted on.
@@ -329,6 +360,11 @@ impl DevRun {
                 self.session, project.agent.command
             ),
         );
+        self.delivery = if self.state.stage == Stage::Starting {
+            Delivery::Task
+        } else {
+            Delivery::Recovery
+        };
         self.wait_until_ready();
         Ok(())
     }
@@ -413,19 +449,23 @@ impl DevRun {
     }
 
     /// Kill the session and remove the worktree (the branch lives on the forge).
-    async fn cleanup(&mut self) -> anyhow::Result<()> {
-        let ctx = self.ctx.clone();
-        ctx.tmux.kill_session(&self.session).await?;
+    pub(super) async fn cleanup(&mut self) -> anyhow::Result<()> {
+        self.ctx.tmux.kill_session(&self.session).await?;
         self.watcher = None;
-        let repo_dir = ctx.paths.repo_dir(ctx.name());
-        let _one_at_a_time = ctx.repo_lock.lock().await;
-        ctx.git
-            .remove_worktree(&repo_dir, &self.worktree, &self.branch)
-            .await?;
+        self.remove_worktree().await?;
         self.journal(
             EventKind::CleanedUp,
             &format!("killed {} and removed its worktree", self.session),
         );
         Ok(())
+    }
+
+    async fn remove_worktree(&self) -> anyhow::Result<()> {
+        let ctx = &self.ctx;
+        let repo_dir = ctx.paths.repo_dir(ctx.name());
+        let _one_at_a_time = ctx.repo_lock.lock().await;
+        ctx.git
+            .remove_worktree(&repo_dir, &self.worktree, &self.branch)
+            .await
     }
 }

@@ -1,12 +1,17 @@
-//! The dev actor's transitions as a pure function: `next(state, event)` gives
-//! the new state and the effects to perform. The actor persists the new state
-//! before it performs any effect, so a crash between the two repeats effects
-//! (which are idempotent) instead of losing them.
+//! The dev actor's transitions as a pure function: `next(state, event, policy,
+//! now)` gives the new state and the effects to perform. The actor persists the
+//! new state before it performs any effect, so a crash between the two repeats
+//! effects (which are idempotent) instead of losing them. Time comes in as an
+//! argument, so timeouts are tested without waiting.
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::forge::{CommitSha, CommitStatus, PrNumber};
-use crate::phase::{Phase, PhaseReport};
+use crate::forge::{CommitSha, CommitStatus, IssueNumber, PrNumber};
+use crate::notify::Notice;
+use crate::phase::{Phase, PhaseReport, Refusal, RefusalKind};
 use crate::prompt;
 use crate::store::EventKind;
 
@@ -30,6 +35,8 @@ pub enum Stage {
     Merging,
     /// Merged: closing the issue and cleaning up.
     Merged,
+    /// Handed back: refused by the agent (backlog, underspecified or closed).
+    Released,
     /// The agent gave up or forgehand did: a human must look.
     Blocked,
     /// All done; nothing left to do.
@@ -47,6 +54,7 @@ impl Stage {
             Stage::AwaitingReview => "awaiting_review",
             Stage::Merging => "merging",
             Stage::Merged => "merged",
+            Stage::Released => "released",
             Stage::Blocked => "blocked",
             Stage::Done => "done",
         }
@@ -65,21 +73,67 @@ impl Stage {
         )
     }
 
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Stage::Blocked | Stage::Done)
+    /// Stages in which the agent itself is expected to be busy, so silence
+    /// means it is stuck (elsewhere it waits on CI, reviewers or humans).
+    pub fn agent_busy(self) -> bool {
+        matches!(self, Stage::Starting | Stage::Working)
     }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Stage::Released | Stage::Blocked | Stage::Done)
+    }
+}
+
+/// An open question to humans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub reason: String,
+    /// Only comments after this count as the answer.
+    pub since: DateTime<Utc>,
 }
 
 /// Everything the dev actor must remember across restarts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DevState {
     pub stage: Stage,
+    #[serde(default = "Utc::now")]
+    pub stage_since: DateTime<Utc>,
     pub pr: Option<PrNumber>,
     /// The head forgehand last pushed: CI and reviews count only on it.
     pub head: Option<CommitSha>,
+    #[serde(default)]
+    pub last_push_at: Option<DateTime<Utc>>,
+    /// Counted per PR, across respawns and restarts.
     pub ci_attempts: u32,
     pub review_rounds: u32,
+    #[serde(default)]
+    pub respawns: u32,
     pub last_phase: Option<Phase>,
+    /// One-line summaries for the recovery prompt.
+    #[serde(default)]
+    pub last_ci: Option<String>,
+    #[serde(default)]
+    pub last_review: Option<String>,
+    #[serde(default)]
+    pub escalation: Option<Escalation>,
+    /// The reason of the last escalation, so a respawned agent is told not to
+    /// ask the same again.
+    #[serde(default)]
+    pub last_escalation: Option<String>,
+    /// The head whose infrastructure failure was already retried once.
+    #[serde(default)]
+    pub infra_retried: Option<CommitSha>,
+    /// The head whose overdue review was already reported.
+    #[serde(default)]
+    pub review_overdue_for: Option<CommitSha>,
+    /// Issues that must close before a refused issue is picked again.
+    #[serde(default)]
+    pub waiting_for: Vec<IssueNumber>,
+    /// Refusals of this issue so far, carried over when it is picked again,
+    /// so an agent refusing for a dependency that is already closed cannot
+    /// make it go round forever.
+    #[serde(default)]
+    pub refusals: u32,
     pub merge_commit: Option<CommitSha>,
     /// Modification time (ns) of the last phase-file write handled, so a
     /// write is acted on once however many inotify events it raises, and a
@@ -89,38 +143,57 @@ pub struct DevState {
 }
 
 impl DevState {
-    pub fn new() -> DevState {
+    pub fn new(now: DateTime<Utc>) -> DevState {
         DevState {
             stage: Stage::Claimed,
+            stage_since: now,
             pr: None,
             head: None,
+            last_push_at: None,
             ci_attempts: 0,
             review_rounds: 0,
+            respawns: 0,
             last_phase: None,
+            last_ci: None,
+            last_review: None,
+            escalation: None,
+            last_escalation: None,
+            infra_retried: None,
+            review_overdue_for: None,
+            waiting_for: Vec::new(),
+            refusals: 0,
             merge_commit: None,
             phase_mtime_ns: None,
         }
     }
 }
 
-impl Default for DevState {
-    fn default() -> Self {
-        DevState::new()
-    }
-}
-
 /// Limits from the project file the transitions need.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Policy {
+    pub primary_branch: String,
     pub max_fix_attempts: u32,
     pub max_rounds: u32,
+    /// Respawns of a dead session before the issue is blocked.
+    pub max_respawns: u32,
+    pub ci_timeout: Duration,
+    pub review_timeout: Duration,
+    pub escalation_timeout: Duration,
+    pub idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CiVerdict {
     Pending,
     Green,
-    Red { failures: Vec<CommitStatus> },
+    Red {
+        failures: Vec<CommitStatus>,
+        /// The failing steps and their log tails, rendered, when a CI server
+        /// was asked.
+        details: Option<String>,
+        /// The pipeline to restart when the failure is the infrastructure's.
+        infrastructure: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,9 +201,7 @@ pub enum ReviewVerdict {
     Waiting,
     Approved,
     /// Feedback already rendered for the agent.
-    ChangesRequested {
-        feedback: String,
-    },
+    ChangesRequested { feedback: String },
 }
 
 /// What happened, as the actor saw it.
@@ -140,288 +211,424 @@ pub enum Event {
     Start,
     /// Labels changed on the forge.
     ClaimRecorded,
-    /// The task prompt was delivered to a ready agent.
+    /// The task (or recovery) prompt was delivered to a ready agent.
     AgentReady,
     Phase(PhaseReport),
-    Pushed {
-        head: CommitSha,
-    },
+    /// `PHASE:failed` + `Reason: refused` with a readable summary.
+    Refused(Refusal),
+    Pushed { head: CommitSha },
     NothingToPush,
-    PrOpened {
-        pr: PrNumber,
-    },
+    PrOpened { pr: PrNumber },
     /// Time to look at the forge again.
     Tick,
-    Ci {
-        head: CommitSha,
-        verdict: CiVerdict,
-    },
-    Review {
-        head: CommitSha,
-        verdict: ReviewVerdict,
-    },
-    MergeDone {
-        merge_commit: Option<CommitSha>,
-    },
-    MergeConflict {
-        message: String,
-    },
+    Ci { head: CommitSha, verdict: CiVerdict },
+    Review { head: CommitSha, verdict: ReviewVerdict },
+    MergeDone { merge_commit: Option<CommitSha> },
+    MergeConflict { message: String },
     Finished,
+    /// Someone other than forgehand commented while an escalation was open.
+    HumanReply { author: String, body: String },
+    /// The tmux session is gone or its pane is dead.
+    SessionDead,
+    /// No phase change and no pane output for `idle_timeout`.
+    Idle,
 }
 
 /// Side effects for the actor to perform, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     Journal(EventKind, String),
+    Notify(Notice),
     /// Add `in-progress`, remove `backlog`. Then `ClaimRecorded`.
     Claim,
-    /// Worktree + tmux session (adopting a live one), then deliver the task
-    /// once the agent is ready: `AgentReady`.
+    /// Worktree + tmux session (adopting a live one, starting a dead one
+    /// again), then deliver the task or the recovery prompt: `AgentReady`.
     EnsureSession,
     /// Push the branch if it has commits ahead of primary: `Pushed` or `NothingToPush`.
-    Push {
-        force: bool,
-    },
+    Push { force: bool },
     /// Open the PR unless one exists: `PrOpened`.
     EnsurePr,
-    CheckCi {
-        head: CommitSha,
-    },
-    CheckReview {
-        pr: PrNumber,
-        head: CommitSha,
-    },
+    CheckCi { head: CommitSha },
+    RestartCi { pipeline: u64 },
+    CheckReview { pr: PrNumber, head: CommitSha },
+    /// Look for a human's comment on the issue or its PR after `since`: `HumanReply`.
+    CheckReplies { pr: Option<PrNumber>, since: DateTime<Utc> },
+    /// Update forgehand's clone, so the agent rebases onto the current primary.
+    Fetch,
     Paste(String),
-    Merge {
-        pr: PrNumber,
-        head: CommitSha,
-    },
-    /// Close the issue, drop `in-progress`, kill the session, remove the worktree: `Finished`.
-    Finish,
     /// Post a comment on the issue.
     Comment(String),
-    /// Label `blocked` with a diagnostic comment and kill the session.
-    Block {
-        reason: String,
-    },
+    Merge { pr: PrNumber, head: CommitSha },
+    /// Close the issue, drop `in-progress`, kill the session, remove the worktree: `Finished`.
+    Finish,
+    /// Diagnostic comment with the pane's last lines, label `blocked`, drop
+    /// `in-progress`, kill the session; the worktree stays when a PR exists.
+    Block { reason: String },
+    /// Comment, relabel, kill the session and remove the worktree.
+    Release { outcome: RefusalKind, comment: String },
     /// Stop the actor: nothing more to do.
     Stop,
 }
 
+/// Times an issue may be refused and handed back before a human must look.
+pub const MAX_REFUSALS: u32 = 2;
+
 /// The transition function. Events that make no sense in a stage are journaled
 /// and otherwise ignored: an agent writing a stale phase must not derail an issue.
-pub fn next(state: &DevState, event: Event, policy: Policy) -> (DevState, Vec<Effect>) {
-    let mut s = state.clone();
-    let mut fx = Vec::new();
-    use Stage::*;
-    match (state.stage, event) {
-        (Claimed, Event::Start) => fx.push(Effect::Claim),
-        (Claimed, Event::ClaimRecorded) => {
-            s.stage = Starting;
-            fx.push(Effect::EnsureSession);
-        }
-        (Starting, Event::Start) => fx.push(Effect::EnsureSession),
-        (Starting, Event::AgentReady) => s.stage = Working,
+pub fn next(
+    state: &DevState,
+    event: Event,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> (DevState, Vec<Effect>) {
+    let mut t = Transition {
+        s: state.clone(),
+        fx: Vec::new(),
+        policy,
+        now,
+    };
+    t.apply(event);
+    if t.s.stage != state.stage {
+        t.s.stage_since = now;
+    }
+    (t.s, t.fx)
+}
 
-        (Working, Event::Start) => fx.push(Effect::EnsureSession),
-        (Pushing, Event::Start) => {
-            fx.push(Effect::EnsureSession);
-            fx.push(Effect::Push {
-                force: state.head.is_some(),
-            });
-        }
-        (AwaitingCi | AwaitingReview, Event::Start) => fx.push(Effect::EnsureSession),
-        (Merging, Event::Start) => {
-            if let (Some(pr), Some(head)) = (state.pr, state.head.clone()) {
-                fx.push(Effect::Merge { pr, head });
+struct Transition<'a> {
+    s: DevState,
+    fx: Vec<Effect>,
+    policy: &'a Policy,
+    now: DateTime<Utc>,
+}
+
+impl Transition<'_> {
+    fn push(&mut self, effect: Effect) {
+        self.fx.push(effect);
+    }
+
+    fn journal(&mut self, kind: EventKind, detail: impl Into<String>) {
+        self.fx.push(Effect::Journal(kind, detail.into()));
+    }
+
+    fn block(&mut self, reason: String) {
+        self.s.stage = Stage::Blocked;
+        self.s.escalation = None;
+        self.push(Effect::Block { reason: reason.clone() });
+        self.push(Effect::Notify(Notice::Blocked { reason }));
+        self.push(Effect::Stop);
+    }
+
+    fn elapsed(&self, since: DateTime<Utc>) -> Duration {
+        (self.now - since).to_std().unwrap_or_default()
+    }
+
+    fn apply(&mut self, event: Event) {
+        use Stage::*;
+        let stage = self.s.stage;
+        match (stage, event) {
+            (Claimed, Event::Start) => self.push(Effect::Claim),
+            (Claimed, Event::ClaimRecorded) => {
+                self.s.stage = Starting;
+                self.push(Effect::Notify(Notice::Claimed));
+                self.push(Effect::EnsureSession);
             }
-        }
-        (Merged, Event::Start) => fx.push(Effect::Finish),
-        (Blocked | Done, Event::Start) => fx.push(Effect::Stop),
+            (Starting | Working | AwaitingCi | AwaitingReview, Event::Start) => {
+                self.push(Effect::EnsureSession)
+            }
+            (Pushing, Event::Start) => {
+                self.push(Effect::EnsureSession);
+                self.push(Effect::Push { force: self.s.head.is_some() });
+            }
+            (Merging, Event::Start) => match (self.s.pr, self.s.head.clone()) {
+                (Some(pr), Some(head)) => self.push(Effect::Merge { pr, head }),
+                _ => self.s.stage = Working,
+            },
+            (Merged, Event::Start) => self.push(Effect::Finish),
+            (Released | Blocked | Done, Event::Start) => self.push(Effect::Stop),
+            (Starting, Event::AgentReady) => self.s.stage = Working,
+            // A respawned agent got its recovery prompt: nothing else changes.
+            (_, Event::AgentReady) => {}
 
-        (stage, Event::Phase(report)) => {
-            fx.push(Effect::Journal(EventKind::PhaseSeen, describe(&report)));
-            s.last_phase = Some(report.phase);
-            phase(&mut s, &mut fx, stage, report);
-        }
+            (stage, Event::Phase(report)) => {
+                let line = match &report.reason {
+                    Some(r) => format!("{} (Reason: {r})", report.phase),
+                    None => report.phase.to_string(),
+                };
+                self.journal(EventKind::PhaseSeen, line);
+                self.s.last_phase = Some(report.phase);
+                self.phase(stage, report);
+            }
+            (stage, Event::Refused(refusal)) if stage.has_session() => self.refused(refusal),
 
-        (Pushing, Event::NothingToPush) => {
-            s.stage = Working;
-            fx.push(Effect::Paste(prompt::nothing_to_push()));
-        }
-        (Pushing, Event::Pushed { head }) => {
-            let moved = state.head.as_ref() != Some(&head);
-            s.head = Some(head.clone());
-            match state.pr {
-                None => fx.push(Effect::EnsurePr),
-                Some(_) => {
-                    s.stage = AwaitingCi;
-                    if !moved {
-                        fx.push(Effect::Journal(
-                            EventKind::Pushed,
-                            format!("head unchanged at {head}"),
-                        ));
-                    }
-                    fx.push(Effect::CheckCi { head });
+            (Pushing, Event::NothingToPush) => {
+                self.s.stage = Working;
+                self.push(Effect::Paste(prompt::nothing_to_push()));
+            }
+            (Pushing, Event::Pushed { head }) => {
+                let moved = self.s.head.as_ref() != Some(&head);
+                self.s.head = Some(head.clone());
+                if moved {
+                    self.s.last_push_at = Some(self.now);
                 }
-            }
-        }
-        (Pushing, Event::PrOpened { pr }) => {
-            s.pr = Some(pr);
-            s.stage = AwaitingCi;
-            if let Some(head) = state.head.clone() {
-                fx.push(Effect::CheckCi { head });
-            }
-        }
-
-        (AwaitingCi, Event::Tick) => {
-            if let Some(head) = state.head.clone() {
-                fx.push(Effect::CheckCi { head });
-            }
-        }
-        (AwaitingCi, Event::Ci { head, verdict }) if Some(&head) == state.head.as_ref() => {
-            match verdict {
-                CiVerdict::Pending => {}
-                CiVerdict::Green => {
-                    s.stage = AwaitingReview;
-                    fx.push(Effect::Paste(prompt::ci_passed()));
-                    if let Some(pr) = state.pr {
-                        fx.push(Effect::CheckReview { pr, head });
-                    }
-                }
-                CiVerdict::Red { failures } => {
-                    s.ci_attempts += 1;
-                    if s.ci_attempts > policy.max_fix_attempts {
-                        s.stage = Blocked;
-                        fx.push(Effect::Block {
-                            reason: format!(
-                                "CI still failing after {} fix attempts",
-                                policy.max_fix_attempts
-                            ),
-                        });
-                    } else {
-                        s.stage = Working;
-                        fx.push(Effect::Paste(prompt::ci_failed(
-                            s.ci_attempts,
-                            policy.max_fix_attempts,
-                            &failures,
-                        )));
-                    }
-                }
-            }
-        }
-
-        (AwaitingReview, Event::Tick) => {
-            if let (Some(pr), Some(head)) = (state.pr, state.head.clone()) {
-                fx.push(Effect::CheckReview { pr, head });
-            }
-        }
-        (AwaitingReview, Event::Review { head, verdict }) if Some(&head) == state.head.as_ref() => {
-            match verdict {
-                ReviewVerdict::Waiting => {}
-                ReviewVerdict::Approved => {
-                    if let Some(pr) = state.pr {
-                        s.stage = Merging;
-                        fx.push(Effect::Merge { pr, head });
-                    }
-                }
-                ReviewVerdict::ChangesRequested { feedback } => {
-                    s.review_rounds += 1;
-                    if s.review_rounds > policy.max_rounds {
-                        s.stage = Blocked;
-                        fx.push(Effect::Block {
-                            reason: format!(
-                                "changes still requested after {} review rounds",
-                                policy.max_rounds
-                            ),
-                        });
-                    } else {
-                        s.stage = Working;
-                        fx.push(Effect::Paste(prompt::changes_requested(
-                            s.review_rounds,
-                            policy.max_rounds,
-                            &feedback,
-                        )));
+                match self.s.pr {
+                    None => self.push(Effect::EnsurePr),
+                    Some(_) => {
+                        self.s.stage = AwaitingCi;
+                        self.push(Effect::CheckCi { head });
                     }
                 }
             }
-        }
+            (Pushing, Event::PrOpened { pr }) => {
+                self.s.pr = Some(pr);
+                self.s.stage = AwaitingCi;
+                self.push(Effect::Notify(Notice::PrOpened { pr }));
+                if let Some(head) = self.s.head.clone() {
+                    self.push(Effect::CheckCi { head });
+                }
+            }
 
-        (Merging, Event::MergeDone { merge_commit }) => {
-            s.merge_commit = merge_commit;
-            s.stage = Merged;
-            fx.push(Effect::Finish);
+            (stage, Event::Tick) => self.tick(stage),
+            (AwaitingCi, Event::Ci { head, verdict }) if Some(&head) == self.s.head.as_ref() => {
+                self.ci(head, verdict)
+            }
+            (AwaitingReview, Event::Review { head, verdict })
+                if Some(&head) == self.s.head.as_ref() =>
+            {
+                self.review(head, verdict)
+            }
+
+            (Merging, Event::MergeDone { merge_commit }) => {
+                self.s.merge_commit = merge_commit.clone();
+                self.s.stage = Merged;
+                if let Some(pr) = self.s.pr {
+                    self.push(Effect::Notify(Notice::Merged { pr, merge_commit }));
+                }
+                self.push(Effect::Finish);
+            }
+            (Merging, Event::MergeConflict { message }) => {
+                self.s.stage = Working;
+                self.journal(EventKind::Merged, format!("not merged: {message}"));
+                self.push(Effect::Fetch);
+                self.push(Effect::Paste(prompt::rebase_needed(&self.policy.primary_branch)));
+            }
+            (Merged, Event::Finished) => {
+                self.s.stage = Done;
+                self.push(Effect::Stop);
+            }
+
+            (_, Event::HumanReply { author, body }) if self.s.escalation.is_some() => {
+                self.s.escalation = None;
+                self.journal(EventKind::Pasted, format!("answer from {author} delivered"));
+                self.push(Effect::Paste(prompt::human_reply(&author, &body)));
+                self.push(Effect::Notify(Notice::ReplyDelivered { author }));
+            }
+            (stage, Event::SessionDead) if stage.has_session() => {
+                self.s.respawns += 1;
+                if self.s.respawns > self.policy.max_respawns {
+                    self.block(format!(
+                        "the agent's session ended {} times",
+                        self.s.respawns
+                    ));
+                } else {
+                    self.journal(
+                        EventKind::Error,
+                        format!("the agent's session ended; respawn {}", self.s.respawns),
+                    );
+                    self.push(Effect::Notify(Notice::Respawned { count: self.s.respawns }));
+                    self.push(Effect::EnsureSession);
+                }
+            }
+            (stage, Event::Idle) if stage.agent_busy() && self.s.escalation.is_none() => {
+                let idle = humanize(self.policy.idle_timeout);
+                self.block(format!("no phase change and no output from the agent for {idle}"));
+            }
+
+            // Results for a head that is no longer current, replies nobody
+            // waits for, and liveness news about a session not expected to
+            // exist are all normal races, not worth a journal line.
+            (
+                _,
+                Event::Ci { .. }
+                | Event::Review { .. }
+                | Event::HumanReply { .. }
+                | Event::SessionDead
+                | Event::Idle,
+            ) => {}
+            (stage, other) => self.journal(
+                EventKind::Daemon,
+                format!("ignored {} in stage {}", event_name(&other), stage.as_str()),
+            ),
         }
-        (Merging, Event::MergeConflict { message }) => {
-            s.stage = Working;
-            fx.push(Effect::Journal(
-                EventKind::Merged,
-                format!("not merged: {message}"),
+    }
+
+    fn tick(&mut self, stage: Stage) {
+        if !stage.has_session() {
+            return;
+        }
+        if let Some(esc) = self.s.escalation.clone() {
+            if self.elapsed(esc.since) > self.policy.escalation_timeout {
+                let waited = humanize(self.policy.escalation_timeout);
+                self.block(format!("nobody answered the escalation within {waited}: {}", esc.reason));
+            } else {
+                self.push(Effect::CheckReplies { pr: self.s.pr, since: esc.since });
+            }
+            return;
+        }
+        let Some(head) = self.s.head.clone() else { return };
+        match stage {
+            Stage::AwaitingCi if self.elapsed(self.s.stage_since) > self.policy.ci_timeout => {
+                let waited = humanize(self.policy.ci_timeout);
+                self.block(format!("CI gave no verdict on {head} within {waited}"));
+            }
+            Stage::AwaitingCi => self.push(Effect::CheckCi { head }),
+            Stage::AwaitingReview => {
+                if let Some(pr) = self.s.pr {
+                    self.push(Effect::CheckReview { pr, head: head.clone() });
+                }
+                let overdue = self.elapsed(self.s.stage_since) > self.policy.review_timeout;
+                if overdue && self.s.review_overdue_for.as_ref() != Some(&head) {
+                    self.s.review_overdue_for = Some(head);
+                    self.push(Effect::Notify(Notice::ReviewOverdue));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn phase(&mut self, stage: Stage, report: PhaseReport) {
+        use Stage::*;
+        if !stage.has_session() || stage == Merging {
+            self.journal(
+                EventKind::PhaseInvalid,
+                format!("{} ignored in stage {}", report.phase, stage.as_str()),
+            );
+            return;
+        }
+        match report.phase {
+            Phase::AwaitingCi => {
+                // Carrying on is the agent's answer to its own question.
+                self.s.escalation = None;
+                self.s.stage = Pushing;
+                self.push(Effect::Push { force: self.s.head.is_some() });
+            }
+            // An acknowledgement: the wait for a review goes on by itself.
+            Phase::AwaitingReview => {}
+            Phase::Escalate => {
+                let reason = report.reason.unwrap_or_else(|| "no reason given".to_string());
+                self.s.escalation = Some(Escalation { reason: reason.clone(), since: self.now });
+                self.s.last_escalation = Some(reason.clone());
+                self.push(Effect::Comment(prompt::escalation_comment(&reason)));
+                self.push(Effect::Notify(Notice::Escalation { reason }));
+            }
+            Phase::Failed => {
+                let reason = report.reason.unwrap_or_else(|| "no reason given".to_string());
+                self.block(format!("the agent gave up: {reason}"));
+            }
+        }
+    }
+
+    fn refused(&mut self, refusal: Refusal) {
+        let detail = refusal.detail.trim().to_string();
+        self.s.refusals += 1;
+        if self.s.refusals > MAX_REFUSALS {
+            self.block(format!(
+                "the agent refused this issue {} times; last: {detail}",
+                self.s.refusals
             ));
-            fx.push(Effect::Paste(prompt::rebase_needed()));
+            return;
         }
-        (Merged, Event::Finished) => {
-            s.stage = Done;
-            fx.push(Effect::Stop);
-        }
-
-        // Results for a head that is no longer current, and ticks while nothing
-        // is awaited, are expected and not worth a journal line.
-        (_, Event::Tick | Event::Ci { .. } | Event::Review { .. }) => {}
-        (stage, other) => fx.push(Effect::Journal(
-            EventKind::Daemon,
-            format!("ignored {} in stage {}", event_name(&other), stage.as_str()),
-        )),
-    }
-    (s, fx)
-}
-
-fn phase(s: &mut DevState, fx: &mut Vec<Effect>, stage: Stage, report: PhaseReport) {
-    use Stage::*;
-    match report.phase {
-        Phase::AwaitingCi => match stage {
-            Starting | Working | Pushing | AwaitingCi | AwaitingReview => {
-                s.stage = Pushing;
-                fx.push(Effect::Push {
-                    force: s.head.is_some(),
-                });
+        if refusal.status == RefusalKind::UnmetDependency {
+            let deps = crate::picking::mentioned_issues(&detail);
+            if deps.is_empty() {
+                self.block(format!(
+                    "the agent reports an unmet dependency but names no issue (#N): {detail}"
+                ));
+                return;
             }
-            _ => fx.push(ignored_phase(&report, stage)),
-        },
-        // An acknowledgement: the wait for a review goes on by itself.
-        Phase::AwaitingReview => {}
-        Phase::Escalate if stage.has_session() => {
-            let reason = report
-                .reason
-                .clone()
-                .unwrap_or_else(|| "no reason given".to_string());
-            fx.push(Effect::Comment(prompt::escalation_comment(&reason)));
+            self.s.waiting_for = deps;
         }
-        Phase::Failed if stage.has_session() => {
-            s.stage = Blocked;
-            let reason = report
-                .reason
-                .clone()
-                .unwrap_or_else(|| "no reason given".to_string());
-            fx.push(Effect::Block {
-                reason: format!("the agent wrote {}: {reason}", report.phase),
-            });
+        self.s.stage = Stage::Released;
+        self.s.escalation = None;
+        self.push(Effect::Release {
+            outcome: refusal.status,
+            comment: prompt::refusal_comment(refusal.status, &detail),
+        });
+        self.push(Effect::Notify(Notice::Refused { kind: refusal.status, detail }));
+        self.push(Effect::Stop);
+    }
+
+    fn ci(&mut self, head: CommitSha, verdict: CiVerdict) {
+        match verdict {
+            CiVerdict::Pending => {}
+            CiVerdict::Green => {
+                self.s.stage = Stage::AwaitingReview;
+                self.s.last_ci = Some(format!("CI passed on {head}"));
+                self.push(Effect::Paste(prompt::ci_passed()));
+                if let Some(pr) = self.s.pr {
+                    self.push(Effect::CheckReview { pr, head });
+                }
+            }
+            CiVerdict::Red { infrastructure: Some(pipeline), .. }
+                if self.s.infra_retried.as_ref() != Some(&head) =>
+            {
+                self.s.infra_retried = Some(head.clone());
+                self.journal(
+                    EventKind::CiState,
+                    format!("infrastructure failure on {head}: restarting pipeline {pipeline} once"),
+                );
+                self.push(Effect::RestartCi { pipeline });
+            }
+            CiVerdict::Red { failures, details, .. } => {
+                self.s.ci_attempts += 1;
+                let contexts: Vec<String> = failures.iter().map(|f| f.context.clone()).collect();
+                self.s.last_ci = Some(format!("CI failed on {head}: {}", contexts.join(", ")));
+                let (k, max) = (self.s.ci_attempts, self.policy.max_fix_attempts);
+                if k > max {
+                    self.block(format!("CI still fails after {max} fix attempts ({})", contexts.join(", ")));
+                    return;
+                }
+                self.s.stage = Stage::Working;
+                self.push(Effect::Paste(prompt::ci_failed(k, max, &failures, details.as_deref())));
+                self.push(Effect::Notify(Notice::CiFailed { attempt: k, max, contexts }));
+            }
         }
-        Phase::Escalate | Phase::Failed => fx.push(ignored_phase(&report, stage)),
+    }
+
+    fn review(&mut self, head: CommitSha, verdict: ReviewVerdict) {
+        match verdict {
+            ReviewVerdict::Waiting => {}
+            ReviewVerdict::Approved => {
+                self.s.last_review = Some(format!("approved on {head}"));
+                if let Some(pr) = self.s.pr {
+                    self.s.stage = Stage::Merging;
+                    self.push(Effect::Merge { pr, head });
+                }
+            }
+            ReviewVerdict::ChangesRequested { feedback } => {
+                self.s.review_rounds += 1;
+                let (k, max) = (self.s.review_rounds, self.policy.max_rounds);
+                self.s.last_review = Some(format!("changes requested on {head} (round {k})"));
+                if k > max {
+                    self.block(format!("changes still requested after {max} review rounds"));
+                    return;
+                }
+                self.s.stage = Stage::Working;
+                self.push(Effect::Paste(prompt::changes_requested(k, max, &feedback)));
+                self.push(Effect::Notify(Notice::ChangesRequested { round: k, max }));
+            }
+        }
     }
 }
 
-fn ignored_phase(report: &PhaseReport, stage: Stage) -> Effect {
-    Effect::Journal(
-        EventKind::PhaseInvalid,
-        format!("{} ignored in stage {}", report.phase, stage.as_str()),
-    )
-}
-
-fn describe(report: &PhaseReport) -> String {
-    match &report.reason {
-        Some(r) => format!("{} (Reason: {r})", report.phase),
-        None => report.phase.to_string(),
+/// `90s`, `30m`, `2h`, `1d` for messages.
+pub fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s >= 2 * 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s if s > 0 => format!("{s}s"),
+        _ => format!("{}ms", d.as_millis()),
     }
 }
 
@@ -431,6 +638,7 @@ fn event_name(event: &Event) -> &'static str {
         Event::ClaimRecorded => "claim recorded",
         Event::AgentReady => "agent ready",
         Event::Phase(_) => "phase",
+        Event::Refused(_) => "refusal",
         Event::Pushed { .. } => "pushed",
         Event::NothingToPush => "nothing to push",
         Event::PrOpened { .. } => "PR opened",
@@ -440,5 +648,8 @@ fn event_name(event: &Event) -> &'static str {
         Event::MergeDone { .. } => "merge done",
         Event::MergeConflict { .. } => "merge conflict",
         Event::Finished => "finished",
+        Event::HumanReply { .. } => "human reply",
+        Event::SessionDead => "session dead",
+        Event::Idle => "idle",
     }
 }

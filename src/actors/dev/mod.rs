@@ -3,6 +3,7 @@
 //! the new state, then performs the effects (`effects.rs`).
 
 mod effects;
+mod feedback;
 pub mod env;
 pub mod machine;
 pub mod verdict;
@@ -25,6 +26,9 @@ use crate::store::{ClaimRow, ClaimStatus, EventKind};
 use super::ProjectCtx;
 use machine::{DevState, Effect, Event, Policy, Stage};
 
+/// Respawns of a dead session before the issue is blocked (DESIGN §5 "Liveness").
+const MAX_RESPAWNS: u32 = 3;
+
 pub struct DevActor;
 
 /// How the supervisor starts a dev actor.
@@ -35,6 +39,9 @@ pub struct DevArgs {
     /// `run --once`: stop once the agent has its task, leaving the session
     /// running for a later `run` to adopt.
     pub once: bool,
+    /// Picked anew by a poller (rather than resumed): an old finished claim
+    /// of the same issue starts over.
+    pub fresh: bool,
 }
 
 pub enum DevMsg {
@@ -59,7 +66,6 @@ pub struct DevRun {
     worktree: PathBuf,
     state: DevState,
     claimed_at: DateTime<Utc>,
-    stage_since: DateTime<Utc>,
     once: bool,
     policy: Policy,
     myself: ActorRef<DevMsg>,
@@ -70,6 +76,17 @@ pub struct DevRun {
     ready_deadline: Option<Instant>,
     /// Last CI/review state journaled, so a tick repeating it adds no line.
     last_reported: Option<String>,
+    /// What to paste once the agent shows its prompt.
+    delivery: Delivery,
+}
+
+/// The first message of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// The task, to a new agent.
+    Task,
+    /// The task plus where things stand, to a respawned agent.
+    Recovery,
 }
 
 impl Actor for DevActor {
@@ -85,21 +102,34 @@ impl Actor for DevActor {
         let ctx = args.ctx;
         let n = args.issue.0;
         let session = session_name(ctx.name(), n);
-        let existing = ctx.store.claim(ctx.name(), n)?;
-        let (state, claimed_at, stage_since) = match &existing {
-            Some(row) => (
-                serde_json::from_str(&row.state_json).unwrap_or_else(|e| {
-                    tracing::error!("claim state of #{n} unreadable ({e}); starting over");
-                    DevState::new()
-                }),
-                row.claimed_at,
-                row.stage_since,
-            ),
-            None => (DevState::new(), Utc::now(), Utc::now()),
+        let now = Utc::now();
+        let stored = ctx.store.claim(ctx.name(), n)?;
+        let stored_state = |row: &ClaimRow| {
+            serde_json::from_str::<DevState>(&row.state_json).unwrap_or_else(|e| {
+                tracing::error!("claim state of #{n} unreadable ({e}); starting over");
+                DevState::new(now)
+            })
         };
+        let (state, claimed_at, is_new) = match &stored {
+            // A finished claim picked again starts over, remembering only
+            // how often the agent refused it.
+            Some(row) if args.fresh && row.status != ClaimStatus::Active => {
+                let refusals = stored_state(row).refusals;
+                (DevState { refusals, ..DevState::new(now) }, now, true)
+            }
+            Some(row) => (stored_state(row), row.claimed_at, false),
+            None => (DevState::new(now), now, true),
+        };
+        let project = &ctx.project;
         let policy = Policy {
-            max_fix_attempts: ctx.project.ci.max_fix_attempts,
-            max_rounds: ctx.project.review.max_rounds,
+            primary_branch: project.primary_branch.clone(),
+            max_fix_attempts: project.ci.max_fix_attempts,
+            max_rounds: project.review.max_rounds,
+            max_respawns: MAX_RESPAWNS,
+            ci_timeout: project.ci.timeout,
+            review_timeout: project.review.timeout,
+            escalation_timeout: project.agent.escalation_timeout,
+            idle_timeout: project.agent.idle_timeout,
         };
         let run = DevRun {
             session_dir: ctx.paths.session_dir(&session),
@@ -110,7 +140,6 @@ impl Actor for DevActor {
             title: args.title,
             state,
             claimed_at,
-            stage_since,
             once: args.once,
             policy,
             myself: myself.clone(),
@@ -118,9 +147,10 @@ impl Actor for DevActor {
             ticker: None,
             ready_deadline: None,
             last_reported: None,
+            delivery: Delivery::Task,
             ctx,
         };
-        if existing.is_none() {
+        if is_new {
             // The claim exists in the store before any label changes on the forge.
             run.persist()?;
         }
@@ -165,7 +195,12 @@ impl Actor for DevActor {
         async {
             let event = match msg {
                 DevMsg::Event(e) => Some(e),
-                DevMsg::Tick => Some(Event::Tick),
+                DevMsg::Tick => {
+                    if let Some(news) = run.liveness().await? {
+                        run.process(news).await?;
+                    }
+                    Some(Event::Tick)
+                }
                 DevMsg::PhaseFileChanged => run.read_phase_file().await?,
                 DevMsg::ReadyCheck => run.ready_check().await?,
             };
@@ -189,7 +224,7 @@ impl DevRun {
     async fn process(&mut self, event: Event) -> anyhow::Result<()> {
         let mut queue = std::collections::VecDeque::from([event]);
         while let Some(event) = queue.pop_front() {
-            let (next, effects) = machine::next(&self.state, event, self.policy);
+            let (next, effects) = machine::next(&self.state, event, &self.policy, Utc::now());
             self.set_state(next)?;
             for effect in effects {
                 if effect == Effect::Stop {
@@ -209,7 +244,6 @@ impl DevRun {
             return Ok(());
         }
         if next.stage != self.state.stage {
-            self.stage_since = Utc::now();
             tracing::info!(
                 from = self.state.stage.as_str(),
                 to = next.stage.as_str(),
@@ -224,6 +258,7 @@ impl DevRun {
         let status = match self.state.stage {
             Stage::Done => ClaimStatus::Done,
             Stage::Blocked => ClaimStatus::Blocked,
+            Stage::Released => ClaimStatus::Released,
             _ => ClaimStatus::Active,
         };
         self.ctx.store.save_claim(&ClaimRow {
@@ -238,7 +273,7 @@ impl DevRun {
             session: self.session.clone(),
             state_json: serde_json::to_string(&self.state)?,
             claimed_at: self.claimed_at,
-            stage_since: self.stage_since,
+            stage_since: self.state.stage_since,
             updated_at: Utc::now(),
         })
     }
@@ -283,6 +318,7 @@ impl DevRun {
         next.phase_mtime_ns = mtime;
         self.set_state(next)?;
         match parsed {
+            Ok(report) if report.is_refusal() => Ok(Some(self.read_refusal(report).await)),
             Ok(report) => Ok(Some(Event::Phase(report))),
             Err(e) => {
                 self.journal(EventKind::PhaseInvalid, &e.to_string());
@@ -295,5 +331,44 @@ impl DevRun {
                 Ok(None)
             }
         }
+    }
+
+    /// A refusal is only as good as its summary: an unreadable one makes it
+    /// an ordinary failure, with the reason saying why.
+    async fn read_refusal(&self, report: phase::PhaseReport) -> Event {
+        let summary = tokio::fs::read_to_string(self.summary_file()).await.unwrap_or_default();
+        match phase::parse_refusal(&summary) {
+            Ok(refusal) => Event::Refused(refusal),
+            Err(e) => {
+                self.journal(EventKind::PhaseInvalid, &format!("refusal without a usable summary: {e}"));
+                Event::Phase(phase::PhaseReport {
+                    reason: Some(format!("refused, but {e}")),
+                    ..report
+                })
+            }
+        }
+    }
+
+    /// Is the agent still there, and still doing something? Checked on
+    /// every tick in the stages where a session should exist.
+    async fn liveness(&mut self) -> anyhow::Result<Option<Event>> {
+        if !self.state.stage.has_session() || self.ready_deadline.is_some() {
+            return Ok(None);
+        }
+        if self.ctx.tmux.pane_dead(&self.session).await? != Some(false) {
+            return Ok(Some(Event::SessionDead));
+        }
+        if !self.state.stage.agent_busy() || self.state.escalation.is_some() {
+            return Ok(None);
+        }
+        let mtime = |p: PathBuf| async move {
+            tokio::fs::metadata(p).await.ok().and_then(|m| m.modified().ok())
+        };
+        let last_output = mtime(self.session_dir.join("pane.log")).await;
+        let last_phase = mtime(self.phase_file()).await;
+        let since_stage: std::time::SystemTime = self.state.stage_since.into();
+        let last = [last_output, last_phase, Some(since_stage)].into_iter().flatten().max();
+        let idle = last.and_then(|t| t.elapsed().ok()).unwrap_or_default();
+        Ok((idle > self.ctx.project.agent.idle_timeout).then_some(Event::Idle))
     }
 }

@@ -68,6 +68,8 @@ pub fn ci(status: &CombinedStatus) -> CiVerdict {
         Some(StatusState::Success) | Some(StatusState::Warning) => CiVerdict::Green,
         Some(StatusState::Failure) | Some(StatusState::Error) => CiVerdict::Red {
             failures: status.statuses.iter().filter(failing).cloned().collect(),
+            details: None,
+            infrastructure: None,
         },
         Some(StatusState::Pending) | None => CiVerdict::Pending,
     }

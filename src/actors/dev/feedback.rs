@@ -1,0 +1,102 @@
+//! What the forge says back, gathered for the agent and for people: human
+//! comments, answers to escalations, CI details, and the outcomes that end an
+//! issue (merged, released).
+
+use chrono::{DateTime, Utc};
+
+use crate::forge::{Comment, CommitSha, PrNumber};
+use crate::notify::Subject;
+use crate::phase::RefusalKind;
+use crate::store::EventKind;
+
+use super::DevRun;
+use super::machine::{CiVerdict, Event};
+
+impl DevRun {
+    pub(super) fn subject(&self) -> Subject {
+        let p = &self.ctx.project;
+        Subject {
+            project: p.name.clone(),
+            issue: self.issue.0,
+            title: self.title.clone(),
+            session: self.session.clone(),
+            issue_url: format!("{}/{}/issues/{}", p.forge.url.trim_end_matches('/'), p.repo, self.issue),
+        }
+    }
+
+    /// Comments by anyone but forgehand on the issue and its PR, after
+    /// `since` (all of them when `None`), oldest first.
+    pub(super) async fn human_comments(
+        &self,
+        pr: Option<PrNumber>,
+        since: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<Vec<Comment>> {
+        let ctx = &self.ctx;
+        let mut all = ctx.forge.list_comments(self.issue.0).await?;
+        if let Some(pr) = pr {
+            all.extend(ctx.forge.list_comments(pr.0).await?);
+        }
+        all.retain(|c| c.author != ctx.own_login && since.is_none_or(|t| c.created_at > t));
+        all.sort_by_key(|c| (c.created_at, c.id));
+        Ok(all)
+    }
+
+    /// The first human comment after an escalation, as the answer.
+    pub(super) async fn human_reply(
+        &self,
+        pr: Option<PrNumber>,
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Event>> {
+        let replies = self.human_comments(pr, Some(since)).await?;
+        Ok(replies.into_iter().next().map(|c| Event::HumanReply {
+            author: c.author,
+            body: c.body,
+        }))
+    }
+
+    /// Add the CI server's account of a failure (failing steps and their log
+    /// tails) when one is configured. Without it the statuses must do.
+    pub(super) async fn with_ci_details(&self, head: &CommitSha, verdict: CiVerdict) -> CiVerdict {
+        let CiVerdict::Red { failures, .. } = verdict else {
+            return verdict;
+        };
+        let Some(ci) = &self.ctx.woodpecker else {
+            return CiVerdict::Red { failures, details: None, infrastructure: None };
+        };
+        match ci.failure_report(&head.0).await {
+            Ok(Some(report)) => CiVerdict::Red {
+                failures,
+                infrastructure: report.is_infrastructure().then_some(report.pipeline),
+                details: Some(report.render()),
+            },
+            Ok(None) => CiVerdict::Red { failures, details: None, infrastructure: None },
+            Err(e) => {
+                // The statuses still tell the agent what failed.
+                self.journal(EventKind::Error, &format!("could not read the CI logs: {e:#}"));
+                CiVerdict::Red { failures, details: None, infrastructure: None }
+            }
+        }
+    }
+
+    pub(super) fn merged(&self, pr: PrNumber, head: &CommitSha, commit: Option<CommitSha>) -> Event {
+        let what = commit.as_ref().map_or("merge commit unknown".to_string(), |c| c.0.clone());
+        self.journal(EventKind::Merged, &format!("merged PR #{pr} at {head} ({what})"));
+        Event::MergeDone { merge_commit: commit }
+    }
+
+    /// Hand a refused issue back: comment, relabel, and clean up.
+    pub(super) async fn release(&mut self, outcome: RefusalKind, comment: &str) -> anyhow::Result<()> {
+        let ctx = self.ctx.clone();
+        let labels = &ctx.project.labels;
+        let n = self.issue;
+        ctx.forge.create_comment(n.0, &ctx.redactor.redact(comment)).await?;
+        match outcome {
+            RefusalKind::UnmetDependency => ctx.forge.add_label(n, &labels.backlog).await?,
+            RefusalKind::TooLarge => ctx.forge.add_label(n, &labels.underspecified).await?,
+            RefusalKind::AlreadyDone => ctx.forge.close_issue(n).await?,
+        }
+        ctx.forge.remove_label(n, &labels.in_progress).await?;
+        self.journal(EventKind::Released, &format!("released #{n}: {outcome:?}"));
+        self.cleanup().await
+    }
+}
