@@ -13,4 +13,5 @@ mod picking;
 mod redact;
 mod store;
 mod support;
+mod swagger;
 mod tmux_git;
