@@ -17,6 +17,7 @@
 //! - `lockfile.rs`, `paths.rs`: the state directory.
 
 pub mod actors;
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod daemon;
