@@ -115,6 +115,11 @@ fn longest_backtick_run(text: &str) -> usize {
 /// joined by `\n`, headed by "(… earlier lines cut)" when lines were left out. A last line
 /// longer than the byte limit on its own keeps its end (cut at a character boundary).
 pub fn log_tail(lines: &[String], max_lines: usize, max_bytes: usize) -> String {
+    // Only a limit too small for the marker itself can make the tail overshoot.
+    cut_to(&tail(lines, max_lines, max_bytes), max_bytes)
+}
+
+fn tail(lines: &[String], max_lines: usize, max_bytes: usize) -> String {
     if fit(lines, max_lines, max_bytes) == lines.len() {
         return lines.join("\n");
     }
@@ -126,15 +131,17 @@ pub fn log_tail(lines: &[String], max_lines: usize, max_bytes: usize) -> String 
         return format!("{CUT_MARKER}\n{}", tail.join("\n"));
     }
     let Some(last) = lines.last().filter(|_| max_lines > 0) else {
-        return cut_to(CUT_MARKER, max_bytes);
+        return CUT_MARKER.to_string();
     };
-    let room = budget.saturating_sub(LINE_CUT.len());
+    // The marker is only owed when earlier lines exist.
+    let earlier = lines.len() > 1;
+    let room = if earlier { budget } else { max_bytes }.saturating_sub(LINE_CUT.len());
     let mut start = last.len().saturating_sub(room);
     while !last.is_char_boundary(start) {
         start += 1;
     }
     let line = format!("{LINE_CUT}{}", &last[start..]);
-    if lines.len() > 1 {
+    if earlier {
         format!("{CUT_MARKER}\n{line}")
     } else {
         line
