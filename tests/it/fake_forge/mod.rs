@@ -7,7 +7,7 @@
 //! - `issues.rs`, `pulls.rs` — endpoint handlers.
 //! - `state.rs` — [`ForgeState`] and its records; `json.rs` — the wire shapes.
 //! - `behaviour.rs` — simulated CI and reviewer; `git.rs` — the real bare repository.
-//! - `swagger.rs` — the swagger matcher (tested in `swagger_selftest.rs`); `log.rs` — request log, violations, faults.
+//! - `log.rs` — request log, violations, faults; requests are judged by `crate::swagger`.
 //! - `fixture.rs` — [`fixture::GitFixture`], a bare repository plus a clone for tests.
 //!
 //! ```ignore
@@ -33,8 +33,6 @@ mod log;
 mod pulls;
 mod routes;
 mod state;
-pub mod swagger;
-mod swagger_selftest;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::behaviour::settle;
 use super::log::{Fault, RequestRecord, ViolationKind, take_fault};
 use super::state::ForgeState;
-use super::swagger::{Route, parse_query, swagger};
 use super::{issues, pulls};
+use crate::swagger::{self, Route, parse_query};
 
 /// Forgejo's page size when `limit` is absent or 0, and its cap (`MAX_RESPONSE_ITEMS`).
 const DEFAULT_LIMIT: usize = 30;
@@ -161,7 +161,7 @@ pub fn serve(
             .or_else(|| a.strip_prefix("Bearer "))
             == Some(token)
     });
-    let checked = swagger().check(method, path, &query, body);
+    let checked = swagger::forgejo().check(method, path, &query, body);
     let kind = match checked.route {
         Route::Matched { .. } => ViolationKind::NotInSwagger,
         Route::MethodNotAllowed { .. } => ViolationKind::MethodNotAllowed,

@@ -1,11 +1,12 @@
-//! Self-test of the swagger matcher: the real Forgejo paths forgehand uses are accepted,
-//! made-up paths, wrong methods, undeclared query parameters and unknown body fields are not.
+//! Self-test of the swagger matcher: the real Forgejo and Woodpecker paths forgehand uses
+//! are accepted, made-up paths, wrong methods, undeclared query parameters and unknown body
+//! fields are not.
 
-use super::swagger::{Route, swagger};
+use super::{Route, forgejo, woodpecker};
 
 #[test]
 fn swagger_matcher_accepts_the_real_paths_and_rejects_others() {
-    let s = swagger();
+    let s = forgejo();
     let accepted = [
         ("GET", "/api/v1/user"),
         ("GET", "/api/v1/repos/acme/widget/labels"),
@@ -122,5 +123,55 @@ fn swagger_matcher_accepts_the_real_paths_and_rejects_others() {
     assert!(
         missing.problems.iter().any(|p| p.contains("\"Do\"")),
         "{missing:?}"
+    );
+}
+
+#[test]
+fn woodpecker_matcher_accepts_the_real_paths_and_rejects_others() {
+    let s = woodpecker();
+    assert_eq!(s.base_path(), "/api");
+    let q = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let accepted = [
+        (
+            "GET",
+            "/api/repos/7/pipelines",
+            q(&[("page", "2"), ("perPage", "50")]),
+        ),
+        ("GET", "/api/repos/7/pipelines/12", q(&[])),
+        ("POST", "/api/repos/7/pipelines/12", q(&[])),
+        ("GET", "/api/repos/7/logs/12/345", q(&[])),
+    ];
+    for (method, path, query) in &accepted {
+        let checked = s.check(method, path, query, b"");
+        assert!(
+            matches!(checked.route, Route::Matched { .. }),
+            "{method} {path}: {checked:?}"
+        );
+        assert!(checked.problems.is_empty(), "{method} {path}: {checked:?}");
+    }
+
+    // Forgejo's paths are not Woodpecker's, and the reverse.
+    let forgejo_style = s.check("GET", "/api/v1/repos/acme/widget/pulls", &[], b"");
+    assert_eq!(forgejo_style.route, Route::UnknownPath);
+    let woodpecker_style = forgejo().check("GET", "/api/repos/7/pipelines", &[], b"");
+    assert_eq!(woodpecker_style.route, Route::UnknownPath);
+
+    let wrong_method = s.check("PUT", "/api/repos/7/pipelines/12", &[], b"");
+    assert!(matches!(wrong_method.route, Route::MethodNotAllowed { .. }));
+    // Forgejo's paging names are not Woodpecker's.
+    let limit = s.check("GET", "/api/repos/7/pipelines", &q(&[("limit", "50")]), b"");
+    assert!(
+        limit.problems.iter().any(|p| p.contains("limit")),
+        "{limit:?}"
+    );
+    let not_a_number = s.check("GET", "/api/repos/7/logs/12/abc", &[], b"");
+    assert!(
+        not_a_number.problems.iter().any(|p| p.contains("step_id")),
+        "{not_a_number:?}"
     );
 }

@@ -1,9 +1,12 @@
-//! Checks requests against the official Forgejo 11.0.3 swagger description, so that every
-//! request forgehand sends is one a real Forgejo would understand.
+//! Checks requests against an official API description (Forgejo 11.0.3 or Woodpecker 3.x),
+//! so that every request forgehand sends is one the real server would understand. The fake
+//! Forgejo, the fake Woodpecker and the Forgejo client's mock all judge traffic with it.
 //!
-//! The description is parsed once per test binary ([`swagger`]) into path templates with
-//! their operations; [`Swagger::check`] routes a request to a template and lists everything
-//! about it the description does not allow.
+//! A description is parsed once per test binary ([`forgejo`], [`woodpecker`]) into path
+//! templates with their operations; [`Swagger::check`] routes a request to a template and
+//! lists everything about it the description does not allow.
+
+mod selftest;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -11,28 +14,37 @@ use std::sync::LazyLock;
 
 use serde_json::Value;
 
-/// Last-segment parameters that may contain `/`, like Forgejo's catch-all routes
-/// (branch and tag names, file paths). Others (`{repo}`, `{index}`) never span, or
-/// `/repos/a/b/anything` would match `/repos/{owner}/{repo}`.
-const SPANNING_PARAMS: [&str; 5] = ["branch", "filepath", "ref", "tag", "archive"];
-
-/// Where the description lives: next to the crate, shared by every worktree.
-fn swagger_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/api/forgejo-11.0.3.swagger.json")
+/// Which description to load, and what its server's router does that swagger cannot say.
+struct Spec {
+    /// File name under `shared/api/`, next to the crate and shared by every worktree.
+    file: &'static str,
+    /// Last-segment parameters that may contain `/`, like Forgejo's catch-all routes
+    /// (branch and tag names, file paths). Others (`{repo}`, `{index}`) never span, or
+    /// `/repos/a/b/anything` would match `/repos/{owner}/{repo}`.
+    spanning_params: &'static [&'static str],
 }
 
-static SWAGGER: LazyLock<Swagger> = LazyLock::new(|| {
-    let path = swagger_path();
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading the Forgejo swagger {}: {e}", path.display()));
-    let doc: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("parsing the Forgejo swagger {}: {e}", path.display()));
-    Swagger::from_doc(&doc)
-});
+const FORGEJO: Spec = Spec {
+    file: "forgejo-11.0.3.swagger.json",
+    spanning_params: &["branch", "filepath", "ref", "tag", "archive"],
+};
 
-/// The parsed description, loaded on first use and shared by every fake server.
-pub fn swagger() -> &'static Swagger {
-    &SWAGGER
+const WOODPECKER: Spec = Spec {
+    file: "woodpecker-3.x.swagger.json",
+    spanning_params: &["repo_full_name", "org_full_name"],
+};
+
+static FORGEJO_SWAGGER: LazyLock<Swagger> = LazyLock::new(|| Swagger::load(&FORGEJO));
+static WOODPECKER_SWAGGER: LazyLock<Swagger> = LazyLock::new(|| Swagger::load(&WOODPECKER));
+
+/// Forgejo 11.0.3's description (base path `/api/v1`), loaded on first use.
+pub fn forgejo() -> &'static Swagger {
+    &FORGEJO_SWAGGER
+}
+
+/// Woodpecker 3.x's description (base path `/api`), loaded on first use.
+pub fn woodpecker() -> &'static Swagger {
+    &WOODPECKER_SWAGGER
 }
 
 /// One declared parameter (query or path): what values it accepts.
@@ -82,6 +94,7 @@ struct Template {
 pub struct Swagger {
     base_path: String,
     templates: Vec<Template>,
+    spanning_params: &'static [&'static str],
 }
 
 /// Where a request was routed.
@@ -107,7 +120,18 @@ pub struct Checked {
 }
 
 impl Swagger {
-    fn from_doc(doc: &Value) -> Self {
+    fn load(spec: &Spec) -> Self {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/api")
+            .join(spec.file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading the swagger {}: {e}", path.display()));
+        let doc: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("parsing the swagger {}: {e}", path.display()));
+        Self::from_doc(&doc, spec.spanning_params)
+    }
+
+    fn from_doc(doc: &Value, spanning_params: &'static [&'static str]) -> Self {
         let base_path = doc["basePath"]
             .as_str()
             .unwrap_or("")
@@ -140,10 +164,11 @@ impl Swagger {
         Self {
             base_path,
             templates,
+            spanning_params,
         }
     }
 
-    /// The `basePath` every API path starts with (`/api/v1`).
+    /// The `basePath` every API path starts with (`/api/v1`, `/api`).
     pub fn base_path(&self) -> &str {
         &self.base_path
     }
@@ -213,14 +238,15 @@ impl Swagger {
 
     /// Finds the most specific template for `path` (relative to the base path). Exact
     /// segment counts win; only if none matches may a template's last parameter span the
-    /// rest of the path, and only a [`SPANNING_PARAMS`] one (branch names contain `/`). Among matches, a literal segment beats a
+    /// rest of the path, and only a `spanning_params` one (branch names contain `/`). Among matches, a literal segment beats a
     /// parameter at the first position where they differ, as in Forgejo's router.
     fn find(&self, path: &str) -> Option<(&Template, HashMap<String, String>)> {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let mut best: Option<(Vec<bool>, &Template, HashMap<String, String>)> = None;
         for spanning in [false, true] {
             for template in &self.templates {
-                let Some(params) = match_template(template, &segments, spanning) else {
+                let matched = match_template(template, &segments, spanning, self.spanning_params);
+                let Some(params) = matched else {
                     continue;
                 };
                 let rank: Vec<bool> = template
@@ -316,6 +342,7 @@ fn match_template(
     t: &Template,
     segments: &[&str],
     spanning: bool,
+    spanning_params: &[&str],
 ) -> Option<HashMap<String, String>> {
     let n = t.segments.len();
     if segments.len() < n || (!spanning && segments.len() != n) {
@@ -323,7 +350,7 @@ fn match_template(
     }
     if spanning
         && (segments.len() == n
-            || !matches!(t.segments[n - 1].as_slice(), [Piece::Param(p)] if SPANNING_PARAMS.contains(&p.as_str())))
+            || !matches!(t.segments[n - 1].as_slice(), [Piece::Param(p)] if spanning_params.contains(&p.as_str())))
     {
         return None;
     }

@@ -1,0 +1,188 @@
+//! What a CI server can tell beyond a commit status: which steps of the pipeline that ran
+//! on a pushed commit failed, how, and the end of their logs, so the agent's "CI failed"
+//! message says what broke. Infrastructure failures are told apart to be restarted once
+//! instead of being counted against the agent.
+//!
+//! The report types and log trimming are CI-neutral; `woodpecker.rs` fills them from a
+//! Woodpecker server.
+
+pub mod woodpecker;
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+pub use woodpecker::WoodpeckerClient;
+
+/// Lines of a failing step's log kept for the agent: its last screenful.
+pub const LOG_TAIL_LINES: usize = 80;
+/// Bytes of a failing step's log kept, so that a few very long lines (minified output,
+/// a dumped blob) cannot flood the agent's pane.
+pub const LOG_TAIL_BYTES: usize = 8 * 1024;
+
+/// The first line of a tail that does not start at the log's first line.
+const CUT_MARKER: &str = "(… earlier lines cut)";
+/// Put in front of a line whose start was cut because it alone exceeds the byte limit.
+const LINE_CUT: &str = "…";
+
+/// Git's exit status for a fatal error (unreachable remote, bad credentials, …); in a
+/// clone step it means the CI could not fetch the code, not that the code is wrong.
+const GIT_FATAL: i64 = 128;
+/// 128 + SIGKILL: the step was killed (out of memory, agent lost, timeout), whatever it ran.
+const KILLED: i64 = 137;
+
+/// The newest pipeline that ran on a commit, with its failing steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureReport {
+    /// The pipeline's number in its repository (what `restart` takes).
+    pub pipeline: u64,
+    /// The pipeline's status as the CI reports it (`success`, `failure`, `running`, …).
+    pub status: String,
+    /// Errors the CI reports for the pipeline or a workflow as a whole (a broken config
+    /// file, no agent), which fail it without any step failing.
+    pub errors: Vec<String>,
+    /// Failing steps in pipeline order; empty when none failed (yet).
+    pub steps: Vec<FailedStep>,
+}
+
+/// One step that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedStep {
+    /// The workflow (pipeline file) the step belongs to.
+    pub workflow: String,
+    pub name: String,
+    /// The CI's step type (`clone`, `commands`, `plugin`, `service`, …); empty if unknown.
+    pub kind: String,
+    /// The step's state (`failure`, `killed`, `error`, …).
+    pub state: String,
+    pub exit_code: i64,
+    /// What the CI says went wrong around the step (e.g. an image that could not be pulled).
+    pub error: Option<String>,
+    /// The end of its log (see [`log_tail`]), or a note on why the log is missing.
+    pub log_tail: String,
+}
+
+impl FailedStep {
+    /// Whether the step failed for reasons outside the code under test: a clone step that
+    /// git gave up on (128), or any step killed with SIGKILL (137).
+    pub fn is_infrastructure(&self) -> bool {
+        let clone = self.kind == "clone" || self.name == "clone";
+        (clone && self.exit_code == GIT_FATAL) || self.exit_code == KILLED
+    }
+}
+
+impl FailureReport {
+    /// Whether every failure in the pipeline is an infrastructure failure, so it is worth
+    /// one restart rather than an attempt of the agent's. A pipeline where any step failed
+    /// on its own merits is the agent's to fix, even if another step was killed.
+    pub fn is_infrastructure(&self) -> bool {
+        !self.steps.is_empty() && self.steps.iter().all(FailedStep::is_infrastructure)
+    }
+
+    /// The report as text for the agent: each failing step with its exit code and the
+    /// tail of its log in a fenced block.
+    pub fn render(&self) -> String {
+        let mut out = format!("Woodpecker pipeline #{} ({})", self.pipeline, self.status);
+        match self.steps.len() {
+            0 => out.push_str(": no step failed.\n"),
+            1 => out.push_str(": 1 step failed.\n"),
+            n => out.push_str(&format!(": {n} steps failed.\n")),
+        }
+        for error in &self.errors {
+            out.push_str(&format!("Pipeline error: {error}\n"));
+        }
+        for step in &self.steps {
+            out.push_str(&format!(
+                "\nStep \"{}\" of workflow \"{}\" ({}) exited with code {}.\n",
+                step.name, step.workflow, step.state, step.exit_code
+            ));
+            if let Some(error) = &step.error {
+                out.push_str(&format!("Error: {error}\n"));
+            }
+            // A fence longer than any backtick run in the log, so the log cannot close it.
+            let fence = "`".repeat(longest_backtick_run(&step.log_tail).max(2) + 1);
+            out.push_str(&format!("{fence}\n{}\n{fence}\n", step.log_tail));
+        }
+        out
+    }
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
+/// The last lines of a log: at most `max_lines` whole lines and `max_bytes` bytes in all,
+/// joined by `\n`, headed by "(… earlier lines cut)" when lines were left out. A last line
+/// longer than the byte limit on its own keeps its end (cut at a character boundary).
+pub fn log_tail(lines: &[String], max_lines: usize, max_bytes: usize) -> String {
+    // Only a limit too small for the marker itself can make the tail overshoot.
+    cut_to(&tail(lines, max_lines, max_bytes), max_bytes)
+}
+
+fn tail(lines: &[String], max_lines: usize, max_bytes: usize) -> String {
+    if fit(lines, max_lines, max_bytes) == lines.len() {
+        return lines.join("\n");
+    }
+    // Room for the marker and its newline, then as many whole lines as fit.
+    let budget = max_bytes.saturating_sub(CUT_MARKER.len() + 1);
+    let kept = fit(lines, max_lines, budget);
+    if kept > 0 {
+        let tail = &lines[lines.len() - kept..];
+        return format!("{CUT_MARKER}\n{}", tail.join("\n"));
+    }
+    let Some(last) = lines.last().filter(|_| max_lines > 0) else {
+        return CUT_MARKER.to_string();
+    };
+    // The marker is only owed when earlier lines exist.
+    let earlier = lines.len() > 1;
+    let room = if earlier { budget } else { max_bytes }.saturating_sub(LINE_CUT.len());
+    let mut start = last.len().saturating_sub(room);
+    while !last.is_char_boundary(start) {
+        start += 1;
+    }
+    let line = format!("{LINE_CUT}{}", &last[start..]);
+    if earlier {
+        format!("{CUT_MARKER}\n{line}")
+    } else {
+        line
+    }
+}
+
+/// How many lines from the end fit in `max_lines` and `max_bytes` (newlines counted).
+fn fit(lines: &[String], max_lines: usize, max_bytes: usize) -> usize {
+    let mut bytes = 0usize;
+    let mut kept = 0;
+    for line in lines.iter().rev().take(max_lines) {
+        let cost = line.len() + usize::from(kept > 0);
+        if bytes + cost > max_bytes {
+            break;
+        }
+        bytes += cost;
+        kept += 1;
+    }
+    kept
+}
+
+/// The start of `text`, at most `max` bytes, cut at a character boundary.
+fn cut_to(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// Terminal escape sequences: CSI (colours, cursor moves), OSC (titles, hyperlinks) and
+/// the two-character ones.
+static ANSI: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+        .expect("the ANSI escape pattern is valid")
+});
+
+/// A log line as a terminal would have left it: escape sequences removed and, for
+/// progress bars redrawn with `\r`, only the last redraw.
+pub fn clean_line(line: &str) -> String {
+    let line = line.trim_end_matches('\r');
+    let shown = line.rsplit('\r').next().unwrap_or(line);
+    ANSI.replace_all(shown, "").into_owned()
+}
