@@ -22,19 +22,42 @@ pub struct Subject {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     Claimed,
-    PrOpened { pr: PrNumber },
-    CiFailed { attempt: u32, max: u32, contexts: Vec<String> },
-    ChangesRequested { round: u32, max: u32 },
+    PrOpened {
+        pr: PrNumber,
+    },
+    CiFailed {
+        attempt: u32,
+        max: u32,
+        contexts: Vec<String>,
+    },
+    ChangesRequested {
+        round: u32,
+        max: u32,
+    },
     /// The agent (or forgehand, at a limit) needs a human answer.
-    Escalation { reason: String },
+    Escalation {
+        reason: String,
+    },
     /// A human answer was delivered to the agent.
-    ReplyDelivered { author: String },
-    Refused { kind: RefusalKind, detail: String },
-    Blocked { reason: String },
+    ReplyDelivered {
+        author: String,
+    },
+    Refused {
+        kind: RefusalKind,
+        detail: String,
+    },
+    Blocked {
+        reason: String,
+    },
     /// The session died and was started again.
-    Respawned { count: u32 },
+    Respawned {
+        count: u32,
+    },
     ReviewOverdue,
-    Merged { pr: PrNumber, merge_commit: Option<CommitSha> },
+    Merged {
+        pr: PrNumber,
+        merge_commit: Option<CommitSha>,
+    },
 }
 
 impl Notice {
@@ -49,18 +72,26 @@ impl fmt::Display for Notice {
         match self {
             Notice::Claimed => write!(f, "claimed"),
             Notice::PrOpened { pr } => write!(f, "PR #{pr} opened"),
-            Notice::CiFailed { attempt, max, contexts } => {
+            Notice::CiFailed {
+                attempt,
+                max,
+                contexts,
+            } => {
                 write!(f, "CI failed ({attempt}/{max}): {}", contexts.join(", "))
             }
             Notice::ChangesRequested { round, max } => {
                 write!(f, "changes requested (round {round}/{max})")
             }
             Notice::Escalation { reason } => write!(f, "needs a human: {reason}"),
-            Notice::ReplyDelivered { author } => write!(f, "{author}'s answer delivered to the agent"),
+            Notice::ReplyDelivered { author } => {
+                write!(f, "{author}'s answer delivered to the agent")
+            }
             Notice::Refused { kind, detail } => write!(f, "the agent refused ({kind:?}): {detail}"),
             Notice::Blocked { reason } => write!(f, "blocked: {reason}"),
             Notice::Respawned { count } => write!(f, "agent session restarted ({count})"),
-            Notice::ReviewOverdue => write!(f, "waiting for a review longer than the review timeout"),
+            Notice::ReviewOverdue => {
+                write!(f, "waiting for a review longer than the review timeout")
+            }
             Notice::Merged { pr, merge_commit } => match merge_commit {
                 Some(c) => write!(f, "PR #{pr} merged as {c}"),
                 None => write!(f, "PR #{pr} merged"),

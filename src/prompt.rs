@@ -164,7 +164,10 @@ pub fn refusal_comment(kind: RefusalKind, detail: &str) -> String {
         }
         RefusalKind::AlreadyDone => "The agent found this issue already done, so it is closed.",
     };
-    format!("{what}\n\nThe agent's explanation:\n\n> {}", detail.trim().replace('\n', "\n> "))
+    format!(
+        "{what}\n\nThe agent's explanation:\n\n> {}",
+        detail.trim().replace('\n', "\n> ")
+    )
 }
 
 /// What a respawned agent is told, after the task itself.
@@ -181,7 +184,10 @@ pub fn recovery(r: &Recovery<'_>) -> String {
         "forgehand: this session was restarted. Your earlier work is in this worktree and its branch.\n",
     );
     if let Some(pr) = r.pr {
-        let _ = writeln!(out, "- Pull request #{pr} exists for this branch: do not open another.");
+        let _ = writeln!(
+            out,
+            "- Pull request #{pr} exists for this branch: do not open another."
+        );
     }
     if let Some(p) = r.last_phase {
         let _ = writeln!(out, "- The last phase you wrote: {p}.");

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::ci::woodpecker::WoodpeckerClient;
 use crate::config::Project;
 use crate::forge::Forge;
-use crate::ci::woodpecker::WoodpeckerClient;
 use crate::git::Git;
 use crate::notify::Notifier;
 use crate::paths::StatePaths;

@@ -2,15 +2,17 @@
 //! conflicts, escalations, refusals, failures, crashes and bad input, each
 //! with the real daemon, the fake forge, real git, tmux and the scripted agent.
 
-use std::time::Duration;
-
 use crate::fake_forge::fixture::git;
 use crate::fake_forge::{Behaviour, CI_CONTEXT, CiBehaviour, REVIEWER, ReviewBehaviour};
 use crate::harness::{Harness, STEP};
 use crate::support::wait_until;
 
 fn auto(ci: CiBehaviour, review: ReviewBehaviour) -> Behaviour {
-    Behaviour { ci, review, ..Default::default() }
+    Behaviour {
+        ci,
+        review,
+        ..Default::default()
+    }
 }
 
 /// The acceptance path: a failing first push, then an inline review comment,
@@ -18,7 +20,9 @@ fn auto(ci: CiBehaviour, review: ReviewBehaviour) -> Behaviour {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ci_failure_then_review_changes_then_merge() {
     let mut h = Harness::new("max_sessions = 1", "").await;
-    let n = h.forge.create_issue("Add a greeting", "Print hello.", &["backlog"]);
+    let n = h
+        .forge
+        .create_issue("Add a greeting", "Print hello.", &["backlog"]);
     let file = format!("work/issue-{n}.txt");
     h.forge.set_behaviour(auto(
         CiBehaviour::FailFirst(1),
@@ -32,24 +36,56 @@ async fn ci_failure_then_review_changes_then_merge() {
 
     let text = h.agent_received(n, "CI failed").await;
     assert!(text.contains("fix attempt 1/3"), "{text}");
-    assert!(text.contains(CI_CONTEXT), "the failing context reaches the agent: {text}");
-    let pr = h.forge.read(|s| s.pull_for_branch(&format!("fix/issue-{n}")).unwrap().number);
+    assert!(
+        text.contains(CI_CONTEXT),
+        "the failing context reaches the agent: {text}"
+    );
+    let pr = h
+        .forge
+        .read(|s| s.pull_for_branch(&format!("fix/issue-{n}")).unwrap().number);
     let failing = h.forge.read(|s| s.pull(pr).unwrap().heads_seen[0].clone());
     let description = h.forge.statuses(&failing)[0].description.clone();
-    assert!(text.contains(&description), "the failure description reaches the agent: {text}");
+    assert!(
+        text.contains(&description),
+        "the failure description reaches the agent: {text}"
+    );
 
     let text = h.agent_received(n, "requested changes").await;
     assert!(text.contains("review round 1/5"), "{text}");
     assert!(text.contains("Please say it more politely."), "{text}");
-    assert!(text.contains(&format!("{file}:1: use 'good morning' here")), "{text}");
+    assert!(
+        text.contains(&format!("{file}:1: use 'good morning' here")),
+        "{text}"
+    );
 
-    h.forge.wait_until(STEP, |s| !s.issue(n).is_open()).await.expect("merged and closed");
+    h.forge
+        .wait_until(STEP, |s| !s.issue(n).is_open())
+        .await
+        .expect("merged and closed");
+    wait_until("cleaned up", STEP, || async {
+        h.journal(n)
+            .iter()
+            .any(|(k, _)| k == "cleaned_up")
+            .then_some(())
+    })
+    .await;
     let merges = h.forge.merges();
     assert_eq!(merges.len(), 1, "one merge");
-    let final_head = h.forge.read(|s| s.pull(pr).unwrap().heads_seen.last().unwrap().clone());
+    let final_head = h
+        .forge
+        .read(|s| s.pull(pr).unwrap().heads_seen.last().unwrap().clone());
     assert_eq!(merges[0].head_sha, final_head, "the final head was merged");
-    let approvals: Vec<_> = h.forge.reviews(pr).into_iter().filter(|r| r.state == "APPROVED").collect();
-    assert!(approvals.iter().any(|r| r.commit_id == final_head && r.user == REVIEWER));
+    let approvals: Vec<_> = h
+        .forge
+        .reviews(pr)
+        .into_iter()
+        .filter(|r| r.state == "APPROVED")
+        .collect();
+    assert!(
+        approvals
+            .iter()
+            .any(|r| r.commit_id == final_head && r.user == REVIEWER)
+    );
     assert!(
         h.forge.read(|s| s.pull(pr).unwrap().heads_seen.len()) >= 3,
         "failing head, fixed head, reviewed-and-changed head"
@@ -57,13 +93,37 @@ async fn ci_failure_then_review_changes_then_merge() {
 
     let status = h.run(&["status", "--state", &h.state_arg(), "--json"]);
     let claims: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!((claims[0]["ci_attempts"].as_u64(), claims[0]["review_rounds"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (
+            claims[0]["ci_attempts"].as_u64(),
+            claims[0]["review_rounds"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
     let journal = h.run(&["status", "--state", &h.state_arg(), "proj", &n.to_string()]);
     let journal = String::from_utf8_lossy(&journal.stdout);
-    for kind in ["claimed", "session_started", "phase_seen", "pushed", "pr_opened", "ci_state", "review_state", "merged", "closed", "cleaned_up"] {
-        assert!(journal.contains(kind), "{kind} missing from the journal:\n{journal}");
+    for kind in [
+        "claimed",
+        "session_started",
+        "phase_seen",
+        "pushed",
+        "pr_opened",
+        "ci_state",
+        "review_state",
+        "merged",
+        "closed",
+        "cleaned_up",
+    ] {
+        assert!(
+            journal.contains(kind),
+            "{kind} missing from the journal:\n{journal}"
+        );
     }
-    assert!(h.forge.violations().is_empty(), "{:#?}", h.forge.violations());
+    assert!(
+        h.forge.violations().is_empty(),
+        "{:#?}",
+        h.forge.violations()
+    );
 }
 
 /// An escalation is asked on the issue, the session stays, a human's comment
@@ -71,7 +131,10 @@ async fn ci_failure_then_review_changes_then_merge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escalation_is_answered_by_an_issue_comment() {
     let mut h = Harness::new("max_sessions = 1", "").await;
-    h.forge.set_behaviour(auto(CiBehaviour::Succeed, ReviewBehaviour::ApproveWhenGreen));
+    h.forge.set_behaviour(auto(
+        CiBehaviour::Succeed,
+        ReviewBehaviour::ApproveWhenGreen,
+    ));
     let n = h.forge.create_issue(
         "Greet the user",
         "Print a greeting.\nfake-agent: escalate which language should the greeting be in?",
@@ -80,7 +143,10 @@ async fn escalation_is_answered_by_an_issue_comment() {
     h.enable();
     h.start_daemon();
     h.forge
-        .wait_until(STEP, |s| s.comments(n).any(|c| c.body.contains("which language should the greeting be in?")))
+        .wait_until(STEP, |s| {
+            s.comments(n)
+                .any(|c| c.body.contains("which language should the greeting be in?"))
+        })
         .await
         .expect("the reason is asked on the issue");
     assert!(h.has_session(&h.session(n)), "the session stays alive");
@@ -89,9 +155,16 @@ async fn escalation_is_answered_by_an_issue_comment() {
     h.forge.add_comment(n, "alice", "Use Esperanto, please.");
     let text = h.agent_received(n, "Use Esperanto, please.").await;
     assert!(text.contains("alice"), "{text}");
-    h.forge.wait_until(STEP, |s| !s.issue(n).is_open()).await.expect("merged after the answer");
+    h.forge
+        .wait_until(STEP, |s| !s.issue(n).is_open())
+        .await
+        .expect("merged after the answer");
     assert_eq!(h.forge.merges().len(), 1);
-    assert!(h.forge.violations().is_empty(), "{:#?}", h.forge.violations());
+    assert!(
+        h.forge.violations().is_empty(),
+        "{:#?}",
+        h.forge.violations()
+    );
 }
 
 /// The three refusals: too large → underspecified, already done → closed,
@@ -100,8 +173,16 @@ async fn escalation_is_answered_by_an_issue_comment() {
 async fn refusals_hand_issues_back() {
     let mut h = Harness::new("max_sessions = 3", "").await;
     let blocker = h.forge.create_issue("Database schema", "", &[]);
-    let large = h.forge.create_issue("Rewrite everything", "fake-agent: refuse too_large three features at once", &["backlog"]);
-    let done = h.forge.create_issue("Add the README", "fake-agent: refuse already_done the README exists", &["backlog"]);
+    let large = h.forge.create_issue(
+        "Rewrite everything",
+        "fake-agent: refuse too_large three features at once",
+        &["backlog"],
+    );
+    let done = h.forge.create_issue(
+        "Add the README",
+        "fake-agent: refuse already_done the README exists",
+        &["backlog"],
+    );
     let waits = h.forge.create_issue(
         "Use the schema",
         &format!("fake-agent: refuse unmet_dependency needs #{blocker} first"),
@@ -115,36 +196,78 @@ async fn refusals_hand_issues_back() {
             s.issue(large).has_label("underspecified")
                 && !s.issue(done).is_open()
                 && s.issue(waits).has_label("backlog")
-                && [large, done, waits].iter().all(|&i| !s.issue(i).has_label("in-progress"))
+                && [large, done, waits]
+                    .iter()
+                    .all(|&i| !s.issue(i).has_label("in-progress"))
         })
         .await
         .expect("all three handed back");
-    assert!(h.bot_comments(large).iter().any(|c| c.contains("three features at once")));
-    assert!(h.bot_comments(done).iter().any(|c| c.contains("the README exists")));
-    assert!(h.bot_comments(waits).iter().any(|c| c.contains(&format!("needs #{blocker} first"))));
+    assert!(
+        h.bot_comments(large)
+            .iter()
+            .any(|c| c.contains("three features at once"))
+    );
+    assert!(
+        h.bot_comments(done)
+            .iter()
+            .any(|c| c.contains("the README exists"))
+    );
+    assert!(
+        h.bot_comments(waits)
+            .iter()
+            .any(|c| c.contains(&format!("needs #{blocker} first")))
+    );
     for i in [large, done, waits] {
-        wait_until("sessions gone", STEP, || async { (!h.has_session(&h.session(i))).then_some(()) }).await;
-        assert!(!h.worktree(i).exists());
+        wait_until("sessions and worktrees gone", STEP, || async {
+            (!h.has_session(&h.session(i)) && !h.worktree(i).exists()).then_some(())
+        })
+        .await;
     }
 
     // Not picked again while the dependency is open: a whole poll cycle
     // passes (the daemon asks for the blocker's state) without a claim.
-    let asked = |h: &Harness| h.forge.read(|s| s.requests_matching("GET", &format!("/issues/{blocker}")).count());
+    let asked = |h: &Harness| {
+        h.forge.read(|s| {
+            s.requests_matching("GET", &format!("/issues/{blocker}"))
+                .count()
+        })
+    };
     let before = asked(&h);
-    h.forge.wait_until(STEP, |s| s.requests_matching("GET", &format!("/issues/{blocker}")).count() > before + 1).await.unwrap();
+    h.forge
+        .wait_until(STEP, |s| {
+            s.requests_matching("GET", &format!("/issues/{blocker}"))
+                .count()
+                > before + 1
+        })
+        .await
+        .unwrap();
     assert!(!h.forge.issue(waits).has_label("in-progress"));
-    let claims = h.journal(waits).iter().filter(|(k, _)| k == "claimed").count();
+    let claims = h
+        .journal(waits)
+        .iter()
+        .filter(|(k, _)| k == "claimed")
+        .count();
     assert_eq!(claims, 1);
 
-    // Once it closes the issue is picked again; the scripted agent refuses
-    // again, and a second refusal leaves it to a human.
+    // Once it closes the issue is picked again; the scripted agent keeps
+    // refusing, and past the second refusal a human must look.
     h.forge.close_issue(blocker);
     h.forge
         .wait_until(STEP, |s| s.issue(waits).has_label("blocked"))
         .await
         .expect("picked again, refused again, blocked");
-    assert_eq!(h.journal(waits).iter().filter(|(k, _)| k == "claimed").count(), 2);
-    assert!(h.forge.violations().is_empty(), "{:#?}", h.forge.violations());
+    assert_eq!(
+        h.journal(waits)
+            .iter()
+            .filter(|(k, _)| k == "claimed")
+            .count(),
+        3
+    );
+    assert!(
+        h.forge.violations().is_empty(),
+        "{:#?}",
+        h.forge.violations()
+    );
 }
 
 /// Any other failure: a diagnostic comment with the reason and the pane's
@@ -152,17 +275,33 @@ async fn refusals_hand_issues_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_blocks_with_a_diagnostic() {
     let mut h = Harness::new("max_sessions = 1", "").await;
-    let n = h.forge.create_issue("Impossible", "fake-agent: fail the compiler crashes", &["backlog"]);
+    let n = h.forge.create_issue(
+        "Impossible",
+        "fake-agent: fail the compiler crashes",
+        &["backlog"],
+    );
     h.enable();
     h.start_daemon();
-    h.forge.wait_until(STEP, |s| s.issue(n).has_label("blocked")).await.expect("blocked");
+    h.forge
+        .wait_until(STEP, |s| {
+            s.issue(n).has_label("blocked") && !s.issue(n).has_label("in-progress")
+        })
+        .await
+        .expect("blocked");
     let comment = h.bot_comments(n).join("\n");
     assert!(comment.contains("the compiler crashes"), "{comment}");
-    assert!(comment.contains("Last lines of the agent's session"), "{comment}");
-    assert!(comment.contains("PHASE:failed"), "the pane tail shows what the agent did: {comment}");
-    assert!(!h.forge.issue(n).has_label("in-progress"));
-    wait_until("session gone", STEP, || async { (!h.has_session(&h.session(n))).then_some(()) }).await;
-    assert!(!h.worktree(n).exists());
+    assert!(
+        comment.contains("Last lines of the agent's session"),
+        "{comment}"
+    );
+    assert!(
+        comment.contains("PHASE:failed"),
+        "the pane tail shows what the agent did: {comment}"
+    );
+    wait_until("session and worktree gone", STEP, || async {
+        (!h.has_session(&h.session(n)) && !h.worktree(n).exists()).then_some(())
+    })
+    .await;
     assert!(h.daemon().try_wait().unwrap().is_none());
 }
 
@@ -171,25 +310,44 @@ async fn failure_blocks_with_a_diagnostic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merge_conflict_leads_to_a_rebase() {
     let mut h = Harness::new("max_sessions = 1", "").await;
-    let n = h.forge.create_issue("Touch the same file", "", &["backlog"]);
+    let n = h
+        .forge
+        .create_issue("Touch the same file", "", &["backlog"]);
     h.enable();
     h.start_daemon();
     h.forge
-        .wait_until(STEP, |s| s.pull_for_branch(&format!("fix/issue-{n}")).is_some())
+        .wait_until(STEP, |s| {
+            s.pull_for_branch(&format!("fix/issue-{n}")).is_some()
+        })
         .await
         .unwrap();
     // Someone changes the same file on main meanwhile.
+    git(&h.git.work, &["fetch", "-q", "origin"]);
     h.git.branch("main", "origin/main");
-    h.git.commit(&format!("work/issue-{n}.txt"), "a different line\n", "conflicting change");
+    std::fs::create_dir_all(h.git.work.join("work")).unwrap();
+    h.git.commit(
+        &format!("work/issue-{n}.txt"),
+        "a different line\n",
+        "conflicting change",
+    );
     h.git.push("main");
-    h.forge.set_behaviour(auto(CiBehaviour::Succeed, ReviewBehaviour::ApproveWhenGreen));
-    let pr = h.forge.read(|s| s.pull_for_branch(&format!("fix/issue-{n}")).unwrap().number);
-    let head = h.forge.pull(pr).unwrap().head_sha;
-    h.forge.set_status(&head, CI_CONTEXT, "success", "ok", "http://ci/1");
+    h.forge.set_behaviour(auto(
+        CiBehaviour::Succeed,
+        ReviewBehaviour::ApproveWhenGreen,
+    ));
+    let pr = h
+        .forge
+        .read(|s| s.pull_for_branch(&format!("fix/issue-{n}")).unwrap().number);
+    let head = h.forge.pull(pr).head_sha;
+    h.forge
+        .set_status(&head, CI_CONTEXT, "success", "ok", "http://ci/1");
 
     let text = h.agent_received(n, "conflicts with main").await;
     assert!(text.contains("origin/main"), "{text}");
-    h.forge.wait_until(STEP, |s| !s.issue(n).is_open()).await.expect("merged after the rebase");
+    h.forge
+        .wait_until(STEP, |s| !s.issue(n).is_open())
+        .await
+        .expect("merged after the rebase");
     let merged_head = h.forge.merges()[0].head_sha.clone();
     assert_ne!(merged_head, head, "the rebased head was merged");
     let main = git(&h.git.bare, &["rev-parse", "refs/heads/main"]);
@@ -209,16 +367,44 @@ async fn a_killed_session_is_respawned_with_the_recovery_prompt() {
     let n = h.forge.create_issue("Survive a crash", "", &["backlog"]);
     h.enable();
     h.start_daemon();
-    let text = h.agent_received(n, "CI passed").await;
-    let _ = text;
+    h.forge
+        .wait_until(STEP, |s| {
+            s.pull_for_branch(&format!("fix/issue-{n}")).is_some()
+        })
+        .await
+        .unwrap();
     // No CI yet: forgehand waits. Kill the agent.
-    assert!(h.tmux(&["kill-session", "-t", &format!("={}", h.session(n))]).status.success());
+    assert!(
+        h.tmux(&["kill-session", "-t", &format!("={}", h.session(n))])
+            .status
+            .success()
+    );
     let text = h.agent_received(n, "this session was restarted").await;
-    let pr = h.forge.read(|s| s.pull_for_branch(&format!("fix/issue-{n}")).unwrap().number);
-    assert!(text.contains(&format!("Pull request #{pr} exists")), "{text}");
+    let pr = h
+        .forge
+        .read(|s| s.pull_for_branch(&format!("fix/issue-{n}")).unwrap().number);
+    assert!(
+        text.contains(&format!("Pull request #{pr} exists")),
+        "{text}"
+    );
     assert!(h.journal(n).iter().any(|(_, d)| d.contains("respawn 1")));
-    h.forge.set_behaviour(auto(CiBehaviour::Succeed, ReviewBehaviour::ApproveWhenGreen));
-    h.forge.wait_until(STEP, |s| !s.issue(n).is_open()).await.expect("merged");
+    // The respawned agent carries on; CI passes and a reviewer approves its head.
+    wait_until("the respawned agent's push", STEP, || async {
+        h.journal(n)
+            .iter()
+            .any(|(_, d)| d.contains("(2 commits)"))
+            .then_some(())
+    })
+    .await;
+    let head = h.forge.pull(pr).head_sha;
+    h.forge
+        .set_status(&head, CI_CONTEXT, "success", "ok", "http://ci/2");
+    h.forge
+        .set_behaviour(auto(CiBehaviour::None, ReviewBehaviour::ApproveWhenGreen));
+    h.forge
+        .wait_until(STEP, |s| !s.issue(n).is_open())
+        .await
+        .expect("merged");
     assert_eq!(h.forge.read(|s| s.pulls().count()), 1);
 }
 
@@ -226,11 +412,20 @@ async fn a_killed_session_is_respawned_with_the_recovery_prompt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_that_keeps_dying_is_blocked() {
     let mut h = Harness::new("max_sessions = 1", "").await;
-    let n = h.forge.create_issue("Crash loop", "fake-agent: exit", &["backlog"]);
+    let n = h
+        .forge
+        .create_issue("Crash loop", "fake-agent: exit", &["backlog"]);
     h.enable();
     h.start_daemon();
-    h.forge.wait_until(STEP, |s| s.issue(n).has_label("blocked")).await.expect("blocked");
-    let respawns = h.journal(n).iter().filter(|(_, d)| d.contains("respawn")).count();
+    h.forge
+        .wait_until(STEP, |s| s.issue(n).has_label("blocked"))
+        .await
+        .expect("blocked");
+    let respawns = h
+        .journal(n)
+        .iter()
+        .filter(|(_, d)| d.contains("respawn"))
+        .count();
     assert_eq!(respawns, 3);
     assert!(h.bot_comments(n).join("\n").contains("ended 4 times"));
 }
@@ -239,11 +434,20 @@ async fn an_agent_that_keeps_dying_is_blocked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_agent_is_blocked_after_the_idle_timeout() {
     let mut h = Harness::new("max_sessions = 1\nidle_timeout = \"1s\"", "").await;
-    let n = h.forge.create_issue("Hang", "fake-agent: hang", &["backlog"]);
+    let n = h
+        .forge
+        .create_issue("Hang", "fake-agent: hang", &["backlog"]);
     h.enable();
     h.start_daemon();
-    h.forge.wait_until(STEP, |s| s.issue(n).has_label("blocked")).await.expect("blocked");
-    assert!(h.bot_comments(n).join("\n").contains("no phase change and no output from the agent for 1s"));
+    h.forge
+        .wait_until(STEP, |s| s.issue(n).has_label("blocked"))
+        .await
+        .expect("blocked");
+    assert!(
+        h.bot_comments(n)
+            .join("\n")
+            .contains("no phase change and no output from the agent for 1s")
+    );
 }
 
 /// Garbage in the phase file, an oversized review, escape sequences and
@@ -253,28 +457,60 @@ async fn bad_input_is_reported_stripped_and_truncated() {
     let marker = tempfile::tempdir().unwrap();
     let pwned = marker.path().join("pwned");
     let mut h = Harness::new("max_sessions = 1", "").await;
+    h.forge
+        .set_behaviour(auto(CiBehaviour::Succeed, ReviewBehaviour::None));
     let n = h.forge.create_issue("Handle bad input", "", &["backlog"]);
     h.enable();
     h.start_daemon();
     h.agent_received(n, "CI passed").await;
+    wait_until("the agent's acknowledgement", STEP, || async {
+        h.journal(n)
+            .iter()
+            .any(|(_, d)| d == "PHASE:awaiting_review")
+            .then_some(())
+    })
+    .await;
 
     // The agent (or anyone) writes garbage: reported to it and journaled.
-    std::fs::write(h.session_dir(&h.session(n)).join("phase"), "PHASE:all_done\n").unwrap();
+    std::fs::write(
+        h.session_dir(&h.session(n)).join("phase"),
+        "PHASE:all_done\n",
+    )
+    .unwrap();
     let text = h.agent_received(n, "could not read your phase file").await;
     assert!(text.contains("all_done"), "{text}");
-    assert!(h.journal(n).iter().any(|(k, d)| k == "phase_invalid" && d.contains("all_done")));
+    assert!(
+        h.journal(n)
+            .iter()
+            .any(|(k, d)| k == "phase_invalid" && d.contains("all_done"))
+    );
+
+    // The scripted agent answers that note with another commit; let it settle
+    // so the review below is given on the head forgehand waits on.
+    wait_until("the agent's second acknowledgement", STEP, || async {
+        let acks = h.journal(n).iter().filter(|(_, d)| d == "PHASE:awaiting_review").count();
+        (acks >= 2).then_some(())
+    })
+    .await;
 
     // A hostile, huge review.
-    let pr = h.forge.read(|s| s.pull_for_branch(&format!("fix/issue-{n}")).unwrap().number);
+    let pr = h
+        .forge
+        .read(|s| s.pull_for_branch(&format!("fix/issue-{n}")).unwrap().number);
     let hostile = format!(
         "\x1b[31mred\x1b[0m $(touch {}) `touch {}` C-c Enter\x07\n{}",
         pwned.display(),
         pwned.display(),
         "x".repeat(1024 * 1024)
     );
-    h.forge.submit_review(pr, "alice", "REQUEST_CHANGES", &hostile, None, &[]);
+    h.forge
+        .submit_review(pr, "alice", "REQUEST_CHANGES", &hostile, None, &[]);
     let text = h.agent_received(n, "message truncated").await;
-    assert!(text.contains("red $(touch"), "escape sequences stripped, text kept: {}", &text[..text.len().min(500)]);
+    assert!(
+        text.contains("red $(touch"),
+        "escape sequences stripped, text kept: {}",
+        &text[..text.len().min(500)]
+    );
     assert!(!text.contains('\x1b') && !text.contains('\x07'));
     assert!(text.len() < 200 * 1024, "truncated, not pasted whole");
     assert!(!pwned.exists(), "nothing reached a shell");

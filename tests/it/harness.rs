@@ -196,6 +196,43 @@ command = "python3 {agent}"
             .join(PROJECT)
             .join(issue.to_string())
     }
+
+    pub fn session(&self, issue: u64) -> String {
+        format!("dev-{PROJECT}-{issue}")
+    }
+
+    /// Where the scripted agent records every message it received.
+    pub fn transcript(&self, issue: u64) -> PathBuf {
+        self.session_dir(&self.session(issue))
+            .join("agent-transcript.log")
+    }
+
+    /// Wait until the agent of `issue` has received text containing `needle`.
+    pub async fn agent_received(&self, issue: u64, needle: &str) -> String {
+        crate::support::wait_for_file(&self.transcript(issue), STEP, |t| t.contains(needle)).await
+    }
+
+    /// The issue's journal as (kind, detail) pairs.
+    pub fn journal(&self, issue: u64) -> Vec<(String, String)> {
+        let store = forgehand::store::Store::open_existing(&self.state.join("forgehand.db"))
+            .expect("the daemon's database");
+        store
+            .events(PROJECT, Some(issue))
+            .expect("reading the journal")
+            .into_iter()
+            .map(|e| (e.kind, e.detail))
+            .collect()
+    }
+
+    /// Comments on an issue by forgehand itself.
+    pub fn bot_comments(&self, issue: u64) -> Vec<String> {
+        self.forge
+            .comments(issue)
+            .into_iter()
+            .filter(|c| c.user == "forgehand-bot")
+            .map(|c| c.body)
+            .collect()
+    }
 }
 
 impl Drop for Harness {

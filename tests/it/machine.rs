@@ -45,11 +45,17 @@ fn sha(s: &str) -> CommitSha {
 }
 
 fn phase(p: Phase) -> Event {
-    Event::Phase(PhaseReport { phase: p, reason: None })
+    Event::Phase(PhaseReport {
+        phase: p,
+        reason: None,
+    })
 }
 
 fn phase_with(p: Phase, reason: &str) -> Event {
-    Event::Phase(PhaseReport { phase: p, reason: Some(reason.into()) })
+    Event::Phase(PhaseReport {
+        phase: p,
+        reason: Some(reason.into()),
+    })
 }
 
 fn in_stage(stage: Stage) -> DevState {
@@ -106,34 +112,93 @@ fn happy_path_from_claim_to_done() {
     let (s, fx) = step(&s, Event::Start);
     assert_eq!(acts(&fx), [&Effect::Claim]);
     let (s, fx) = step(&s, Event::ClaimRecorded);
-    assert_eq!((s.stage, acts(&fx)), (Stage::Starting, vec![&Effect::EnsureSession]));
+    assert_eq!(
+        (s.stage, acts(&fx)),
+        (Stage::Starting, vec![&Effect::EnsureSession])
+    );
     assert_eq!(notices(&fx), [&Notice::Claimed]);
     let (s, fx) = step(&s, Event::AgentReady);
     assert_eq!((s.stage, acts(&fx).len()), (Stage::Working, 0));
     let (s, fx) = step(&s, phase(Phase::AwaitingCi));
-    assert_eq!((s.stage, acts(&fx)), (Stage::Pushing, vec![&Effect::Push { force: false }]));
-    assert!(fx.iter().any(|e| matches!(e, Effect::Journal(..))), "the phase is journaled");
+    assert_eq!(
+        (s.stage, acts(&fx)),
+        (Stage::Pushing, vec![&Effect::Push { force: false }])
+    );
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::Journal(..))),
+        "the phase is journaled"
+    );
     let (s, fx) = step_at(&s, Event::Pushed { head: sha("a1") }, later(5));
     assert_eq!(acts(&fx), [&Effect::EnsurePr]);
     assert_eq!(s.last_push_at, Some(later(5)));
     let (s, fx) = step(&s, Event::PrOpened { pr: PrNumber(7) });
-    assert_eq!((s.stage, acts(&fx)), (Stage::AwaitingCi, vec![&Effect::CheckCi { head: sha("a1") }]));
+    assert_eq!(
+        (s.stage, acts(&fx)),
+        (
+            Stage::AwaitingCi,
+            vec![&Effect::CheckCi { head: sha("a1") }]
+        )
+    );
     assert_eq!(notices(&fx), [&Notice::PrOpened { pr: PrNumber(7) }]);
-    let (s, fx) = step(&s, Event::Ci { head: sha("a1"), verdict: CiVerdict::Pending });
+    let (s, fx) = step(
+        &s,
+        Event::Ci {
+            head: sha("a1"),
+            verdict: CiVerdict::Pending,
+        },
+    );
     assert_eq!((s.stage, acts(&fx).len()), (Stage::AwaitingCi, 0));
     let (s, fx) = step(&s, Event::Tick);
     assert_eq!(acts(&fx), [&Effect::CheckCi { head: sha("a1") }]);
-    let (s, fx) = step(&s, Event::Ci { head: sha("a1"), verdict: CiVerdict::Green });
+    let (s, fx) = step(
+        &s,
+        Event::Ci {
+            head: sha("a1"),
+            verdict: CiVerdict::Green,
+        },
+    );
     assert_eq!(s.stage, Stage::AwaitingReview);
     assert!(pasted(&fx).contains("CI passed"));
-    assert_eq!(acts(&fx)[1], &Effect::CheckReview { pr: PrNumber(7), head: sha("a1") });
+    assert_eq!(
+        acts(&fx)[1],
+        &Effect::CheckReview {
+            pr: PrNumber(7),
+            head: sha("a1")
+        }
+    );
     let (s, fx) = step(&s, phase(Phase::AwaitingReview));
     assert_eq!((s.stage, acts(&fx).len()), (Stage::AwaitingReview, 0));
-    let (s, fx) = step(&s, Event::Review { head: sha("a1"), verdict: ReviewVerdict::Approved });
-    assert_eq!((s.stage, acts(&fx)), (Stage::Merging, vec![&Effect::Merge { pr: PrNumber(7), head: sha("a1") }]));
-    let (s, fx) = step(&s, Event::MergeDone { merge_commit: Some(sha("m1")) });
+    let (s, fx) = step(
+        &s,
+        Event::Review {
+            head: sha("a1"),
+            verdict: ReviewVerdict::Approved,
+        },
+    );
+    assert_eq!(
+        (s.stage, acts(&fx)),
+        (
+            Stage::Merging,
+            vec![&Effect::Merge {
+                pr: PrNumber(7),
+                head: sha("a1")
+            }]
+        )
+    );
+    let (s, fx) = step(
+        &s,
+        Event::MergeDone {
+            merge_commit: Some(sha("m1")),
+        },
+    );
     assert_eq!((s.stage, acts(&fx)), (Stage::Merged, vec![&Effect::Finish]));
-    assert_eq!(notices(&fx), [&Notice::Merged { pr: PrNumber(7), merge_commit: Some(sha("m1")) }]);
+    assert_eq!(
+        notices(&fx),
+        [&Notice::Merged {
+            pr: PrNumber(7),
+            merge_commit: Some(sha("m1"))
+        }]
+    );
     let (s, fx) = step(&s, Event::Finished);
     assert_eq!((s.stage, acts(&fx)), (Stage::Done, vec![&Effect::Stop]));
 }
@@ -143,28 +208,61 @@ fn stage_since_moves_only_with_the_stage() {
     let s = in_stage(Stage::AwaitingCi);
     let (s2, _) = step_at(&s, Event::Tick, later(60));
     assert_eq!(s2.stage_since, t0());
-    let (s3, _) = step_at(&s2, Event::Ci { head: sha("a1"), verdict: CiVerdict::Green }, later(90));
+    let (s3, _) = step_at(
+        &s2,
+        Event::Ci {
+            head: sha("a1"),
+            verdict: CiVerdict::Green,
+        },
+        later(90),
+    );
     assert_eq!(s3.stage_since, later(90));
 }
 
 #[test]
 fn results_for_an_old_head_are_ignored() {
     let s = in_stage(Stage::AwaitingCi);
-    let (s2, fx) = step(&s, Event::Ci { head: sha("old"), verdict: CiVerdict::Green });
+    let (s2, fx) = step(
+        &s,
+        Event::Ci {
+            head: sha("old"),
+            verdict: CiVerdict::Green,
+        },
+    );
     assert_eq!((s2, fx), (s, vec![]));
     let s = in_stage(Stage::AwaitingReview);
-    let (s2, fx) = step(&s, Event::Review { head: sha("old"), verdict: ReviewVerdict::Approved });
-    assert_eq!((s2, fx), (s, vec![]), "an approval on an older head never merges a newer one");
+    let (s2, fx) = step(
+        &s,
+        Event::Review {
+            head: sha("old"),
+            verdict: ReviewVerdict::Approved,
+        },
+    );
+    assert_eq!(
+        (s2, fx),
+        (s, vec![]),
+        "an approval on an older head never merges a newer one"
+    );
 }
 
 #[test]
 fn a_new_push_goes_back_to_ci_even_while_waiting_for_review() {
     let s = in_stage(Stage::AwaitingReview);
     let (s, fx) = step(&s, phase(Phase::AwaitingCi));
-    assert_eq!((s.stage, acts(&fx)), (Stage::Pushing, vec![&Effect::Push { force: true }]));
+    assert_eq!(
+        (s.stage, acts(&fx)),
+        (Stage::Pushing, vec![&Effect::Push { force: true }])
+    );
     let (s, fx) = step(&s, Event::Pushed { head: sha("b2") });
-    assert_eq!((s.stage, s.head.clone()), (Stage::AwaitingCi, Some(sha("b2"))));
-    assert_eq!(acts(&fx), [&Effect::CheckCi { head: sha("b2") }], "the PR exists: no second PR");
+    assert_eq!(
+        (s.stage, s.head.clone()),
+        (Stage::AwaitingCi, Some(sha("b2")))
+    );
+    assert_eq!(
+        acts(&fx),
+        [&Effect::CheckCi { head: sha("b2") }],
+        "the PR exists: no second PR"
+    );
 }
 
 #[test]
@@ -178,16 +276,39 @@ fn nothing_to_push_tells_the_agent() {
 fn ci_failures_are_pasted_with_attempts_and_block_past_the_limit() {
     let mut s = in_stage(Stage::AwaitingCi);
     for k in 1..=2 {
-        let (s2, fx) = step(&s, Event::Ci { head: sha("a1"), verdict: red("2 tests failed") });
+        let (s2, fx) = step(
+            &s,
+            Event::Ci {
+                head: sha("a1"),
+                verdict: red("2 tests failed"),
+            },
+        );
         assert_eq!((s2.stage, s2.ci_attempts), (Stage::Working, k));
         let text = pasted(&fx);
-        assert!(text.contains(&format!("{k}/2")) && text.contains("2 tests failed") && text.contains("http://ci/1"), "{text}");
+        assert!(
+            text.contains(&format!("{k}/2"))
+                && text.contains("2 tests failed")
+                && text.contains("http://ci/1"),
+            "{text}"
+        );
         assert!(matches!(notices(&fx)[..], [Notice::CiFailed { attempt, .. }] if *attempt == k));
-        s = DevState { stage: Stage::AwaitingCi, ..s2 };
+        s = DevState {
+            stage: Stage::AwaitingCi,
+            ..s2
+        };
     }
-    let (s, fx) = step(&s, Event::Ci { head: sha("a1"), verdict: red("still failing") });
+    let (s, fx) = step(
+        &s,
+        Event::Ci {
+            head: sha("a1"),
+            verdict: red("still failing"),
+        },
+    );
     assert_eq!(s.stage, Stage::Blocked);
-    assert!(matches!(acts(&fx)[..], [Effect::Block { .. }, Effect::Stop]));
+    assert!(matches!(
+        acts(&fx)[..],
+        [Effect::Block { .. }, Effect::Stop]
+    ));
     assert!(matches!(notices(&fx)[..], [Notice::Blocked { .. }]));
 }
 
@@ -199,45 +320,92 @@ fn ci_details_from_the_ci_server_reach_the_agent() {
         details: Some("step test exited 1\nassertion failed: left == right".into()),
         infrastructure: None,
     };
-    let (_, fx) = step(&s, Event::Ci { head: sha("a1"), verdict });
+    let (_, fx) = step(
+        &s,
+        Event::Ci {
+            head: sha("a1"),
+            verdict,
+        },
+    );
     assert!(pasted(&fx).contains("assertion failed: left == right"));
 }
 
 #[test]
 fn an_infrastructure_failure_is_restarted_once_without_counting() {
-    let infra = || CiVerdict::Red { failures: vec![], details: Some("clone exited 128".into()), infrastructure: Some(12) };
+    let infra = || CiVerdict::Red {
+        failures: vec![],
+        details: Some("clone exited 128".into()),
+        infrastructure: Some(12),
+    };
     let s = in_stage(Stage::AwaitingCi);
-    let (s, fx) = step(&s, Event::Ci { head: sha("a1"), verdict: infra() });
+    let (s, fx) = step(
+        &s,
+        Event::Ci {
+            head: sha("a1"),
+            verdict: infra(),
+        },
+    );
     assert_eq!((s.stage, s.ci_attempts), (Stage::AwaitingCi, 0));
     assert_eq!(acts(&fx), [&Effect::RestartCi { pipeline: 12 }]);
-    let (s, _) = step(&s, Event::Ci { head: sha("a1"), verdict: infra() });
-    assert_eq!((s.stage, s.ci_attempts), (Stage::Working, 1), "a second one counts");
+    let (s, _) = step(
+        &s,
+        Event::Ci {
+            head: sha("a1"),
+            verdict: infra(),
+        },
+    );
+    assert_eq!(
+        (s.stage, s.ci_attempts),
+        (Stage::Working, 1),
+        "a second one counts"
+    );
 }
 
 #[test]
 fn changes_requested_count_rounds_and_block_past_the_limit() {
     let ev = |fb: &str| Event::Review {
         head: sha("a1"),
-        verdict: ReviewVerdict::ChangesRequested { feedback: fb.into() },
+        verdict: ReviewVerdict::ChangesRequested {
+            feedback: fb.into(),
+        },
     };
     let (s, fx) = step(&in_stage(Stage::AwaitingReview), ev("src/a.rs:3: rename"));
     assert_eq!((s.stage, s.review_rounds), (Stage::Working, 1));
     let text = pasted(&fx);
-    assert!(text.contains("1/2") && text.contains("src/a.rs:3: rename"), "{text}");
-    let s = DevState { stage: Stage::AwaitingReview, review_rounds: 2, ..s };
+    assert!(
+        text.contains("1/2") && text.contains("src/a.rs:3: rename"),
+        "{text}"
+    );
+    let s = DevState {
+        stage: Stage::AwaitingReview,
+        review_rounds: 2,
+        ..s
+    };
     let (s, fx) = step(&s, ev("again"));
     assert_eq!(s.stage, Stage::Blocked);
-    assert!(matches!(acts(&fx)[..], [Effect::Block { .. }, Effect::Stop]));
+    assert!(matches!(
+        acts(&fx)[..],
+        [Effect::Block { .. }, Effect::Stop]
+    ));
 }
 
 #[test]
 fn merge_conflict_fetches_and_asks_for_a_rebase_onto_primary() {
-    let (s, fx) = step(&in_stage(Stage::Merging), Event::MergeConflict { message: "not mergeable".into() });
+    let (s, fx) = step(
+        &in_stage(Stage::Merging),
+        Event::MergeConflict {
+            message: "not mergeable".into(),
+        },
+    );
     assert_eq!(s.stage, Stage::Working);
     assert_eq!(acts(&fx)[0], &Effect::Fetch);
     assert!(pasted(&fx).contains("origin/main"));
     let (_, fx) = step(&s, phase(Phase::AwaitingCi));
-    assert_eq!(acts(&fx), [&Effect::Push { force: true }], "the rebased branch is force-pushed");
+    assert_eq!(
+        acts(&fx),
+        [&Effect::Push { force: true }],
+        "the rebased branch is force-pushed"
+    );
 }
 
 #[test]
@@ -245,61 +413,128 @@ fn escalation_comments_waits_for_a_human_and_pastes_the_answer() {
     let s = in_stage(Stage::Working);
     let (s, fx) = step(&s, phase_with(Phase::Escalate, "which database?"));
     assert_eq!(s.stage, Stage::Working, "the session stays alive");
-    assert_eq!(s.escalation, Some(Escalation { reason: "which database?".into(), since: t0() }));
+    assert_eq!(
+        s.escalation,
+        Some(Escalation {
+            reason: "which database?".into(),
+            since: t0()
+        })
+    );
     assert!(matches!(acts(&fx)[..], [Effect::Comment(t)] if t.contains("which database?")));
-    assert!(matches!(notices(&fx)[..], [Notice::Escalation { reason }] if reason == "which database?"));
+    assert!(
+        matches!(notices(&fx)[..], [Notice::Escalation { reason }] if reason == "which database?")
+    );
     let (s, fx) = step_at(&s, Event::Tick, later(60));
-    assert_eq!(acts(&fx), [&Effect::CheckReplies { pr: Some(PrNumber(7)), since: t0() }]);
-    let (s, fx) = step(&s, Event::HumanReply { author: "alice".into(), body: "use sqlite".into() });
+    assert_eq!(
+        acts(&fx),
+        [&Effect::CheckReplies {
+            pr: Some(PrNumber(7)),
+            since: t0()
+        }]
+    );
+    let (s, fx) = step(
+        &s,
+        Event::HumanReply {
+            author: "alice".into(),
+            body: "use sqlite".into(),
+        },
+    );
     assert_eq!(s.escalation, None);
     assert!(pasted(&fx).contains("alice") && pasted(&fx).contains("use sqlite"));
-    let (_, fx) = step(&s, Event::HumanReply { author: "bob".into(), body: "late".into() });
-    assert!(fx.is_empty(), "replies are only pasted while an escalation is open");
+    let (_, fx) = step(
+        &s,
+        Event::HumanReply {
+            author: "bob".into(),
+            body: "late".into(),
+        },
+    );
+    assert!(
+        fx.is_empty(),
+        "replies are only pasted while an escalation is open"
+    );
 }
 
 #[test]
 fn an_unanswered_escalation_blocks_after_the_timeout() {
-    let (s, _) = step(&in_stage(Stage::Working), phase_with(Phase::Escalate, "help"));
+    let (s, _) = step(
+        &in_stage(Stage::Working),
+        phase_with(Phase::Escalate, "help"),
+    );
     let (s2, fx) = step_at(&s, Event::Tick, later(24 * 3600 - 1));
     assert_eq!(s2.stage, Stage::Working);
     assert!(matches!(acts(&fx)[..], [Effect::CheckReplies { .. }]));
     let (s3, fx) = step_at(&s, Event::Tick, later(24 * 3600 + 1));
     assert_eq!(s3.stage, Stage::Blocked);
-    assert!(matches!(acts(&fx)[0], Effect::Block { reason } if reason.contains("24h") && reason.contains("help")));
+    assert!(
+        matches!(acts(&fx)[0], Effect::Block { reason } if reason.contains("24h") && reason.contains("help"))
+    );
 }
 
 #[test]
 fn writing_awaiting_ci_ends_an_escalation() {
-    let (s, _) = step(&in_stage(Stage::Working), phase_with(Phase::Escalate, "help"));
+    let (s, _) = step(
+        &in_stage(Stage::Working),
+        phase_with(Phase::Escalate, "help"),
+    );
     let (s, _) = step(&s, phase(Phase::AwaitingCi));
     assert_eq!((s.stage, s.escalation), (Stage::Pushing, None));
 }
 
 #[test]
 fn refusals_release_the_issue() {
-    let refuse = |status, detail: &str| Event::Refused(Refusal { status, detail: detail.into() });
+    let refuse = |status, detail: &str| {
+        Event::Refused(Refusal {
+            status,
+            detail: detail.into(),
+        })
+    };
     let s = in_stage(Stage::Working);
-    let (s2, fx) = step(&s, refuse(RefusalKind::UnmetDependency, "needs #12 and #15 first"));
+    let (s2, fx) = step(
+        &s,
+        refuse(RefusalKind::UnmetDependency, "needs #12 and #15 first"),
+    );
     assert_eq!(s2.stage, Stage::Released);
     assert_eq!(s2.waiting_for, [IssueNumber(12), IssueNumber(15)]);
-    assert!(matches!(acts(&fx)[..], [Effect::Release { outcome: RefusalKind::UnmetDependency, comment }, Effect::Stop] if comment.contains("needs #12")));
+    assert!(
+        matches!(acts(&fx)[..], [Effect::Release { outcome: RefusalKind::UnmetDependency, comment }, Effect::Stop] if comment.contains("needs #12"))
+    );
     let (s2, fx) = step(&s, refuse(RefusalKind::TooLarge, "three features in one"));
     assert_eq!(s2.stage, Stage::Released);
-    assert!(matches!(acts(&fx)[0], Effect::Release { outcome: RefusalKind::TooLarge, .. }));
+    assert!(matches!(
+        acts(&fx)[0],
+        Effect::Release {
+            outcome: RefusalKind::TooLarge,
+            ..
+        }
+    ));
     let (s2, fx) = step(&s, refuse(RefusalKind::AlreadyDone, "done in #3"));
     assert_eq!(s2.stage, Stage::Released);
-    assert!(matches!(acts(&fx)[0], Effect::Release { outcome: RefusalKind::AlreadyDone, .. }));
+    assert!(matches!(
+        acts(&fx)[0],
+        Effect::Release {
+            outcome: RefusalKind::AlreadyDone,
+            ..
+        }
+    ));
     // An unmet dependency that names no issue could never be re-picked safely.
-    let (s2, fx) = step(&s, refuse(RefusalKind::UnmetDependency, "the API is not ready"));
+    let (s2, fx) = step(
+        &s,
+        refuse(RefusalKind::UnmetDependency, "the API is not ready"),
+    );
     assert_eq!(s2.stage, Stage::Blocked);
     assert!(matches!(acts(&fx)[0], Effect::Block { .. }));
 }
 
 #[test]
 fn failed_phase_blocks_with_the_reason() {
-    let (s, fx) = step(&in_stage(Stage::Working), phase_with(Phase::Failed, "tests hang"));
+    let (s, fx) = step(
+        &in_stage(Stage::Working),
+        phase_with(Phase::Failed, "tests hang"),
+    );
     assert_eq!(s.stage, Stage::Blocked);
-    assert!(matches!(acts(&fx)[..], [Effect::Block { reason }, Effect::Stop] if reason.contains("tests hang")));
+    assert!(
+        matches!(acts(&fx)[..], [Effect::Block { reason }, Effect::Stop] if reason.contains("tests hang"))
+    );
 }
 
 #[test]
@@ -322,14 +557,24 @@ fn idleness_blocks_only_a_busy_agent() {
     assert_eq!(s.stage, Stage::Blocked);
     assert!(matches!(acts(&fx)[0], Effect::Block { reason } if reason.contains("2h")));
     let (s, fx) = step(&in_stage(Stage::AwaitingReview), Event::Idle);
-    assert_eq!((s.stage, fx.len()), (Stage::AwaitingReview, 0), "waiting on a reviewer is not idling");
+    assert_eq!(
+        (s.stage, fx.len()),
+        (Stage::AwaitingReview, 0),
+        "waiting on a reviewer is not idling"
+    );
 }
 
 #[test]
 fn ci_without_a_verdict_blocks_after_the_timeout() {
     let s = in_stage(Stage::AwaitingCi);
     let (s2, fx) = step_at(&s, Event::Tick, later(1799));
-    assert_eq!((s2.stage, acts(&fx)), (Stage::AwaitingCi, vec![&Effect::CheckCi { head: sha("a1") }]));
+    assert_eq!(
+        (s2.stage, acts(&fx)),
+        (
+            Stage::AwaitingCi,
+            vec![&Effect::CheckCi { head: sha("a1") }]
+        )
+    );
     let (s2, fx) = step_at(&s, Event::Tick, later(1801));
     assert_eq!(s2.stage, Stage::Blocked);
     assert!(matches!(acts(&fx)[0], Effect::Block { reason } if reason.contains("30m")));
@@ -351,10 +596,19 @@ fn restart_resumes_each_stage() {
         (Stage::Claimed, vec![Effect::Claim]),
         (Stage::Starting, vec![Effect::EnsureSession]),
         (Stage::Working, vec![Effect::EnsureSession]),
-        (Stage::Pushing, vec![Effect::EnsureSession, Effect::Push { force: true }]),
+        (
+            Stage::Pushing,
+            vec![Effect::EnsureSession, Effect::Push { force: true }],
+        ),
         (Stage::AwaitingCi, vec![Effect::EnsureSession]),
         (Stage::AwaitingReview, vec![Effect::EnsureSession]),
-        (Stage::Merging, vec![Effect::Merge { pr: PrNumber(7), head: sha("a1") }]),
+        (
+            Stage::Merging,
+            vec![Effect::Merge {
+                pr: PrNumber(7),
+                head: sha("a1"),
+            }],
+        ),
         (Stage::Merged, vec![Effect::Finish]),
         (Stage::Released, vec![Effect::Stop]),
         (Stage::Blocked, vec![Effect::Stop]),
@@ -389,18 +643,35 @@ fn every_stage_and_event_is_handled() {
         Event::Start,
         Event::ClaimRecorded,
         Event::AgentReady,
-        Event::Refused(Refusal { status: RefusalKind::TooLarge, detail: "x".into() }),
+        Event::Refused(Refusal {
+            status: RefusalKind::TooLarge,
+            detail: "x".into(),
+        }),
         Event::Pushed { head: sha("a1") },
         Event::NothingToPush,
         Event::PrOpened { pr: PrNumber(7) },
         Event::Tick,
-        Event::Ci { head: sha("a1"), verdict: CiVerdict::Green },
-        Event::Ci { head: sha("a1"), verdict: red("x") },
-        Event::Review { head: sha("a1"), verdict: ReviewVerdict::Approved },
+        Event::Ci {
+            head: sha("a1"),
+            verdict: CiVerdict::Green,
+        },
+        Event::Ci {
+            head: sha("a1"),
+            verdict: red("x"),
+        },
+        Event::Review {
+            head: sha("a1"),
+            verdict: ReviewVerdict::Approved,
+        },
         Event::MergeDone { merge_commit: None },
-        Event::MergeConflict { message: "x".into() },
+        Event::MergeConflict {
+            message: "x".into(),
+        },
         Event::Finished,
-        Event::HumanReply { author: "alice".into(), body: "x".into() },
+        Event::HumanReply {
+            author: "alice".into(),
+            body: "x".into(),
+        },
         Event::SessionDead,
         Event::Idle,
     ];
@@ -410,7 +681,8 @@ fn every_stage_and_event_is_handled() {
             let (s, fx) = step(&in_stage(stage), event.clone());
             if stage.is_terminal() {
                 assert!(
-                    fx.iter().all(|e| matches!(e, Effect::Stop | Effect::Journal(..))),
+                    fx.iter()
+                        .all(|e| matches!(e, Effect::Stop | Effect::Journal(..))),
                     "{stage:?} + {event:?} acted: {fx:?}"
                 );
                 assert_eq!(s.stage, stage);

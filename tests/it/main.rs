@@ -3,10 +3,10 @@
 mod cli;
 mod config;
 mod e2e;
-mod feedback;
 mod fake_forge;
 mod fake_forge_selftest;
 mod fake_woodpecker;
+mod feedback;
 mod forgejo_client;
 mod harness;
 mod machine;

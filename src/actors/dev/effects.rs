@@ -44,9 +44,15 @@ impl DevRun {
                 match &ctx.woodpecker {
                     Some(ci) => {
                         let again = ci.restart(pipeline).await?;
-                        self.journal(EventKind::CiState, &format!("restarted pipeline {pipeline} as {again}"));
+                        self.journal(
+                            EventKind::CiState,
+                            &format!("restarted pipeline {pipeline} as {again}"),
+                        );
                     }
-                    None => self.journal(EventKind::Error, "no CI server configured to restart a pipeline"),
+                    None => self.journal(
+                        EventKind::Error,
+                        "no CI server configured to restart a pipeline",
+                    ),
                 }
                 Ok(None)
             }
@@ -146,10 +152,18 @@ impl DevRun {
                     ReviewOutcome::ChangesRequested(rs) => {
                         let mut feedback = String::new();
                         for r in rs {
-                            feedback.push_str(&format!("Review by {}:\n{}\n", r.author, r.body.trim()));
+                            feedback.push_str(&format!(
+                                "Review by {}:\n{}\n",
+                                r.author,
+                                r.body.trim()
+                            ));
                             for c in ctx.forge.list_review_comments(pr, r.id).await? {
                                 let line = c.position.map_or("?".to_string(), |p| p.to_string());
-                                feedback.push_str(&format!("{}:{line}: {}\n", c.path, c.body.trim()));
+                                feedback.push_str(&format!(
+                                    "{}:{line}: {}\n",
+                                    c.path,
+                                    c.body.trim()
+                                ));
                             }
                         }
                         let since = self.state.last_push_at;
@@ -157,7 +171,11 @@ impl DevRun {
                         if !comments.is_empty() {
                             feedback.push_str("\nComments since your last push:\n");
                             for c in comments {
-                                feedback.push_str(&format!("--- {}:\n{}\n", c.author, c.body.trim()));
+                                feedback.push_str(&format!(
+                                    "--- {}:\n{}\n",
+                                    c.author,
+                                    c.body.trim()
+                                ));
                             }
                         }
                         ReviewVerdict::ChangesRequested { feedback }
@@ -229,16 +247,24 @@ impl DevRun {
                 Ok(Some(Event::Finished))
             }
             Effect::Block { reason } => {
-                let tail = ctx.tmux.capture_pane(&self.session, DIAGNOSTIC_LINES).await.unwrap_or_default();
+                let tail = ctx
+                    .tmux
+                    .capture_pane(&self.session, DIAGNOSTIC_LINES)
+                    .await
+                    .unwrap_or_default();
                 let body = format!(
                     "forgehand stopped working on this issue: {reason}\n\n\
                      Last lines of the agent's session `{}`:\n\n```\n{}\n```",
                     self.session,
                     tail.trim_end()
                 );
-                ctx.forge.create_comment(n.0, &ctx.redactor.redact(&body)).await?;
+                ctx.forge
+                    .create_comment(n.0, &ctx.redactor.redact(&body))
+                    .await?;
                 ctx.forge.add_label(n, &project.labels.blocked).await?;
-                ctx.forge.remove_label(n, &project.labels.in_progress).await?;
+                ctx.forge
+                    .remove_label(n, &project.labels.in_progress)
+                    .await?;
                 ctx.tmux.kill_session(&self.session).await?;
                 if self.state.pr.is_none() {
                     // Without a PR nothing in the worktree is worth keeping
@@ -409,11 +435,25 @@ impl DevRun {
             return Ok(None);
         }
         self.ready_deadline = None;
-        let text = self.first_prompt().await?;
+        let task = self.first_prompt().await?;
+        let (text, what) = match self.delivery {
+            Delivery::Task => (task, "task"),
+            Delivery::Recovery => {
+                let s = &self.state;
+                let recovery = prompt::recovery(&prompt::Recovery {
+                    pr: s.pr.map(|p| p.0),
+                    last_phase: s.last_phase.map(|p| p.as_str()),
+                    last_ci: s.last_ci.as_deref(),
+                    last_review: s.last_review.as_deref(),
+                    last_escalation: s.last_escalation.as_deref(),
+                });
+                (format!("{recovery}\n\n{task}"), "recovery prompt")
+            }
+        };
         self.paste(&text).await?;
         self.journal(
             EventKind::PromptSent,
-            &format!("task for #{} delivered", self.issue),
+            &format!("{what} for #{} delivered", self.issue),
         );
         Ok(Some(Event::AgentReady))
     }

@@ -2,7 +2,7 @@
 //! comments, answers to escalations, CI details, and the outcomes that end an
 //! issue (merged, released).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 
 use crate::forge::{Comment, CommitSha, PrNumber};
 use crate::notify::Subject;
@@ -20,7 +20,12 @@ impl DevRun {
             issue: self.issue.0,
             title: self.title.clone(),
             session: self.session.clone(),
-            issue_url: format!("{}/{}/issues/{}", p.forge.url.trim_end_matches('/'), p.repo, self.issue),
+            issue_url: format!(
+                "{}/{}/issues/{}",
+                p.forge.url.trim_end_matches('/'),
+                p.repo,
+                self.issue
+            ),
         }
     }
 
@@ -36,7 +41,10 @@ impl DevRun {
         if let Some(pr) = pr {
             all.extend(ctx.forge.list_comments(pr.0).await?);
         }
-        all.retain(|c| c.author != ctx.own_login && since.is_none_or(|t| c.created_at > t));
+        // Forges report whole seconds: a comment made in the same second as
+        // `since` may show an earlier time, so compare at that precision.
+        let floor = since.map(|t| t.with_nanosecond(0).unwrap_or(t));
+        all.retain(|c| c.author != ctx.own_login && floor.is_none_or(|t| c.created_at >= t));
         all.sort_by_key(|c| (c.created_at, c.id));
         Ok(all)
     }
@@ -61,7 +69,11 @@ impl DevRun {
             return verdict;
         };
         let Some(ci) = &self.ctx.woodpecker else {
-            return CiVerdict::Red { failures, details: None, infrastructure: None };
+            return CiVerdict::Red {
+                failures,
+                details: None,
+                infrastructure: None,
+            };
         };
         match ci.failure_report(&head.0).await {
             Ok(Some(report)) => CiVerdict::Red {
@@ -69,27 +81,56 @@ impl DevRun {
                 infrastructure: report.is_infrastructure().then_some(report.pipeline),
                 details: Some(report.render()),
             },
-            Ok(None) => CiVerdict::Red { failures, details: None, infrastructure: None },
+            Ok(None) => CiVerdict::Red {
+                failures,
+                details: None,
+                infrastructure: None,
+            },
             Err(e) => {
                 // The statuses still tell the agent what failed.
-                self.journal(EventKind::Error, &format!("could not read the CI logs: {e:#}"));
-                CiVerdict::Red { failures, details: None, infrastructure: None }
+                self.journal(
+                    EventKind::Error,
+                    &format!("could not read the CI logs: {e:#}"),
+                );
+                CiVerdict::Red {
+                    failures,
+                    details: None,
+                    infrastructure: None,
+                }
             }
         }
     }
 
-    pub(super) fn merged(&self, pr: PrNumber, head: &CommitSha, commit: Option<CommitSha>) -> Event {
-        let what = commit.as_ref().map_or("merge commit unknown".to_string(), |c| c.0.clone());
-        self.journal(EventKind::Merged, &format!("merged PR #{pr} at {head} ({what})"));
-        Event::MergeDone { merge_commit: commit }
+    pub(super) fn merged(
+        &self,
+        pr: PrNumber,
+        head: &CommitSha,
+        commit: Option<CommitSha>,
+    ) -> Event {
+        let what = commit
+            .as_ref()
+            .map_or("merge commit unknown".to_string(), |c| c.0.clone());
+        self.journal(
+            EventKind::Merged,
+            &format!("merged PR #{pr} at {head} ({what})"),
+        );
+        Event::MergeDone {
+            merge_commit: commit,
+        }
     }
 
     /// Hand a refused issue back: comment, relabel, and clean up.
-    pub(super) async fn release(&mut self, outcome: RefusalKind, comment: &str) -> anyhow::Result<()> {
+    pub(super) async fn release(
+        &mut self,
+        outcome: RefusalKind,
+        comment: &str,
+    ) -> anyhow::Result<()> {
         let ctx = self.ctx.clone();
         let labels = &ctx.project.labels;
         let n = self.issue;
-        ctx.forge.create_comment(n.0, &ctx.redactor.redact(comment)).await?;
+        ctx.forge
+            .create_comment(n.0, &ctx.redactor.redact(comment))
+            .await?;
         match outcome {
             RefusalKind::UnmetDependency => ctx.forge.add_label(n, &labels.backlog).await?,
             RefusalKind::TooLarge => ctx.forge.add_label(n, &labels.underspecified).await?,

@@ -135,11 +135,11 @@ pub struct DevState {
     #[serde(default)]
     pub refusals: u32,
     pub merge_commit: Option<CommitSha>,
-    /// Modification time (ns) of the last phase-file write handled, so a
-    /// write is acted on once however many inotify events it raises, and a
-    /// write made while the daemon was down is still seen on restart.
+    /// The last phase-file write handled, so a write is acted on once
+    /// however many inotify events it raises, and a write made while the
+    /// daemon was down is still seen on restart.
     #[serde(default)]
-    pub phase_mtime_ns: Option<i64>,
+    pub phase_seen: Option<PhaseWrite>,
 }
 
 impl DevState {
@@ -163,9 +163,18 @@ impl DevState {
             waiting_for: Vec::new(),
             refusals: 0,
             merge_commit: None,
-            phase_mtime_ns: None,
+            phase_seen: None,
         }
     }
+}
+
+/// What identifies one write of the phase file. The modification time alone
+/// does not: file systems stamp it at timer-tick granularity, so two writes a
+/// few milliseconds apart can share it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseWrite {
+    pub mtime_ns: i64,
+    pub content: String,
 }
 
 /// Limits from the project file the transitions need.
@@ -201,7 +210,9 @@ pub enum ReviewVerdict {
     Waiting,
     Approved,
     /// Feedback already rendered for the agent.
-    ChangesRequested { feedback: String },
+    ChangesRequested {
+        feedback: String,
+    },
 }
 
 /// What happened, as the actor saw it.
@@ -216,18 +227,35 @@ pub enum Event {
     Phase(PhaseReport),
     /// `PHASE:failed` + `Reason: refused` with a readable summary.
     Refused(Refusal),
-    Pushed { head: CommitSha },
+    Pushed {
+        head: CommitSha,
+    },
     NothingToPush,
-    PrOpened { pr: PrNumber },
+    PrOpened {
+        pr: PrNumber,
+    },
     /// Time to look at the forge again.
     Tick,
-    Ci { head: CommitSha, verdict: CiVerdict },
-    Review { head: CommitSha, verdict: ReviewVerdict },
-    MergeDone { merge_commit: Option<CommitSha> },
-    MergeConflict { message: String },
+    Ci {
+        head: CommitSha,
+        verdict: CiVerdict,
+    },
+    Review {
+        head: CommitSha,
+        verdict: ReviewVerdict,
+    },
+    MergeDone {
+        merge_commit: Option<CommitSha>,
+    },
+    MergeConflict {
+        message: String,
+    },
     Finished,
     /// Someone other than forgehand commented while an escalation was open.
-    HumanReply { author: String, body: String },
+    HumanReply {
+        author: String,
+        body: String,
+    },
     /// The tmux session is gone or its pane is dead.
     SessionDead,
     /// No phase change and no pane output for `idle_timeout`.
@@ -245,27 +273,47 @@ pub enum Effect {
     /// again), then deliver the task or the recovery prompt: `AgentReady`.
     EnsureSession,
     /// Push the branch if it has commits ahead of primary: `Pushed` or `NothingToPush`.
-    Push { force: bool },
+    Push {
+        force: bool,
+    },
     /// Open the PR unless one exists: `PrOpened`.
     EnsurePr,
-    CheckCi { head: CommitSha },
-    RestartCi { pipeline: u64 },
-    CheckReview { pr: PrNumber, head: CommitSha },
+    CheckCi {
+        head: CommitSha,
+    },
+    RestartCi {
+        pipeline: u64,
+    },
+    CheckReview {
+        pr: PrNumber,
+        head: CommitSha,
+    },
     /// Look for a human's comment on the issue or its PR after `since`: `HumanReply`.
-    CheckReplies { pr: Option<PrNumber>, since: DateTime<Utc> },
+    CheckReplies {
+        pr: Option<PrNumber>,
+        since: DateTime<Utc>,
+    },
     /// Update forgehand's clone, so the agent rebases onto the current primary.
     Fetch,
     Paste(String),
     /// Post a comment on the issue.
     Comment(String),
-    Merge { pr: PrNumber, head: CommitSha },
+    Merge {
+        pr: PrNumber,
+        head: CommitSha,
+    },
     /// Close the issue, drop `in-progress`, kill the session, remove the worktree: `Finished`.
     Finish,
     /// Diagnostic comment with the pane's last lines, label `blocked`, drop
     /// `in-progress`, kill the session; the worktree stays when a PR exists.
-    Block { reason: String },
+    Block {
+        reason: String,
+    },
     /// Comment, relabel, kill the session and remove the worktree.
-    Release { outcome: RefusalKind, comment: String },
+    Release {
+        outcome: RefusalKind,
+        comment: String,
+    },
     /// Stop the actor: nothing more to do.
     Stop,
 }
@@ -313,7 +361,9 @@ impl Transition<'_> {
     fn block(&mut self, reason: String) {
         self.s.stage = Stage::Blocked;
         self.s.escalation = None;
-        self.push(Effect::Block { reason: reason.clone() });
+        self.push(Effect::Block {
+            reason: reason.clone(),
+        });
         self.push(Effect::Notify(Notice::Blocked { reason }));
         self.push(Effect::Stop);
     }
@@ -337,7 +387,9 @@ impl Transition<'_> {
             }
             (Pushing, Event::Start) => {
                 self.push(Effect::EnsureSession);
-                self.push(Effect::Push { force: self.s.head.is_some() });
+                self.push(Effect::Push {
+                    force: self.s.head.is_some(),
+                });
             }
             (Merging, Event::Start) => match (self.s.pr, self.s.head.clone()) {
                 (Some(pr), Some(head)) => self.push(Effect::Merge { pr, head }),
@@ -409,7 +461,9 @@ impl Transition<'_> {
                 self.s.stage = Working;
                 self.journal(EventKind::Merged, format!("not merged: {message}"));
                 self.push(Effect::Fetch);
-                self.push(Effect::Paste(prompt::rebase_needed(&self.policy.primary_branch)));
+                self.push(Effect::Paste(prompt::rebase_needed(
+                    &self.policy.primary_branch,
+                )));
             }
             (Merged, Event::Finished) => {
                 self.s.stage = Done;
@@ -434,13 +488,17 @@ impl Transition<'_> {
                         EventKind::Error,
                         format!("the agent's session ended; respawn {}", self.s.respawns),
                     );
-                    self.push(Effect::Notify(Notice::Respawned { count: self.s.respawns }));
+                    self.push(Effect::Notify(Notice::Respawned {
+                        count: self.s.respawns,
+                    }));
                     self.push(Effect::EnsureSession);
                 }
             }
             (stage, Event::Idle) if stage.agent_busy() && self.s.escalation.is_none() => {
                 let idle = humanize(self.policy.idle_timeout);
-                self.block(format!("no phase change and no output from the agent for {idle}"));
+                self.block(format!(
+                    "no phase change and no output from the agent for {idle}"
+                ));
             }
 
             // Results for a head that is no longer current, replies nobody
@@ -468,13 +526,21 @@ impl Transition<'_> {
         if let Some(esc) = self.s.escalation.clone() {
             if self.elapsed(esc.since) > self.policy.escalation_timeout {
                 let waited = humanize(self.policy.escalation_timeout);
-                self.block(format!("nobody answered the escalation within {waited}: {}", esc.reason));
+                self.block(format!(
+                    "nobody answered the escalation within {waited}: {}",
+                    esc.reason
+                ));
             } else {
-                self.push(Effect::CheckReplies { pr: self.s.pr, since: esc.since });
+                self.push(Effect::CheckReplies {
+                    pr: self.s.pr,
+                    since: esc.since,
+                });
             }
             return;
         }
-        let Some(head) = self.s.head.clone() else { return };
+        let Some(head) = self.s.head.clone() else {
+            return;
+        };
         match stage {
             Stage::AwaitingCi if self.elapsed(self.s.stage_since) > self.policy.ci_timeout => {
                 let waited = humanize(self.policy.ci_timeout);
@@ -483,7 +549,10 @@ impl Transition<'_> {
             Stage::AwaitingCi => self.push(Effect::CheckCi { head }),
             Stage::AwaitingReview => {
                 if let Some(pr) = self.s.pr {
-                    self.push(Effect::CheckReview { pr, head: head.clone() });
+                    self.push(Effect::CheckReview {
+                        pr,
+                        head: head.clone(),
+                    });
                 }
                 let overdue = self.elapsed(self.s.stage_since) > self.policy.review_timeout;
                 if overdue && self.s.review_overdue_for.as_ref() != Some(&head) {
@@ -509,19 +578,28 @@ impl Transition<'_> {
                 // Carrying on is the agent's answer to its own question.
                 self.s.escalation = None;
                 self.s.stage = Pushing;
-                self.push(Effect::Push { force: self.s.head.is_some() });
+                self.push(Effect::Push {
+                    force: self.s.head.is_some(),
+                });
             }
             // An acknowledgement: the wait for a review goes on by itself.
             Phase::AwaitingReview => {}
             Phase::Escalate => {
-                let reason = report.reason.unwrap_or_else(|| "no reason given".to_string());
-                self.s.escalation = Some(Escalation { reason: reason.clone(), since: self.now });
+                let reason = report
+                    .reason
+                    .unwrap_or_else(|| "no reason given".to_string());
+                self.s.escalation = Some(Escalation {
+                    reason: reason.clone(),
+                    since: self.now,
+                });
                 self.s.last_escalation = Some(reason.clone());
                 self.push(Effect::Comment(prompt::escalation_comment(&reason)));
                 self.push(Effect::Notify(Notice::Escalation { reason }));
             }
             Phase::Failed => {
-                let reason = report.reason.unwrap_or_else(|| "no reason given".to_string());
+                let reason = report
+                    .reason
+                    .unwrap_or_else(|| "no reason given".to_string());
                 self.block(format!("the agent gave up: {reason}"));
             }
         }
@@ -553,7 +631,10 @@ impl Transition<'_> {
             outcome: refusal.status,
             comment: prompt::refusal_comment(refusal.status, &detail),
         });
-        self.push(Effect::Notify(Notice::Refused { kind: refusal.status, detail }));
+        self.push(Effect::Notify(Notice::Refused {
+            kind: refusal.status,
+            detail,
+        }));
         self.push(Effect::Stop);
     }
 
@@ -568,28 +649,45 @@ impl Transition<'_> {
                     self.push(Effect::CheckReview { pr, head });
                 }
             }
-            CiVerdict::Red { infrastructure: Some(pipeline), .. }
-                if self.s.infra_retried.as_ref() != Some(&head) =>
-            {
+            CiVerdict::Red {
+                infrastructure: Some(pipeline),
+                ..
+            } if self.s.infra_retried.as_ref() != Some(&head) => {
                 self.s.infra_retried = Some(head.clone());
                 self.journal(
                     EventKind::CiState,
-                    format!("infrastructure failure on {head}: restarting pipeline {pipeline} once"),
+                    format!(
+                        "infrastructure failure on {head}: restarting pipeline {pipeline} once"
+                    ),
                 );
                 self.push(Effect::RestartCi { pipeline });
             }
-            CiVerdict::Red { failures, details, .. } => {
+            CiVerdict::Red {
+                failures, details, ..
+            } => {
                 self.s.ci_attempts += 1;
                 let contexts: Vec<String> = failures.iter().map(|f| f.context.clone()).collect();
                 self.s.last_ci = Some(format!("CI failed on {head}: {}", contexts.join(", ")));
                 let (k, max) = (self.s.ci_attempts, self.policy.max_fix_attempts);
                 if k > max {
-                    self.block(format!("CI still fails after {max} fix attempts ({})", contexts.join(", ")));
+                    self.block(format!(
+                        "CI still fails after {max} fix attempts ({})",
+                        contexts.join(", ")
+                    ));
                     return;
                 }
                 self.s.stage = Stage::Working;
-                self.push(Effect::Paste(prompt::ci_failed(k, max, &failures, details.as_deref())));
-                self.push(Effect::Notify(Notice::CiFailed { attempt: k, max, contexts }));
+                self.push(Effect::Paste(prompt::ci_failed(
+                    k,
+                    max,
+                    &failures,
+                    details.as_deref(),
+                )));
+                self.push(Effect::Notify(Notice::CiFailed {
+                    attempt: k,
+                    max,
+                    contexts,
+                }));
             }
         }
     }

@@ -3,8 +3,8 @@
 //! the new state, then performs the effects (`effects.rs`).
 
 mod effects;
-mod feedback;
 pub mod env;
+mod feedback;
 pub mod machine;
 pub mod verdict;
 mod watch;
@@ -24,7 +24,7 @@ use crate::phase::{self, PhaseError};
 use crate::store::{ClaimRow, ClaimStatus, EventKind};
 
 use super::ProjectCtx;
-use machine::{DevState, Effect, Event, Policy, Stage};
+use machine::{DevState, Effect, Event, PhaseWrite, Policy, Stage};
 
 /// Respawns of a dead session before the issue is blocked (DESIGN §5 "Liveness").
 const MAX_RESPAWNS: u32 = 3;
@@ -115,7 +115,14 @@ impl Actor for DevActor {
             // how often the agent refused it.
             Some(row) if args.fresh && row.status != ClaimStatus::Active => {
                 let refusals = stored_state(row).refusals;
-                (DevState { refusals, ..DevState::new(now) }, now, true)
+                (
+                    DevState {
+                        refusals,
+                        ..DevState::new(now)
+                    },
+                    now,
+                    true,
+                )
             }
             Some(row) => (stored_state(row), row.claimed_at, false),
             None => (DevState::new(now), now, true),
@@ -305,17 +312,21 @@ impl DevRun {
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_nanos() as i64);
-        if mtime.is_some() && mtime == self.state.phase_mtime_ns {
+        let bytes = tokio::fs::read(&path).await?;
+        let content = String::from_utf8_lossy(&bytes).into_owned();
+        let write = mtime.map(|mtime_ns| PhaseWrite {
+            mtime_ns,
+            content: content.clone(),
+        });
+        if write.is_some() && write == self.state.phase_seen {
             return Ok(None);
         }
-        let bytes = tokio::fs::read(&path).await?;
-        let content = String::from_utf8_lossy(&bytes);
         let parsed = phase::parse(&content);
         if parsed == Err(PhaseError::Empty) {
             return Ok(None);
         }
         let mut next = self.state.clone();
-        next.phase_mtime_ns = mtime;
+        next.phase_seen = write;
         self.set_state(next)?;
         match parsed {
             Ok(report) if report.is_refusal() => Ok(Some(self.read_refusal(report).await)),
@@ -336,11 +347,16 @@ impl DevRun {
     /// A refusal is only as good as its summary: an unreadable one makes it
     /// an ordinary failure, with the reason saying why.
     async fn read_refusal(&self, report: phase::PhaseReport) -> Event {
-        let summary = tokio::fs::read_to_string(self.summary_file()).await.unwrap_or_default();
+        let summary = tokio::fs::read_to_string(self.summary_file())
+            .await
+            .unwrap_or_default();
         match phase::parse_refusal(&summary) {
             Ok(refusal) => Event::Refused(refusal),
             Err(e) => {
-                self.journal(EventKind::PhaseInvalid, &format!("refusal without a usable summary: {e}"));
+                self.journal(
+                    EventKind::PhaseInvalid,
+                    &format!("refusal without a usable summary: {e}"),
+                );
                 Event::Phase(phase::PhaseReport {
                     reason: Some(format!("refused, but {e}")),
                     ..report
@@ -362,12 +378,18 @@ impl DevRun {
             return Ok(None);
         }
         let mtime = |p: PathBuf| async move {
-            tokio::fs::metadata(p).await.ok().and_then(|m| m.modified().ok())
+            tokio::fs::metadata(p)
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
         };
         let last_output = mtime(self.session_dir.join("pane.log")).await;
         let last_phase = mtime(self.phase_file()).await;
         let since_stage: std::time::SystemTime = self.state.stage_since.into();
-        let last = [last_output, last_phase, Some(since_stage)].into_iter().flatten().max();
+        let last = [last_output, last_phase, Some(since_stage)]
+            .into_iter()
+            .flatten()
+            .max();
         let idle = last.and_then(|t| t.elapsed().ok()).unwrap_or_default();
         Ok((idle > self.ctx.project.agent.idle_timeout).then_some(Event::Idle))
     }
