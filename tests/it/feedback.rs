@@ -488,7 +488,11 @@ async fn bad_input_is_reported_stripped_and_truncated() {
     // The scripted agent answers that note with another commit; let it settle
     // so the review below is given on the head forgehand waits on.
     wait_until("the agent's second acknowledgement", STEP, || async {
-        let acks = h.journal(n).iter().filter(|(_, d)| d == "PHASE:awaiting_review").count();
+        let acks = h
+            .journal(n)
+            .iter()
+            .filter(|(_, d)| d == "PHASE:awaiting_review")
+            .count();
         (acks >= 2).then_some(())
     })
     .await;
@@ -514,4 +518,127 @@ async fn bad_input_is_reported_stripped_and_truncated() {
     assert!(!text.contains('\x1b') && !text.contains('\x07'));
     assert!(text.len() < 200 * 1024, "truncated, not pasted whole");
     assert!(!pwned.exists(), "nothing reached a shell");
+}
+
+/// With Woodpecker configured, the failing step's name, exit code and log
+/// tail reach the agent; an infrastructure failure is restarted once and not
+/// counted against the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn woodpecker_logs_reach_the_agent_and_infrastructure_failures_are_retried() {
+    use crate::fake_woodpecker::{FakeStep, FakeWoodpecker, FakeWorkflow};
+    use crate::harness::WOODPECKER_TOKEN;
+    let ci = FakeWoodpecker::start(7, WOODPECKER_TOKEN);
+    let sections = format!(
+        "[ci]\nwoodpecker_url = \"{}\"\nwoodpecker_repo_id = 7\nwoodpecker_token_env = \"WOODPECKER_TOKEN\"\n",
+        ci.url()
+    );
+    let mut h = Harness::new("max_sessions = 1", &sections).await;
+    let n = h
+        .forge
+        .create_issue("Make the tests pass", "", &["backlog"]);
+    h.enable();
+    h.start_daemon();
+    let branch = format!("fix/issue-{n}");
+    h.forge
+        .wait_until(STEP, |s| s.pull_for_branch(&branch).is_some())
+        .await
+        .unwrap();
+    let pr = h.forge.read(|s| s.pull_for_branch(&branch).unwrap().number);
+
+    // First head: the clone step dies with 128, an infrastructure failure.
+    let first = h.forge.pull(pr).head_sha;
+    ci.on_restart(vec![FakeWorkflow::new(
+        "ci",
+        vec![FakeStep::ok("clone"), FakeStep::ok("test")],
+    )]);
+    ci.add_pipeline(
+        &first,
+        vec![FakeStep::new(
+            "clone",
+            "clone",
+            128,
+            vec!["fatal: unable to access".into()],
+        )],
+    );
+    h.forge.set_status(
+        &first,
+        "ci/woodpecker",
+        "failure",
+        "pipeline failed",
+        &format!("{}/repos/7/pipeline/1", ci.url()),
+    );
+    wait_until("a pipeline restart", STEP, || async {
+        (!ci.restarts().is_empty()).then_some(())
+    })
+    .await;
+    assert!(
+        !std::fs::read_to_string(h.transcript(n))
+            .unwrap()
+            .contains("CI failed"),
+        "not the agent's failure"
+    );
+    h.forge.set_status(
+        &first,
+        "ci/woodpecker",
+        "success",
+        "pipeline passed",
+        "http://ci/2",
+    );
+    h.agent_received(n, "CI passed").await;
+    assert_eq!(ci.restarts().len(), 1);
+
+    // The reviewer asks for more; the agent's next head fails a test step for
+    // real: that counts, and the step's log reaches the agent.
+    h.forge.submit_review(
+        pr,
+        "alice",
+        "REQUEST_CHANGES",
+        "please also log the greeting",
+        None,
+        &[],
+    );
+    h.agent_received(n, "please also log the greeting").await;
+    wait_until("the agent's next push", STEP, || async {
+        (h.forge.pull(pr).head_sha != first).then_some(())
+    })
+    .await;
+    let second = h.forge.pull(pr).head_sha;
+    ci.add_pipeline(
+        &second,
+        vec![
+            FakeStep::ok("clone"),
+            FakeStep::new(
+                "unit-tests",
+                "commands",
+                101,
+                (1..=300)
+                    .map(|i| format!("out {i}"))
+                    .chain(["assertion failed: greeting == \"hello\"".to_string()])
+                    .collect(),
+            ),
+        ],
+    );
+    h.forge.set_status(
+        &second,
+        "ci/woodpecker",
+        "failure",
+        "pipeline failed",
+        "http://ci/3",
+    );
+    let text = h.agent_received(n, "assertion failed: greeting").await;
+    assert!(text.contains("fix attempt 1/3"), "{text}");
+    assert!(
+        text.contains("unit-tests") && text.contains("101"),
+        "step name and exit code: {text}"
+    );
+    assert!(
+        text.contains("out 300") && !text.contains("out 200\n"),
+        "only the tail: {text}"
+    );
+    assert!(ci.violations().is_empty(), "{:#?}", ci.violations());
+    assert!(
+        h.forge.violations().is_empty(),
+        "{:#?}",
+        h.forge.violations()
+    );
 }

@@ -17,6 +17,7 @@ pub const TOKEN: &str = "tok-e2e-5ecret-forge";
 /// A secret in the daemon's environment that must never reach an agent.
 pub const OTHER_SECRET: &str = "other-5ecret-value";
 pub const PROJECT: &str = "proj";
+pub const WOODPECKER_TOKEN: &str = "wp-5ecret-token";
 
 pub struct Harness {
     pub dir: TempDir,
@@ -97,6 +98,7 @@ command = "python3 {agent}"
             .env("TMUX_TMPDIR", &self.tmux_tmpdir)
             .env("FORGE_TOKEN", TOKEN)
             .env("OTHER_SECRET_TOKEN", OTHER_SECRET)
+            .env("WOODPECKER_TOKEN", WOODPECKER_TOKEN)
             .env("FORGEHAND_LOG", "forgehand=debug,info")
             .current_dir(self.dir.path());
         cmd

@@ -76,6 +76,12 @@ impl DevRun {
             };
         };
         match ci.failure_report(&head.0).await {
+            // The newest pipeline on this head (say, one restarted after an
+            // infrastructure failure) is still running or did not fail: the
+            // forge's red status is stale, so wait for the new verdict.
+            Ok(Some(report)) if report.steps.is_empty() && report.errors.is_empty() => {
+                CiVerdict::Pending
+            }
             Ok(Some(report)) => CiVerdict::Red {
                 failures,
                 infrastructure: report.is_infrastructure().then_some(report.pipeline),
