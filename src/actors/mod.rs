@@ -4,6 +4,7 @@
 pub mod context;
 pub mod dev;
 pub mod poller;
+pub mod reconcile;
 pub mod supervisor;
 
 pub use context::ProjectCtx;

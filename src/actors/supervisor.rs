@@ -13,9 +13,9 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use crate::forge::IssueNumber;
 use crate::store::{ClaimStatus, EventKind};
 
-use super::ProjectCtx;
 use super::dev::{DevActor, DevArgs};
 use super::poller::{Poller, PollerArgs};
+use super::{ProjectCtx, reconcile};
 
 /// Restart backoff for a failed child: doubles from `FIRST` up to `MAX`.
 const RESTART_FIRST: Duration = Duration::from_secs(1);
@@ -115,27 +115,32 @@ impl Actor for Supervisor {
         myself: ActorRef<SupervisorMsg>,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        // Claims held before a restart come first: their issues carry
-        // `in-progress` and no poller would pick them again.
+        // Claims held before a restart come first, once the store, the forge
+        // and tmux agree: their issues carry `in-progress` and no poller
+        // would pick them again.
         for ctx in state.projects.values().cloned().collect::<Vec<_>>() {
-            for claim in ctx
-                .store
-                .claims(Some(ctx.name()), Some(ClaimStatus::Active))?
-            {
+            let resume = match reconcile::reconcile(&ctx).await {
+                Ok(resume) => resume,
+                Err(e) => {
+                    ctx.journal(
+                        None,
+                        EventKind::Error,
+                        &format!("reconciliation failed: {e:#}"),
+                    );
+                    ctx.store
+                        .claims(Some(ctx.name()), Some(ClaimStatus::Active))?
+                        .into_iter()
+                        .map(|c| (IssueNumber(c.issue), c.title))
+                        .collect()
+                }
+            };
+            for (issue, title) in resume {
                 ctx.journal(
-                    Some(claim.issue),
+                    Some(issue.0),
                     EventKind::Daemon,
                     "resuming the claim after a restart",
                 );
-                start_dev(
-                    &myself,
-                    state,
-                    ctx.name(),
-                    IssueNumber(claim.issue),
-                    claim.title,
-                    false,
-                )
-                .await;
+                start_dev(&myself, state, ctx.name(), issue, title, false).await;
             }
         }
         for name in state.projects.keys().cloned().collect::<Vec<_>>() {
@@ -311,14 +316,20 @@ fn dev_failed(
     failures.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
     failures.push(now);
     if failures.len() >= MAX_FAILURES {
-        ctx.journal(
-            Some(dev.issue.0),
-            EventKind::Error,
-            &format!(
-                "giving up after {MAX_FAILURES} failures in {} minutes",
-                FAILURE_WINDOW.as_secs() / 60
-            ),
+        let why = format!(
+            "its supervisor gave up after {MAX_FAILURES} failures in {} minutes; the last: {err}",
+            FAILURE_WINDOW.as_secs() / 60
         );
+        // Off the supervisor's path: the forge may be slow, the others must not wait.
+        tokio::spawn(async move {
+            if let Err(e) = reconcile::give_up(&ctx, dev.issue, &why).await {
+                ctx.journal(
+                    Some(dev.issue.0),
+                    EventKind::Error,
+                    &format!("could not mark the issue blocked: {e:#}"),
+                );
+            }
+        });
         return;
     }
     let delay = backoff(failures.len() as u32);

@@ -141,6 +141,37 @@ command = "python3 {agent}"
         self.daemon = Some(child);
     }
 
+    /// `kill -9` the daemon: no chance to clean up.
+    pub fn kill_daemon(&mut self) {
+        let mut child = self.daemon.take().expect("daemon started");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaping the daemon");
+    }
+
+    /// SIGTERM the daemon and wait for it; returns its exit code and how long
+    /// it took to exit.
+    pub fn stop_daemon(&mut self) -> (Option<i32>, Duration) {
+        let mut child = self.daemon.take().expect("daemon started");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let started = std::time::Instant::now();
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let status = child.wait().expect("waiting for the daemon");
+        (status.code(), started.elapsed())
+    }
+
+    /// The PID of the process in the session's pane, if the session exists.
+    pub fn pane_pid(&self, name: &str) -> Option<String> {
+        let out = self.tmux(&[
+            "list-panes",
+            "-t",
+            &format!("={name}:"),
+            "-F",
+            "#{pane_pid}",
+        ]);
+        let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !pid.is_empty()).then_some(pid)
+    }
+
     pub fn daemon(&mut self) -> &mut Child {
         self.daemon.as_mut().expect("daemon started")
     }

@@ -12,6 +12,7 @@ mod harness;
 mod machine;
 mod phase;
 mod picking;
+mod recovery;
 mod redact;
 mod store;
 mod support;

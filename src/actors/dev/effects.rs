@@ -23,8 +23,6 @@ const READY_POLL: Duration = Duration::from_millis(150);
 /// Pane size: wide enough that agents don't wrap everything.
 const PANE_WIDTH: u16 = 200;
 const PANE_HEIGHT: u16 = 50;
-/// Pane lines quoted in a diagnostic comment.
-const DIAGNOSTIC_LINES: u32 = 50;
 
 impl DevRun {
     pub(super) async fn perform(&mut self, effect: Effect) -> anyhow::Result<Option<Event>> {
@@ -247,31 +245,12 @@ impl DevRun {
                 Ok(Some(Event::Finished))
             }
             Effect::Block { reason } => {
-                let tail = ctx
-                    .tmux
-                    .capture_pane(&self.session, DIAGNOSTIC_LINES)
-                    .await
-                    .unwrap_or_default();
-                let body = format!(
-                    "forgehand stopped working on this issue: {reason}\n\n\
-                     Last lines of the agent's session `{}`:\n\n```\n{}\n```",
-                    self.session,
-                    tail.trim_end()
-                );
-                ctx.forge
-                    .create_comment(n.0, &ctx.redactor.redact(&body))
-                    .await?;
-                ctx.forge.add_label(n, &project.labels.blocked).await?;
-                ctx.forge
-                    .remove_label(n, &project.labels.in_progress)
-                    .await?;
-                ctx.tmux.kill_session(&self.session).await?;
+                crate::actors::reconcile::block(&ctx, n, &reason).await?;
                 if self.state.pr.is_none() {
                     // Without a PR nothing in the worktree is worth keeping
                     // beyond the branch; with one, a human may want to look.
                     self.remove_worktree().await?;
                 }
-                self.journal(EventKind::Error, &format!("blocked: {reason}"));
                 Ok(None)
             }
             Effect::Stop => Ok(None),

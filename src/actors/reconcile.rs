@@ -1,0 +1,189 @@
+//! Start-up reconciliation: before any polling, make the store, the forge and
+//! tmux agree. Claims whose issue was closed or unlabelled meanwhile are
+//! released and cleaned up; worktrees and sessions nobody claims are removed;
+//! the rest is resumed (a live session adopted, a dead one respawned).
+//! Also the last resort of supervision: giving an issue up to a human.
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+
+use crate::forge::{IssueNumber, IssueState};
+use crate::paths::{branch_name, session_name};
+use crate::store::{ClaimRow, ClaimStatus, EventKind};
+
+use super::ProjectCtx;
+use super::dev::machine::{DevState, Stage};
+
+/// The claims to resume, as (issue, title).
+pub async fn reconcile(ctx: &ProjectCtx) -> anyhow::Result<Vec<(IssueNumber, String)>> {
+    let mut resume = Vec::new();
+    for claim in ctx
+        .store
+        .claims(Some(ctx.name()), Some(ClaimStatus::Active))?
+    {
+        let n = IssueNumber(claim.issue);
+        let state: DevState =
+            serde_json::from_str(&claim.state_json).unwrap_or_else(|_| DevState::new(Utc::now()));
+        let issue = match ctx.forge.get_issue(n).await {
+            Ok(issue) => issue,
+            Err(e) => {
+                // Not knowing is no reason to drop work: resume, and let the
+                // dev actor meet the forge again.
+                tracing::warn!("cannot read #{n} while reconciling: {e}");
+                resume.push((n, claim.title));
+                continue;
+            }
+        };
+        let closed = issue.state == IssueState::Closed;
+        let unlabelled =
+            state.stage > Stage::Claimed && !issue.has_label(&ctx.project.labels.in_progress);
+        // Past the merge call, closing the issue is forgehand's own doing.
+        let finishing = state.stage >= Stage::Merging;
+        if (closed || unlabelled) && !finishing {
+            let why = if closed {
+                "closed"
+            } else {
+                "no longer labelled in-progress"
+            };
+            release(
+                ctx,
+                &claim,
+                &format!("the issue was {why} while forgehand was down"),
+            )
+            .await?;
+        } else {
+            resume.push((n, claim.title));
+        }
+    }
+    remove_strays(ctx).await?;
+    Ok(resume)
+}
+
+/// Drop a claim: kill its session, remove its worktree, record why.
+async fn release(ctx: &ProjectCtx, claim: &ClaimRow, why: &str) -> anyhow::Result<()> {
+    let n = claim.issue;
+    ctx.tmux.kill_session(&session_name(ctx.name(), n)).await?;
+    remove_worktree(ctx, n).await?;
+    let mut row = claim.clone();
+    row.status = ClaimStatus::Released;
+    row.updated_at = Utc::now();
+    ctx.store.save_claim(&row)?;
+    ctx.journal(Some(n), EventKind::Released, &format!("released: {why}"));
+    Ok(())
+}
+
+async fn remove_worktree(ctx: &ProjectCtx, n: u64) -> anyhow::Result<()> {
+    let repo_dir = ctx.paths.repo_dir(ctx.name());
+    let path = ctx.paths.worktree(ctx.name(), n);
+    let _one_at_a_time = ctx.repo_lock.lock().await;
+    ctx.git
+        .remove_worktree(&repo_dir, &path, &branch_name(n))
+        .await?;
+    // A folder git does not know as a worktree (half-made, or made by hand)
+    // is still forgehand's to remove: it lives in forgehand's state.
+    if path.exists() {
+        tokio::fs::remove_dir_all(&path)
+            .await
+            .map_err(|e| anyhow::anyhow!("removing {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Worktrees and `dev-<project>-<N>` sessions that no claim accounts for:
+/// left by a crash between creating them and recording it, or by hand.
+/// A blocked claim keeps its worktree (a human may want to look at it).
+async fn remove_strays(ctx: &ProjectCtx) -> anyhow::Result<()> {
+    let keep: BTreeSet<u64> = ctx
+        .store
+        .claims(Some(ctx.name()), None)?
+        .into_iter()
+        .filter(|c| matches!(c.status, ClaimStatus::Active | ClaimStatus::Blocked))
+        .map(|c| c.issue)
+        .collect();
+    let live: BTreeSet<u64> = ctx
+        .store
+        .claims(Some(ctx.name()), Some(ClaimStatus::Active))?
+        .into_iter()
+        .map(|c| c.issue)
+        .collect();
+    let dir = ctx.paths.worktree(ctx.name(), 0);
+    let dir = dir.parent().expect("worktrees live in a project folder");
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let Some(n) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if !keep.contains(&n) {
+                remove_worktree(ctx, n).await?;
+                ctx.journal(
+                    Some(n),
+                    EventKind::CleanedUp,
+                    "removed a worktree no claim accounts for",
+                );
+            }
+        }
+    }
+    let prefix = format!("dev-{}-", ctx.name());
+    for session in ctx.tmux.list_sessions().await? {
+        let Some(n) = session
+            .strip_prefix(&prefix)
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if !live.contains(&n) {
+            ctx.tmux.kill_session(&session).await?;
+            ctx.journal(
+                Some(n),
+                EventKind::CleanedUp,
+                &format!("killed {session}, which no claim accounts for"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Hand an issue to a human: a diagnostic comment with the reason and the
+/// last lines of the agent's pane (redacted), label `blocked`, drop
+/// `in-progress`, kill the session.
+pub async fn block(ctx: &ProjectCtx, n: IssueNumber, why: &str) -> anyhow::Result<()> {
+    let session = session_name(ctx.name(), n.0);
+    let tail = ctx
+        .tmux
+        .capture_pane(&session, 50)
+        .await
+        .unwrap_or_default();
+    let body = format!(
+        "forgehand stopped working on this issue: {why}\n\n\
+         Last lines of the agent's session `{session}`:\n\n```\n{}\n```",
+        tail.trim_end()
+    );
+    ctx.forge
+        .create_comment(n.0, &ctx.redactor.redact(&body))
+        .await?;
+    ctx.forge.add_label(n, &ctx.project.labels.blocked).await?;
+    ctx.forge
+        .remove_label(n, &ctx.project.labels.in_progress)
+        .await?;
+    ctx.tmux.kill_session(&session).await?;
+    ctx.journal(Some(n.0), EventKind::Error, &format!("blocked: {why}"));
+    Ok(())
+}
+
+/// Supervision's last resort after repeated failures of a dev actor: block
+/// the issue and stop resuming it.
+pub async fn give_up(ctx: &ProjectCtx, n: IssueNumber, why: &str) -> anyhow::Result<()> {
+    block(ctx, n, why).await?;
+    if let Some(mut row) = ctx.store.claim(ctx.name(), n.0)? {
+        row.status = ClaimStatus::Blocked;
+        row.stage = Stage::Blocked.as_str().to_string();
+        row.updated_at = Utc::now();
+        ctx.store.save_claim(&row)?;
+    }
+    Ok(())
+}

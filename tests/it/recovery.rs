@@ -1,0 +1,299 @@
+//! Surviving crashes and restarts: `kill -9` at four points of the lifecycle,
+//! graceful shutdown, start-up reconciliation and supervision giving up.
+//! Each crash must end with exactly one PR, one merge, the issue closed
+//! without `in-progress`, and no stray session or worktree.
+
+use std::time::Duration;
+
+use crate::fake_forge::{Behaviour, CI_CONTEXT, CiBehaviour, ReviewBehaviour};
+use crate::harness::{Harness, STEP};
+use crate::support::wait_until;
+
+fn auto(ci: CiBehaviour, review: ReviewBehaviour) -> Behaviour {
+    Behaviour {
+        ci,
+        review,
+        ..Default::default()
+    }
+}
+
+/// After the crash, whatever point it hit, the issue must end merged once.
+async fn assert_finished_once(h: &Harness, n: u64) {
+    h.forge
+        .wait_until(STEP, |s| {
+            !s.issue(n).is_open() && !s.issue(n).has_label("in-progress")
+        })
+        .await
+        .expect("closed without in-progress");
+    wait_until("session and worktree gone", STEP, || async {
+        (!h.has_session(&h.session(n)) && !h.worktree(n).exists()).then_some(())
+    })
+    .await;
+    assert_eq!(h.forge.read(|s| s.pulls().count()), 1, "exactly one PR");
+    assert_eq!(h.forge.merges().len(), 1, "exactly one merge");
+    let sessions = h.tmux(&["list-sessions", "-F", "#{session_name}"]);
+    let sessions = String::from_utf8_lossy(&sessions.stdout);
+    assert!(!sessions.contains("dev-"), "stray sessions: {sessions}");
+    assert!(
+        h.forge.violations().is_empty(),
+        "{:#?}",
+        h.forge.violations()
+    );
+}
+
+fn pr_of(h: &Harness, n: u64) -> Option<u64> {
+    h.forge.read(|s| {
+        s.pull_for_branch(&format!("fix/issue-{n}"))
+            .map(|p| p.number)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_right_after_the_claim() {
+    let mut h = Harness::new("max_sessions = 1", "").await;
+    h.forge.set_behaviour(auto(
+        CiBehaviour::Succeed,
+        ReviewBehaviour::ApproveWhenGreen,
+    ));
+    let n = h.forge.create_issue("Crash after claim", "", &["backlog"]);
+    h.enable();
+    h.start_daemon();
+    h.forge
+        .wait_until(STEP, |s| s.issue(n).has_label("in-progress"))
+        .await
+        .unwrap();
+    h.kill_daemon();
+    h.start_daemon();
+    assert_finished_once(&h, n).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_the_pr_is_opened_adopts_the_live_session() {
+    let mut h = Harness::new("max_sessions = 1", "").await;
+    let n = h.forge.create_issue("Crash after PR", "", &["backlog"]);
+    h.enable();
+    h.start_daemon();
+    h.forge
+        .wait_until(STEP, |s| {
+            s.pull_for_branch(&format!("fix/issue-{n}")).is_some()
+        })
+        .await
+        .unwrap();
+    let agent = h.pane_pid(&h.session(n)).expect("the agent runs");
+    h.kill_daemon();
+    assert!(
+        h.has_session(&h.session(n)),
+        "the session outlives the daemon"
+    );
+
+    h.start_daemon();
+    wait_until("adoption", STEP, || async {
+        h.journal(n)
+            .iter()
+            .any(|(_, d)| d.contains("adopted the live session"))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        h.pane_pid(&h.session(n)),
+        Some(agent),
+        "the agent was not started again"
+    );
+    let pr = pr_of(&h, n).unwrap();
+    h.forge.set_status(
+        &h.forge.pull(pr).head_sha,
+        CI_CONTEXT,
+        "success",
+        "ok",
+        "http://ci/1",
+    );
+    h.forge
+        .set_behaviour(auto(CiBehaviour::None, ReviewBehaviour::ApproveWhenGreen));
+    assert_finished_once(&h, n).await;
+    let started = h
+        .journal(n)
+        .iter()
+        .filter(|(_, d)| d.starts_with("started dev-"))
+        .count();
+    assert_eq!(started, 1, "one agent for the whole issue");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_ci_runs() {
+    let mut h = Harness::new("max_sessions = 1", "").await;
+    let n = h.forge.create_issue("Crash during CI", "", &["backlog"]);
+    h.enable();
+    h.start_daemon();
+    h.forge
+        .wait_until(STEP, |s| {
+            s.pull_for_branch(&format!("fix/issue-{n}")).is_some()
+        })
+        .await
+        .unwrap();
+    let pr = pr_of(&h, n).unwrap();
+    let head = h.forge.pull(pr).head_sha;
+    h.forge
+        .set_status(&head, CI_CONTEXT, "pending", "running", "http://ci/1");
+    wait_until("forgehand sees CI pending", STEP, || async {
+        h.journal(n)
+            .iter()
+            .any(|(k, d)| k == "ci_state" && d.contains("Pending"))
+            .then_some(())
+    })
+    .await;
+    h.kill_daemon();
+    // CI finishes and the reviewer approves while forgehand is down.
+    h.forge
+        .set_status(&head, CI_CONTEXT, "success", "all green", "http://ci/1");
+    h.forge
+        .submit_review(pr, "reviewer", "APPROVED", "ok", None, &[]);
+    h.start_daemon();
+    assert_finished_once(&h, n).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_right_after_the_merge_call() {
+    let mut h = Harness::new("max_sessions = 1", "").await;
+    h.forge.set_behaviour(auto(
+        CiBehaviour::Succeed,
+        ReviewBehaviour::ApproveWhenGreen,
+    ));
+    let n = h.forge.create_issue("Crash at merge", "", &["backlog"]);
+    h.enable();
+    h.start_daemon();
+    h.forge
+        .wait_until(STEP, |s| !s.merges().is_empty())
+        .await
+        .unwrap();
+    h.kill_daemon();
+    h.start_daemon();
+    assert_finished_once(&h, n).await;
+}
+
+/// SIGTERM: exit 0 within 10 s, the session left running; the next start
+/// adopts it and the issue carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_leaves_sessions_for_the_next_start() {
+    let mut h = Harness::new("max_sessions = 1", "").await;
+    let n = h.forge.create_issue("Shut down politely", "", &["backlog"]);
+    h.enable();
+    h.start_daemon();
+    h.forge
+        .wait_until(STEP, |s| {
+            s.pull_for_branch(&format!("fix/issue-{n}")).is_some()
+        })
+        .await
+        .unwrap();
+    let agent = h.pane_pid(&h.session(n)).expect("the agent runs");
+    let (code, took) = h.stop_daemon();
+    assert_eq!(code, Some(0), "{}", h.daemon_log());
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+    assert_eq!(
+        h.pane_pid(&h.session(n)),
+        Some(agent),
+        "the session keeps running"
+    );
+    assert!(h.journal(n).iter().all(|(k, _)| k != "cleaned_up"));
+
+    h.start_daemon();
+    let pr = pr_of(&h, n).unwrap();
+    h.forge.set_status(
+        &h.forge.pull(pr).head_sha,
+        CI_CONTEXT,
+        "success",
+        "ok",
+        "http://ci/1",
+    );
+    h.forge
+        .set_behaviour(auto(CiBehaviour::None, ReviewBehaviour::ApproveWhenGreen));
+    assert_finished_once(&h, n).await;
+}
+
+/// Start-up reconciliation: a claim whose issue was closed meanwhile is
+/// released and cleaned; worktrees and sessions nobody claims are removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_releases_closed_claims_and_removes_strays() {
+    let mut h = Harness::new("max_sessions = 1", "").await;
+    let n = h.forge.create_issue("Closed while down", "", &["backlog"]);
+    h.enable();
+    h.start_daemon();
+    h.forge
+        .wait_until(STEP, |s| {
+            s.pull_for_branch(&format!("fix/issue-{n}")).is_some()
+        })
+        .await
+        .unwrap();
+    let (code, _) = h.stop_daemon();
+    assert_eq!(code, Some(0));
+    h.forge.close_issue(n);
+    // Leftovers nobody accounts for.
+    let stray = h.state.join("worktrees/proj/99");
+    std::fs::create_dir_all(&stray).unwrap();
+    assert!(
+        h.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "dev-proj-98",
+            "-x",
+            "80",
+            "-y",
+            "20",
+            "sleep 600"
+        ])
+        .status
+        .success()
+    );
+
+    h.start_daemon();
+    wait_until("released and cleaned", STEP, || async {
+        let done = !h.has_session(&h.session(n))
+            && !h.worktree(n).exists()
+            && !stray.exists()
+            && !h.has_session("dev-proj-98");
+        done.then_some(())
+    })
+    .await;
+    assert!(
+        h.journal(n)
+            .iter()
+            .any(|(k, d)| k == "released" && d.contains("closed"))
+    );
+    assert!(
+        h.forge.merges().is_empty(),
+        "nothing merged for a closed issue"
+    );
+    let status = h.run(&["status", "--state", &h.state_arg(), "--json"]);
+    let claims: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(claims[0]["status"], "released");
+}
+
+/// A dev actor that fails again and again is given up on: blocked, with a
+/// diagnostic, while the daemon carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervision_gives_up_after_repeated_failures() {
+    let mut h = Harness::new("max_sessions = 1", "").await;
+    // The clone URL leads nowhere: every attempt to prepare the worktree fails.
+    let project = std::fs::read_to_string(h.projects.join("proj.toml")).unwrap();
+    let broken = project.replace(&h.git.bare.display().to_string(), "/nonexistent/repo.git");
+    std::fs::write(h.projects.join("proj.toml"), broken).unwrap();
+    let n = h.forge.create_issue("Doomed", "", &["backlog"]);
+    h.enable();
+    h.start_daemon();
+    h.forge
+        .wait_until(Duration::from_secs(90), |s| s.issue(n).has_label("blocked"))
+        .await
+        .expect("blocked after repeated failures");
+    let comment = h.bot_comments(n).join("\n");
+    assert!(comment.contains("gave up after 5 failures"), "{comment}");
+    let failures = h
+        .journal(n)
+        .iter()
+        .filter(|(_, d)| d.starts_with("dev actor failed"))
+        .count();
+    assert_eq!(failures, 5);
+    assert!(
+        h.daemon().try_wait().unwrap().is_none(),
+        "the daemon carries on"
+    );
+}
