@@ -212,7 +212,9 @@ async fn consider(ctx: &ProjectCtx, pr: &PullRequest, owned: &[u64]) -> anyhow::
         Err(e) => return Err(e).with_context(|| format!("merging PR #{n}")),
     }
     let commit = match ctx.forge.get_pull(n).await {
-        Ok(p) => p.merge_commit_sha.map_or("merge commit unknown".into(), |c| c.0),
+        Ok(p) => p
+            .merge_commit_sha
+            .map_or("merge commit unknown".into(), |c| c.0),
         Err(e) => format!("merge commit unknown: {e}"),
     };
     ctx.journal(
