@@ -277,6 +277,35 @@ impl Git {
         }))
     }
 
+    /// Pushes the forge's `branch`, as last fetched (`refs/remotes/origin/<branch>`),
+    /// to `refs/heads/<branch>` of the mirror at `url`; the caller fetches first.
+    ///
+    /// Never with the forge's credentials: a mirror is another host, and the token
+    /// must not reach it. Not forced either: a mirror someone pushed to directly
+    /// fails loudly rather than losing that work.
+    pub async fn push_mirror(&self, repo_dir: &Path, url: &str, branch: &str) -> Result<()> {
+        check_ref_arg(branch)?;
+        let shown = url_for_display(url);
+        if url.is_empty() || url.starts_with('-') {
+            bail!("invalid mirror URL {shown:?}");
+        }
+        let refspec = format!("refs/remotes/origin/{branch}:refs/heads/{branch}");
+        let args: Vec<OsString> = ["push", "--quiet", "--porcelain", url, &refspec]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        let out = self.spawn(repo_dir, &args, false).await?;
+        if !out.status.success() {
+            // Not `describe`: the URL may carry the mirror's own credentials.
+            bail!(
+                "pushing {branch} to the mirror {shown} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
     async fn is_worktree(&self, repo_dir: &Path, wt_path: &Path) -> Result<bool> {
         let wanted = canonical(wt_path);
         Ok(self
@@ -367,6 +396,20 @@ fn check_ref_arg(name: &str) -> Result<()> {
         bail!("invalid git ref name {name:?}");
     }
     Ok(())
+}
+
+/// A remote URL without the `user:password@` part it may carry.
+pub fn url_for_display(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..host_end].rfind('@') {
+                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
 }
 
 fn describe(dir: &Path, args: &[OsString]) -> String {

@@ -1,8 +1,10 @@
-//! The actor tree (DESIGN §1): a supervisor per daemon, a poller per project,
-//! a dev actor per claimed issue.
+//! The actor tree (DESIGN §1): a supervisor per daemon, a poller and a merge
+//! scanner per project, a dev actor per claimed issue.
 
 pub mod context;
 pub mod dev;
+pub mod merge_scanner;
+pub mod mirrors;
 pub mod poller;
 pub mod reconcile;
 pub mod supervisor;

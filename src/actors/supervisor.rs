@@ -1,6 +1,6 @@
-//! The supervisor: root of the actor tree. It starts a poller per project,
-//! resumes the claims the store holds, starts a dev actor per picked issue
-//! (within `agent.max_sessions`) and restarts failed children with backoff.
+//! The supervisor: root of the actor tree. It starts a poller and a merge
+//! scanner per project, resumes the claims the store holds, starts a dev actor
+//! per picked issue (within `agent.max_sessions`) and restarts failed children with backoff.
 //! It overrides ractor's default supervision, which would stop the whole tree
 //! when any child ends.
 
@@ -14,6 +14,7 @@ use crate::forge::IssueNumber;
 use crate::store::{ClaimStatus, EventKind};
 
 use super::dev::{DevActor, DevArgs};
+use super::merge_scanner::{MergeScanner, MergeScannerArgs};
 use super::poller::{Poller, PollerArgs};
 use super::{ProjectCtx, reconcile};
 
@@ -53,6 +54,16 @@ pub enum SupervisorMsg {
     RestartPoller { project: String },
     /// A poller finished its one cycle (`--once`).
     PollDone { project: String },
+    /// Issue numbers of the project that have a live dev actor: the merge
+    /// scanner leaves their PRs to them.
+    Owned {
+        project: String,
+        reply: RpcReplyPort<Vec<u64>>,
+    },
+    /// Start a project's merge scanner again after it failed.
+    RestartScanner { project: String },
+    /// A merge scanner finished its one scan (`--once`).
+    ScanDone { project: String },
 }
 
 /// Which issue a dev actor works on, for turning supervision events into
@@ -69,7 +80,10 @@ pub struct SupervisorState {
     pollers: HashMap<ActorId, String>,
     failures: HashMap<(String, IssueNumber), Vec<Instant>>,
     poller_failures: HashMap<String, u32>,
+    scanners: HashMap<ActorId, String>,
+    scanner_failures: HashMap<String, u32>,
     once: bool,
+    /// With `--once`: pollers and merge scanners yet to report their cycle.
     polls_pending: usize,
 }
 
@@ -96,7 +110,8 @@ impl Actor for Supervisor {
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         Ok(SupervisorState {
-            polls_pending: args.projects.len(),
+            // A poller and a merge scanner per project.
+            polls_pending: 2 * args.projects.len(),
             projects: args
                 .projects
                 .into_iter()
@@ -106,6 +121,8 @@ impl Actor for Supervisor {
             pollers: HashMap::new(),
             failures: HashMap::new(),
             poller_failures: HashMap::new(),
+            scanners: HashMap::new(),
+            scanner_failures: HashMap::new(),
             once: args.once,
         })
     }
@@ -145,6 +162,7 @@ impl Actor for Supervisor {
         }
         for name in state.projects.keys().cloned().collect::<Vec<_>>() {
             start_poller(&myself, state, &name).await;
+            start_scanner(&myself, state, &name).await;
         }
         Ok(())
     }
@@ -192,9 +210,21 @@ impl Actor for Supervisor {
             SupervisorMsg::RestartPoller { project } => {
                 start_poller(&myself, state, &project).await
             }
-            SupervisorMsg::PollDone { .. } => {
+            SupervisorMsg::PollDone { .. } | SupervisorMsg::ScanDone { .. } => {
                 state.polls_pending = state.polls_pending.saturating_sub(1);
                 stop_if_done(&myself, state);
+            }
+            SupervisorMsg::Owned { project, reply } => {
+                let owned = state
+                    .devs
+                    .values()
+                    .filter(|d| d.project == project)
+                    .map(|d| d.issue.0)
+                    .collect();
+                let _ = reply.send(owned);
+            }
+            SupervisorMsg::RestartScanner { project } => {
+                start_scanner(&myself, state, &project).await
             }
         }
         Ok(())
@@ -224,6 +254,13 @@ impl Actor for Supervisor {
             *k += 1;
             let delay = backoff(*k);
             myself.send_after(delay, move || SupervisorMsg::RestartPoller { project });
+        } else if let Some(project) = state.scanners.remove(&id) {
+            let Some(err) = failure else { return Ok(()) };
+            tracing::error!(project, "merge scanner failed: {err}");
+            let k = state.scanner_failures.entry(project.clone()).or_default();
+            *k += 1;
+            let delay = backoff(*k);
+            myself.send_after(delay, move || SupervisorMsg::RestartScanner { project });
         }
         Ok(())
     }
@@ -286,6 +323,27 @@ async fn start_poller(
             state.pollers.insert(actor.get_id(), project.to_string());
         }
         Err(e) => tracing::error!(project, "could not start the poller: {e}"),
+    }
+}
+
+async fn start_scanner(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    project: &str,
+) {
+    let Some(ctx) = state.projects.get(project).cloned() else {
+        return;
+    };
+    let args = MergeScannerArgs {
+        ctx,
+        supervisor: myself.clone(),
+        once: state.once,
+    };
+    match Actor::spawn_linked(None, MergeScanner, args, myself.get_cell()).await {
+        Ok((actor, _)) => {
+            state.scanners.insert(actor.get_id(), project.to_string());
+        }
+        Err(e) => tracing::error!(project, "could not start the merge scanner: {e}"),
     }
 }
 

@@ -10,6 +10,7 @@ mod feedback;
 mod forgejo_client;
 mod harness;
 mod machine;
+mod merge_scanner;
 mod phase;
 mod picking;
 mod recovery;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::actors::mirrors::push_mirrors;
 use crate::forge::{ForgeError, MergeRequest, NewPull};
 use crate::prompt::{self, TaskPrompt};
 use crate::store::EventKind;
@@ -241,6 +242,7 @@ impl DevRun {
                     .remove_label(n, &project.labels.in_progress)
                     .await?;
                 self.journal(EventKind::Closed, &format!("closed #{n}"));
+                push_mirrors(&ctx);
                 self.cleanup().await?;
                 Ok(Some(Event::Finished))
             }

@@ -1,0 +1,325 @@
+//! The merge scanner: one per project (DESIGN §1 "MergeScanner"). Every
+//! `poll_interval`, while `state/.dev-active` exists, it merges the open pull
+//! requests into the primary branch that are approved on their head and
+//! CI-green and that no live dev actor owns: agent PRs whose session is gone,
+//! and PRs people opened without forgehand. A dev actor merges its own PR;
+//! this catches everything that would otherwise sit there approved forever.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use ractor::{Actor, ActorProcessingErr, ActorRef, call_t};
+use regex::Regex;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::forge::{ForgeError, IssueNumber, IssueState, MergeRequest, PullRequest};
+use crate::store::{ClaimStatus, EventKind};
+
+use super::ProjectCtx;
+use super::dev::machine::{CiVerdict, DevState, Stage};
+use super::dev::verdict::{self, ReviewOutcome};
+use super::mirrors::push_mirrors;
+use super::supervisor::SupervisorMsg;
+
+/// How long the scanner waits for the supervisor's list of owned issues.
+const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct MergeScanner;
+
+pub struct MergeScannerArgs {
+    pub ctx: Arc<ProjectCtx>,
+    pub supervisor: ActorRef<SupervisorMsg>,
+    /// Scan once, report `ScanDone`, and stop.
+    pub once: bool,
+}
+
+pub enum MergeScannerMsg {
+    /// Look at the project's open pull requests now.
+    Scan,
+}
+
+pub struct MergeScannerState {
+    ctx: Arc<ProjectCtx>,
+    supervisor: ActorRef<SupervisorMsg>,
+    once: bool,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl Actor for MergeScanner {
+    type Msg = MergeScannerMsg;
+    type State = MergeScannerState;
+    type Arguments = MergeScannerArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<MergeScannerMsg>,
+        args: MergeScannerArgs,
+    ) -> Result<MergeScannerState, ActorProcessingErr> {
+        Ok(MergeScannerState {
+            ctx: args.ctx,
+            supervisor: args.supervisor,
+            once: args.once,
+            ticker: None,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<MergeScannerMsg>,
+        state: &mut MergeScannerState,
+    ) -> Result<(), ActorProcessingErr> {
+        if state.once {
+            myself.send_message(MergeScannerMsg::Scan)?;
+        } else {
+            // The interval's first tick is immediate: the first scan happens at start.
+            let every = state.ctx.project.poll_interval;
+            state.ticker = Some(myself.send_interval(every, || MergeScannerMsg::Scan));
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<MergeScannerMsg>,
+        state: &mut MergeScannerState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(t) = state.ticker.take() {
+            t.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<MergeScannerMsg>,
+        msg: MergeScannerMsg,
+        state: &mut MergeScannerState,
+    ) -> Result<(), ActorProcessingErr> {
+        let MergeScannerMsg::Scan = msg;
+        let span = tracing::info_span!("merge_scan", project = %state.ctx.name());
+        let mirror_pushes = match scan(state).instrument(span).await {
+            Ok(pushes) => pushes,
+            Err(e) => {
+                // A forge outage outlasting the retry policy: try again next cycle.
+                tracing::warn!("merge scan failed: {e:#}");
+                state
+                    .ctx
+                    .journal(None, EventKind::Error, &format!("merge scan failed: {e:#}"));
+                Vec::new()
+            }
+        };
+        if state.once {
+            // `run --once` exits when every scanner reported: let this scan's
+            // mirror pushes finish first, without holding up this handler.
+            let supervisor = state.supervisor.clone();
+            let project = state.ctx.name().to_string();
+            tokio::spawn(async move {
+                for push in mirror_pushes {
+                    let _ = push.await;
+                }
+                let _ = supervisor.send_message(SupervisorMsg::ScanDone { project });
+            });
+            myself.stop(None);
+        }
+        Ok(())
+    }
+}
+
+/// One pass over the open pull requests; returns the mirror pushes it started.
+async fn scan(state: &MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let ctx = &state.ctx;
+    if !ctx.paths.dev_active().exists() {
+        tracing::debug!(
+            "{} is absent: not merging",
+            ctx.paths.dev_active().display()
+        );
+        return Ok(Vec::new());
+    }
+    let project = ctx.name().to_string();
+    let owned = call_t!(
+        state.supervisor,
+        |reply| SupervisorMsg::Owned {
+            project: project.clone(),
+            reply
+        },
+        SUPERVISOR_TIMEOUT.as_millis() as u64
+    )?;
+    let mut pushes = Vec::new();
+    for pr in ctx.forge.list_open_pulls().await? {
+        match consider(ctx, &pr, &owned).await {
+            Ok(true) => pushes.push(push_mirrors(ctx)),
+            Ok(false) => {}
+            // One PR the forge chokes on must not stop the others.
+            Err(e) => {
+                tracing::warn!("PR #{}: {e:#}", pr.number);
+                ctx.journal(
+                    linked_issues(&pr.head_ref, &pr.body).first().map(|n| n.0),
+                    EventKind::Error,
+                    &format!("merge scan of PR #{}: {e:#}", pr.number),
+                );
+            }
+        }
+    }
+    Ok(pushes)
+}
+
+/// Merges `pr` if it is ready and nobody else will; true when it was merged.
+async fn consider(ctx: &ProjectCtx, pr: &PullRequest, owned: &[u64]) -> anyhow::Result<bool> {
+    let project = &ctx.project;
+    let n = pr.number;
+    if pr.merged
+        || pr.state != IssueState::Open
+        || pr.base_ref != project.primary_branch
+        || is_draft(&pr.title)
+        || pr.mergeable == Some(false)
+    {
+        return Ok(false);
+    }
+    let linked = linked_issues(&pr.head_ref, &pr.body);
+    if let Some(owner) = linked.iter().find(|i| owned.contains(&i.0)) {
+        tracing::debug!("PR #{n}: the dev actor of #{owner} merges it");
+        return Ok(false);
+    }
+    let head = &pr.head_sha;
+    if project.ci.required {
+        let status = ctx.forge.combined_status(head).await?;
+        if verdict::ci(&status) != CiVerdict::Green {
+            return Ok(false);
+        }
+    }
+    let reviews = ctx.forge.list_reviews(n).await?;
+    // Nobody is driving this PR, so an explicit approval is the only sign a
+    // person wants it in, whatever the project lets its own agents skip.
+    let approvals = project.review.required_approvals.max(1);
+    if verdict::reviews(&reviews, head, approvals, &ctx.own_login) != ReviewOutcome::Approved {
+        return Ok(false);
+    }
+    let req = MergeRequest {
+        method: project.merge.method,
+        // The approved and tested head: a PR pushed to meanwhile is refused.
+        head_sha: head.clone(),
+        delete_branch: project.merge.delete_branch,
+    };
+    match ctx.forge.merge_pull(n, &req).await {
+        Ok(()) | Err(ForgeError::AlreadyMerged) => {}
+        Err(ForgeError::Conflict(why)) => {
+            tracing::info!("PR #{n} not merged: {why}");
+            return Ok(false);
+        }
+        Err(e) => return Err(e).with_context(|| format!("merging PR #{n}")),
+    }
+    let commit = match ctx.forge.get_pull(n).await {
+        Ok(p) => p
+            .merge_commit_sha
+            .map_or("merge commit unknown".into(), |c| c.0),
+        Err(e) => format!("merge commit unknown: {e}"),
+    };
+    ctx.journal(
+        linked.first().map(|i| i.0),
+        EventKind::Merged,
+        &format!(
+            "merge scanner merged PR #{n} ({}) at {head} ({commit})",
+            pr.title
+        ),
+    );
+    for issue in linked {
+        // The merge stands either way; the mirrors still get it.
+        if let Err(e) = finish_issue(ctx, issue, n.0).await {
+            ctx.journal(
+                Some(issue.0),
+                EventKind::Error,
+                &format!("PR #{n} is merged, but finishing #{issue} failed: {e:#}"),
+            );
+        }
+    }
+    Ok(true)
+}
+
+/// The PR that fixes `issue` is merged: close it, drop `in-progress`, and
+/// mark forgehand's claim done so no restart resumes it.
+async fn finish_issue(ctx: &ProjectCtx, issue: IssueNumber, pr: u64) -> anyhow::Result<()> {
+    let labels = &ctx.project.labels;
+    let current = match ctx.forge.get_issue(issue).await {
+        Ok(i) => i,
+        Err(ForgeError::NotFound(_)) => {
+            tracing::warn!("PR #{pr} names #{issue}, which does not exist");
+            return Ok(());
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading #{issue}")),
+    };
+    if current.state == IssueState::Open {
+        ctx.forge
+            .close_issue(issue)
+            .await
+            .with_context(|| format!("closing #{issue}"))?;
+        ctx.journal(
+            Some(issue.0),
+            EventKind::Closed,
+            &format!("closed #{issue}: PR #{pr} merged"),
+        );
+    }
+    if current.has_label(&labels.in_progress) {
+        ctx.forge
+            .remove_label(issue, &labels.in_progress)
+            .await
+            .with_context(|| format!("removing {} from #{issue}", labels.in_progress))?;
+    }
+    if let Some(mut claim) = ctx.store.claim(ctx.name(), issue.0)?
+        && claim.status != ClaimStatus::Done
+    {
+        let now = Utc::now();
+        if let Ok(mut dev) = serde_json::from_str::<DevState>(&claim.state_json) {
+            dev.stage = Stage::Done;
+            dev.stage_since = now;
+            claim.state_json = serde_json::to_string(&dev)?;
+        }
+        claim.status = ClaimStatus::Done;
+        claim.stage = Stage::Done.as_str().to_string();
+        claim.stage_since = now;
+        claim.updated_at = now;
+        ctx.store.save_claim(&claim)?;
+    }
+    Ok(())
+}
+
+/// Forgejo's own work-in-progress prefixes, and `Draft:`: such a PR is not
+/// meant to be merged yet, whatever its reviews say.
+pub fn is_draft(title: &str) -> bool {
+    let t = title.trim_start().to_ascii_lowercase();
+    if t.starts_with("[wip]") || t.starts_with("draft:") || t.starts_with("[draft]") {
+        return true;
+    }
+    // `WIP`, `WIP:`, `WIP - …`, but not `Wipe the cache`.
+    t.strip_prefix("wip")
+        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+static CLOSING_KEYWORD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:fix(?:es|ed)?|close[sd]?|resolve[sd]?):?\s+#(\d+)\b")
+        .expect("valid regex")
+});
+
+/// The issues a PR fixes: its head branch `fix/issue-N` (forgehand's own
+/// naming) first, then every `Fixes #N` / `Closes #N` / `Resolves #N` in its
+/// body; without duplicates.
+pub fn linked_issues(head_ref: &str, body: &str) -> Vec<IssueNumber> {
+    let mut issues = Vec::new();
+    if let Some(n) = head_ref
+        .strip_prefix("fix/issue-")
+        .and_then(|n| n.parse().ok())
+    {
+        issues.push(IssueNumber(n));
+    }
+    for cap in CLOSING_KEYWORD.captures_iter(body) {
+        if let Ok(n) = cap[1].parse() {
+            let n = IssueNumber(n);
+            if !issues.contains(&n) {
+                issues.push(n);
+            }
+        }
+    }
+    issues
+}
