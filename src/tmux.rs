@@ -518,6 +518,9 @@ fn is_absent(out: &Output) -> bool {
         "can't find window",
         "can't find pane",
         "error connecting to",
+        // The server was exiting (its last session just went) as we asked.
+        "server exited unexpectedly",
+        "lost server",
     ]
     .iter()
     .any(|m| stderr.contains(m))

@@ -162,6 +162,13 @@ async fn labelled_issue_becomes_a_merged_pull_request() {
     assert_eq!(h.forge.read(|s| s.pulls().count()), 1, "exactly one PR");
     assert!(h.forge.issue(waiting).is_open() && h.forge.issue(open_dep).is_open());
 
+    // The claim is recorded done right after the cleanup.
+    wait_until("the claim done", STEP, || async {
+        let out = h.run(&["status", "--state", &h.state_arg(), "--json"]);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (json[0]["status"] == "done").then_some(())
+    })
+    .await;
     let status = h.run(&["status", "--state", &h.state_arg()]);
     let table = String::from_utf8_lossy(&status.stdout);
     assert!(

@@ -234,6 +234,27 @@ command = "python3 {agent}"
         format!("dev-{PROJECT}-{issue}")
     }
 
+    /// Wait until forgehand opened the PR for `issue`; its number.
+    pub async fn wait_for_pr(&self, issue: u64) -> u64 {
+        let branch = format!("fix/issue-{issue}");
+        self.forge
+            .wait_until(STEP, |s| s.pull_for_branch(&branch).is_some())
+            .await
+            .expect("a PR from fix/issue-N");
+        self.forge
+            .read(|s| s.pull_for_branch(&branch).map(|p| p.number))
+            .expect("the PR just seen")
+    }
+
+    /// Wait until the issue's session and worktree are gone.
+    pub async fn wait_cleaned_up(&self, issue: u64) {
+        crate::support::wait_until("session and worktree gone", STEP, || async {
+            (!self.has_session(&self.session(issue)) && !self.worktree(issue).exists())
+                .then_some(())
+        })
+        .await;
+    }
+
     /// Where the scripted agent records every message it received.
     pub fn transcript(&self, issue: u64) -> PathBuf {
         self.session_dir(&self.session(issue))

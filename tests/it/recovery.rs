@@ -25,10 +25,7 @@ async fn assert_finished_once(h: &Harness, n: u64) {
         })
         .await
         .expect("closed without in-progress");
-    wait_until("session and worktree gone", STEP, || async {
-        (!h.has_session(&h.session(n)) && !h.worktree(n).exists()).then_some(())
-    })
-    .await;
+    h.wait_cleaned_up(n).await;
     assert_eq!(h.forge.read(|s| s.pulls().count()), 1, "exactly one PR");
     assert_eq!(h.forge.merges().len(), 1, "exactly one merge");
     let sessions = h.tmux(&["list-sessions", "-F", "#{session_name}"]);
@@ -39,13 +36,6 @@ async fn assert_finished_once(h: &Harness, n: u64) {
         "{:#?}",
         h.forge.violations()
     );
-}
-
-fn pr_of(h: &Harness, n: u64) -> Option<u64> {
-    h.forge.read(|s| {
-        s.pull_for_branch(&format!("fix/issue-{n}"))
-            .map(|p| p.number)
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,12 +63,7 @@ async fn kill_9_after_the_pr_is_opened_adopts_the_live_session() {
     let n = h.forge.create_issue("Crash after PR", "", &["backlog"]);
     h.enable();
     h.start_daemon();
-    h.forge
-        .wait_until(STEP, |s| {
-            s.pull_for_branch(&format!("fix/issue-{n}")).is_some()
-        })
-        .await
-        .unwrap();
+    h.wait_for_pr(n).await;
     let agent = h.pane_pid(&h.session(n)).expect("the agent runs");
     h.kill_daemon();
     assert!(
@@ -99,7 +84,7 @@ async fn kill_9_after_the_pr_is_opened_adopts_the_live_session() {
         Some(agent),
         "the agent was not started again"
     );
-    let pr = pr_of(&h, n).unwrap();
+    let pr = h.wait_for_pr(n).await;
     h.forge.set_status(
         &h.forge.pull(pr).head_sha,
         CI_CONTEXT,
@@ -124,13 +109,7 @@ async fn kill_9_while_ci_runs() {
     let n = h.forge.create_issue("Crash during CI", "", &["backlog"]);
     h.enable();
     h.start_daemon();
-    h.forge
-        .wait_until(STEP, |s| {
-            s.pull_for_branch(&format!("fix/issue-{n}")).is_some()
-        })
-        .await
-        .unwrap();
-    let pr = pr_of(&h, n).unwrap();
+    let pr = h.wait_for_pr(n).await;
     let head = h.forge.pull(pr).head_sha;
     h.forge
         .set_status(&head, CI_CONTEXT, "pending", "running", "http://ci/1");
@@ -178,12 +157,7 @@ async fn graceful_shutdown_leaves_sessions_for_the_next_start() {
     let n = h.forge.create_issue("Shut down politely", "", &["backlog"]);
     h.enable();
     h.start_daemon();
-    h.forge
-        .wait_until(STEP, |s| {
-            s.pull_for_branch(&format!("fix/issue-{n}")).is_some()
-        })
-        .await
-        .unwrap();
+    h.wait_for_pr(n).await;
     let agent = h.pane_pid(&h.session(n)).expect("the agent runs");
     let (code, took) = h.stop_daemon();
     assert_eq!(code, Some(0), "{}", h.daemon_log());
@@ -196,7 +170,7 @@ async fn graceful_shutdown_leaves_sessions_for_the_next_start() {
     assert!(h.journal(n).iter().all(|(k, _)| k != "cleaned_up"));
 
     h.start_daemon();
-    let pr = pr_of(&h, n).unwrap();
+    let pr = h.wait_for_pr(n).await;
     h.forge.set_status(
         &h.forge.pull(pr).head_sha,
         CI_CONTEXT,
@@ -217,12 +191,7 @@ async fn reconciliation_releases_closed_claims_and_removes_strays() {
     let n = h.forge.create_issue("Closed while down", "", &["backlog"]);
     h.enable();
     h.start_daemon();
-    h.forge
-        .wait_until(STEP, |s| {
-            s.pull_for_branch(&format!("fix/issue-{n}")).is_some()
-        })
-        .await
-        .unwrap();
+    h.wait_for_pr(n).await;
     let (code, _) = h.stop_daemon();
     assert_eq!(code, Some(0));
     h.forge.close_issue(n);
