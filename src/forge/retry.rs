@@ -130,6 +130,9 @@ pub enum HttpErrorKind {
     Transport(reqwest::Error),
     /// A 2xx whose body is not what the API describes (e.g. a proxy's HTML page).
     Decode(serde_json::Error),
+    /// A 2xx web page: a proxy or login page answered, not the API, whatever the
+    /// status says (the API never answers HTML).
+    Html,
 }
 
 impl HttpError {
@@ -189,6 +192,9 @@ impl HttpError {
             HttpErrorKind::Decode(e) => ForgeError::Other(anyhow::anyhow!(
                 "{what}{tries}: the forge's answer is not the expected JSON: {e}"
             )),
+            HttpErrorKind::Html => ForgeError::Other(anyhow::anyhow!(
+                "{what}{tries}: an HTML page answered instead of the forge's API"
+            )),
         }
     }
 }
@@ -205,6 +211,7 @@ impl fmt::Display for HttpError {
             HttpErrorKind::Transport(e) if e.is_connect() => f.write_str("could not connect"),
             HttpErrorKind::Transport(_) => f.write_str("connection failed"),
             HttpErrorKind::Decode(_) => f.write_str("the answer is not the expected JSON"),
+            HttpErrorKind::Html => f.write_str("an HTML page answered, not the API"),
         }
     }
 }
@@ -408,6 +415,13 @@ async fn classify<T>(
     };
 
     if status.is_success() {
+        if header_str(&headers, "content-type")
+            .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"))
+        {
+            // A 200 page from a proxy says nothing about what the forge did, even
+            // for calls that only look at the status.
+            return Outcome::Unsure(HttpErrorKind::Html);
+        }
         return match decode(&body) {
             Ok(value) => Outcome::Done(Reply {
                 status,
