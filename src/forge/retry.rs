@@ -333,34 +333,18 @@ async fn perform<T, E, F: Future<Output = Result<Option<T>, E>>>(
     loop {
         n += 1;
         let outcome = classify(policy, send().timeout(policy.request_timeout), &decode).await;
-        let (err, wait) = match attempt.replay.next(outcome) {
+        let (err, wait, check) = match attempt.replay.next(outcome) {
             Ok(reply) => return Ok(reply),
             Err(Next::Fail(kind)) => return Err(give_up(n, kind)),
-            Err(Next::Retry { err, wait }) => (err, wait),
+            Err(Next::Retry { err, wait }) => (err, wait, None),
             Err(Next::CheckThenRetry { err, wait }) => match &landed {
                 // Without a way to look, an attempt that may have landed is final.
                 None => return Err(give_up(n, err)),
-                Some(landed) => {
-                    let reason = fail(attempt, n, err);
-                    tracing::warn!(
-                        method = %attempt.method,
-                        path = %attempt.path,
-                        attempt = n,
-                        reason = %reason,
-                        "forge request may have landed, looking for it before sending again"
-                    );
-                    if let Some(value) = landed().await.map_err(CheckedError::Check)? {
-                        return Ok(Reply {
-                            status: StatusCode::OK,
-                            headers: HeaderMap::new(),
-                            value,
-                        });
-                    }
-                    (reason.kind, wait)
-                }
+                Some(landed) => (err, wait, Some(landed)),
             },
         };
-        if n >= max {
+        // Nothing to look for and no attempt left: give up at once.
+        if check.is_none() && n >= max {
             return Err(give_up(n, err));
         }
         let backoff = policy.backoff(n);
@@ -375,9 +359,24 @@ async fn perform<T, E, F: Future<Output = Result<Option<T>, E>>>(
             attempt = n,
             delay_ms = delay.as_millis() as u64,
             reason = %reason,
+            looking = check.is_some(),
             "forge request failed, retrying"
         );
+        // Waited before looking too: a request the forge is still working on (behind
+        // a gateway that gave up) gets the time to land, rather than being missed.
         tokio::time::sleep(delay).await;
+        if let Some(landed) = check {
+            if let Some(value) = landed().await.map_err(CheckedError::Check)? {
+                return Ok(Reply {
+                    status: StatusCode::OK,
+                    headers: HeaderMap::new(),
+                    value,
+                });
+            }
+            if n >= max {
+                return Err(CheckedError::Request(reason));
+            }
+        }
     }
 }
 
