@@ -2,6 +2,7 @@
 //! every request through `retry::perform_retryable`. Every path used here exists
 //! with that method in Forgejo 11.0.3's swagger (checked by the test suite).
 
+mod labels;
 mod wire;
 
 use std::collections::HashMap;
@@ -10,25 +11,32 @@ use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::retry::{Attempt, HttpError, Replay, Reply, RetryPolicy, perform_retryable, redact};
+use super::retry::{
+    Attempt, CheckedError, HttpError, Replay, Reply, RetryPolicy, perform_checked,
+    perform_retryable, redact,
+};
 use super::{
     CombinedStatus, Comment, CommitSha, Forge, ForgeError, ForgeResult, Issue, IssueNumber,
     MergeRequest, NewPull, PrNumber, PullRequest, Review, ReviewComment,
 };
 use wire::{
-    WireCombinedStatus, WireComment, WireIssue, WireLabel, WirePull, WireReview, WireReviewComment,
-    WireUser,
+    WireCombinedStatus, WireComment, WireIssue, WirePull, WireReview, WireReviewComment, WireUser,
 };
 
 /// Items per page; Forgejo's default cap (`MAX_RESPONSE_ITEMS`) is 50 too.
 const PAGE_LIMIT: usize = 50;
 /// A forge that ignores `page` would otherwise be paged forever.
 const MAX_PAGES: u32 = 1000;
+/// How far before a comment's first attempt its check looks: Forgejo keeps whole
+/// seconds and its clock may run a little behind ours. A wider window only risks
+/// taking an identical comment of ours from the last minute for this one.
+const COMMENT_CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// A client for one repository on a Forgejo or Gitea instance.
 pub struct ForgejoClient {
@@ -43,6 +51,9 @@ pub struct ForgejoClient {
     /// Label name → id. Label ids rarely change, and add/remove take ids, so the
     /// list is fetched again only when a name is missing from it.
     labels: Mutex<HashMap<String, u64>>,
+    /// Our own login, fetched once: it does not change while the token lives, and
+    /// telling our comments apart must not cost a request each time.
+    login: tokio::sync::OnceCell<String>,
 }
 
 impl fmt::Debug for ForgejoClient {
@@ -101,6 +112,7 @@ impl ForgejoClient {
             token,
             policy,
             labels: Mutex::new(HashMap::new()),
+            login: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -133,6 +145,44 @@ impl ForgejoClient {
         replay: Replay,
         decode: impl Fn(&[u8]) -> serde_json::Result<T>,
     ) -> Result<Reply<T>, HttpError> {
+        let (attempt, build) = self.prepare(method, url, body, replay);
+        perform_retryable(&self.policy, &attempt, build, decode).await
+    }
+
+    /// A POST that must not land twice, whose JSON answer `W` reads as `T`: after
+    /// an attempt that may have landed, `landed` looks for it before it is sent again.
+    async fn create_checked<W: DeserializeOwned, T, F>(
+        &self,
+        url: Url,
+        body: Value,
+        into: impl Fn(W) -> T,
+        landed: impl Fn() -> F,
+    ) -> Result<T, CheckedError<ForgeError>>
+    where
+        F: Future<Output = ForgeResult<Option<T>>>,
+    {
+        let (attempt, build) = self.prepare(Method::POST, url, Some(body), Replay::Checked);
+        let decode = |bytes: &[u8]| serde_json::from_slice(bytes).map(&into);
+        perform_checked(&self.policy, &attempt, build, decode, landed)
+            .await
+            .map(|reply| reply.value)
+    }
+
+    fn checked_error(&self, e: CheckedError<ForgeError>) -> ForgeError {
+        match e {
+            CheckedError::Request(e) => self.error(e),
+            CheckedError::Check(e) => e,
+        }
+    }
+
+    /// What a call attempts, and a builder of its request (one per attempt).
+    fn prepare(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Value>,
+        replay: Replay,
+    ) -> (Attempt, impl Fn() -> reqwest::RequestBuilder + '_) {
         let path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
@@ -145,7 +195,7 @@ impl ForgejoClient {
         let mut auth =
             HeaderValue::from_str(&format!("token {}", self.token)).expect("checked in new");
         auth.set_sensitive(true);
-        let build = || {
+        let build = move || {
             let req = self
                 .http
                 .request(method.clone(), url.clone())
@@ -156,7 +206,7 @@ impl ForgejoClient {
                 None => req,
             }
         };
-        perform_retryable(&self.policy, &attempt, build, decode).await
+        (attempt, build)
     }
 
     /// A request whose 2xx body is JSON of type `T` (an empty body reads as `null`).
@@ -234,60 +284,24 @@ impl ForgejoClient {
         e.into_forge_error(&self.token)
     }
 
-    /// Refetches every label of the repository into the cache.
-    async fn refresh_labels(&self) -> ForgeResult<()> {
-        let labels: Vec<WireLabel> = self.list_all(&["labels"], &[]).await?;
-        let mut cache = self.labels.lock().expect("label cache poisoned");
-        *cache = labels.into_iter().map(|l| (l.name, l.id)).collect();
-        Ok(())
-    }
-
-    fn cached_label(&self, name: &str) -> Option<u64> {
-        let cache = self.labels.lock().expect("label cache poisoned");
-        cache.get(name).copied()
-    }
-
-    /// The id of label `name`, refreshing the cache once on a miss.
-    async fn label_id(&self, name: &str) -> ForgeResult<Option<u64>> {
-        if let Some(id) = self.cached_label(name) {
-            return Ok(Some(id));
-        }
-        self.refresh_labels().await?;
-        Ok(self.cached_label(name))
-    }
-
-    async fn create_label(&self, name: &str) -> ForgeResult<u64> {
-        let body = json!({
-            "name": name,
-            "color": label_color(name),
-            "description": "managed by forgehand",
-        });
-        let url = self.repo_url(&["labels"], &[]);
-        // Not replayed blindly: a second POST could create a duplicate label.
-        match self
-            .json::<WireLabel>(Method::POST, url, Some(body), Replay::OnlyIfNotApplied)
-            .await
-        {
-            Ok(reply) => {
-                let label = reply.value;
-                self.labels
-                    .lock()
-                    .expect("label cache poisoned")
-                    .insert(label.name, label.id);
-                Ok(label.id)
-            }
-            // Someone created it meanwhile: use theirs.
-            Err(e)
-                if matches!(
-                    e.status(),
-                    Some(StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY)
-                ) =>
-            {
-                self.refresh_labels().await?;
-                self.cached_label(name).ok_or_else(|| self.error(e))
-            }
-            Err(e) => Err(self.error(e)),
-        }
+    /// Our comment with exactly this body on issue `n` created since `since`, if
+    /// any: how a comment whose answer was lost is found instead of posted twice.
+    async fn own_comment(
+        &self,
+        n: &str,
+        body: &str,
+        since: DateTime<Utc>,
+    ) -> ForgeResult<Option<Comment>> {
+        let me = self.current_user().await?;
+        let since = since.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let url = self.repo_url(&["issues", n, "comments"], &[("since", since.as_str())]);
+        let comments: Option<Vec<WireComment>> = self.get(url).await?;
+        Ok(comments
+            .unwrap_or_default()
+            .into_iter()
+            .map(WireComment::into_domain)
+            .filter(|c| c.author == me && c.body == body)
+            .max_by_key(|c| c.id))
     }
 }
 
@@ -303,29 +317,17 @@ fn page_done(headers: &reqwest::header::HeaderMap, got: usize, have: usize) -> b
     }
 }
 
-/// A colour for a label forgehand creates: by role when the name says it, grey otherwise.
-fn label_color(name: &str) -> &'static str {
-    let name = name.to_ascii_lowercase();
-    if name.contains("block") {
-        "#b60205"
-    } else if name.contains("progress") {
-        "#fbca04"
-    } else if name.contains("priority") {
-        "#d93f0b"
-    } else if name.contains("backlog") {
-        "#0075ca"
-    } else if name.contains("underspecified") {
-        "#5319e7"
-    } else {
-        "#cccccc"
-    }
-}
-
 #[async_trait]
 impl Forge for ForgejoClient {
     async fn current_user(&self) -> ForgeResult<String> {
-        let user: WireUser = self.get(self.url(&["user"], &[])).await?;
-        Ok(user.login)
+        let login = self
+            .login
+            .get_or_try_init(async || {
+                let user: WireUser = self.get(self.url(&["user"], &[])).await?;
+                Ok::<_, ForgeError>(user.login)
+            })
+            .await?;
+        Ok(login.clone())
     }
 
     async fn ensure_labels(&self, names: &[String]) -> ForgeResult<()> {
@@ -411,16 +413,16 @@ impl Forge for ForgejoClient {
     async fn create_comment(&self, n: u64, body: &str) -> ForgeResult<Comment> {
         let n = n.to_string();
         let url = self.repo_url(&["issues", &n, "comments"], &[]);
-        let reply = self
-            .json::<WireComment>(
-                Method::POST,
-                url,
-                Some(json!({ "body": body })),
-                Replay::OnlyIfNotApplied,
-            )
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(reply.value.into_domain())
+        let since = Utc::now() - COMMENT_CLOCK_SLACK;
+        let landed = || self.own_comment(&n, body, since);
+        self.create_checked(
+            url,
+            json!({ "body": body }),
+            WireComment::into_domain,
+            landed,
+        )
+        .await
+        .map_err(|e| self.checked_error(e))
     }
 
     async fn close_issue(&self, n: IssueNumber) -> ForgeResult<()> {
@@ -465,8 +467,10 @@ impl Forge for ForgejoClient {
             "title": new.title,
             "body": new.body,
         });
+        // Safe to send again: Forgejo refuses a second open PR for one head and base,
+        // and that refusal is answered with the PR below.
         match self
-            .json::<WirePull>(Method::POST, url, Some(body), Replay::OnlyIfNotApplied)
+            .json::<WirePull>(Method::POST, url, Some(body), Replay::Safe)
             .await
         {
             Ok(reply) => Ok(reply.value.into_domain()),
@@ -535,8 +539,10 @@ impl Forge for ForgejoClient {
             "head_commit_id": req.head_sha.0,
             "delete_branch_after_merge": req.delete_branch,
         });
+        // Safe to send again: a merge that landed makes the next attempt a 405 (and
+        // a moved head a 409), never a second merge.
         match self
-            .status_only(Method::POST, url, Some(body), Replay::OnlyIfNotApplied)
+            .status_only(Method::POST, url, Some(body), Replay::Safe)
             .await
         {
             Ok(_) => Ok(()),

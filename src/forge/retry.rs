@@ -1,6 +1,8 @@
 //! The one retry policy every forge request goes through: `perform_retryable`
 //! sends a request, classifies the outcome (retry, give up, success) and waits
 //! with jittered exponential backoff, honouring the forge's rate-limit headers.
+//! `perform_checked` does the same for a request that must not land twice, looking
+//! for an attempt that may have landed before sending it again.
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -68,18 +70,23 @@ fn random_u64() -> u64 {
 
 /// Whether sending a request again could make the forge act twice.
 ///
-/// Retrying is decided per call from this value, so making a non-idempotent call
-/// safe to retry later (for instance a variant carrying a check "did the first
-/// attempt land?") only touches this enum and `may_retry`.
+/// Retrying is decided per call from this value and `perform_checked`'s check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replay {
     /// Sending it twice has the effect of sending it once (GET, PATCH to a state,
-    /// DELETE, adding a label): retried on any transient failure.
+    /// DELETE, adding a label), or the forge refuses the repeat with an answer the
+    /// caller maps to the outcome (a second merge gets 405, a second PR 409):
+    /// retried on any transient failure.
     Safe,
-    /// Must not be applied twice (creating a comment, a PR, a merge): sent again
-    /// only when the forge most likely did not act on it: the connection was never
-    /// made, or the forge or its gateway answered 429/502/503/504.
+    /// Must not be applied twice and cannot be looked for: sent again only when the
+    /// forge most likely did not act on it: the connection was never made, or the
+    /// forge or its gateway answered 429/502/503/504.
     OnlyIfNotApplied,
+    /// Must not be applied twice, but the caller can look for it (a comment, a
+    /// label): after a failure that may have landed, `perform_checked`'s check runs
+    /// before anything is sent again. Without a check it behaves as
+    /// `OnlyIfNotApplied` minus the gateway retries.
+    Checked,
 }
 
 /// What is being attempted, for the retry decision, log lines and error messages.
@@ -123,6 +130,9 @@ pub enum HttpErrorKind {
     Transport(reqwest::Error),
     /// A 2xx whose body is not what the API describes (e.g. a proxy's HTML page).
     Decode(serde_json::Error),
+    /// A 2xx web page: a proxy or login page answered, not the API, whatever the
+    /// status says (the API never answers HTML).
+    Html,
 }
 
 impl HttpError {
@@ -182,6 +192,9 @@ impl HttpError {
             HttpErrorKind::Decode(e) => ForgeError::Other(anyhow::anyhow!(
                 "{what}{tries}: the forge's answer is not the expected JSON: {e}"
             )),
+            HttpErrorKind::Html => ForgeError::Other(anyhow::anyhow!(
+                "{what}{tries}: an HTML page answered instead of the forge's API"
+            )),
         }
     }
 }
@@ -198,6 +211,7 @@ impl fmt::Display for HttpError {
             HttpErrorKind::Transport(e) if e.is_connect() => f.write_str("could not connect"),
             HttpErrorKind::Transport(_) => f.write_str("connection failed"),
             HttpErrorKind::Decode(_) => f.write_str("the answer is not the expected JSON"),
+            HttpErrorKind::Html => f.write_str("an HTML page answered, not the API"),
         }
     }
 }
@@ -211,15 +225,56 @@ pub fn redact(text: &str, secret: &str) -> String {
     }
 }
 
-/// One attempt's outcome after classification.
-enum Verdict<T> {
+/// One attempt's outcome, before the call's `Replay` decides what follows.
+enum Outcome<T> {
     Done(Reply<T>),
-    /// Try again (if attempts remain) after at least `wait`, else fail with `err`.
+    /// The forge did not act on it: no connection, or a rate limit refused it.
+    Refused {
+        err: HttpErrorKind,
+        wait: Option<Duration>,
+    },
+    /// A gateway (502/503/504) answered: the forge most likely did not act on it,
+    /// but a request that reached it before the gateway gave up may have landed.
+    Gateway {
+        err: HttpErrorKind,
+        wait: Option<Duration>,
+    },
+    /// It may have landed: a timeout or reset after sending, another 5xx, a 2xx
+    /// whose body could not be read or decoded.
+    Unsure(HttpErrorKind),
+    /// An answer that repeating will not change (4xx).
+    Final(HttpErrorKind),
+}
+
+/// What to do after a failed attempt.
+enum Next {
     Retry {
         err: HttpErrorKind,
         wait: Option<Duration>,
     },
+    /// Look for the attempt with the call's check before sending again.
+    CheckThenRetry {
+        err: HttpErrorKind,
+        wait: Option<Duration>,
+    },
     Fail(HttpErrorKind),
+}
+
+impl Replay {
+    fn next<T>(self, outcome: Outcome<T>) -> Result<Reply<T>, Next> {
+        Err(match (outcome, self) {
+            (Outcome::Done(reply), _) => return Ok(reply),
+            (Outcome::Final(err), _) => Next::Fail(err),
+            (Outcome::Refused { err, wait }, _) => Next::Retry { err, wait },
+            (Outcome::Gateway { err, wait }, Replay::Safe | Replay::OnlyIfNotApplied) => {
+                Next::Retry { err, wait }
+            }
+            (Outcome::Gateway { err, wait }, Replay::Checked) => Next::CheckThenRetry { err, wait },
+            (Outcome::Unsure(err), Replay::Safe) => Next::Retry { err, wait: None },
+            (Outcome::Unsure(err), Replay::OnlyIfNotApplied) => Next::Fail(err),
+            (Outcome::Unsure(err), Replay::Checked) => Next::CheckThenRetry { err, wait: None },
+        })
+    }
 }
 
 /// Sends the request `send` builds (a fresh builder per attempt: bodies are
@@ -231,45 +286,97 @@ pub async fn perform_retryable<T>(
     send: impl Fn() -> RequestBuilder,
     decode: impl Fn(&[u8]) -> serde_json::Result<T>,
 ) -> Result<Reply<T>, HttpError> {
+    perform(policy, attempt, send, decode, None::<fn() -> NoCheck<T>>)
+        .await
+        .map_err(|e| match e {
+            CheckedError::Request(e) => e,
+            CheckedError::Check(never) => match never {},
+        })
+}
+
+type NoCheck<T> = std::future::Ready<Result<Option<T>, std::convert::Infallible>>;
+
+/// Why a `perform_checked` call failed.
+#[derive(Debug)]
+pub enum CheckedError<E> {
+    /// The request failed for good and the check found nothing.
+    Request(HttpError),
+    /// Looking for an attempt that may have landed failed: whether it did is unknown.
+    Check(E),
+}
+
+/// `perform_retryable` for a `Replay::Checked` request: after an attempt that may
+/// have landed, `landed` looks for its effect on the forge (itself retrying as it
+/// needs). What it finds is the call's answer; when it finds nothing, the request is
+/// sent again. It runs after the last attempt too, so a request that landed on the
+/// final try is not reported as failed.
+pub async fn perform_checked<T, E, F: Future<Output = Result<Option<T>, E>>>(
+    policy: &RetryPolicy,
+    attempt: &Attempt,
+    send: impl Fn() -> RequestBuilder,
+    decode: impl Fn(&[u8]) -> serde_json::Result<T>,
+    landed: impl Fn() -> F,
+) -> Result<Reply<T>, CheckedError<E>> {
+    perform(policy, attempt, send, decode, Some(landed)).await
+}
+
+async fn perform<T, E, F: Future<Output = Result<Option<T>, E>>>(
+    policy: &RetryPolicy,
+    attempt: &Attempt,
+    send: impl Fn() -> RequestBuilder,
+    decode: impl Fn(&[u8]) -> serde_json::Result<T>,
+    landed: Option<impl Fn() -> F>,
+) -> Result<Reply<T>, CheckedError<E>> {
+    let give_up = |n, kind| CheckedError::Request(fail(attempt, n, kind));
     let max = policy.max_attempts.max(1);
     let mut n = 0;
     loop {
         n += 1;
-        let verdict = classify(
-            policy,
-            attempt,
-            send().timeout(policy.request_timeout),
-            &decode,
-        )
-        .await;
-        let (err, wait) = match verdict {
-            Verdict::Done(reply) => return Ok(reply),
-            Verdict::Fail(kind) => return Err(fail(attempt, n, kind)),
-            Verdict::Retry { err, wait } => (err, wait),
+        let outcome = classify(policy, send().timeout(policy.request_timeout), &decode).await;
+        let (err, wait, check) = match attempt.replay.next(outcome) {
+            Ok(reply) => return Ok(reply),
+            Err(Next::Fail(kind)) => return Err(give_up(n, kind)),
+            Err(Next::Retry { err, wait }) => (err, wait, None),
+            Err(Next::CheckThenRetry { err, wait }) => match &landed {
+                // Without a way to look, an attempt that may have landed is final.
+                None => return Err(give_up(n, err)),
+                Some(landed) => (err, wait, Some(landed)),
+            },
         };
-        if n >= max {
-            return Err(fail(attempt, n, err));
+        // Nothing to look for and no attempt left: give up at once.
+        if check.is_none() && n >= max {
+            return Err(give_up(n, err));
         }
         let backoff = policy.backoff(n);
         let delay = match wait {
             Some(w) => w.min(policy.max_retry_after).max(backoff),
             None => backoff,
         };
-        let reason = HttpError {
-            method: attempt.method.clone(),
-            path: attempt.path.clone(),
-            attempts: n,
-            kind: err,
-        };
+        let reason = fail(attempt, n, err);
         tracing::warn!(
             method = %attempt.method,
             path = %attempt.path,
             attempt = n,
             delay_ms = delay.as_millis() as u64,
             reason = %reason,
+            looking = check.is_some(),
             "forge request failed, retrying"
         );
+        // Waited before looking too: a request the forge is still working on (behind
+        // a gateway that gave up) gets the time to land, rather than being missed.
         tokio::time::sleep(delay).await;
+        if let Some(landed) = check {
+            if let Some(value) = landed().await.map_err(CheckedError::Check)? {
+                return Ok(Reply {
+                    status: StatusCode::OK,
+                    headers: HeaderMap::new(),
+                    value,
+                });
+            }
+            if n >= max {
+                return Err(CheckedError::Request(reason));
+            }
+        }
     }
 }
 
@@ -284,53 +391,44 @@ fn fail(attempt: &Attempt, attempts: u32, kind: HttpErrorKind) -> HttpError {
 
 async fn classify<T>(
     policy: &RetryPolicy,
-    attempt: &Attempt,
     request: RequestBuilder,
     decode: &impl Fn(&[u8]) -> serde_json::Result<T>,
-) -> Verdict<T> {
-    let safe = attempt.replay == Replay::Safe;
+) -> Outcome<T> {
     let response = match request.send().await {
         Ok(r) => r,
-        Err(e) => {
-            // A connect error means the request never left; anything else (timeout,
-            // reset mid-way) may have reached the forge.
-            let retry = e.is_connect() || safe;
-            return if retry {
-                Verdict::Retry {
-                    err: HttpErrorKind::Transport(e),
-                    wait: None,
-                }
-            } else {
-                Verdict::Fail(HttpErrorKind::Transport(e))
+        // A connect error means the request never left; anything else (timeout,
+        // reset mid-way) may have reached the forge.
+        Err(e) if e.is_connect() => {
+            return Outcome::Refused {
+                err: HttpErrorKind::Transport(e),
+                wait: None,
             };
         }
+        Err(e) => return Outcome::Unsure(HttpErrorKind::Transport(e)),
     };
     let status = response.status();
     let headers = response.headers().clone();
     let body = match response.bytes().await {
         Ok(b) => b,
-        Err(e) if safe => {
-            return Verdict::Retry {
-                err: HttpErrorKind::Transport(e),
-                wait: None,
-            };
-        }
-        Err(e) => return Verdict::Fail(HttpErrorKind::Transport(e)),
+        Err(e) => return Outcome::Unsure(HttpErrorKind::Transport(e)),
     };
 
     if status.is_success() {
+        if header_str(&headers, "content-type")
+            .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"))
+        {
+            // A 200 page from a proxy says nothing about what the forge did, even
+            // for calls that only look at the status.
+            return Outcome::Unsure(HttpErrorKind::Html);
+        }
         return match decode(&body) {
-            Ok(value) => Verdict::Done(Reply {
+            Ok(value) => Outcome::Done(Reply {
                 status,
                 headers,
                 value,
             }),
-            // Only a GET is sure to be harmless to repeat after the forge said yes.
-            Err(e) if attempt.method == Method::GET => Verdict::Retry {
-                err: HttpErrorKind::Decode(e),
-                wait: None,
-            },
-            Err(e) => Verdict::Fail(HttpErrorKind::Decode(e)),
+            // The forge said yes, but what it made is unknown.
+            Err(e) => Outcome::Unsure(HttpErrorKind::Decode(e)),
         };
     }
 
@@ -347,13 +445,20 @@ async fn classify<T>(
         status,
         StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
     );
-    if rate_limited || gateway || (safe && status.is_server_error()) {
-        Verdict::Retry {
+    if rate_limited {
+        Outcome::Refused {
             err,
             wait: retry_after,
         }
+    } else if gateway {
+        Outcome::Gateway {
+            err,
+            wait: retry_after,
+        }
+    } else if status.is_server_error() {
+        Outcome::Unsure(err)
     } else {
-        Verdict::Fail(err)
+        Outcome::Final(err)
     }
 }
 

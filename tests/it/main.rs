@@ -7,6 +7,7 @@ mod fake_forge;
 mod fake_forge_selftest;
 mod fake_woodpecker;
 mod feedback;
+mod forge_faults;
 mod forgejo_client;
 mod harness;
 mod machine;

@@ -1,6 +1,8 @@
 //! What the fake remembers about the traffic it saw: the request log, the contract
 //! violations a test asserts to be empty, and the queue of faults to inject.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 /// One received request, as the fake saw it.
@@ -20,8 +22,10 @@ pub struct RequestRecord {
     pub authorized: bool,
     /// The swagger template the request was routed to, if any.
     pub template: Option<String>,
-    /// HTTP status of the answer.
+    /// HTTP status of the answer the client got; 0 when the connection was reset.
     pub status: u16,
+    /// The fault injected into this request, if any.
+    pub fault: Option<Fault>,
 }
 
 impl RequestRecord {
@@ -58,7 +62,7 @@ pub struct Violation {
     pub detail: String,
 }
 
-/// A failure the fake plays instead of answering normally (see [`FaultRule`]).
+/// A failure the fake plays instead of answering normally (see [`FaultRule`], [`Chaos`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     /// Answer with this status and a Forgejo-style JSON error; `retry_after` (seconds) adds
@@ -69,6 +73,24 @@ pub enum Fault {
     },
     /// Answer with an HTML page (what a reverse proxy sends when Forgejo is down).
     Html { status: u16 },
+    /// Wait this long, then handle the request normally. Past the client's request
+    /// timeout this is a timeout; whether the request is then still applied depends on
+    /// whether the server notices the client leaving, as with a real overloaded forge,
+    /// so on requests that change state use `AfterApply(Delay(..))` instead.
+    Delay(Duration),
+    /// Close the connection without any HTTP answer; the request is not applied.
+    Reset,
+    /// Apply the request to the state first, then answer with the inner fault instead of
+    /// the real answer: a request that landed but whose answer was lost.
+    /// `AfterApply(Delay(d))` sends the real answer, `d` late.
+    AfterApply(Box<Fault>),
+}
+
+impl Fault {
+    /// This fault, played after the request has been applied.
+    pub fn after_apply(self) -> Fault {
+        Fault::AfterApply(Box::new(self))
+    }
 }
 
 /// A queued fault: applied to the next `times` requests that match.
@@ -94,6 +116,15 @@ impl FaultRule {
         }
     }
 
+    /// A rule for requests with this method whose path contains `path`, applied once.
+    pub fn on(method: &str, path: &str, fault: Fault) -> Self {
+        Self {
+            method: Some(method.to_owned()),
+            path_contains: Some(path.to_owned()),
+            ..Self::once(fault)
+        }
+    }
+
     fn matches(&self, method: &str, path: &str) -> bool {
         self.times > 0
             && self
@@ -107,8 +138,53 @@ impl FaultRule {
     }
 }
 
-/// Takes the fault for this request from the queue, if a rule matches: the single place
-/// in the request path where injected failures are decided.
+/// Random faults for chaos tests: each request gets one of `faults` with probability
+/// `rate`, drawn from a generator seeded with `seed`, so a failing run can be replayed
+/// (as far as the order of requests is the same).
+#[derive(Debug, Clone)]
+pub struct Chaos {
+    /// Fraction of requests that get a fault, from 0.0 to 1.0.
+    pub rate: f64,
+    pub seed: u64,
+    /// The faults to pick from, uniformly.
+    pub faults: Vec<Fault>,
+}
+
+/// Every source of injected faults, consulted once per request.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Queued rules; they take precedence over chaos.
+    pub rules: Vec<FaultRule>,
+    chaos: Option<(Chaos, XorShift)>,
+    /// How many requests got a fault so far (rules and chaos).
+    pub injected: u64,
+}
+
+impl Faults {
+    pub fn set_chaos(&mut self, chaos: Option<Chaos>) {
+        self.chaos = chaos.map(|c| {
+            let rng = XorShift::new(c.seed);
+            (c, rng)
+        });
+    }
+
+    /// The fault for this request, if any: the single place in the request path where
+    /// injected failures are decided.
+    pub fn take(&mut self, method: &str, path: &str) -> Option<Fault> {
+        let fault = take_fault(&mut self.rules, method, path).or_else(|| {
+            let (chaos, rng) = self.chaos.as_mut()?;
+            if chaos.faults.is_empty() || rng.unit() >= chaos.rate {
+                return None;
+            }
+            let index = (rng.next() % chaos.faults.len() as u64) as usize;
+            Some(chaos.faults[index].clone())
+        })?;
+        self.injected += 1;
+        Some(fault)
+    }
+}
+
+/// Takes the fault for this request from the queue, if a rule matches.
 pub fn take_fault(rules: &mut Vec<FaultRule>, method: &str, path: &str) -> Option<Fault> {
     let index = rules.iter().position(|r| r.matches(method, path))?;
     let rule = &mut rules[index];
@@ -118,4 +194,29 @@ pub fn take_fault(rules: &mut Vec<FaultRule>, method: &str, path: &str) -> Optio
         rules.remove(index);
     }
     Some(fault)
+}
+
+/// Marsaglia's xorshift64*: plenty for picking faults, and no dependency.
+#[derive(Debug)]
+struct XorShift(u64);
+
+impl XorShift {
+    fn new(seed: u64) -> Self {
+        // The state must never be zero; mixing keeps nearby seeds apart.
+        Self((seed ^ 0x9E37_79B9_7F4A_7C15).max(1))
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
 }

@@ -7,7 +7,9 @@
 //! - `issues.rs`, `pulls.rs` — endpoint handlers.
 //! - `state.rs` — [`ForgeState`] and its records; `json.rs` — the wire shapes.
 //! - `behaviour.rs` — simulated CI and reviewer; `git.rs` — the real bare repository.
-//! - `log.rs` — request log, violations, faults; requests are judged by `crate::swagger`.
+//! - `log.rs` — request log, violations, faults (queued and chaos); requests are judged
+//!   by `crate::swagger`.
+//! - `conn.rs` — the listener whose connections a handler can reset (the `Reset` fault).
 //! - `fixture.rs` — [`fixture::GitFixture`], a bare repository plus a clone for tests.
 //!
 //! ```ignore
@@ -25,6 +27,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod behaviour;
+mod conn;
 pub mod fixture;
 mod git;
 mod issues;
@@ -41,14 +44,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use tokio::sync::{Notify, oneshot};
 
 pub use behaviour::{Behaviour, CI_CONTEXT, CI_USER, CiBehaviour, REVIEWER, ReviewBehaviour};
 pub use git::BareRepo;
-pub use log::{Fault, FaultRule, RequestRecord, Violation, ViolationKind};
+pub use log::{Chaos, Fault, FaultRule, RequestRecord, Violation, ViolationKind};
 pub use state::{
     Comment, CommitStatus, ForgeState, Issue, Label, MergeRecord, Pull, Review, ReviewComment,
 };
@@ -109,12 +112,18 @@ pub struct FakeForge {
 
 async fn handle(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<conn::ConnHandle>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let response = {
+    let fault = shared.lock().faults.take(method.as_str(), uri.path());
+    // Waited out without the lock, so other requests go on meanwhile.
+    if let Some(Fault::Delay(wait)) = fault {
+        tokio::time::sleep(wait).await;
+    }
+    let answer = {
         let mut state = shared.lock();
         let query = uri.query().unwrap_or("");
         routes::serve(
@@ -125,10 +134,16 @@ async fn handle(
             query,
             &headers,
             &body,
+            fault.as_ref(),
         )
     };
     shared.changed.notify_waiters();
-    response
+    match answer.delivery {
+        routes::Delivery::Now => {}
+        routes::Delivery::After(wait) => tokio::time::sleep(wait).await,
+        routes::Delivery::Reset => conn.reset(),
+    }
+    answer.response
 }
 
 impl FakeForge {
@@ -161,8 +176,10 @@ impl FakeForge {
                     .build()
                     .expect("building the fake forge runtime");
                 runtime.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("fake forge listener");
+                    let listener = conn::ResettableListener(
+                        tokio::net::TcpListener::from_std(listener).expect("fake forge listener"),
+                    );
+                    let app = app.into_make_service_with_connect_info::<conn::ConnHandle>();
                     tokio::select! {
                         served = axum::serve(listener, app) => served.expect("fake forge server"),
                         _ = stopped => {}
@@ -224,7 +241,23 @@ impl FakeForge {
 
     /// Queues a fault for matching requests (see [`FaultRule`]).
     pub fn inject_fault(&self, rule: FaultRule) {
-        self.with_state(|s| s.faults.push(rule));
+        self.with_state(|s| s.faults.rules.push(rule));
+    }
+
+    /// Injects random faults into a fraction of all later requests (see [`Chaos`]);
+    /// queued rules still come first.
+    pub fn set_chaos(&self, chaos: Chaos) {
+        self.with_state(|s| s.faults.set_chaos(Some(chaos)));
+    }
+
+    /// Stops injecting random faults.
+    pub fn clear_chaos(&self) {
+        self.with_state(|s| s.faults.set_chaos(None));
+    }
+
+    /// How many requests got an injected fault so far.
+    pub fn faults_injected(&self) -> u64 {
+        self.shared.lock().faults.injected
     }
 
     /// Creates a repository label and returns its id.

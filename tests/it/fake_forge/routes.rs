@@ -1,8 +1,9 @@
 //! The request path: every HTTP request enters [`serve`], which logs it, checks it
-//! against the swagger, applies an injected fault if one is queued, authenticates it, and
+//! against the swagger, plays the fault injected into it (if any), authenticates it, and
 //! dispatches it by swagger template to a handler in `issues.rs` or `pulls.rs`.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +11,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use super::behaviour::settle;
-use super::log::{Fault, RequestRecord, ViolationKind, take_fault};
+use super::log::{Fault, RequestRecord, ViolationKind};
 use super::state::ForgeState;
 use super::{issues, pulls};
 use crate::swagger::{self, Route, parse_query};
@@ -141,7 +142,26 @@ impl Req<'_> {
     }
 }
 
-/// Handles one request under the state lock; the caller wakes waiters afterwards.
+/// How an answer reaches the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Now,
+    /// After this long (the state lock released meanwhile).
+    After(Duration),
+    /// Not at all: the connection is cut.
+    Reset,
+}
+
+/// A handled request: the response and how to deliver it.
+pub struct Answer {
+    pub response: Response,
+    pub delivery: Delivery,
+}
+
+/// Handles one request under the state lock; the caller wakes waiters afterwards and
+/// plays the delivery. `fault` was taken for this request by the caller (a plain
+/// `Delay` has already been waited out).
+#[allow(clippy::too_many_arguments)]
 pub fn serve(
     state: &mut ForgeState,
     token: &str,
@@ -150,7 +170,8 @@ pub fn serve(
     raw_query: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Response {
+    fault: Option<&Fault>,
+) -> Answer {
     let query = parse_query(raw_query);
     let auth = headers
         .get(header::AUTHORIZATION)
@@ -177,19 +198,18 @@ pub fn serve(
         Route::UnknownPath => None,
     };
 
-    // The single hook for injected failures: after the contract check (so a faulty
-    // request is still judged) and before anything changes state.
-    let reply = if let Some(fault) = take_fault(&mut state.faults, method, path) {
-        fault_reply(&fault)
-    } else if !authorized {
-        let detail = if auth.is_some() {
-            "wrong token"
-        } else {
-            "no Authorization header"
-        };
-        state.violation(ViolationKind::Unauthorized, method, path, detail);
-        Reply::error(401, "token is required")
-    } else {
+    // Injected failures are played after the contract check, so a faulty request is
+    // still judged; only `AfterApply` lets the request change the state first.
+    let apply = || {
+        if !authorized {
+            let detail = if auth.is_some() {
+                "wrong token"
+            } else {
+                "no Authorization header"
+            };
+            state.violation(ViolationKind::Unauthorized, method, path, detail);
+            return Reply::error(401, "token is required");
+        }
         match checked.route {
             Route::UnknownPath => Reply::error(404, "not found"),
             Route::MethodNotAllowed { .. } => Reply::error(405, "method not allowed"),
@@ -208,6 +228,14 @@ pub fn serve(
             }
         }
     };
+    let (reply, delivery) = match fault {
+        None | Some(Fault::Delay(_)) => (apply(), Delivery::Now),
+        Some(Fault::AfterApply(inner)) => {
+            let real = apply();
+            play(inner, Some(real))
+        }
+        Some(other) => play(other, None),
+    };
     state.requests.push(RequestRecord {
         at: Utc::now(),
         method: method.to_owned(),
@@ -217,28 +245,51 @@ pub fn serve(
         token_present: auth.is_some(),
         authorized,
         template,
-        status: reply.status,
+        status: if delivery == Delivery::Reset {
+            0
+        } else {
+            reply.status
+        },
+        fault: fault.cloned(),
     });
-    reply.into_response(&state.base_url)
+    Answer {
+        response: reply.into_response(&state.base_url),
+        delivery,
+    }
 }
 
-fn fault_reply(fault: &Fault) -> Reply {
+/// What the client gets for `fault`; `real` is the answer of a request already
+/// applied (`AfterApply`), `None` when the fault replaces handling it.
+fn play(fault: &Fault, real: Option<Reply>) -> (Reply, Delivery) {
     match fault {
         Fault::Status {
             status,
             retry_after,
         } => {
             let reply = Reply::error(*status, "injected fault");
-            match retry_after {
+            let reply = match retry_after {
                 Some(secs) => reply.with_header("retry-after", secs.to_string()),
                 None => reply,
-            }
+            };
+            (reply, Delivery::Now)
         }
-        Fault::Html { status } => Reply {
-            status: *status,
-            body: ReplyBody::Html("<html><body><h1>502 Bad Gateway</h1></body></html>".to_owned()),
-            headers: Vec::new(),
-        },
+        Fault::Html { status } => (
+            Reply {
+                status: *status,
+                body: ReplyBody::Html(
+                    "<html><body><h1>502 Bad Gateway</h1></body></html>".to_owned(),
+                ),
+                headers: Vec::new(),
+            },
+            Delivery::Now,
+        ),
+        Fault::Reset => (Reply::empty(500), Delivery::Reset),
+        // Only reached after applying: a plain delay is waited out before `serve`.
+        Fault::Delay(wait) => (
+            real.unwrap_or_else(|| Reply::error(500, "delay without an answer")),
+            Delivery::After(*wait),
+        ),
+        Fault::AfterApply(inner) => play(inner, real),
     }
 }
 

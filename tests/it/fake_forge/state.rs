@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::behaviour::Behaviour;
 use super::git::BareRepo;
-use super::log::{FaultRule, RequestRecord, Violation, ViolationKind};
+use super::log::{Faults, RequestRecord, Violation, ViolationKind};
 
 /// An issue, or the issue half of a pull request (title, body, state, labels live here).
 #[derive(Debug, Clone)]
@@ -159,7 +159,7 @@ pub struct ForgeState {
     pub(super) user_ids: HashMap<String, u64>,
     pub(super) requests: Vec<RequestRecord>,
     pub(super) violations: Vec<Violation>,
-    pub(super) faults: Vec<FaultRule>,
+    pub(super) faults: Faults,
     /// Per PR, how many heads the simulated CI has run on (for `FailFirst`).
     pub(super) ci_runs: HashMap<u64, u32>,
 }
@@ -186,7 +186,7 @@ impl ForgeState {
             user_ids: HashMap::new(),
             requests: Vec::new(),
             violations: Vec::new(),
-            faults: Vec::new(),
+            faults: Faults::default(),
             ci_runs: HashMap::new(),
         }
     }

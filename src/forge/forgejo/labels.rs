@@ -1,0 +1,91 @@
+//! The label half of the Forgejo client: a name → id cache (the API adds and
+//! removes labels by id) and creating a missing label exactly once, even when the
+//! answer to its creation is lost.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::ForgejoClient;
+use super::wire::WireLabel;
+use crate::forge::ForgeResult;
+use crate::forge::retry::CheckedError;
+
+impl ForgejoClient {
+    /// Refetches every label of the repository into the cache.
+    pub(super) async fn refresh_labels(&self) -> ForgeResult<()> {
+        let labels: Vec<WireLabel> = self.list_all(&["labels"], &[]).await?;
+        let mut cache = self.labels.lock().expect("label cache poisoned");
+        *cache = labels.into_iter().map(|l| (l.name, l.id)).collect();
+        Ok(())
+    }
+
+    pub(super) fn cached_label(&self, name: &str) -> Option<u64> {
+        let cache = self.labels.lock().expect("label cache poisoned");
+        cache.get(name).copied()
+    }
+
+    /// The id of label `name`, refreshing the cache once on a miss.
+    pub(super) async fn label_id(&self, name: &str) -> ForgeResult<Option<u64>> {
+        if let Some(id) = self.cached_label(name) {
+            return Ok(Some(id));
+        }
+        self.refresh_labels().await?;
+        Ok(self.cached_label(name))
+    }
+
+    pub(super) async fn create_label(&self, name: &str) -> ForgeResult<u64> {
+        let body = json!({
+            "name": name,
+            "color": label_color(name),
+            "description": "managed by forgehand",
+        });
+        let url = self.repo_url(&["labels"], &[]);
+        // Forgejo accepts a second label of the same name: an attempt that may have
+        // landed is looked for in a fresh list before the label is created again.
+        let landed = || async {
+            self.refresh_labels().await?;
+            Ok(self.cached_label(name))
+        };
+        match self
+            .create_checked(url, body, |l: WireLabel| l.id, landed)
+            .await
+        {
+            Ok(id) => {
+                self.labels
+                    .lock()
+                    .expect("label cache poisoned")
+                    .insert(name.to_string(), id);
+                Ok(id)
+            }
+            // Someone created it meanwhile: use theirs.
+            Err(CheckedError::Request(e))
+                if matches!(
+                    e.status(),
+                    Some(StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY)
+                ) =>
+            {
+                self.refresh_labels().await?;
+                self.cached_label(name).ok_or_else(|| self.error(e))
+            }
+            Err(e) => Err(self.checked_error(e)),
+        }
+    }
+}
+
+/// A colour for a label forgehand creates: by role when the name says it, grey otherwise.
+fn label_color(name: &str) -> &'static str {
+    let name = name.to_ascii_lowercase();
+    if name.contains("block") {
+        "#b60205"
+    } else if name.contains("progress") {
+        "#fbca04"
+    } else if name.contains("priority") {
+        "#d93f0b"
+    } else if name.contains("backlog") {
+        "#0075ca"
+    } else if name.contains("underspecified") {
+        "#5319e7"
+    } else {
+        "#cccccc"
+    }
+}
