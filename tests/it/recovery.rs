@@ -266,3 +266,118 @@ async fn supervision_gives_up_after_repeated_failures() {
         "the daemon carries on"
     );
 }
+
+/// 20 issues while a fifth of all requests fail (5xx, 429 with Retry-After,
+/// HTML pages, resets, slow answers, and answers lost after the forge acted):
+/// every issue ends merged exactly once, with nothing duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_twenty_issues_with_twenty_percent_faults() {
+    use crate::fake_forge::{Chaos, Fault};
+    let mut h = Harness::new("max_sessions = 4", "").await;
+    h.forge.set_behaviour(auto(
+        CiBehaviour::Succeed,
+        ReviewBehaviour::ApproveWhenGreen,
+    ));
+    let issues: Vec<u64> = (1..=20)
+        .map(|i| {
+            h.forge
+                .create_issue(&format!("Chaos task {i}"), "", &["backlog"])
+        })
+        .collect();
+    h.enable();
+    h.start_daemon();
+    // Faults start once the daemon is up (its start-up asks who it is).
+    h.forge
+        .wait_until(STEP, |s| s.requests_matching("GET", "/issues").count() > 0)
+        .await
+        .unwrap();
+    h.forge.set_chaos(Chaos {
+        rate: 0.2,
+        seed: 20261122,
+        faults: vec![
+            Fault::Status {
+                status: 500,
+                retry_after: None,
+            },
+            Fault::Status {
+                status: 502,
+                retry_after: None,
+            },
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+            Fault::Status {
+                status: 429,
+                retry_after: Some(1),
+            },
+            Fault::Html { status: 502 },
+            Fault::Html { status: 200 },
+            Fault::Reset,
+            Fault::Delay(Duration::from_millis(300)),
+            Fault::Status {
+                status: 502,
+                retry_after: None,
+            }
+            .after_apply(),
+            Fault::Reset.after_apply(),
+        ],
+    });
+    h.forge
+        .wait_until(Duration::from_secs(300), |s| {
+            issues.iter().all(|&n| !s.issue(n).is_open())
+        })
+        .await
+        .expect("all 20 issues merged and closed");
+    h.forge.clear_chaos();
+    assert!(
+        h.forge.faults_injected() > 50,
+        "faults were injected: {}",
+        h.forge.faults_injected()
+    );
+    for &n in &issues {
+        h.wait_cleaned_up(n).await;
+        let issue = h.forge.issue(n);
+        assert!(
+            !issue.has_label("in-progress") && !issue.has_label("blocked"),
+            "#{n}: {:?}",
+            issue.labels
+        );
+        let prs: Vec<u64> = h.forge.read(|s| {
+            s.pulls()
+                .filter(|p| p.head == format!("fix/issue-{n}"))
+                .map(|p| p.number)
+                .collect()
+        });
+        assert_eq!(prs.len(), 1, "#{n} has exactly one PR");
+        assert_eq!(
+            h.forge.read(|s| s.merge_count(prs[0])),
+            1,
+            "#{n} merged exactly once"
+        );
+        assert!(
+            h.bot_comments(n).is_empty(),
+            "#{n}: no stray comments: {:?}",
+            h.bot_comments(n)
+        );
+    }
+    let labels = h.forge.read(|s| {
+        s.labels()
+            .iter()
+            .map(|l| l.name.clone())
+            .collect::<Vec<_>>()
+    });
+    let mut unique = labels.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        labels.len(),
+        unique.len(),
+        "no label created twice: {labels:?}"
+    );
+    assert!(
+        h.forge.violations().is_empty(),
+        "{:#?}",
+        h.forge.violations()
+    );
+}
