@@ -15,9 +15,9 @@ use crate::actors::dev::env::base_env;
 use crate::actors::supervisor::{Supervisor, SupervisorArgs};
 use crate::ci::woodpecker::WoodpeckerClient;
 use crate::config::{self, ConfigError, ForgeKind, Project};
-use crate::forge::Forge;
 use crate::forge::forgejo::ForgejoClient;
 use crate::forge::retry::RetryPolicy;
+use crate::forge::{Forge, ForgeError};
 use crate::git::{Git, GitAuth};
 use crate::lockfile::{DaemonLock, LockError};
 use crate::notify::LogNotifier;
@@ -25,6 +25,9 @@ use crate::paths::StatePaths;
 use crate::redact::Redactor;
 use crate::store::{EventKind, Store};
 use crate::tmux::Tmux;
+
+/// Longest wait between attempts to reach a forge that is down at start.
+const WHOAMI_MAX_DELAY: Duration = Duration::from_secs(60);
 
 /// How long the actors get to stop after a signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -64,12 +67,19 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         LockError::Io(e) => e,
     })?;
     let store = Arc::new(Store::open(&paths.db())?);
+    // Signals are ours from here on, even while a forge that is down at
+    // start is being waited for.
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let daemon_env: Vec<(String, String)> = std::env::vars().collect();
     let mut contexts = Vec::new();
     for project in projects {
-        contexts.push(Arc::new(
-            project_context(project, &paths, store.clone(), &daemon_env).await?,
-        ));
+        let ctx = tokio::select! {
+            ctx = project_context(project, &paths, store.clone(), &daemon_env) => ctx?,
+            _ = sigterm.recv() => return Ok(()),
+            _ = sigint.recv() => return Ok(()),
+        };
+        contexts.push(Arc::new(ctx));
     }
     for ctx in &contexts {
         ctx.journal(
@@ -85,8 +95,6 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let (supervisor, handle) = Actor::spawn(None, Supervisor, args)
         .await
         .context("starting the supervisor")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut handle = handle;
     let reason = tokio::select! {
         _ = &mut handle => "the actor tree finished",
@@ -133,12 +141,7 @@ async fn project_context(
             project.forge.kind
         ),
     };
-    let own_login = forge.current_user().await.with_context(|| {
-        format!(
-            "asking {} who forgehand's token belongs to",
-            project.forge.url
-        )
-    })?;
+    let own_login = whoami(forge.as_ref(), &project.forge.url).await?;
     let woodpecker = match &project.ci.woodpecker {
         Some(w) => Some(WoodpeckerClient::new(
             &w.url,
@@ -163,4 +166,29 @@ async fn project_context(
         woodpecker,
         project,
     })
+}
+
+/// Ask the forge whose token forgehand holds, waiting out an outage with
+/// backoff (a daemon started while the forge is down just waits for it);
+/// a rejected token is final.
+async fn whoami(forge: &dyn Forge, url: &str) -> anyhow::Result<String> {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match forge.current_user().await {
+            Ok(login) => return Ok(login),
+            Err(e @ ForgeError::Unauthorized(_)) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("{url} rejects forgehand's token"))
+                );
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "{url} is not answering ({e}); trying again in {}s",
+                    delay.as_secs()
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(WHOAMI_MAX_DELAY);
+            }
+        }
+    }
 }

@@ -381,3 +381,56 @@ async fn chaos_twenty_issues_with_twenty_percent_faults() {
         h.forge.violations()
     );
 }
+
+/// A forge that is down when forgehand starts is waited for, not given up
+/// on; a token the forge rejects is a clear error at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forge_down_at_start_is_waited_for_and_a_bad_token_is_refused() {
+    use crate::fake_forge::{Fault, FaultRule};
+    let mut h = Harness::new("max_sessions = 1", "").await;
+    h.forge.set_behaviour(auto(
+        CiBehaviour::Succeed,
+        ReviewBehaviour::ApproveWhenGreen,
+    ));
+    let n = h.forge.create_issue("After the outage", "", &["backlog"]);
+    // More failures in a row than one call's retry policy allows.
+    h.forge.inject_fault(FaultRule {
+        times: 8,
+        ..FaultRule::on(
+            "GET",
+            "/api/v1/user",
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+        )
+    });
+    h.enable();
+    h.start_daemon();
+    h.forge
+        .wait_until(Duration::from_secs(120), |s| !s.issue(n).is_open())
+        .await
+        .expect("merged once the forge answered");
+    assert!(h.daemon().try_wait().unwrap().is_none());
+    let (code, _) = h.stop_daemon();
+    assert_eq!(code, Some(0));
+
+    let out = h
+        .command(&[
+            "run",
+            "--projects",
+            &h.projects.display().to_string(),
+            "--state",
+            &h.state_arg(),
+        ])
+        .env("FORGE_TOKEN", "not-the-token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rejects forgehand's token"), "{stderr}");
+    assert!(
+        !stderr.contains("not-the-token"),
+        "the token is never printed: {stderr}"
+    );
+}
