@@ -371,3 +371,92 @@ async fn a_human_reply_is_recorded_once_announced_and_acknowledged() {
         .count();
     assert_eq!(recorded, 2, "each reply is journalled once");
 }
+
+#[test]
+fn the_quoted_message_is_not_part_of_the_answer() {
+    use forgehand::matrix::message::strip_reply_fallback;
+    assert_eq!(
+        strip_reply_fallback("> <@forgehand:localhost> needs a human\n> more\n\nBlue.\nThanks"),
+        "Blue.\nThanks"
+    );
+    assert_eq!(strip_reply_fallback("> quoted only"), "");
+    assert_eq!(strip_reply_fallback("Plain answer "), "Plain answer");
+}
+
+#[test]
+fn a_first_notice_other_than_the_claim_still_opens_the_thread_with_it() {
+    use forgehand::matrix::message::root;
+    let r = root(
+        &subject(8),
+        &Notice::Blocked {
+            reason: format!("<script> & {SECRET}"),
+        },
+        &Redactor::new([SECRET.to_string()]),
+        Some("@alice:localhost"),
+    );
+    assert!(r.body.contains("proj#8") && r.body.contains("dev-proj-8"));
+    assert!(
+        r.body.contains("blocked: <script> & [REDACTED]"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.html.contains("&lt;script&gt; &amp; [REDACTED]"),
+        "{}",
+        r.html
+    );
+    assert!(!r.html.contains("<script>"));
+    assert_eq!(r.mentions, vec!["@alice:localhost".to_string()]);
+}
+
+#[test]
+fn chat_replies_are_recorded_once_and_delivered_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forgehand.db");
+    let store = Store::open(&path).unwrap();
+    assert!(
+        store
+            .add_chat_reply(PROJECT, 1, "@a:x", "first", "$e1")
+            .unwrap()
+    );
+    assert!(
+        !store
+            .add_chat_reply(PROJECT, 1, "@a:x", "first", "$e1")
+            .unwrap()
+    );
+    assert!(
+        store
+            .add_chat_reply(PROJECT, 1, "@b:x", "second", "$e2")
+            .unwrap()
+    );
+    assert!(
+        store
+            .add_chat_reply(PROJECT, 2, "@a:x", "other issue", "$e3")
+            .unwrap()
+    );
+    let pending = store.pending_chat_replies(PROJECT, 1).unwrap();
+    let bodies: Vec<&str> = pending.iter().map(|r| r.body.as_str()).collect();
+    assert_eq!(bodies, ["first", "second"]);
+    store.mark_chat_reply_delivered(pending[0].id).unwrap();
+    let pending = store.pending_chat_replies(PROJECT, 1).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].event_id, "$e2");
+
+    store.set_matrix_thread(PROJECT, 1, "$root").unwrap();
+    store.set_matrix_sync_token("k", "s1").unwrap();
+    store.set_matrix_sync_token("k", "s2").unwrap();
+    drop(store);
+    // Everything survives a reopen (a daemon restart).
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.matrix_thread(PROJECT, 1).unwrap().as_deref(),
+        Some("$root")
+    );
+    assert_eq!(store.matrix_thread(PROJECT, 2).unwrap(), None);
+    assert_eq!(
+        store.matrix_thread_issue(PROJECT, "$root").unwrap(),
+        Some(1)
+    );
+    assert_eq!(store.matrix_sync_token("k").unwrap().as_deref(), Some("s2"));
+    assert_eq!(store.pending_chat_replies(PROJECT, 1).unwrap().len(), 1);
+}
