@@ -20,7 +20,8 @@ use crate::forge::retry::RetryPolicy;
 use crate::forge::{Forge, ForgeError};
 use crate::git::{Git, GitAuth};
 use crate::lockfile::{DaemonLock, LockError};
-use crate::notify::LogNotifier;
+use crate::matrix::{MatrixArgs, MatrixNotifier, MatrixTiming, OnReply};
+use crate::notify::{LogNotifier, Notifier};
 use crate::paths::StatePaths;
 use crate::redact::Redactor;
 use crate::store::{EventKind, Store};
@@ -152,6 +153,7 @@ async fn project_context(
         None => None,
     };
     let redactor = Redactor::with_env(project.secrets.values(), daemon_env.iter().cloned());
+    let notifier = notifier(&project, store.clone(), &redactor);
     Ok(ProjectCtx {
         agent_base_env: base_env(daemon_env.iter().cloned(), &project.agent.pass_env),
         forge,
@@ -162,7 +164,7 @@ async fn project_context(
         redactor,
         own_login,
         repo_lock: tokio::sync::Mutex::new(()),
-        notifier: Arc::new(LogNotifier),
+        notifier,
         woodpecker,
         project,
     })
@@ -189,6 +191,48 @@ async fn whoami(forge: &dyn Forge, url: &str) -> anyhow::Result<String> {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(WHOAMI_MAX_DELAY);
             }
+        }
+    }
+}
+
+/// The project's notifier: Matrix when `[matrix]` is set, else the log. A
+/// homeserver that is down does not matter here (the notifier connects and
+/// retries in the background); only a notifier that cannot be built at all
+/// falls back to the log.
+fn notifier(project: &Project, store: Arc<Store>, redactor: &Redactor) -> Arc<dyn Notifier> {
+    let Some(config) = &project.matrix else {
+        return Arc::new(LogNotifier);
+    };
+    let Some(token) = project.secrets.matrix_token.clone() else {
+        tracing::error!(
+            "{}: [matrix] token_env names an unset variable; notices go to the log only",
+            project.source.display()
+        );
+        return Arc::new(LogNotifier);
+    };
+    let on_reply: OnReply = Arc::new(|project: &str, issue: u64| {
+        // TODO(integrator): route to dev actors (they read
+        // `pending_chat_replies`, paste, `mark_chat_reply_delivered` and call
+        // `notifier.acknowledge`).
+        tracing::info!(project, issue, "a chat reply is waiting for the agent");
+    });
+    let args = MatrixArgs {
+        project: project.name.clone(),
+        config: config.clone(),
+        token,
+        store,
+        redactor: redactor.clone(),
+        on_reply,
+        timing: MatrixTiming::default(),
+    };
+    match MatrixNotifier::start(args) {
+        Ok(n) => Arc::new(n),
+        Err(e) => {
+            tracing::error!(
+                "{}: Matrix notifications are off: {e:#}",
+                project.source.display()
+            );
+            Arc::new(LogNotifier)
         }
     }
 }

@@ -13,6 +13,8 @@
 //! - `tmux.rs`, `git.rs`: the external programs forgehand drives.
 //! - `phase.rs`: the phase-file protocol the agent speaks; `prompt.rs`: what is pasted to it.
 //! - `picking.rs`: which ready issue goes next.
+//! - `notify.rs`: the notifier interface; `matrix/`: its Matrix implementation
+//!   (a thread per issue, escalations, replies read back from chat).
 //! - `redact.rs`: the secret redactor for everything forgehand posts.
 //! - `lockfile.rs`, `paths.rs`: the state directory.
 
@@ -24,6 +26,7 @@ pub mod daemon;
 pub mod forge;
 pub mod git;
 pub mod lockfile;
+pub mod matrix;
 pub mod notify;
 pub mod paths;
 pub mod phase;

@@ -103,6 +103,13 @@ impl fmt::Display for Notice {
 pub trait Notifier: Send + Sync {
     /// Queue a notice; never blocks on the channel.
     fn notify(&self, subject: &Subject, notice: Notice);
+
+    /// Tell the human their chat reply `event_id` reached the agent (Matrix
+    /// reacts ✅ to it). Queued like `notify`; channels without replies do
+    /// nothing.
+    fn acknowledge(&self, project: &str, issue: u64, event_id: &str) {
+        let _ = (project, issue, event_id);
+    }
 }
 
 /// The notifier when no channel is configured: the log only.

@@ -33,6 +33,32 @@ const MIGRATIONS: &[&str] = &[
         detail  TEXT NOT NULL
     );
     CREATE INDEX events_by_issue ON events (project, issue, id);",
+    // 2: Matrix: each issue's thread root, the sync position, and the human
+    // replies read from the threads until a dev actor has delivered them.
+    "CREATE TABLE matrix_threads (
+        project       TEXT NOT NULL,
+        issue         INTEGER NOT NULL,
+        root_event_id TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        PRIMARY KEY (project, issue)
+    );
+    CREATE INDEX matrix_threads_by_root ON matrix_threads (root_event_id);
+    CREATE TABLE matrix_sync (
+        key        TEXT PRIMARY KEY,
+        token      TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE chat_replies (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        project      TEXT NOT NULL,
+        issue        INTEGER NOT NULL,
+        author       TEXT NOT NULL,
+        body         TEXT NOT NULL,
+        event_id     TEXT NOT NULL UNIQUE,
+        received_at  TEXT NOT NULL,
+        delivered_at TEXT
+    );
+    CREATE INDEX chat_replies_pending ON chat_replies (project, issue, delivered_at, id);",
 ];
 
 /// The schema version this build writes.

@@ -2,6 +2,7 @@
 //! Claims hold each dev actor's persisted state, written before every side
 //! effect; the events table is the journal of every decision.
 
+mod chat;
 mod migrations;
 
 use std::path::Path;
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+pub use chat::ChatReply;
 pub use migrations::CURRENT as SCHEMA_VERSION;
 
 /// Where a claim stands as far as the daemon is concerned.
@@ -87,6 +89,8 @@ pub enum EventKind {
     CleanedUp,
     Released,
     Pasted,
+    /// A human answered in an issue's Matrix thread.
+    ChatReply,
     Error,
     Daemon,
 }
@@ -108,6 +112,7 @@ impl EventKind {
             EventKind::CleanedUp => "cleaned_up",
             EventKind::Released => "released",
             EventKind::Pasted => "pasted",
+            EventKind::ChatReply => "chat_reply",
             EventKind::Error => "error",
             EventKind::Daemon => "daemon",
         }

@@ -1,0 +1,121 @@
+//! The Matrix client, built from the access token alone: `whoami` tells which
+//! device the token belongs to, and the session is restored on it, so no
+//! login ever happens and no new device appears per start. Built lazily and
+//! shared, so a homeserver that is down at start only delays the first send.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use matrix_sdk::authentication::matrix::MatrixSession;
+use matrix_sdk::config::RequestConfig;
+use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
+use matrix_sdk::{Client, SessionMeta, SessionTokens};
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+/// How long one ordinary request may take before it counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Holds the token; `Debug` never prints it.
+pub struct Connector {
+    homeserver: String,
+    user_id: String,
+    token: String,
+    client: OnceCell<Client>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Connector({} on {})", self.user_id, self.homeserver)
+    }
+}
+
+#[derive(Deserialize)]
+struct WhoAmI {
+    user_id: String,
+    device_id: Option<String>,
+}
+
+impl Connector {
+    pub fn new(homeserver: &str, user_id: &str, token: String) -> Connector {
+        Connector {
+            homeserver: homeserver.trim_end_matches('/').to_string(),
+            user_id: user_id.to_string(),
+            token,
+            client: OnceCell::new(),
+        }
+    }
+
+    /// The client, connecting first if needed; an error leaves it unbuilt so
+    /// the next call tries again.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        self.client
+            .get_or_try_init(|| self.connect())
+            .await
+            .cloned()
+    }
+
+    async fn connect(&self) -> anyhow::Result<Client> {
+        let who = self.whoami().await?;
+        if who.user_id != self.user_id {
+            anyhow::bail!(
+                "[matrix] user_id is {} but the token belongs to {}",
+                self.user_id,
+                who.user_id
+            );
+        }
+        let user_id: OwnedUserId = who
+            .user_id
+            .parse()
+            .with_context(|| format!("parsing the user id {}", who.user_id))?;
+        // A token without a device (an appservice's) still sends and syncs;
+        // the device id only matters for encryption, which is off.
+        let device_id: OwnedDeviceId = who.device_id.unwrap_or_else(|| "FORGEHAND".into()).into();
+        let client = Client::builder()
+            .homeserver_url(&self.homeserver)
+            // Retries are ours (same transaction id, backoff, logged); the
+            // SDK's own would hide an outage.
+            .request_config(
+                RequestConfig::new()
+                    .disable_retry()
+                    .timeout(REQUEST_TIMEOUT),
+            )
+            .build()
+            .await
+            .with_context(|| format!("building the Matrix client for {}", self.homeserver))?;
+        client
+            .restore_session(MatrixSession {
+                meta: SessionMeta { user_id, device_id },
+                tokens: SessionTokens {
+                    access_token: self.token.clone(),
+                    refresh_token: None,
+                },
+            })
+            .await
+            .context("restoring the Matrix session from the access token")?;
+        tracing::info!(user = %self.user_id, homeserver = %self.homeserver, "connected to Matrix");
+        Ok(client)
+    }
+
+    async fn whoami(&self) -> anyhow::Result<WhoAmI> {
+        let url = format!("{}/_matrix/client/v3/account/whoami", self.homeserver);
+        let response = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .context("building an HTTP client")?
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("asking {url} who the Matrix token belongs to"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            anyhow::bail!("{url} answered {status}: {}", text.trim());
+        }
+        response
+            .json()
+            .await
+            .with_context(|| format!("reading the answer of {url}"))
+    }
+}
