@@ -12,7 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::actors::ProjectCtx;
 use crate::actors::dev::env::base_env;
-use crate::actors::supervisor::{Supervisor, SupervisorArgs};
+use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::ci::woodpecker::WoodpeckerClient;
 use crate::config::{self, ConfigError, ForgeKind, Project};
 use crate::forge::forgejo::ForgejoClient;
@@ -26,6 +26,9 @@ use crate::paths::StatePaths;
 use crate::redact::Redactor;
 use crate::store::{EventKind, Store};
 use crate::tmux::Tmux;
+
+/// Where a project's notifier reports a chat reply: (project, issue).
+type ChatReplies = tokio::sync::mpsc::UnboundedSender<(String, u64)>;
 
 /// Longest wait between attempts to reach a forge that is down at start.
 const WHOAMI_MAX_DELAY: Duration = Duration::from_secs(60);
@@ -73,10 +76,13 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let daemon_env: Vec<(String, String)> = std::env::vars().collect();
+    // Chat replies arrive before the supervisor exists to route them: they
+    // queue here and are forwarded once it runs.
+    let (replies_tx, mut replies_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut contexts = Vec::new();
     for project in projects {
         let ctx = tokio::select! {
-            ctx = project_context(project, &paths, store.clone(), &daemon_env) => ctx?,
+            ctx = project_context(project, &paths, store.clone(), &daemon_env, replies_tx.clone()) => ctx?,
             _ = sigterm.recv() => return Ok(()),
             _ = sigint.recv() => return Ok(()),
         };
@@ -96,6 +102,12 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let (supervisor, handle) = Actor::spawn(None, Supervisor, args)
         .await
         .context("starting the supervisor")?;
+    let router = supervisor.clone();
+    tokio::spawn(async move {
+        while let Some((project, issue)) = replies_rx.recv().await {
+            let _ = router.send_message(SupervisorMsg::ChatReply { project, issue });
+        }
+    });
     let mut handle = handle;
     let reason = tokio::select! {
         _ = &mut handle => "the actor tree finished",
@@ -127,6 +139,7 @@ async fn project_context(
     paths: &StatePaths,
     store: Arc<Store>,
     daemon_env: &[(String, String)],
+    replies: ChatReplies,
 ) -> anyhow::Result<ProjectCtx> {
     let token = project.secrets.forge_token.clone();
     let forge: Arc<dyn Forge> = match project.forge.kind {
@@ -153,7 +166,7 @@ async fn project_context(
         None => None,
     };
     let redactor = Redactor::with_env(project.secrets.values(), daemon_env.iter().cloned());
-    let notifier = notifier(&project, store.clone(), &redactor);
+    let notifier = notifier(&project, store.clone(), &redactor, replies);
     Ok(ProjectCtx {
         agent_base_env: base_env(daemon_env.iter().cloned(), &project.agent.pass_env),
         forge,
@@ -199,7 +212,12 @@ async fn whoami(forge: &dyn Forge, url: &str) -> anyhow::Result<String> {
 /// homeserver that is down does not matter here (the notifier connects and
 /// retries in the background); only a notifier that cannot be built at all
 /// falls back to the log.
-fn notifier(project: &Project, store: Arc<Store>, redactor: &Redactor) -> Arc<dyn Notifier> {
+fn notifier(
+    project: &Project,
+    store: Arc<Store>,
+    redactor: &Redactor,
+    replies: ChatReplies,
+) -> Arc<dyn Notifier> {
     let Some(config) = &project.matrix else {
         return Arc::new(LogNotifier);
     };
@@ -210,11 +228,9 @@ fn notifier(project: &Project, store: Arc<Store>, redactor: &Redactor) -> Arc<dy
         );
         return Arc::new(LogNotifier);
     };
-    let on_reply: OnReply = Arc::new(|project: &str, issue: u64| {
-        // TODO(integrator): route to dev actors (they read
-        // `pending_chat_replies`, paste, `mark_chat_reply_delivered` and call
-        // `notifier.acknowledge`).
-        tracing::info!(project, issue, "a chat reply is waiting for the agent");
+    let on_reply: OnReply = Arc::new(move |project: &str, issue: u64| {
+        // The supervisor hands it to the issue's dev actor (see `run`).
+        let _ = replies.send((project.to_string(), issue));
     });
     let args = MatrixArgs {
         project: project.name.clone(),

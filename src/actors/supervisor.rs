@@ -13,7 +13,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use crate::forge::IssueNumber;
 use crate::store::{ClaimStatus, EventKind};
 
-use super::dev::{DevActor, DevArgs};
+use super::dev::{DevActor, DevArgs, DevMsg};
 use super::merge_scanner::{MergeScanner, MergeScannerArgs};
 use super::poller::{Poller, PollerArgs};
 use super::{ProjectCtx, reconcile};
@@ -52,6 +52,8 @@ pub enum SupervisorMsg {
     },
     /// Start a project's poller again after it failed.
     RestartPoller { project: String },
+    /// A chat reply for an issue is waiting in the store.
+    ChatReply { project: String, issue: u64 },
     /// A poller finished its one cycle (`--once`).
     PollDone { project: String },
     /// Issue numbers of the project that have a live dev actor: the merge
@@ -72,6 +74,7 @@ struct DevEntry {
     project: String,
     issue: IssueNumber,
     title: String,
+    actor: ActorRef<DevMsg>,
 }
 
 pub struct SupervisorState {
@@ -210,6 +213,16 @@ impl Actor for Supervisor {
             SupervisorMsg::RestartPoller { project } => {
                 start_poller(&myself, state, &project).await
             }
+            SupervisorMsg::ChatReply { project, issue } => {
+                // No live dev actor: the reply waits in the store for the next one.
+                if let Some(dev) = state
+                    .devs
+                    .values()
+                    .find(|d| d.project == project && d.issue.0 == issue)
+                {
+                    let _ = dev.actor.send_message(DevMsg::ChatReplies);
+                }
+            }
             SupervisorMsg::PollDone { .. } | SupervisorMsg::ScanDone { .. } => {
                 state.polls_pending = state.polls_pending.saturating_sub(1);
                 stop_if_done(&myself, state);
@@ -292,6 +305,7 @@ async fn start_dev(
                     project: project.to_string(),
                     issue,
                     title,
+                    actor: actor.clone(),
                 },
             );
         }
@@ -395,6 +409,7 @@ fn dev_failed(
         project,
         issue,
         title,
+        ..
     } = dev;
     myself.send_after(delay, move || SupervisorMsg::StartDev {
         project,

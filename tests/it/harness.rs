@@ -27,6 +27,8 @@ pub struct Harness {
     pub projects: PathBuf,
     pub tmux_tmpdir: PathBuf,
     pub home: PathBuf,
+    /// More variables for forgehand's environment (e.g. a Matrix token).
+    pub env: Vec<(String, String)>,
     daemon: Option<Child>,
     log: PathBuf,
 }
@@ -50,6 +52,7 @@ impl Harness {
             home: dir.path().join("home"),
             log: dir.path().join("daemon.log"),
             daemon: None,
+            env: Vec::new(),
             git,
             forge,
             dir,
@@ -101,6 +104,7 @@ command = "python3 {agent}"
             .env("WOODPECKER_TOKEN", WOODPECKER_TOKEN)
             .env("FORGEHAND_LOG", "forgehand=debug,info")
             .current_dir(self.dir.path());
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

@@ -455,6 +455,36 @@ fn escalation_comments_waits_for_a_human_and_pastes_the_answer() {
 }
 
 #[test]
+fn a_chat_reply_is_pasted_while_a_session_exists_and_kept_otherwise() {
+    let reply = || Event::ChatReply {
+        id: 4,
+        event_id: "$ev".into(),
+        author: "@alice:hs".into(),
+        body: "use blue".into(),
+    };
+    let (s, _) = step(
+        &in_stage(Stage::Working),
+        phase_with(Phase::Escalate, "colour?"),
+    );
+    let (s, fx) = step(&s, reply());
+    assert_eq!(s.escalation, None, "the answer closes the escalation");
+    assert!(pasted(&fx).contains("use blue") && pasted(&fx).contains("@alice:hs"));
+    assert!(fx.contains(&Effect::ChatReplyDelivered {
+        id: 4,
+        event_id: "$ev".into()
+    }));
+    let (_, fx) = step(&in_stage(Stage::AwaitingReview), reply());
+    assert!(
+        pasted(&fx).contains("use blue"),
+        "waiting agents get replies too"
+    );
+    for stage in [Stage::Claimed, Stage::Merged, Stage::Blocked, Stage::Done] {
+        let (_, fx) = step(&in_stage(stage), reply());
+        assert!(fx.is_empty(), "{stage:?}: kept for later, not acknowledged");
+    }
+}
+
+#[test]
 fn an_unanswered_escalation_blocks_after_the_timeout() {
     let (s, _) = step(
         &in_stage(Stage::Working),
@@ -670,6 +700,12 @@ fn every_stage_and_event_is_handled() {
         Event::Finished,
         Event::HumanReply {
             author: "alice".into(),
+            body: "x".into(),
+        },
+        Event::ChatReply {
+            id: 1,
+            event_id: "$e".into(),
+            author: "@alice:hs".into(),
             body: "x".into(),
         },
         Event::SessionDead,

@@ -12,6 +12,7 @@ mod forgejo_client;
 mod harness;
 mod machine;
 mod matrix;
+mod matrix_e2e;
 mod merge_scanner;
 mod phase;
 mod picking;

@@ -35,6 +35,15 @@ impl DevRun {
                 self.journal(kind, &detail);
                 Ok(None)
             }
+            Effect::ChatReplyDelivered { id, event_id } => {
+                ctx.store.mark_chat_reply_delivered(id)?;
+                ctx.notifier.acknowledge(ctx.name(), n.0, &event_id);
+                self.journal(
+                    EventKind::ChatReply,
+                    &format!("chat reply {event_id} delivered to the agent"),
+                );
+                Ok(None)
+            }
             Effect::Notify(notice) => {
                 ctx.notifier.notify(&self.subject(), notice);
                 Ok(None)

@@ -256,6 +256,14 @@ pub enum Event {
         author: String,
         body: String,
     },
+    /// A person answered in the chat thread; kept in the store
+    /// (`id`) until delivered.
+    ChatReply {
+        id: i64,
+        event_id: String,
+        author: String,
+        body: String,
+    },
     /// The tmux session is gone or its pane is dead.
     SessionDead,
     /// No phase change and no pane output for `idle_timeout`.
@@ -313,6 +321,11 @@ pub enum Effect {
     Release {
         outcome: RefusalKind,
         comment: String,
+    },
+    /// Mark a chat reply delivered and acknowledge it in the chat.
+    ChatReplyDelivered {
+        id: i64,
+        event_id: String,
     },
     /// Stop the actor: nothing more to do.
     Stop,
@@ -476,6 +489,19 @@ impl Transition<'_> {
                 self.push(Effect::Paste(prompt::human_reply(&author, &body)));
                 self.push(Effect::Notify(Notice::ReplyDelivered { author }));
             }
+            (
+                stage,
+                Event::ChatReply {
+                    id,
+                    event_id,
+                    author,
+                    body,
+                },
+            ) if stage.has_session() => {
+                self.s.escalation = None;
+                self.push(Effect::Paste(prompt::human_reply(&author, &body)));
+                self.push(Effect::ChatReplyDelivered { id, event_id });
+            }
             (stage, Event::SessionDead) if stage.has_session() => {
                 self.s.respawns += 1;
                 if self.s.respawns > self.policy.max_respawns {
@@ -509,6 +535,7 @@ impl Transition<'_> {
                 Event::Ci { .. }
                 | Event::Review { .. }
                 | Event::HumanReply { .. }
+                | Event::ChatReply { .. }
                 | Event::SessionDead
                 | Event::Idle,
             ) => {}
@@ -747,6 +774,7 @@ fn event_name(event: &Event) -> &'static str {
         Event::MergeConflict { .. } => "merge conflict",
         Event::Finished => "finished",
         Event::HumanReply { .. } => "human reply",
+        Event::ChatReply { .. } => "chat reply",
         Event::SessionDead => "session dead",
         Event::Idle => "idle",
     }

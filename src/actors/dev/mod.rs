@@ -53,6 +53,8 @@ pub enum DevMsg {
     ReadyCheck,
     /// Time to look at the forge again.
     Tick,
+    /// A chat reply for this issue is waiting in the store.
+    ChatReplies,
 }
 
 /// The dev actor's runtime state; `state` is what gets persisted.
@@ -206,7 +208,13 @@ impl Actor for DevActor {
                     if let Some(news) = run.liveness().await? {
                         run.process(news).await?;
                     }
+                    // Replies kept while the session was away go out now.
+                    run.deliver_chat_replies().await?;
                     Some(Event::Tick)
+                }
+                DevMsg::ChatReplies => {
+                    run.deliver_chat_replies().await?;
+                    None
                 }
                 DevMsg::PhaseFileChanged => run.read_phase_file().await?,
                 DevMsg::ReadyCheck => run.ready_check().await?,
@@ -392,5 +400,27 @@ impl DevRun {
             .max();
         let idle = last.and_then(|t| t.elapsed().ok()).unwrap_or_default();
         Ok((idle > self.ctx.project.agent.idle_timeout).then_some(Event::Idle))
+    }
+
+    /// Paste the chat replies waiting for this issue, when an agent is
+    /// there to read them; otherwise they wait in the store.
+    async fn deliver_chat_replies(&mut self) -> anyhow::Result<()> {
+        if !self.state.stage.has_session() || self.ready_deadline.is_some() {
+            return Ok(());
+        }
+        let pending = self
+            .ctx
+            .store
+            .pending_chat_replies(self.ctx.name(), self.issue.0)?;
+        for reply in pending {
+            self.process(Event::ChatReply {
+                id: reply.id,
+                event_id: reply.event_id,
+                author: reply.author,
+                body: reply.body,
+            })
+            .await?;
+        }
+        Ok(())
     }
 }

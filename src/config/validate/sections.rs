@@ -293,12 +293,7 @@ impl Checker<'_> {
         }
         let room_id = self.required(raw.room_id, header.clone(), "[matrix] room_id");
         if let Some(r) = &room_id {
-            self.matrix_id(
-                r,
-                '!',
-                "[matrix] room_id",
-                "a room id like !abc:example.org",
-            );
+            self.room_id(r);
         }
         let user_id = self.required(raw.user_id, header.clone(), "[matrix] user_id");
         if let Some(u) = &user_id {
@@ -337,7 +332,21 @@ impl Checker<'_> {
         out
     }
 
-    /// Matrix ids are `<sigil>localpart:server`.
+    /// Room ids are `!opaque:server`, or just `!opaque` from room version 12 on.
+    fn room_id(&mut self, raw: &Spanned<String>) {
+        let valid = raw.get_ref().strip_prefix('!').is_some_and(|rest| {
+            !rest.is_empty() && !rest.starts_with(':') && !rest.contains(char::is_whitespace)
+        });
+        if !valid {
+            let message = format!(
+                "\"{}\" is not a room id like !abc:example.org (or !abc in room version 12)",
+                raw.get_ref()
+            );
+            self.push(raw.span(), "[matrix] room_id", message);
+        }
+    }
+
+    /// User ids are `<sigil>localpart:server`.
     fn matrix_id(&mut self, raw: &Spanned<String>, sigil: char, field: &str, expected: &str) {
         let valid = raw
             .get_ref()

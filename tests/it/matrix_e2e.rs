@@ -1,0 +1,124 @@
+//! End to end with a real Synapse: an agent escalates, the question lands in
+//! the issue's Matrix thread mentioning the human, her reply in the thread
+//! reaches the agent in tmux, and the merge is reported in the same thread.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fake_forge::{Behaviour, CiBehaviour, ReviewBehaviour};
+use crate::harness::{Harness, STEP};
+use crate::synapse::Synapse;
+
+const ROOM_WAIT: Duration = Duration::from_secs(60);
+
+fn body(e: &Value) -> &str {
+    e["content"]["body"].as_str().unwrap_or_default()
+}
+
+fn thread_of(e: &Value) -> Option<&str> {
+    let rel = &e["content"]["m.relates_to"];
+    (rel["rel_type"] == "m.thread")
+        .then(|| rel["event_id"].as_str())
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalation_and_answer_through_a_matrix_thread() {
+    let synapse = Synapse::start().await;
+    let sections = format!(
+        "[matrix]\nhomeserver = \"{}\"\nroom_id = \"{}\"\nuser_id = \"{}\"\ntoken_env = \"MATRIX_TOKEN\"\nmention_user = \"{}\"\n",
+        synapse.url, synapse.room_id, synapse.bot.user_id, synapse.alice.user_id
+    );
+    let mut h = Harness::new("max_sessions = 1", &sections).await;
+    h.env
+        .push(("MATRIX_TOKEN".into(), synapse.bot.token.clone()));
+    h.forge.set_behaviour(Behaviour {
+        ci: CiBehaviour::Succeed,
+        review: ReviewBehaviour::ApproveWhenGreen,
+        ..Default::default()
+    });
+    let reason = "which language should the greeting use?";
+    let n = h.forge.create_issue(
+        "Greet in one language",
+        &format!("fake-agent: escalate {reason}"),
+        &["backlog"],
+    );
+    h.enable();
+    h.start_daemon();
+
+    let alice = synapse.alice.user_id.clone();
+    let events = synapse
+        .wait_events("the escalation in a thread", ROOM_WAIT, |evs| {
+            evs.iter()
+                .any(|e| body(e).contains(reason) && thread_of(e).is_some())
+        })
+        .await;
+    let question = events.iter().find(|e| body(e).contains(reason)).unwrap();
+    let mentions = question["content"]["m.mentions"]["user_ids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(mentions.iter().any(|u| u == &json!(alice)), "{question:#}");
+    let html = question["content"]["formatted_body"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        html.contains(&format!("https://matrix.to/#/{alice}")),
+        "{html}"
+    );
+    let root = thread_of(question).unwrap().to_string();
+    let root_event = events
+        .iter()
+        .find(|e| e["event_id"] == json!(root))
+        .expect("the thread root");
+    assert!(
+        body(root_event).contains("Greet in one language"),
+        "{root_event:#}"
+    );
+    assert!(body(root_event).contains(&h.session(n)), "{root_event:#}");
+
+    let reply = synapse
+        .send_as_alice(json!({
+            "msgtype": "m.text",
+            "body": "Use Esperanto.",
+            "m.relates_to": {"rel_type": "m.thread", "event_id": root, "is_falling_back": true,
+                             "m.in_reply_to": {"event_id": root}},
+        }))
+        .await;
+    let text = h.agent_received(n, "Use Esperanto.").await;
+    assert!(text.contains(&alice), "{text}");
+
+    h.forge
+        .wait_until(STEP, |s| !s.issue(n).is_open())
+        .await
+        .expect("merged after the answer");
+    let events = synapse
+        .wait_events(
+            "the merge in the same thread, and the ✅",
+            ROOM_WAIT,
+            |evs| {
+                let merged = evs
+                    .iter()
+                    .any(|e| thread_of(e) == Some(root.as_str()) && body(e).contains("merged"));
+                let ack = evs.iter().any(|e| {
+                    e["type"] == "m.reaction"
+                        && e["content"]["m.relates_to"]["event_id"] == json!(reply)
+                        && e["content"]["m.relates_to"]["key"] == "✅"
+                });
+                merged && ack
+            },
+        )
+        .await;
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(
+        !all.contains(&synapse.bot.token),
+        "the bot's token never reaches the room"
+    );
+    assert!(h.journal(n).iter().any(|(k, _)| k == "chat_reply"));
+    assert!(
+        h.forge.violations().is_empty(),
+        "{:#?}",
+        h.forge.violations()
+    );
+}
