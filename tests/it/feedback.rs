@@ -626,3 +626,39 @@ async fn woodpecker_logs_reach_the_agent_and_infrastructure_failures_are_retried
         h.forge.violations()
     );
 }
+
+/// Review feedback carries the comments people wrote since the last push,
+/// and a refusal whose summary is not JSON is an ordinary failure that says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_feedback_includes_new_comments_and_a_bad_refusal_blocks() {
+    let mut h = Harness::new("max_sessions = 2", "").await;
+    h.forge
+        .set_behaviour(auto(CiBehaviour::Succeed, ReviewBehaviour::None));
+    let n = h.forge.create_issue("Document it", "", &["backlog"]);
+    let odd = h
+        .forge
+        .create_issue("Odd refusal", "fake-agent: fail refused", &["backlog"]);
+    h.enable();
+    h.start_daemon();
+    let pr = h.wait_for_pr(n).await;
+    h.agent_received(n, "CI passed").await;
+    h.forge
+        .add_comment(pr, "bob", "Please also update the changelog.");
+    h.forge
+        .submit_review(pr, "alice", "REQUEST_CHANGES", "Needs docs.", None, &[]);
+    let text = h.agent_received(n, "Needs docs.").await;
+    assert!(text.contains("Please also update the changelog."), "{text}");
+
+    // `fake-agent: fail refused` writes PHASE:failed + Reason: refused with no JSON summary.
+    h.forge
+        .wait_until(STEP, |s| s.issue(odd).has_label("blocked"))
+        .await
+        .expect("blocked");
+    let comment = h.bot_comments(odd).join("\n");
+    assert!(comment.contains("summary.md must hold"), "{comment}");
+    assert!(
+        h.journal(odd)
+            .iter()
+            .any(|(k, d)| k == "phase_invalid" && d.contains("summary"))
+    );
+}

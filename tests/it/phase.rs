@@ -101,3 +101,33 @@ fn garbage_is_reported() {
         "bad input is quoted briefly, not echoed whole"
     );
 }
+
+#[test]
+fn refusal_summaries() {
+    use forgehand::phase::{RefusalKind, parse_refusal};
+    let r = parse_refusal(r#"{"status": "too_large", "detail": "three features"}"#).unwrap();
+    assert_eq!(
+        (r.status, r.detail.as_str()),
+        (RefusalKind::TooLarge, "three features")
+    );
+    let fenced = "```json\n{\"status\": \"unmet_dependency\", \"detail\": \"needs #4\"}\n```\n";
+    assert_eq!(
+        parse_refusal(fenced).unwrap().status,
+        RefusalKind::UnmetDependency
+    );
+    assert_eq!(
+        parse_refusal(r#"{"status":"already_done"}"#)
+            .unwrap()
+            .detail,
+        ""
+    );
+    for bad in [
+        "",
+        "I refuse",
+        r#"{"status": "bored"}"#,
+        r#"{"detail": "x"}"#,
+    ] {
+        let err = parse_refusal(bad).unwrap_err();
+        assert!(err.contains("summary.md must hold"), "{bad:?}: {err}");
+    }
+}
