@@ -7,6 +7,9 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
@@ -31,7 +34,7 @@ impl GitAuth {
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![("GIT_TERMINAL_PROMPT".to_owned(), "0".to_owned())];
         if let Some(token) = &self.token {
-            let basic = base64(format!("x-access-token:{token}").as_bytes());
+            let basic = BASE64.encode(format!("x-access-token:{token}"));
             env.extend([
                 ("GIT_CONFIG_COUNT".to_owned(), "1".to_owned()),
                 ("GIT_CONFIG_KEY_0".to_owned(), "http.extraHeader".to_owned()),
@@ -51,28 +54,6 @@ impl fmt::Debug for GitAuth {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
-}
-
-/// Standard base64 with padding; the one place forgehand needs it.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Runs git for forgehand.

@@ -3,9 +3,10 @@
 //! through `forge::retry::perform_retryable`. Every path used here exists with that
 //! method in Woodpecker 3.x's swagger (checked by the test suite against a fake server).
 
+use crate::forge::http;
 use std::fmt;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use base64::Engine;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::{Method, Url};
@@ -59,29 +60,9 @@ impl WoodpeckerClient {
         token: String,
         policy: RetryPolicy,
     ) -> anyhow::Result<Self> {
-        let mut api = Url::parse(url.trim())
-            .with_context(|| format!("woodpecker url {url:?} is not a URL"))?;
-        if !matches!(api.scheme(), "http" | "https") || api.cannot_be_a_base() {
-            bail!("woodpecker url {url:?} must be an http(s) address");
-        }
-        // Credentials in the URL would end up in error messages and compete with the token.
-        let _ = api.set_username("");
-        let _ = api.set_password(None);
-        api.set_query(None);
-        api.set_fragment(None);
-        api.path_segments_mut()
-            .map_err(|()| anyhow::anyhow!("woodpecker url {url:?} cannot be a base"))?
-            .pop_if_empty()
-            .push("api");
-        if HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
-            // Do not echo the token: it is a secret even when malformed.
-            bail!("the woodpecker token contains characters not allowed in an HTTP header");
-        }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("forgehand/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(policy.request_timeout)
-            .build()
-            .context("building the HTTP client")?;
+        let api = http::api_base(url, "woodpecker url", &["api"])?;
+        http::check_token("Bearer", &token, "woodpecker")?;
+        let http = http::client(&policy)?;
         Ok(WoodpeckerClient {
             http,
             api,

@@ -5,11 +5,12 @@
 mod labels;
 mod wire;
 
+use crate::forge::http;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
@@ -76,34 +77,14 @@ impl ForgejoClient {
         token: String,
         policy: RetryPolicy,
     ) -> anyhow::Result<Self> {
-        let mut api = Url::parse(forge_url.trim())
-            .with_context(|| format!("forge url {forge_url:?} is not a URL"))?;
-        if !matches!(api.scheme(), "http" | "https") || api.cannot_be_a_base() {
-            bail!("forge url {forge_url:?} must be an http(s) address");
-        }
-        // Credentials in the URL would end up in error messages and compete with the token.
-        let _ = api.set_username("");
-        let _ = api.set_password(None);
-        api.set_query(None);
-        api.set_fragment(None);
-        api.path_segments_mut()
-            .map_err(|()| anyhow::anyhow!("forge url {forge_url:?} cannot be a base"))?
-            .pop_if_empty()
-            .extend(["api", "v1"]);
+        let api = http::api_base(forge_url, "forge url", &["api", "v1"])?;
 
         let (owner, name) = match repo.split_once('/') {
             Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/') => (o, n),
             _ => bail!("repository {repo:?} must be written owner/name"),
         };
-        if HeaderValue::from_str(&format!("token {token}")).is_err() {
-            // Do not echo the token: it is a secret even when malformed.
-            bail!("the forge token contains characters not allowed in an HTTP header");
-        }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("forgehand/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(policy.request_timeout)
-            .build()
-            .context("building the HTTP client")?;
+        http::check_token("token", &token, "forge")?;
+        let http = http::client(&policy)?;
         Ok(ForgejoClient {
             http,
             api,

@@ -3,6 +3,7 @@
 //! which forge answers. `forgejo` implements it for Forgejo and Gitea.
 
 pub mod forgejo;
+pub mod http;
 pub mod retry;
 
 use std::fmt;

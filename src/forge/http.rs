@@ -1,0 +1,45 @@
+//! What every HTTP API client of forgehand sets up the same way: the API's
+//! base address (credentials and queries stripped, so they never reach an
+//! error message) and the HTTP client itself.
+
+use anyhow::{Context, bail};
+use reqwest::Url;
+use reqwest::header::HeaderValue;
+
+use super::retry::RetryPolicy;
+
+/// `<url>/<segments…>` for a service the user names by its web address.
+/// `what` names the setting in messages ("forge url", "woodpecker url").
+pub fn api_base(url: &str, what: &str, segments: &[&str]) -> anyhow::Result<Url> {
+    let mut api = Url::parse(url.trim()).with_context(|| format!("{what} {url:?} is not a URL"))?;
+    if !matches!(api.scheme(), "http" | "https") || api.cannot_be_a_base() {
+        bail!("{what} {url:?} must be an http(s) address");
+    }
+    // Credentials in the URL would end up in error messages and compete with the token.
+    let _ = api.set_username("");
+    let _ = api.set_password(None);
+    api.set_query(None);
+    api.set_fragment(None);
+    api.path_segments_mut()
+        .map_err(|()| anyhow::anyhow!("{what} {url:?} cannot be a base"))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(api)
+}
+
+/// Refuse a token that cannot travel in an `Authorization` header, without
+/// echoing it: it is a secret even when malformed.
+pub fn check_token(scheme: &str, token: &str, what: &str) -> anyhow::Result<()> {
+    if HeaderValue::from_str(&format!("{scheme} {token}")).is_err() {
+        bail!("the {what} token contains characters not allowed in an HTTP header");
+    }
+    Ok(())
+}
+
+pub fn client(policy: &RetryPolicy) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("forgehand/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(policy.request_timeout)
+        .build()
+        .context("building the HTTP client")
+}
