@@ -518,9 +518,11 @@ fn is_absent(out: &Output) -> bool {
         "can't find window",
         "can't find pane",
         "error connecting to",
-        // The server was exiting (its last session just went) as we asked.
+        // The server was exiting (its last session just went) as we asked,
+        // or the session was being destroyed while tmux resolved the target.
         "server exited unexpectedly",
         "lost server",
+        "no current target",
     ]
     .iter()
     .any(|m| stderr.contains(m))

@@ -6,6 +6,7 @@ mod effects;
 pub mod env;
 mod feedback;
 pub mod machine;
+pub mod model;
 pub mod verdict;
 mod watch;
 
