@@ -4,6 +4,7 @@
 
 pub mod forgejo;
 pub mod http;
+pub mod local;
 pub mod retry;
 
 use std::fmt;
