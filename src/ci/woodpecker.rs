@@ -8,13 +8,13 @@ use std::fmt;
 
 use anyhow::Context;
 use base64::Engine;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION};
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{FailedStep, FailureReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, clean_line, log_tail};
-use crate::forge::retry::{Attempt, HttpError, Replay, RetryPolicy, perform_retryable};
+use crate::forge::retry::{HttpError, Replay, RetryPolicy, perform_retryable};
 
 /// Pipelines per page (Woodpecker's default page size too).
 const PER_PAGE: usize = 50;
@@ -204,18 +204,8 @@ impl WoodpeckerClient {
         url: Url,
         replay: Replay,
     ) -> anyhow::Result<T> {
-        let path = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        };
-        let attempt = Attempt {
-            method: method.clone(),
-            path,
-            replay,
-        };
-        let mut auth =
-            HeaderValue::from_str(&format!("Bearer {}", self.token)).expect("checked in new");
-        auth.set_sensitive(true);
+        let attempt = http::attempt(&method, &url, replay);
+        let auth = http::auth_header("Bearer", &self.token);
         let build = || {
             self.http
                 .request(method.clone(), url.clone())

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use anyhow::bail;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -164,18 +164,8 @@ impl ForgejoClient {
         body: Option<Value>,
         replay: Replay,
     ) -> (Attempt, impl Fn() -> reqwest::RequestBuilder + '_) {
-        let path = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        };
-        let attempt = Attempt {
-            method: method.clone(),
-            path,
-            replay,
-        };
-        let mut auth =
-            HeaderValue::from_str(&format!("token {}", self.token)).expect("checked in new");
-        auth.set_sensitive(true);
+        let attempt = http::attempt(&method, &url, replay);
+        let auth = http::auth_header("token", &self.token);
         let build = move || {
             let req = self
                 .http

@@ -3,10 +3,10 @@
 //! error message) and the HTTP client itself.
 
 use anyhow::{Context, bail};
-use reqwest::Url;
 use reqwest::header::HeaderValue;
+use reqwest::{Method, Url};
 
-use super::retry::RetryPolicy;
+use super::retry::{Attempt, Replay, RetryPolicy};
 
 /// `<url>/<segments…>` for a service the user names by its web address.
 /// `what` names the setting in messages ("forge url", "woodpecker url").
@@ -42,4 +42,27 @@ pub fn client(policy: &RetryPolicy) -> anyhow::Result<reqwest::Client> {
         .connect_timeout(policy.request_timeout)
         .build()
         .context("building the HTTP client")
+}
+
+/// The `Authorization` header for `scheme token`, marked sensitive so it is
+/// never printed. The token was checked by `check_token`.
+pub fn auth_header(scheme: &str, token: &str) -> HeaderValue {
+    let mut auth =
+        HeaderValue::from_str(&format!("{scheme} {token}")).expect("checked by check_token");
+    auth.set_sensitive(true);
+    auth
+}
+
+/// What the retry policy knows of a request: its method and its path with
+/// the query (never the host, which may have held credentials).
+pub fn attempt(method: &Method, url: &Url, replay: Replay) -> Attempt {
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    Attempt {
+        method: method.clone(),
+        path,
+        replay,
+    }
 }

@@ -182,11 +182,7 @@ async fn labelled_issue_becomes_a_merged_pull_request() {
         requests.iter().all(|r| r.authorized),
         "every request carries the token"
     );
-    assert!(
-        h.forge.violations().is_empty(),
-        "{:#?}",
-        h.forge.violations()
-    );
+    h.assert_no_violations();
 }
 
 /// With simulated CI and reviewer the whole path runs without the test's help,
@@ -217,9 +213,5 @@ async fn forge_dependencies_hold_an_issue_until_closed() {
         .await
         .expect("the held issue merges once its blocker is closed");
     assert_eq!(h.forge.read(|s| s.pulls().count()), 2);
-    assert!(
-        h.forge.violations().is_empty(),
-        "{:#?}",
-        h.forge.violations()
-    );
+    h.assert_no_violations();
 }

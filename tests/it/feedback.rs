@@ -3,17 +3,9 @@
 //! with the real daemon, the fake forge, real git, tmux and the scripted agent.
 
 use crate::fake_forge::fixture::git;
-use crate::fake_forge::{Behaviour, CI_CONTEXT, CiBehaviour, REVIEWER, ReviewBehaviour};
-use crate::harness::{Harness, STEP};
+use crate::fake_forge::{CI_CONTEXT, CiBehaviour, REVIEWER, ReviewBehaviour};
+use crate::harness::{Harness, STEP, auto};
 use crate::support::wait_until;
-
-fn auto(ci: CiBehaviour, review: ReviewBehaviour) -> Behaviour {
-    Behaviour {
-        ci,
-        review,
-        ..Default::default()
-    }
-}
 
 /// The acceptance path: a failing first push, then an inline review comment,
 /// then the merge only after an approval on the final head.
@@ -119,11 +111,7 @@ async fn ci_failure_then_review_changes_then_merge() {
             "{kind} missing from the journal:\n{journal}"
         );
     }
-    assert!(
-        h.forge.violations().is_empty(),
-        "{:#?}",
-        h.forge.violations()
-    );
+    h.assert_no_violations();
 }
 
 /// An escalation is asked on the issue, the session stays, a human's comment
@@ -160,11 +148,7 @@ async fn escalation_is_answered_by_an_issue_comment() {
         .await
         .expect("merged after the answer");
     assert_eq!(h.forge.merges().len(), 1);
-    assert!(
-        h.forge.violations().is_empty(),
-        "{:#?}",
-        h.forge.violations()
-    );
+    h.assert_no_violations();
 }
 
 /// The three refusals: too large → underspecified, already done → closed,
@@ -260,11 +244,7 @@ async fn refusals_hand_issues_back() {
             .count(),
         3
     );
-    assert!(
-        h.forge.violations().is_empty(),
-        "{:#?}",
-        h.forge.violations()
-    );
+    h.assert_no_violations();
 }
 
 /// Any other failure: a diagnostic comment with the reason and the pane's
@@ -620,11 +600,7 @@ async fn woodpecker_logs_reach_the_agent_and_infrastructure_failures_are_retried
         "only the tail: {text}"
     );
     assert!(ci.violations().is_empty(), "{:#?}", ci.violations());
-    assert!(
-        h.forge.violations().is_empty(),
-        "{:#?}",
-        h.forge.violations()
-    );
+    h.assert_no_violations();
 }
 
 /// Review feedback carries the comments people wrote since the last push,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::fake_forge::fixture::GitFixture;
-use crate::fake_forge::{FakeForge, FakeForgeOptions};
+use crate::fake_forge::{Behaviour, CiBehaviour, FakeForge, FakeForgeOptions, ReviewBehaviour};
 
 pub const TOKEN: &str = "tok-e2e-5ecret-forge";
 /// A secret in the daemon's environment that must never reach an agent.
@@ -282,6 +282,12 @@ command = "python3 {agent}"
             .collect()
     }
 
+    /// Every request forgehand made exists in the Forgejo API.
+    pub fn assert_no_violations(&self) {
+        let violations = self.forge.violations();
+        assert!(violations.is_empty(), "{violations:#?}");
+    }
+
     /// Comments on an issue by forgehand itself.
     pub fn bot_comments(&self, issue: u64) -> Vec<String> {
         self.forge
@@ -308,6 +314,15 @@ impl Drop for Harness {
                 eprintln!("{line}");
             }
         }
+    }
+}
+
+/// The fake forge's simulated CI and reviewer.
+pub fn auto(ci: CiBehaviour, review: ReviewBehaviour) -> Behaviour {
+    Behaviour {
+        ci,
+        review,
+        ..Default::default()
     }
 }
 

@@ -116,9 +116,5 @@ async fn escalation_and_answer_through_a_matrix_thread() {
         "the bot's token never reaches the room"
     );
     assert!(h.journal(n).iter().any(|(k, _)| k == "chat_reply"));
-    assert!(
-        h.forge.violations().is_empty(),
-        "{:#?}",
-        h.forge.violations()
-    );
+    h.assert_no_violations();
 }

@@ -93,11 +93,7 @@ fn project_journal(h: &Harness) -> Vec<(Option<u64>, String, String)> {
 }
 
 fn assert_no_violations(h: &Harness) {
-    assert!(
-        h.forge.violations().is_empty(),
-        "{:#?}",
-        h.forge.violations()
-    );
+    h.assert_no_violations();
 }
 
 #[test]

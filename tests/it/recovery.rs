@@ -5,17 +5,9 @@
 
 use std::time::Duration;
 
-use crate::fake_forge::{Behaviour, CI_CONTEXT, CiBehaviour, ReviewBehaviour};
-use crate::harness::{Harness, STEP};
+use crate::fake_forge::{CI_CONTEXT, CiBehaviour, ReviewBehaviour};
+use crate::harness::{Harness, STEP, auto};
 use crate::support::wait_until;
-
-fn auto(ci: CiBehaviour, review: ReviewBehaviour) -> Behaviour {
-    Behaviour {
-        ci,
-        review,
-        ..Default::default()
-    }
-}
 
 /// After the crash, whatever point it hit, the issue must end merged once.
 async fn assert_finished_once(h: &Harness, n: u64) {
@@ -31,11 +23,7 @@ async fn assert_finished_once(h: &Harness, n: u64) {
     let sessions = h.tmux(&["list-sessions", "-F", "#{session_name}"]);
     let sessions = String::from_utf8_lossy(&sessions.stdout);
     assert!(!sessions.contains("dev-"), "stray sessions: {sessions}");
-    assert!(
-        h.forge.violations().is_empty(),
-        "{:#?}",
-        h.forge.violations()
-    );
+    h.assert_no_violations();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,11 +363,7 @@ async fn chaos_twenty_issues_with_twenty_percent_faults() {
         unique.len(),
         "no label created twice: {labels:?}"
     );
-    assert!(
-        h.forge.violations().is_empty(),
-        "{:#?}",
-        h.forge.violations()
-    );
+    h.assert_no_violations();
 }
 
 /// A forge that is down when forgehand starts is waited for, not given up
