@@ -15,6 +15,7 @@
 //! - `picking.rs`: which ready issue goes next.
 //! - `notify.rs`: the notifier interface; `matrix/`: its Matrix implementation
 //!   (a thread per issue, escalations, replies read back from chat).
+//! - `webhook/`: the optional HTTP listener; verified forge events become nudges.
 //! - `redact.rs`: the secret redactor for everything forgehand posts.
 //! - `lockfile.rs`, `paths.rs`: the state directory.
 
@@ -35,3 +36,4 @@ pub mod prompt;
 pub mod redact;
 pub mod store;
 pub mod tmux;
+pub mod webhook;

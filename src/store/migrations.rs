@@ -59,6 +59,12 @@ const MIGRATIONS: &[&str] = &[
         delivered_at TEXT
     );
     CREATE INDEX chat_replies_pending ON chat_replies (project, issue, delivered_at, id);",
+    // 3: webhook delivery ids already acted on, so a redelivery does nothing.
+    "CREATE TABLE webhook_deliveries (
+        id          TEXT PRIMARY KEY,
+        received_at TEXT NOT NULL
+    );
+    CREATE INDEX webhook_deliveries_by_age ON webhook_deliveries (received_at);",
 ];
 
 /// The schema version this build writes.

@@ -4,6 +4,7 @@
 
 mod chat;
 mod migrations;
+mod webhooks;
 
 use std::path::Path;
 use std::sync::Mutex;

@@ -24,4 +24,5 @@ mod support;
 mod swagger;
 mod synapse;
 mod tmux_git;
+mod webhook;
 mod woodpecker;

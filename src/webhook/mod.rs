@@ -1,0 +1,168 @@
+//! The optional webhook listener: forge events, verified by their HMAC
+//! signature and de-duplicated by delivery id, become [`Nudge`]s so the right
+//! actor looks at the forge now instead of at its next poll. The listener
+//! never changes state itself; a lost or refused hook only costs latency.
+
+mod payload;
+mod signature;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::store::Store;
+
+pub use payload::{Nudge, PayloadError, nudge_for};
+pub use signature::{sign, verify};
+
+/// Forges cap their payloads well below this; anything larger is not a hook.
+pub const DEFAULT_MAX_BODY: usize = 5 * 1024 * 1024;
+
+/// What the listener needs beyond its collaborators.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// The shared secret configured on the forge's webhook; empty refuses all.
+    pub secret: String,
+    /// Bodies larger than this are refused with 413 before being buffered.
+    pub max_body: usize,
+}
+
+impl WebhookConfig {
+    pub fn new(secret: impl Into<String>) -> WebhookConfig {
+        WebhookConfig {
+            secret: secret.into(),
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+}
+
+/// The headers one forge family signs and labels its deliveries with, in
+/// order of preference (Forgejo sends both its own and Gitea's).
+struct Dialect {
+    name: &'static str,
+    signature: &'static [&'static str],
+    /// Stripped from the signature header's value (GitHub's `sha256=`).
+    signature_prefix: &'static str,
+    delivery: &'static [&'static str],
+    event: &'static [&'static str],
+}
+
+const FORGEJO: Dialect = Dialect {
+    name: "forgejo",
+    signature: &["x-forgejo-signature", "x-gitea-signature"],
+    signature_prefix: "",
+    delivery: &["x-forgejo-delivery", "x-gitea-delivery"],
+    event: &["x-forgejo-event", "x-gitea-event"],
+};
+
+const GITHUB: Dialect = Dialect {
+    name: "github",
+    signature: &["x-hub-signature-256"],
+    signature_prefix: "sha256=",
+    delivery: &["x-github-delivery"],
+    event: &["x-github-event"],
+};
+
+struct Hooks {
+    secret: Vec<u8>,
+    store: Arc<Store>,
+    nudges: UnboundedSender<Nudge>,
+}
+
+/// `POST /hooks/forgejo` (Forgejo and Gitea) and `POST /hooks/github`.
+pub fn router(cfg: WebhookConfig, store: Arc<Store>, nudges: UnboundedSender<Nudge>) -> Router {
+    let hooks = Arc::new(Hooks {
+        secret: cfg.secret.into_bytes(),
+        store,
+        nudges,
+    });
+    Router::new()
+        .route(
+            "/hooks/forgejo",
+            post(|State(h), headers, body| receive(h, &FORGEJO, headers, body)),
+        )
+        .route(
+            "/hooks/github",
+            post(|State(h), headers, body| receive(h, &GITHUB, headers, body)),
+        )
+        // `Bytes` reads through this limit and answers 413 past it, so an
+        // oversized body is never held in memory whole.
+        .layer(DefaultBodyLimit::max(cfg.max_body))
+        .with_state(hooks)
+}
+
+async fn receive(
+    hooks: Arc<Hooks>,
+    dialect: &'static Dialect,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    let header = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| headers.get(*n).and_then(|v| v.to_str().ok()))
+            .map(str::to_string)
+    };
+    let signed = header(dialect.signature)
+        .and_then(|s| s.strip_prefix(dialect.signature_prefix).map(str::to_string))
+        .is_some_and(|s| verify(&hooks.secret, &body, &s));
+    if !signed {
+        tracing::warn!(
+            forge = dialect.name,
+            "webhook refused: missing or wrong signature"
+        );
+        return (StatusCode::UNAUTHORIZED, "bad signature\n");
+    }
+    let event = header(dialect.event).unwrap_or_default();
+    let nudge = match nudge_for(&event, &body) {
+        Ok(Some(nudge)) => nudge,
+        Ok(None) => {
+            tracing::debug!(forge = dialect.name, event, "webhook event ignored");
+            return (StatusCode::OK, "ignored\n");
+        }
+        Err(e) => {
+            tracing::warn!(forge = dialect.name, event, error = %e, "webhook payload refused");
+            return (StatusCode::BAD_REQUEST, "bad payload\n");
+        }
+    };
+    if hooks.nudges.is_closed() {
+        // Shutting down: let the forge retry rather than recording a delivery
+        // nobody acted on.
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    }
+    if let Some(delivery) = header(dialect.delivery) {
+        let key = format!("{}:{delivery}", dialect.name);
+        let store = hooks.store.clone();
+        let recorded = tokio::task::spawn_blocking(move || store.record_delivery(&key)).await;
+        match recorded {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                tracing::debug!(forge = dialect.name, delivery, "webhook delivery replayed");
+                return (StatusCode::OK, "already seen\n");
+            }
+            Ok(Err(e)) => {
+                tracing::error!(
+                    forge = dialect.name,
+                    delivery,
+                    error = format!("{e:#}"),
+                    "recording a webhook delivery"
+                );
+                return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n");
+            }
+            Err(e) => {
+                tracing::error!(forge = dialect.name, delivery, error = %e, "recording a webhook delivery");
+                return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n");
+            }
+        }
+    }
+    tracing::info!(forge = dialect.name, event, ?nudge, "webhook nudge");
+    if hooks.nudges.send(nudge).is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    }
+    (StatusCode::OK, "ok\n")
+}

@@ -1,0 +1,388 @@
+//! The webhook listener over real HTTP: signatures, delivery de-duplication
+//! (also across a restart on the same database), body limit and the nudges
+//! derived from Forgejo, Gitea and GitHub payloads.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use forgehand::store::Store;
+use forgehand::webhook::{Nudge, WebhookConfig, router, sign};
+use reqwest::StatusCode;
+use serde_json::json;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+const SECRET: &str = "s3cret";
+
+/// One listener on 127.0.0.1:0 over the store at `db`; stops when dropped.
+struct Listener {
+    base: String,
+    nudges: UnboundedReceiver<Nudge>,
+    client: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Listener {
+    async fn start(db: &Path) -> Listener {
+        let store = Arc::new(Store::open(db).unwrap());
+        let (tx, nudges) = unbounded_channel();
+        let app = router(WebhookConfig::new(SECRET), store, tx);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Listener {
+            base,
+            nudges,
+            client: reqwest::Client::new(),
+            server,
+        }
+    }
+
+    async fn post(&self, path: &str, headers: &[(&str, String)], body: Vec<u8>) -> StatusCode {
+        let mut req = self.client.post(format!("{}{path}", self.base)).body(body);
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        req.send().await.unwrap().status()
+    }
+
+    /// A Forgejo delivery signed with `SECRET`.
+    async fn forgejo(&self, event: &str, delivery: &str, body: &serde_json::Value) -> StatusCode {
+        let body = body.to_string().into_bytes();
+        let headers = [
+            ("X-Forgejo-Signature", sign(SECRET.as_bytes(), &body)),
+            ("X-Forgejo-Event", event.to_string()),
+            ("X-Forgejo-Delivery", delivery.to_string()),
+        ];
+        self.post("/hooks/forgejo", &headers, body).await
+    }
+
+    /// The next nudge, failing the test if none arrives in time.
+    async fn next(&mut self) -> Nudge {
+        tokio::time::timeout(Duration::from_secs(5), self.nudges.recv())
+            .await
+            .expect("a nudge within 5 s")
+            .expect("channel open")
+    }
+
+    /// No nudge is waiting. Each handler sends before it answers, so once a
+    /// response is in, its nudge (if any) is already on the channel.
+    fn none(&mut self) {
+        assert_eq!(self.nudges.try_recv().ok(), None);
+    }
+}
+
+fn issue_payload(n: u64) -> serde_json::Value {
+    json!({
+        "action": "labeled",
+        "issue": { "number": n, "title": "t" },
+        "repository": { "full_name": "acme/widgets" }
+    })
+}
+
+#[tokio::test]
+async fn forgejo_issue_event_nudges_the_issue() {
+    let dir = TempDir::new().unwrap();
+    let mut l = Listener::start(&dir.path().join("db")).await;
+    assert_eq!(
+        l.forgejo("issues", "d-1", &issue_payload(7)).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        l.next().await,
+        Nudge::Issue {
+            repo: "acme/widgets".into(),
+            issue: 7
+        }
+    );
+    l.none();
+}
+
+#[tokio::test]
+async fn gitea_headers_and_pull_and_status_events() {
+    let dir = TempDir::new().unwrap();
+    let mut l = Listener::start(&dir.path().join("db")).await;
+    let gitea = |event: &str, delivery: &str, body: &[u8]| {
+        vec![
+            ("X-Gitea-Signature", sign(SECRET.as_bytes(), body)),
+            ("X-Gitea-Event", event.to_string()),
+            ("X-Gitea-Delivery", delivery.to_string()),
+        ]
+    };
+    let pr = json!({
+        "action": "synchronized",
+        "number": 12,
+        "pull_request": { "number": 12 },
+        "repository": { "full_name": "acme/widgets" }
+    })
+    .to_string()
+    .into_bytes();
+    let status = l
+        .post(
+            "/hooks/forgejo",
+            &gitea("pull_request", "g-1", &pr),
+            pr.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        l.next().await,
+        Nudge::Pull {
+            repo: "acme/widgets".into(),
+            pr: 12
+        }
+    );
+
+    let review = json!({
+        "action": "reviewed",
+        "pull_request": { "number": 12 },
+        "repository": { "full_name": "acme/widgets" }
+    })
+    .to_string()
+    .into_bytes();
+    let headers = gitea("pull_request_review_approved", "g-2", &review);
+    assert_eq!(
+        l.post("/hooks/forgejo", &headers, review).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        l.next().await,
+        Nudge::Pull {
+            repo: "acme/widgets".into(),
+            pr: 12
+        }
+    );
+
+    let ci = json!({ "sha": "abc123", "state": "success", "repository": { "full_name": "acme/widgets" } })
+        .to_string()
+        .into_bytes();
+    let headers = gitea("status", "g-3", &ci);
+    assert_eq!(l.post("/hooks/forgejo", &headers, ci).await, StatusCode::OK);
+    assert_eq!(
+        l.next().await,
+        Nudge::Commit {
+            repo: "acme/widgets".into(),
+            sha: "abc123".into()
+        }
+    );
+
+    // A comment on a pull request arrives as an issue comment.
+    let comment = json!({
+        "action": "created",
+        "is_pull": true,
+        "issue": { "number": 12 },
+        "repository": { "full_name": "acme/widgets" }
+    })
+    .to_string()
+    .into_bytes();
+    let headers = gitea("issue_comment", "g-4", &comment);
+    assert_eq!(
+        l.post("/hooks/forgejo", &headers, comment).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        l.next().await,
+        Nudge::Pull {
+            repo: "acme/widgets".into(),
+            pr: 12
+        }
+    );
+    l.none();
+}
+
+#[tokio::test]
+async fn github_signature_and_events() {
+    let dir = TempDir::new().unwrap();
+    let mut l = Listener::start(&dir.path().join("db")).await;
+    let github = |event: &str, delivery: &str, body: &[u8]| {
+        vec![
+            (
+                "X-Hub-Signature-256",
+                format!("sha256={}", sign(SECRET.as_bytes(), body)),
+            ),
+            ("X-GitHub-Event", event.to_string()),
+            ("X-GitHub-Delivery", delivery.to_string()),
+        ]
+    };
+    let body = json!({
+        "action": "closed",
+        "number": 3,
+        "pull_request": { "number": 3 },
+        "repository": { "full_name": "octo/cat" }
+    })
+    .to_string()
+    .into_bytes();
+    let headers = github("pull_request", "h-1", &body);
+    assert_eq!(
+        l.post("/hooks/github", &headers, body).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        l.next().await,
+        Nudge::Pull {
+            repo: "octo/cat".into(),
+            pr: 3
+        }
+    );
+
+    let body = issue_payload(9).to_string().into_bytes();
+    let headers = github("issues", "h-2", &body);
+    assert_eq!(
+        l.post("/hooks/github", &headers, body.clone()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        l.next().await,
+        Nudge::Issue {
+            repo: "acme/widgets".into(),
+            issue: 9
+        }
+    );
+
+    // Without the `sha256=` prefix GitHub's header is not what we expect.
+    let mut bare = github("issues", "h-3", &body);
+    bare[0].1 = sign(SECRET.as_bytes(), &body);
+    assert_eq!(
+        l.post("/hooks/github", &bare, body).await,
+        StatusCode::UNAUTHORIZED
+    );
+    l.none();
+}
+
+#[tokio::test]
+async fn bad_signatures_are_refused_and_do_nothing() {
+    let dir = TempDir::new().unwrap();
+    let mut l = Listener::start(&dir.path().join("db")).await;
+    let body = issue_payload(7).to_string().into_bytes();
+    let other = issue_payload(8).to_string().into_bytes();
+    let with_sig = |sig: Option<String>, delivery: &str| {
+        let mut h = vec![
+            ("X-Forgejo-Event", "issues".to_string()),
+            ("X-Forgejo-Delivery", delivery.to_string()),
+        ];
+        if let Some(sig) = sig {
+            h.push(("X-Forgejo-Signature", sig));
+        }
+        h
+    };
+    let cases = [
+        ("missing", None),
+        ("garbage", Some("not-hex".to_string())),
+        ("wrong key", Some(sign(b"other secret", &body))),
+        ("another body", Some(sign(SECRET.as_bytes(), &other))),
+    ];
+    for (i, (what, sig)) in cases.into_iter().enumerate() {
+        let status = l
+            .post(
+                "/hooks/forgejo",
+                &with_sig(sig, &format!("b-{i}")),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}");
+    }
+    l.none();
+    // The refused deliveries were not recorded: the genuine one still goes through.
+    assert_eq!(
+        l.forgejo("issues", "b-3", &issue_payload(7)).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        l.next().await,
+        Nudge::Issue {
+            repo: "acme/widgets".into(),
+            issue: 7
+        }
+    );
+}
+
+#[tokio::test]
+async fn replayed_delivery_nudges_once_even_after_a_restart() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("db");
+    let mut l = Listener::start(&db).await;
+    assert_eq!(
+        l.forgejo("issues", "r-1", &issue_payload(7)).await,
+        StatusCode::OK
+    );
+    l.next().await;
+    assert_eq!(
+        l.forgejo("issues", "r-1", &issue_payload(7)).await,
+        StatusCode::OK
+    );
+    l.none();
+    drop(l);
+
+    let mut l = Listener::start(&db).await;
+    assert_eq!(
+        l.forgejo("issues", "r-1", &issue_payload(7)).await,
+        StatusCode::OK
+    );
+    l.none();
+    assert_eq!(
+        l.forgejo("issues", "r-2", &issue_payload(7)).await,
+        StatusCode::OK
+    );
+    l.next().await;
+}
+
+#[tokio::test]
+async fn oversized_body_is_refused_with_413() {
+    let dir = TempDir::new().unwrap();
+    let mut l = Listener::start(&dir.path().join("db")).await;
+    let body = vec![b' '; forgehand::webhook::DEFAULT_MAX_BODY + 1];
+    let headers = [
+        ("X-Forgejo-Signature", sign(SECRET.as_bytes(), &body)),
+        ("X-Forgejo-Event", "issues".to_string()),
+        ("X-Forgejo-Delivery", "big".to_string()),
+    ];
+    assert_eq!(
+        l.post("/hooks/forgejo", &headers, body).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    l.none();
+}
+
+#[tokio::test]
+async fn unknown_events_and_malformed_payloads() {
+    let dir = TempDir::new().unwrap();
+    let mut l = Listener::start(&dir.path().join("db")).await;
+    assert_eq!(
+        l.forgejo("wiki", "u-1", &issue_payload(7)).await,
+        StatusCode::OK
+    );
+    l.none();
+
+    let body = b"{not json".to_vec();
+    let headers = [
+        ("X-Forgejo-Signature", sign(SECRET.as_bytes(), &body)),
+        ("X-Forgejo-Event", "issues".to_string()),
+        ("X-Forgejo-Delivery", "u-2".to_string()),
+    ];
+    assert_eq!(
+        l.post("/hooks/forgejo", &headers, body).await,
+        StatusCode::BAD_REQUEST
+    );
+    l.none();
+}
+
+#[test]
+fn old_deliveries_are_forgotten() {
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    assert!(store.record_delivery("x").unwrap());
+    assert!(!store.record_delivery("x").unwrap());
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(store.prune_deliveries(later).unwrap(), 1);
+    assert!(store.record_delivery("x").unwrap());
+}
