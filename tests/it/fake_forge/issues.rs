@@ -127,24 +127,7 @@ pub fn create_issue(state: &mut ForgeState, req: &Req) -> Handled {
         &bot,
         false,
     );
-    let ids: Vec<u64> = req
-        .body
-        .get("labels")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_u64)
-        .collect();
-    for id in ids {
-        if let Some(name) = state
-            .labels
-            .iter()
-            .find(|l| l.id == id)
-            .map(|l| l.name.clone())
-        {
-            state.attach_label(n, &name);
-        }
-    }
+    state.attach_label_ids(n, &req.body);
     if req.body.get("closed").and_then(Value::as_bool) == Some(true) {
         state.set_issue_state(n, "closed");
     }

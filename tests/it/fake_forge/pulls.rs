@@ -123,24 +123,7 @@ pub fn create_pull(state: &mut ForgeState, req: &Req) -> Handled {
             mergeable_for: Default::default(),
         },
     );
-    let label_ids: Vec<u64> = req
-        .body
-        .get("labels")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_u64)
-        .collect();
-    for id in label_ids {
-        if let Some(name) = state
-            .labels
-            .iter()
-            .find(|l| l.id == id)
-            .map(|l| l.name.clone())
-        {
-            state.attach_label(n, &name);
-        }
-    }
+    state.attach_label_ids(n, &req.body);
     // Reads the head from git and lets the simulated CI see it, before answering.
     settle(state);
     Ok(Reply::json(201, state.pull_json(n)))

@@ -439,6 +439,28 @@ impl ForgeState {
         }
     }
 
+    /// Attach the labels a create request names by id (`"labels": [1, 2]`);
+    /// unknown ids are ignored, as Forgejo does.
+    pub(super) fn attach_label_ids(&mut self, issue: u64, body: &serde_json::Value) {
+        let ids = body
+            .get("labels")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_u64);
+        let names: Vec<String> = ids
+            .filter_map(|id| {
+                self.labels
+                    .iter()
+                    .find(|l| l.id == id)
+                    .map(|l| l.name.clone())
+            })
+            .collect();
+        for name in names {
+            self.attach_label(issue, &name);
+        }
+    }
+
     pub(super) fn set_issue_state(&mut self, issue: u64, state: &str) {
         if let Some(i) = self.issues.get_mut(&issue)
             && i.state != state
