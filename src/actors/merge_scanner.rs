@@ -9,7 +9,6 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, call_t};
 use regex::Regex;
 use tokio::task::JoinHandle;
@@ -19,9 +18,10 @@ use crate::forge::{ForgeError, IssueNumber, IssueState, MergeRequest, PullReques
 use crate::store::{ClaimStatus, EventKind};
 
 use super::ProjectCtx;
-use super::dev::machine::{CiVerdict, DevState, Stage};
+use super::dev::machine::{CiVerdict, Stage};
 use super::dev::verdict::{self, ReviewOutcome};
 use super::mirrors::push_mirrors;
+use super::reconcile;
 use super::supervisor::SupervisorMsg;
 
 /// How long the scanner waits for the supervisor's list of owned issues.
@@ -267,20 +267,9 @@ async fn finish_issue(ctx: &ProjectCtx, issue: IssueNumber, pr: u64) -> anyhow::
             .await
             .with_context(|| format!("removing {} from #{issue}", labels.in_progress))?;
     }
-    if let Some(mut claim) = ctx.store.claim(ctx.name(), issue.0)?
-        && claim.status != ClaimStatus::Done
-    {
-        let now = Utc::now();
-        if let Ok(mut dev) = serde_json::from_str::<DevState>(&claim.state_json) {
-            dev.stage = Stage::Done;
-            dev.stage_since = now;
-            claim.state_json = serde_json::to_string(&dev)?;
-        }
-        claim.status = ClaimStatus::Done;
-        claim.stage = Stage::Done.as_str().to_string();
-        claim.stage_since = now;
-        claim.updated_at = now;
-        ctx.store.save_claim(&claim)?;
+    let done = ctx.store.claim(ctx.name(), issue.0)?.map(|c| c.status) == Some(ClaimStatus::Done);
+    if !done {
+        reconcile::settle_claim(ctx, issue.0, Stage::Done)?;
     }
     Ok(())
 }

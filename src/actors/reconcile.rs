@@ -65,10 +65,7 @@ async fn release(ctx: &ProjectCtx, claim: &ClaimRow, why: &str) -> anyhow::Resul
     let n = claim.issue;
     ctx.tmux.kill_session(&session_name(ctx.name(), n)).await?;
     remove_worktree(ctx, n).await?;
-    let mut row = claim.clone();
-    row.status = ClaimStatus::Released;
-    row.updated_at = Utc::now();
-    ctx.store.save_claim(&row)?;
+    settle_claim(ctx, n, Stage::Released)?;
     ctx.journal(Some(n), EventKind::Released, &format!("released: {why}"));
     Ok(())
 }
@@ -179,11 +176,24 @@ pub async fn block(ctx: &ProjectCtx, n: IssueNumber, why: &str) -> anyhow::Resul
 /// the issue and stop resuming it.
 pub async fn give_up(ctx: &ProjectCtx, n: IssueNumber, why: &str) -> anyhow::Result<()> {
     block(ctx, n, why).await?;
-    if let Some(mut row) = ctx.store.claim(ctx.name(), n.0)? {
-        row.status = ClaimStatus::Blocked;
-        row.stage = Stage::Blocked.as_str().to_string();
-        row.updated_at = Utc::now();
-        ctx.store.save_claim(&row)?;
+    settle_claim(ctx, n.0, Stage::Blocked)
+}
+
+/// Put a claim in a final stage from outside its dev actor (none is running),
+/// keeping the row and the dev actor's persisted state in agreement.
+pub fn settle_claim(ctx: &ProjectCtx, issue: u64, stage: Stage) -> anyhow::Result<()> {
+    let Some(mut row) = ctx.store.claim(ctx.name(), issue)? else {
+        return Ok(());
+    };
+    let now = Utc::now();
+    if let Ok(mut state) = serde_json::from_str::<DevState>(&row.state_json) {
+        state.stage = stage;
+        state.stage_since = now;
+        row.state_json = serde_json::to_string(&state)?;
     }
-    Ok(())
+    row.status = stage.claim_status();
+    row.stage = stage.as_str().to_string();
+    row.stage_since = now;
+    row.updated_at = now;
+    ctx.store.save_claim(&row)
 }

@@ -271,12 +271,7 @@ impl DevRun {
     }
 
     fn persist(&self) -> anyhow::Result<()> {
-        let status = match self.state.stage {
-            Stage::Done => ClaimStatus::Done,
-            Stage::Blocked => ClaimStatus::Blocked,
-            Stage::Released => ClaimStatus::Released,
-            _ => ClaimStatus::Active,
-        };
+        let status = self.state.stage.claim_status();
         self.ctx.store.save_claim(&ClaimRow {
             project: self.ctx.name().to_string(),
             issue: self.issue.0,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::forge::{CommitSha, CommitStatus, IssueNumber, PrNumber};
 use crate::notify::Notice;
 use crate::phase::{Phase, PhaseReport, Refusal, RefusalKind};
-use crate::store::EventKind;
+use crate::store::{ClaimStatus, EventKind};
 
 /// Where an issue is in its life, in lifecycle order. Persisted by name in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -77,6 +77,16 @@ impl Stage {
 
     pub fn is_terminal(self) -> bool {
         matches!(self, Stage::Released | Stage::Blocked | Stage::Done)
+    }
+
+    /// How the store files a claim in this stage.
+    pub fn claim_status(self) -> ClaimStatus {
+        match self {
+            Stage::Done => ClaimStatus::Done,
+            Stage::Blocked => ClaimStatus::Blocked,
+            Stage::Released => ClaimStatus::Released,
+            _ => ClaimStatus::Active,
+        }
     }
 }
 
