@@ -64,8 +64,8 @@ enum Command {
         #[arg(long, default_value = "state")]
         state: PathBuf,
     },
-    /// Attach to an issue's tmux session.
-    Attach { project: String, issue: u64 },
+    /// Attach to an issue's tmux session (`issue` is its number, or a local plan's name).
+    Attach { project: String, issue: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,7 +158,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             println!("disabled: no new issues are picked; live sessions stay supervised");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Attach { project, issue } => attach(&project, issue),
+        Command::Attach { project, issue } => attach(&project, &issue),
     }
 }
 
@@ -258,7 +258,7 @@ fn age(d: chrono::TimeDelta) -> String {
     }
 }
 
-fn attach(project: &str, issue: u64) -> anyhow::Result<ExitCode> {
+fn attach(project: &str, issue: &str) -> anyhow::Result<ExitCode> {
     use std::os::unix::process::CommandExt;
     let target = format!("={}", session_name(project, issue));
     // Same server rules as the daemon: the user's default server, TMUX_TMPDIR honoured.

@@ -17,7 +17,7 @@ use crate::ci::woodpecker::WoodpeckerClient;
 use crate::config::{self, ConfigError, ForgeKind, Project};
 use crate::forge::forgejo::ForgejoClient;
 use crate::forge::retry::RetryPolicy;
-use crate::forge::{Forge, ForgeError};
+use crate::forge::{Forge, ForgeError, Nudge};
 use crate::git::{Git, GitAuth};
 use crate::lockfile::{DaemonLock, LockError};
 use crate::matrix::{MatrixArgs, MatrixNotifier, MatrixTiming, OnReply};
@@ -108,6 +108,10 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
             let _ = router.send_message(SupervisorMsg::ChatReply { project, issue });
         }
     });
+    let nudges = nudge_router(supervisor.clone());
+    for ctx in &contexts {
+        watch_forge(ctx, nudges.clone())?;
+    }
     let mut handle = handle;
     let reason = tokio::select! {
         _ = &mut handle => "the actor tree finished",
@@ -181,6 +185,38 @@ async fn project_context(
         woodpecker,
         project,
     })
+}
+
+/// Where anything that notices a forge change (a watched folder, a webhook)
+/// sends it: (project, what changed), handed on to the supervisor.
+pub type Nudges = tokio::sync::mpsc::UnboundedSender<(String, Nudge)>;
+
+fn nudge_router(supervisor: ractor::ActorRef<SupervisorMsg>) -> Nudges {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Nudge)>();
+    tokio::spawn(async move {
+        while let Some((project, nudge)) = rx.recv().await {
+            let _ = supervisor.send_message(SupervisorMsg::Nudge { project, nudge });
+        }
+    });
+    tx
+}
+
+/// Let a forge that can see its own changes (the local backend) nudge the
+/// project's actors.
+fn watch_forge(ctx: &ProjectCtx, nudges: Nudges) -> anyhow::Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    ctx.forge
+        .watch(tx)
+        .with_context(|| format!("watching the forge of project {}", ctx.name()))?;
+    let project = ctx.name().to_string();
+    tokio::spawn(async move {
+        while let Some(nudge) = rx.recv().await {
+            if nudges.send((project.clone(), nudge)).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Ask the forge whose token forgehand holds, waiting out an outage with

@@ -37,20 +37,24 @@ impl StatePaths {
         self.root.join("repos").join(project)
     }
 
-    pub fn worktree(&self, project: &str, issue: u64) -> PathBuf {
-        self.root
-            .join("worktrees")
-            .join(project)
-            .join(issue.to_string())
+    /// `issue` is the issue's key as the forge names it (`42`, or a plan's name).
+    pub fn worktree(&self, project: &str, issue: &str) -> PathBuf {
+        self.worktrees(project).join(issue)
+    }
+
+    /// The folder holding every worktree of a project.
+    pub fn worktrees(&self, project: &str) -> PathBuf {
+        self.root.join("worktrees").join(project)
     }
 }
 
-/// `dev-<project>-<issue>`: the name people type in `tmux attach -t`.
-pub fn session_name(project: &str, issue: u64) -> String {
+/// `dev-<project>-<issue>`: the name people type in `tmux attach -t`. `issue`
+/// is the issue's key (`42`, or a local plan's name).
+pub fn session_name(project: &str, issue: &str) -> String {
     format!("dev-{project}-{issue}")
 }
 
-/// `fix/issue-<issue>`.
-pub fn branch_name(issue: u64) -> String {
+/// `fix/issue-<issue>`, `issue` being the issue's key.
+pub fn branch_name(issue: &str) -> String {
     format!("fix/issue-{issue}")
 }

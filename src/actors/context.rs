@@ -40,6 +40,16 @@ impl ProjectCtx {
         &self.project.name
     }
 
+    /// The issue's key in session, branch and worktree names.
+    pub fn issue_key(&self, n: u64) -> String {
+        self.forge.issue_key(crate::forge::IssueNumber(n))
+    }
+
+    /// `dev-<project>-<key>`.
+    pub fn session_name(&self, n: u64) -> String {
+        crate::paths::session_name(self.name(), &self.issue_key(n))
+    }
+
     /// Journal an event; a failing journal write is logged, never fatal, since
     /// the action it describes has already happened.
     pub fn journal(&self, issue: Option<u64>, kind: EventKind, detail: &str) {

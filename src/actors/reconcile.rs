@@ -4,12 +4,12 @@
 //! the rest is resumed (a live session adopted, a dead one respawned).
 //! Also the last resort of supervision: giving an issue up to a human.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use chrono::Utc;
 
 use crate::forge::{IssueNumber, IssueState};
-use crate::paths::{branch_name, session_name};
+use crate::paths::branch_name;
 use crate::store::{ClaimRow, ClaimStatus, EventKind};
 
 use super::ProjectCtx;
@@ -63,19 +63,20 @@ pub async fn reconcile(ctx: &ProjectCtx) -> anyhow::Result<Vec<(IssueNumber, Str
 /// Drop a claim: kill its session, remove its worktree, record why.
 async fn release(ctx: &ProjectCtx, claim: &ClaimRow, why: &str) -> anyhow::Result<()> {
     let n = claim.issue;
-    ctx.tmux.kill_session(&session_name(ctx.name(), n)).await?;
-    remove_worktree(ctx, n).await?;
+    ctx.tmux.kill_session(&ctx.session_name(n)).await?;
+    remove_worktree(ctx, &ctx.issue_key(n)).await?;
     settle_claim(ctx, n, Stage::Released)?;
     ctx.journal(Some(n), EventKind::Released, &format!("released: {why}"));
     Ok(())
 }
 
-async fn remove_worktree(ctx: &ProjectCtx, n: u64) -> anyhow::Result<()> {
+/// Remove the worktree of the issue with this key (and its local branch).
+async fn remove_worktree(ctx: &ProjectCtx, key: &str) -> anyhow::Result<()> {
     let repo_dir = ctx.paths.repo_dir(ctx.name());
-    let path = ctx.paths.worktree(ctx.name(), n);
+    let path = ctx.paths.worktree(ctx.name(), key);
     let _one_at_a_time = ctx.repo_lock.lock().await;
     ctx.git
-        .remove_worktree(&repo_dir, &path, &branch_name(n))
+        .remove_worktree(&repo_dir, &path, &branch_name(key))
         .await?;
     // A folder git does not know as a worktree (half-made, or made by hand)
     // is still forgehand's to remove: it lives in forgehand's state.
@@ -91,52 +92,43 @@ async fn remove_worktree(ctx: &ProjectCtx, n: u64) -> anyhow::Result<()> {
 /// left by a crash between creating them and recording it, or by hand.
 /// A blocked claim keeps its worktree (a human may want to look at it).
 async fn remove_strays(ctx: &ProjectCtx) -> anyhow::Result<()> {
-    let keep: BTreeSet<u64> = ctx
-        .store
-        .claims(Some(ctx.name()), None)?
-        .into_iter()
-        .filter(|c| matches!(c.status, ClaimStatus::Active | ClaimStatus::Blocked))
-        .map(|c| c.issue)
-        .collect();
-    let live: BTreeSet<u64> = ctx
-        .store
-        .claims(Some(ctx.name()), Some(ClaimStatus::Active))?
-        .into_iter()
-        .map(|c| c.issue)
-        .collect();
-    let dir = ctx.paths.worktree(ctx.name(), 0);
-    let dir = dir.parent().expect("worktrees live in a project folder");
-    if let Ok(entries) = std::fs::read_dir(dir) {
+    let keyed = |status: &[ClaimStatus]| -> anyhow::Result<BTreeMap<String, u64>> {
+        Ok(ctx
+            .store
+            .claims(Some(ctx.name()), None)?
+            .into_iter()
+            .filter(|c| status.contains(&c.status))
+            .map(|c| (ctx.issue_key(c.issue), c.issue))
+            .collect())
+    };
+    let keep = keyed(&[ClaimStatus::Active, ClaimStatus::Blocked])?;
+    let live = keyed(&[ClaimStatus::Active])?;
+    // The journal names the issue when the key still maps to one.
+    let issue_of = |key: &str| ctx.forge.issue_for_key(key).map(|n| n.0);
+    if let Ok(entries) = std::fs::read_dir(ctx.paths.worktrees(ctx.name())) {
         for entry in entries.flatten() {
-            let Some(n) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u64>().ok())
-            else {
+            let Some(key) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            if !keep.contains(&n) {
-                remove_worktree(ctx, n).await?;
+            if !keep.contains_key(&key) {
+                remove_worktree(ctx, &key).await?;
                 ctx.journal(
-                    Some(n),
+                    issue_of(&key),
                     EventKind::CleanedUp,
-                    "removed a worktree no claim accounts for",
+                    &format!("removed the worktree {key}, which no claim accounts for"),
                 );
             }
         }
     }
     let prefix = format!("dev-{}-", ctx.name());
     for session in ctx.tmux.list_sessions().await? {
-        let Some(n) = session
-            .strip_prefix(&prefix)
-            .and_then(|s| s.parse::<u64>().ok())
-        else {
+        let Some(key) = session.strip_prefix(&prefix) else {
             continue;
         };
-        if !live.contains(&n) {
+        if !live.contains_key(key) {
             ctx.tmux.kill_session(&session).await?;
             ctx.journal(
-                Some(n),
+                issue_of(key),
                 EventKind::CleanedUp,
                 &format!("killed {session}, which no claim accounts for"),
             );
@@ -149,7 +141,7 @@ async fn remove_strays(ctx: &ProjectCtx) -> anyhow::Result<()> {
 /// last lines of the agent's pane (redacted), label `blocked`, drop
 /// `in-progress`, kill the session.
 pub async fn block(ctx: &ProjectCtx, n: IssueNumber, why: &str) -> anyhow::Result<()> {
-    let session = session_name(ctx.name(), n.0);
+    let session = ctx.session_name(n.0);
     let tail = ctx
         .tmux
         .capture_pane(&session, 50)

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
-use crate::forge::IssueNumber;
+use crate::forge::{IssueNumber, Nudge};
 use crate::store::{ClaimStatus, EventKind};
 
+use super::dev::machine::DevState;
 use super::dev::{DevActor, DevArgs, DevMsg};
-use super::merge_scanner::{MergeScanner, MergeScannerArgs};
-use super::poller::{Poller, PollerArgs};
+use super::merge_scanner::{MergeScanner, MergeScannerArgs, MergeScannerMsg};
+use super::poller::{Poller, PollerArgs, PollerMsg};
 use super::{ProjectCtx, reconcile};
 
 /// Restart backoff for a failed child: doubles from `FIRST` up to `MAX`.
@@ -66,6 +67,9 @@ pub enum SupervisorMsg {
     RestartScanner { project: String },
     /// A merge scanner finished its one scan (`--once`).
     ScanDone { project: String },
+    /// Something changed on a project's forge (webhook, watched folder): the
+    /// actor that owns it looks now instead of at its next poll.
+    Nudge { project: String, nudge: Nudge },
 }
 
 /// Which issue a dev actor works on, for turning supervision events into
@@ -80,10 +84,10 @@ struct DevEntry {
 pub struct SupervisorState {
     projects: BTreeMap<String, Arc<ProjectCtx>>,
     devs: HashMap<ActorId, DevEntry>,
-    pollers: HashMap<ActorId, String>,
+    pollers: HashMap<ActorId, (String, ActorRef<PollerMsg>)>,
     failures: HashMap<(String, IssueNumber), Vec<Instant>>,
     poller_failures: HashMap<String, u32>,
-    scanners: HashMap<ActorId, String>,
+    scanners: HashMap<ActorId, (String, ActorRef<MergeScannerMsg>)>,
     scanner_failures: HashMap<String, u32>,
     once: bool,
     /// With `--once`: pollers and merge scanners yet to report their cycle.
@@ -239,6 +243,7 @@ impl Actor for Supervisor {
             SupervisorMsg::RestartScanner { project } => {
                 start_scanner(&myself, state, &project).await
             }
+            SupervisorMsg::Nudge { project, nudge } => route_nudge(state, &project, nudge),
         }
         Ok(())
     }
@@ -260,14 +265,14 @@ impl Actor for Supervisor {
                 dev_failed(&myself, state, dev, err);
             }
             stop_if_done(&myself, state);
-        } else if let Some(project) = state.pollers.remove(&id) {
+        } else if let Some((project, _)) = state.pollers.remove(&id) {
             let Some(err) = failure else { return Ok(()) };
             tracing::error!(project, "poller failed: {err}");
             let k = state.poller_failures.entry(project.clone()).or_default();
             *k += 1;
             let delay = backoff(*k);
             myself.send_after(delay, move || SupervisorMsg::RestartPoller { project });
-        } else if let Some(project) = state.scanners.remove(&id) {
+        } else if let Some((project, _)) = state.scanners.remove(&id) {
             let Some(err) = failure else { return Ok(()) };
             tracing::error!(project, "merge scanner failed: {err}");
             let k = state.scanner_failures.entry(project.clone()).or_default();
@@ -319,6 +324,70 @@ async fn start_dev(
     }
 }
 
+/// Hand a nudge to the actor that owns what changed: the dev actor holding
+/// the issue, pull request or head; otherwise the poller (issues) or the merge
+/// scanner (pull requests, statuses). A nudge only makes an actor look now.
+fn route_nudge(state: &SupervisorState, project: &str, nudge: Nudge) {
+    let Some(ctx) = state.projects.get(project) else {
+        tracing::debug!(project, "nudge for an unknown project ignored");
+        return;
+    };
+    let poll = || {
+        for (p, poller) in state.pollers.values() {
+            if p == project {
+                let _ = poller.send_message(PollerMsg::Poll);
+            }
+        }
+    };
+    let scan = || {
+        for (p, scanner) in state.scanners.values() {
+            if p == project {
+                let _ = scanner.send_message(MergeScannerMsg::Scan);
+            }
+        }
+    };
+    let tick = |issue: u64| {
+        let dev = state
+            .devs
+            .values()
+            .find(|d| d.project == project && d.issue.0 == issue);
+        dev.map(|d| d.actor.send_message(DevMsg::Tick).is_ok())
+            .unwrap_or(false)
+    };
+    // Which live claim has this PR or head, per the dev actors' persisted state.
+    let holder = |owns: &dyn Fn(&DevState) -> bool| -> Option<u64> {
+        let claims = ctx
+            .store
+            .claims(Some(project), Some(ClaimStatus::Active))
+            .ok()?;
+        claims.into_iter().find_map(|c| {
+            let state = serde_json::from_str::<DevState>(&c.state_json).ok()?;
+            owns(&state).then_some(c.issue)
+        })
+    };
+    match nudge {
+        Nudge::Issue(n) => {
+            if !tick(n.0) {
+                poll();
+            }
+        }
+        Nudge::Pull(pr) => {
+            if !holder(&|s| s.pr == Some(pr)).is_some_and(tick) {
+                scan();
+            }
+        }
+        Nudge::Commit(sha) => {
+            if !holder(&|s| s.head.as_ref() == Some(&sha)).is_some_and(tick) {
+                scan();
+            }
+        }
+        Nudge::Repo => {
+            poll();
+            scan();
+        }
+    }
+}
+
 async fn start_poller(
     myself: &ActorRef<SupervisorMsg>,
     state: &mut SupervisorState,
@@ -334,7 +403,9 @@ async fn start_poller(
     };
     match Actor::spawn_linked(None, Poller, args, myself.get_cell()).await {
         Ok((actor, _)) => {
-            state.pollers.insert(actor.get_id(), project.to_string());
+            state
+                .pollers
+                .insert(actor.get_id(), (project.to_string(), actor));
         }
         Err(e) => tracing::error!(project, "could not start the poller: {e}"),
     }
@@ -355,7 +426,9 @@ async fn start_scanner(
     };
     match Actor::spawn_linked(None, MergeScanner, args, myself.get_cell()).await {
         Ok((actor, _)) => {
-            state.scanners.insert(actor.get_id(), project.to_string());
+            state
+                .scanners
+                .insert(actor.get_id(), (project.to_string(), actor));
         }
         Err(e) => tracing::error!(project, "could not start the merge scanner: {e}"),
     }

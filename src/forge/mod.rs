@@ -249,4 +249,38 @@ pub trait Forge: Send + Sync {
     /// `Conflict` when it cannot be merged as it is.
     async fn merge_pull(&self, n: PrNumber, req: &MergeRequest) -> ForgeResult<()>;
     async fn delete_branch(&self, name: &str) -> ForgeResult<()>;
+
+    /// How people name the issue: in session, branch and worktree names and in
+    /// `forgehand attach`. Forges use the number; the local backend its plan's name.
+    fn issue_key(&self, n: IssueNumber) -> String {
+        n.to_string()
+    }
+
+    /// The issue a key names, the inverse of `issue_key`.
+    fn issue_for_key(&self, key: &str) -> Option<IssueNumber> {
+        key.parse().ok().map(IssueNumber)
+    }
+
+    /// Start telling `nudges` when something changes, for forges that can
+    /// notice changes themselves (the local backend watches its folder).
+    /// Forges reached over HTTP do nothing here: webhooks and polling cover them.
+    fn watch(&self, nudges: tokio::sync::mpsc::UnboundedSender<Nudge>) -> anyhow::Result<()> {
+        let _ = nudges;
+        Ok(())
+    }
+}
+
+/// A hint that something on a project's forge changed, so the actor that owns
+/// it looks now instead of at its next poll. It carries no state worth
+/// trusting: the actor re-reads the forge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Nudge {
+    /// An issue was opened, labelled, closed, commented on…
+    Issue(IssueNumber),
+    /// A pull request was pushed to, reviewed, commented on, closed…
+    Pull(PrNumber),
+    /// A commit's status (CI) changed.
+    Commit(CommitSha),
+    /// Something repository-wide, such as a push or a new issue.
+    Repo,
 }

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::forge::IssueNumber;
-use crate::paths::{branch_name, session_name};
+use crate::paths::branch_name;
 use crate::phase::{self, PhaseError};
 use crate::store::{ClaimRow, ClaimStatus, EventKind};
 
@@ -104,7 +104,8 @@ impl Actor for DevActor {
     ) -> Result<DevRun, ActorProcessingErr> {
         let ctx = args.ctx;
         let n = args.issue.0;
-        let session = session_name(ctx.name(), n);
+        let key = ctx.issue_key(n);
+        let session = ctx.session_name(n);
         let now = Utc::now();
         let stored = ctx.store.claim(ctx.name(), n)?;
         let stored_state = |row: &ClaimRow| {
@@ -143,8 +144,8 @@ impl Actor for DevActor {
         };
         let run = DevRun {
             session_dir: ctx.paths.session_dir(&session),
-            worktree: ctx.paths.worktree(ctx.name(), n),
-            branch: branch_name(n),
+            worktree: ctx.paths.worktree(ctx.name(), &key),
+            branch: branch_name(&key),
             session,
             issue: args.issue,
             title: args.title,
