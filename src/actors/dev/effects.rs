@@ -350,7 +350,7 @@ impl DevRun {
                 phase_file: &phase,
                 summary_file: &summary,
                 scratch_file: &scratch,
-                issue: self.issue.0,
+                issue: &self.ctx.issue_key(self.issue.0),
                 project: ctx.name(),
                 branch: &self.branch,
             },

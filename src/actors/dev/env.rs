@@ -32,7 +32,8 @@ pub struct SessionVars<'a> {
     pub phase_file: &'a str,
     pub summary_file: &'a str,
     pub scratch_file: &'a str,
-    pub issue: u64,
+    /// The issue's key: its number, or a local plan's name.
+    pub issue: &'a str,
     pub project: &'a str,
     pub branch: &'a str,
 }
