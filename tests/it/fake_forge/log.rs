@@ -8,7 +8,11 @@ use chrono::{DateTime, Utc};
 /// One received request, as the fake saw it.
 #[derive(Debug, Clone)]
 pub struct RequestRecord {
+    /// When the answer was ready (after handling, under the state lock).
     pub at: DateTime<Utc>,
+    /// When the request reached the fake, before any lock or injected delay: the
+    /// moment a latency benchmark measures to.
+    pub received: DateTime<Utc>,
     pub method: String,
     /// Raw (percent-encoded) path, including `/api/v1`.
     pub path: String,

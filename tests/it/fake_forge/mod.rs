@@ -118,6 +118,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let received = chrono::Utc::now();
     let fault = shared.lock().faults.take(method.as_str(), uri.path());
     // Waited out without the lock, so other requests go on meanwhile.
     if let Some(Fault::Delay(wait)) = fault {
@@ -135,6 +136,7 @@ async fn handle(
             &headers,
             &body,
             fault.as_ref(),
+            received,
         )
     };
     shared.changed.notify_waiters();

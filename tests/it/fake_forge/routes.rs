@@ -171,6 +171,7 @@ pub fn serve(
     headers: &HeaderMap,
     body: &[u8],
     fault: Option<&Fault>,
+    received: chrono::DateTime<Utc>,
 ) -> Answer {
     let query = parse_query(raw_query);
     let auth = headers
@@ -238,6 +239,7 @@ pub fn serve(
     };
     state.requests.push(RequestRecord {
         at: Utc::now(),
+        received,
         method: method.to_owned(),
         path: path.to_owned(),
         query: raw_query.to_owned(),

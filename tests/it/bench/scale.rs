@@ -1,0 +1,125 @@
+//! Many sessions on one daemon: how long 200 backlog issues take to become 200
+//! working agents, then what the daemon costs while they all sit idle (its own
+//! RSS and CPU from `/proc`, the requests the fake forge receives).
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::rig::{ProjectOpts, Rig, clock_ticks, proc_sample};
+
+/// The poll interval of this scenario: six poll cycles fit in the idle window.
+const POLL_SECS: u64 = 10;
+/// Let start-up work (the last prompts, the first ticks) finish before measuring.
+const WARM_UP: Duration = Duration::from_secs(2 * POLL_SECS);
+
+pub struct ScaleResult {
+    pub sessions: usize,
+    /// First poll → every agent has received its task.
+    pub start_s: f64,
+    /// First poll → every tmux session exists.
+    pub tmux_sessions_s: f64,
+    /// Daemon start → first poll (one poll interval, see BENCHMARKS.md).
+    pub first_poll_s: f64,
+    pub rss_mb: f64,
+    pub cpu_pct_idle: f64,
+    pub idle_requests_per_cycle: f64,
+    pub idle_window_s: f64,
+    pub poll_interval_s: u64,
+}
+
+pub async fn many_sessions(sessions: usize, idle_window: Duration) -> ScaleResult {
+    let mut rig = Rig::new(&ProjectOpts {
+        poll_interval: format!("{POLL_SECS}s"),
+        max_sessions: sessions as u32,
+        ..Default::default()
+    })
+    .await;
+    let issues: Vec<u64> = (0..sessions)
+        .map(|i| {
+            rig.h.forge.create_issue(
+                &format!("Bench: idle session {i}"),
+                "fake-agent: hang",
+                &["backlog"],
+            )
+        })
+        .collect();
+    let started = Utc::now();
+    rig.start(None);
+    let first_poll = rig
+        .first_poll(Duration::from_secs(2 * POLL_SECS + 30))
+        .await;
+    let since_poll = || (Utc::now() - first_poll).as_seconds_f64();
+    let mut tmux_sessions_s = None;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        rig.assert_running();
+        if tmux_sessions_s.is_none() && tmux_session_count(&rig) >= sessions {
+            tmux_sessions_s = Some(since_poll());
+        }
+        let briefed = issues
+            .iter()
+            .filter(|n| {
+                std::fs::read_to_string(rig.h.transcript(**n))
+                    .is_ok_and(|t| t.contains("fake-agent: hang"))
+            })
+            .count();
+        if briefed == sessions {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {briefed} of {sessions} agents got their task within 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let start_s = since_poll();
+    let tmux_sessions_s = tmux_sessions_s.unwrap_or(start_s);
+
+    tokio::time::sleep(WARM_UP).await;
+    rig.assert_running();
+    let pid = rig.pid();
+    let window_start = Utc::now();
+    let before = proc_sample(pid);
+    let t0 = Instant::now();
+    let mut rss_kb = before.rss_kb;
+    // Sampled through the window so a transient peak counts, not just the end.
+    while t0.elapsed() < idle_window {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        rss_kb = rss_kb.max(proc_sample(pid).rss_kb);
+    }
+    let after = proc_sample(pid);
+    let elapsed = t0.elapsed().as_secs_f64();
+    let window_end = Utc::now();
+    rig.assert_running();
+    let cpu_s = (after.cpu_ticks - before.cpu_ticks) as f64 / clock_ticks() as f64;
+    let requests = rig
+        .h
+        .forge
+        .requests()
+        .iter()
+        .filter(|r| r.received >= window_start && r.received < window_end)
+        .count();
+    let cycles = elapsed / POLL_SECS as f64;
+    let live = tmux_session_count(&rig);
+    assert_eq!(live, sessions, "sessions died while idle");
+    ScaleResult {
+        sessions,
+        start_s,
+        tmux_sessions_s,
+        first_poll_s: (first_poll - started).as_seconds_f64(),
+        rss_mb: rss_kb as f64 / 1024.0,
+        cpu_pct_idle: 100.0 * cpu_s / elapsed,
+        idle_requests_per_cycle: requests as f64 / cycles,
+        idle_window_s: elapsed,
+        poll_interval_s: POLL_SECS,
+    }
+}
+
+fn tmux_session_count(rig: &Rig) -> usize {
+    let out = rig.h.tmux(&["list-sessions", "-F", "#{session_name}"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("dev-"))
+        .count()
+}
