@@ -261,8 +261,11 @@ impl Actor for Supervisor {
         };
         let id = cell.get_id();
         if let Some(dev) = state.devs.remove(&id) {
-            if let Some(err) = failure {
-                dev_failed(&myself, state, dev, err);
+            match failure {
+                Some(err) => dev_failed(&myself, state, dev, err),
+                // A freed slot is work to pick now, not one poll interval later
+                // (a failed actor keeps its slot for its restart).
+                None => poll_project(state, &dev.project),
             }
             stop_if_done(&myself, state);
         } else if let Some((project, _)) = state.pollers.remove(&id) {
@@ -324,6 +327,15 @@ async fn start_dev(
     }
 }
 
+/// Ask the project's poller to look at the forge now.
+fn poll_project(state: &SupervisorState, project: &str) {
+    for (p, poller) in state.pollers.values() {
+        if p == project {
+            let _ = poller.send_message(PollerMsg::Poll);
+        }
+    }
+}
+
 /// Hand a nudge to the actor that owns what changed: the dev actor holding
 /// the issue, pull request or head; otherwise the poller (issues) or the merge
 /// scanner (pull requests, statuses). A nudge only makes an actor look now.
@@ -332,13 +344,7 @@ fn route_nudge(state: &SupervisorState, project: &str, nudge: Nudge) {
         tracing::debug!(project, "nudge for an unknown project ignored");
         return;
     };
-    let poll = || {
-        for (p, poller) in state.pollers.values() {
-            if p == project {
-                let _ = poller.send_message(PollerMsg::Poll);
-            }
-        }
-    };
+    let poll = || poll_project(state, project);
     let scan = || {
         for (p, scanner) in state.scanners.values() {
             if p == project {
