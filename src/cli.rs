@@ -66,6 +66,20 @@ enum Command {
     },
     /// Attach to an issue's tmux session (`issue` is its number, or a local plan's name).
     Attach { project: String, issue: String },
+    /// Show the whole job on a throw-away local project: three plans, a
+    /// scripted agent, real git, tmux and CI; exits 0 when all three merged.
+    Demo {
+        /// Folder for the demo's repository, plans and state (new or empty);
+        /// a temporary folder by default.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Keep the folder (and any unfinished sessions) at the end.
+        #[arg(long)]
+        keep: bool,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 240)]
+        timeout: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +173,15 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Attach { project, issue } => attach(&project, &issue),
+        Command::Demo {
+            state,
+            keep,
+            timeout,
+        } => crate::demo::run(crate::demo::DemoOptions {
+            dir: state,
+            keep,
+            timeout: std::time::Duration::from_secs(timeout),
+        }),
     }
 }
 

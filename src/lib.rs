@@ -24,6 +24,7 @@ pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod forge;
 pub mod git;
 pub mod lockfile;
