@@ -78,10 +78,16 @@ impl Fixture {
     /// Commits `file` on `fix/issue-<key>` in the work clone and pushes it; its sha.
     fn push_fix(&self, key: &str, file: &str, content: &str) -> String {
         let branch = format!("fix/issue-{key}");
-        git(&self.work, &["checkout", "--quiet", "-B", &branch, "origin/main"]);
+        git(
+            &self.work,
+            &["checkout", "--quiet", "-B", &branch, "origin/main"],
+        );
         std::fs::write(self.work.join(file), content).unwrap();
         git(&self.work, &["add", file]);
-        git(&self.work, &["commit", "--quiet", "-m", &format!("fix {key}")]);
+        git(
+            &self.work,
+            &["commit", "--quiet", "-m", &format!("fix {key}")],
+        );
         git(&self.work, &["push", "--quiet", "-f", "origin", &branch]);
         git(&self.work, &["rev-parse", "HEAD"])
     }
@@ -224,7 +230,12 @@ async fn a_bad_plan_is_reported_once_and_picked_once_fixed() {
     assert!(f.plans.join("headless.md").exists(), "the plan stays");
 
     let journal = f.journal();
-    let about = |key: &str| journal.iter().filter(|d| d.contains(&format!("`{key}`"))).count();
+    let about = |key: &str| {
+        journal
+            .iter()
+            .filter(|d| d.contains(&format!("`{key}`")))
+            .count()
+    };
     assert_eq!(about("headless"), 1, "once per error: {journal:?}");
     assert_eq!(about("orphan"), 1, "{journal:?}");
 
@@ -232,7 +243,10 @@ async fn a_bad_plan_is_reported_once_and_picked_once_fixed() {
     let issues = forge.list_open_issues("backlog").await.unwrap();
     assert_eq!(issues.len(), 1);
     assert_eq!(issues[0].title, "Now with a heading");
-    assert!(!f.plans.join("headless.report.md").exists(), "stale report gone");
+    assert!(
+        !f.plans.join("headless.report.md").exists(),
+        "stale report gone"
+    );
 }
 
 #[tokio::test]
@@ -391,7 +405,11 @@ async fn approve_and_request_changes_write_reviews_on_the_current_head() {
     assert_eq!(reviews[0].state, ReviewState::ChangesRequested);
     assert_eq!(reviews[0].body, "rename it");
     assert_eq!(reviews[1].state, ReviewState::Approved);
-    assert!(reviews.iter().all(|r| r.author == "alice" && r.commit_id.0 == sha));
+    assert!(
+        reviews
+            .iter()
+            .all(|r| r.author == "alice" && r.commit_id.0 == sha)
+    );
 }
 
 #[tokio::test]
@@ -416,7 +434,11 @@ async fn a_dirty_checked_out_primary_refuses_the_merge_until_it_is_clean() {
     assert!(err.to_string().contains("uncommitted changes"), "{err}");
     assert!(err.to_string().contains(f.repo.to_str().unwrap()), "{err}");
     assert!(f.read("m.report.md").contains("uncommitted changes"));
-    assert!(f.journal().iter().any(|d| d.contains("uncommitted changes")));
+    assert!(
+        f.journal()
+            .iter()
+            .any(|d| d.contains("uncommitted changes"))
+    );
     assert_eq!(
         std::fs::read_to_string(f.repo.join("README.md")).unwrap(),
         "local edit\n",
@@ -490,9 +512,18 @@ async fn a_squash_into_a_bare_repository_needs_no_checkout() {
     let bare = f.dir.path().join("bare.git");
     git(
         f.dir.path(),
-        &["clone", "--quiet", "--bare", f.repo.to_str().unwrap(), "bare.git"],
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            f.repo.to_str().unwrap(),
+            "bare.git",
+        ],
     );
-    git(&f.work, &["remote", "set-url", "origin", bare.to_str().unwrap()]);
+    git(
+        &f.work,
+        &["remote", "set-url", "origin", bare.to_str().unwrap()],
+    );
     f.plan("s", "# Squash\n");
     let forge = LocalForge::open(LocalArgs {
         plans: f.plans.clone(),
@@ -541,7 +572,10 @@ async fn a_new_plan_nudges_the_poller() {
             .await
             .expect("a nudge in time")
     };
-    assert_eq!(next().await, Some(Nudge::Pull(forgehand::forge::PrNumber(7))));
+    assert_eq!(
+        next().await,
+        Some(Nudge::Pull(forgehand::forge::PrNumber(7)))
+    );
     f.plan("fresh", "# Fresh\n");
     let mut nudge = next().await;
     // The review file's write may come as more than one event.

@@ -10,6 +10,7 @@ mod feedback;
 mod forge_faults;
 mod forgejo_client;
 mod harness;
+mod local_e2e;
 mod local_forge;
 mod local_plans;
 mod machine;
