@@ -588,3 +588,75 @@ async fn a_new_plan_nudges_the_poller() {
         IssueNumber(1)
     );
 }
+
+#[tokio::test]
+async fn plans_kept_in_the_repository_do_not_block_the_merge() {
+    let f = Fixture::new();
+    let plans = f.repo.join("plans");
+    std::fs::create_dir_all(&plans).unwrap();
+    std::fs::write(plans.join("inside.md"), "# Inside\n").unwrap();
+    git(&f.repo, &["add", "plans"]);
+    git(&f.repo, &["commit", "--quiet", "-m", "plans"]);
+    git(&f.work, &["pull", "--quiet"]);
+    let forge = LocalForge::open(LocalArgs {
+        plans: plans.clone(),
+        repo: f.repo.clone(),
+        primary_branch: "main".into(),
+        labels: labels(),
+        ci_command: None,
+        ci_timeout: WAIT,
+        journal: None,
+    })
+    .unwrap();
+    forge.list_open_issues("backlog").await.unwrap();
+    let n = forge.issue_for_key("inside").unwrap();
+    forge.add_label(n, "blocked").await.unwrap();
+    assert!(plans.join("blocked/inside.md").exists());
+    let sha = f.push_fix("inside", "i.txt", "i\n");
+    let pr = open_pull(&forge, "inside").await;
+    let req = MergeRequest {
+        method: MergeMethod::Merge,
+        head_sha: CommitSha(sha),
+        delete_branch: false,
+    };
+    forge.merge_pull(pr.number, &req).await.unwrap();
+    assert!(f.repo.join("i.txt").exists());
+}
+
+#[test]
+fn a_missing_plans_folder_is_a_clear_error_and_ci_command_is_read() {
+    let f = Fixture::new();
+    let err = LocalForge::open(LocalArgs {
+        plans: f.dir.path().join("no-such-plans"),
+        repo: f.repo.clone(),
+        primary_branch: "main".into(),
+        labels: labels(),
+        ci_command: None,
+        ci_timeout: WAIT,
+        journal: None,
+    })
+    .err()
+    .expect("a missing folder is refused");
+    let shown = format!("{err:#}");
+    assert!(
+        shown.contains("no-such-plans") && shown.contains("does not exist"),
+        "{shown}"
+    );
+
+    let projects = write_project(&f, 0);
+    let file = projects.join("proj.toml");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("\n[ci]\ncommand = \"make test\"\n");
+    std::fs::write(&file, &text).unwrap();
+    let project = forgehand::config::load_file(&file).expect("a valid local project");
+    assert_eq!(project.ci.command.as_deref(), Some("make test"));
+    assert!(project.forge.token_env.is_none());
+    std::fs::write(&file, text.replace("make test", " ")).unwrap();
+    let errors = forgehand::config::load_file(&file).expect_err("an empty command");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("[ci] command")),
+        "{errors:?}"
+    );
+}

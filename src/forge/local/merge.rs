@@ -81,9 +81,22 @@ impl Inner {
             })?;
         let checkout = self.checkout_of(&pull.base).await.map_err(other)?;
         if let Some(dir) = &checkout {
-            let dirty = git(dir, ["status", "--porcelain", "--untracked-files=no"])
-                .await
-                .map_err(other)?;
+            let mut status = vec![
+                "status".to_string(),
+                "--porcelain".into(),
+                "--untracked-files=no".into(),
+            ];
+            // Plans kept inside the repository move as forgehand works; that
+            // is not the owner's unfinished work.
+            let dir_abs = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+            if let Ok(inside) = self.plans.strip_prefix(&dir_abs) {
+                status.extend([
+                    "--".into(),
+                    ".".into(),
+                    format!(":(top,exclude){}", inside.display()),
+                ]);
+            }
+            let dirty = git(dir, &status).await.map_err(other)?;
             if !dirty.is_empty() {
                 let message = format!(
                     "cannot merge PR #{n} into {}: the repository {} has uncommitted changes \
