@@ -645,7 +645,10 @@ fn a_missing_plans_folder_is_a_clear_error_and_ci_command_is_read() {
 
     let projects = write_project(&f, 0);
     let file = projects.join("proj.toml");
-    let mut text = std::fs::read_to_string(&file).unwrap();
+    // The local backend has no owners: any repository name does.
+    let mut text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("\"local/proj\"", "\"demo\"");
     text.push_str("\n[ci]\ncommand = \"make test\"\n");
     std::fs::write(&file, &text).unwrap();
     let project = forgehand::config::load_file(&file).expect("a valid local project");
