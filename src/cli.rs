@@ -8,8 +8,9 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 
-use crate::config;
+use crate::config::{self, ForgeKind};
 use crate::daemon::{self, RunError, RunOptions};
+use crate::forge::local::{LocalArgs, ReviewVerdict, submit_review};
 use crate::paths::{StatePaths, session_name};
 use crate::store::{ClaimRow, Store};
 
@@ -79,6 +80,25 @@ enum Command {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 240)]
         timeout: u64,
+    },
+    /// Approve the pull request of a local plan (`forge.kind = "local"`) on its current head.
+    Approve {
+        #[arg(long, default_value = "projects")]
+        projects: PathBuf,
+        project: String,
+        /// The plan's name (its file name without `.md`).
+        key: String,
+    },
+    /// Request changes on the pull request of a local plan, on its current head.
+    RequestChanges {
+        #[arg(long, default_value = "projects")]
+        projects: PathBuf,
+        project: String,
+        /// The plan's name (its file name without `.md`).
+        key: String,
+        /// What to change; the agent is given it.
+        #[arg(long)]
+        message: String,
     },
 }
 
@@ -182,6 +202,23 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             keep,
             timeout: std::time::Duration::from_secs(timeout),
         }),
+        Command::Approve {
+            projects,
+            project,
+            key,
+        } => review(&projects, &project, &key, ReviewVerdict::Approved, ""),
+        Command::RequestChanges {
+            projects,
+            project,
+            key,
+            message,
+        } => review(
+            &projects,
+            &project,
+            &key,
+            ReviewVerdict::ChangesRequested,
+            &message,
+        ),
     }
 }
 
@@ -279,6 +316,54 @@ fn age(d: chrono::TimeDelta) -> String {
         3600..86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
         _ => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
     }
+}
+
+/// `approve` / `request-changes`: a review file for the local backend. A
+/// project that cannot be loaded, does not exist or is not local is a usage
+/// error (exit 2); anything about the plan itself a runtime error (exit 1).
+fn review(
+    projects: &Path,
+    name: &str,
+    key: &str,
+    verdict: ReviewVerdict,
+    message: &str,
+) -> anyhow::Result<ExitCode> {
+    let loaded = match config::load_dir(projects) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let Some(project) = loaded.iter().find(|p| p.name == name) else {
+        eprintln!(
+            "forgehand: no project named `{name}` in {}",
+            projects.display()
+        );
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    };
+    if project.forge.kind != ForgeKind::Local {
+        eprintln!(
+            "forgehand: project `{name}` ({}) is not local: review it on its forge",
+            project.source.display()
+        );
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    if verdict == ReviewVerdict::ChangesRequested && message.trim().is_empty() {
+        eprintln!("forgehand: --message must say what to change");
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    let args = LocalArgs::from_project(project, None);
+    let path = submit_review(&args.plans, &args.repo, key, verdict, message)
+        .with_context(|| format!("reviewing plan `{key}` of project {name}"))?;
+    let what = match verdict {
+        ReviewVerdict::Approved => "approved",
+        ReviewVerdict::ChangesRequested => "changes requested",
+    };
+    println!("{what}: {key} ({})", path.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn attach(project: &str, issue: &str) -> anyhow::Result<ExitCode> {

@@ -16,6 +16,7 @@ use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::ci::woodpecker::WoodpeckerClient;
 use crate::config::{self, ConfigError, ForgeKind, Project};
 use crate::forge::forgejo::ForgejoClient;
+use crate::forge::local::{LocalArgs, LocalForge};
 use crate::forge::retry::RetryPolicy;
 use crate::forge::{Forge, ForgeError, Nudge};
 use crate::git::{Git, GitAuth};
@@ -153,7 +154,11 @@ async fn project_context(
             token.clone().unwrap_or_default(),
             RetryPolicy::default(),
         )?),
-        ForgeKind::Github | ForgeKind::Local => anyhow::bail!(
+        ForgeKind::Local => Arc::new(
+            LocalForge::open(LocalArgs::from_project(&project, Some(store.clone())))
+                .with_context(|| format!("{}: [forge] kind \"local\"", project.source.display()))?,
+        ),
+        ForgeKind::Github => anyhow::bail!(
             "{}: [forge] kind {:?} is not supported by this version yet",
             project.source.display(),
             project.forge.kind

@@ -83,6 +83,9 @@ pub struct CiConfig {
     pub required: bool,
     pub max_fix_attempts: u32,
     pub timeout: Duration,
+    /// `[ci] command`: the shell command line the local backend runs as CI
+    /// (written by the project's owner, run with `sh -c`).
+    pub command: Option<String>,
     pub woodpecker: Option<WoodpeckerConfig>,
 }
 

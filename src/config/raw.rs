@@ -97,6 +97,7 @@ pub struct RawCi {
     pub required: Option<bool>,
     pub max_fix_attempts: Option<u32>,
     pub timeout: Field<DurationText>,
+    pub command: Field<String>,
     pub woodpecker_url: Field<String>,
     pub woodpecker_repo_id: Field<u64>,
     pub woodpecker_token_env: Field<String>,

@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod demo;
 mod e2e;
 mod fake_forge;
 mod fake_forge_selftest;
@@ -10,6 +11,8 @@ mod feedback;
 mod forge_faults;
 mod forgejo_client;
 mod harness;
+mod local_e2e;
+mod local_forge;
 mod local_plans;
 mod machine;
 mod matrix;

@@ -16,7 +16,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::duration;
 use super::error::{ConfigError, SYNTAX_FIELD, field_name, line_col, path_at, reword};
 use super::raw::{DurationText, RawTop};
-use super::{Project, Secrets};
+use super::{ForgeKind, Project, Secrets};
 
 /// See `load::Env`.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -77,7 +77,7 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
         return Err(c.into_errors());
     };
     let name = c.name(top.name);
-    let repo = c.repo(top.repo);
+    let repo = c.repo(top.repo, forge.config.kind == ForgeKind::Local);
     let primary_branch = c.text_or(top.primary_branch, "primary_branch", "main");
     let clone_url = match top.clone_url {
         Some(url) => c.non_empty(url, "clone_url"),
@@ -282,10 +282,14 @@ impl Checker<'_> {
         Some((raw.into_inner(), position))
     }
 
-    fn repo(&mut self, raw: Option<Spanned<String>>) -> String {
+    /// `owner/name` on a forge; any name for the local backend, which has no owners.
+    fn repo(&mut self, raw: Option<Spanned<String>>, local: bool) -> String {
         let Some(raw) = self.required(raw, 0..0, "repo") else {
             return String::new();
         };
+        if local {
+            return self.non_empty(raw, "repo");
+        }
         let part_ok = |p: &str| {
             !p.is_empty()
                 && p.bytes()

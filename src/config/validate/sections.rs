@@ -187,6 +187,7 @@ impl Checker<'_> {
                 required: raw.required.unwrap_or(true),
                 max_fix_attempts: raw.max_fix_attempts.unwrap_or(3),
                 timeout: self.duration(raw.timeout, "[ci] timeout", Duration::from_secs(30 * 60)),
+                command: raw.command.map(|c| self.non_empty(c, "[ci] command")),
                 woodpecker: None,
             },
             token: None,
