@@ -315,8 +315,8 @@ impl Demo {
     fn print_table(&self, claims: &[ClaimRow]) {
         let by_key = keyed(claims);
         println!(
-            "\n{:<18} {:<10} {:>6} {:>7} {:<12} title",
-            "plan", "outcome", "ci", "review", "merge"
+            "\n{:<18} {:<10} {:>8} {:>13} {:<12} title",
+            "plan", "outcome", "ci fixes", "review rounds", "merge"
         );
         for plan in PLANS {
             let claim = by_key.get(plan);
@@ -332,7 +332,7 @@ impl Demo {
                 .map(|c| c.0.chars().take(10).collect::<String>())
                 .unwrap_or_else(|| "-".to_string());
             println!(
-                "{:<18} {:<10} {:>6} {:>7} {:<12} {}",
+                "{:<18} {:<10} {:>8} {:>13} {:<12} {}",
                 plan,
                 outcome,
                 claim.map_or(0, |c| c.ci_attempts),

@@ -58,7 +58,7 @@ fn demo_merges_all_three_plans() {
         if !seen_agent {
             let pane = tmux(
                 &tmux_dir,
-                &["capture-pane", "-p", "-t", "=dev-demo-add-farewell"],
+                &["capture-pane", "-p", "-t", "=dev-demo-add-farewell:"],
             );
             seen_agent = pane.status.success()
                 && String::from_utf8_lossy(&pane.stdout).contains("Received message");

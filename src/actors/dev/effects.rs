@@ -143,7 +143,10 @@ impl DevRun {
                 } else {
                     CiVerdict::Green
                 };
-                self.report(EventKind::CiState, format!("CI on {head}: {verdict:?}"));
+                self.report(
+                    EventKind::CiState,
+                    format!("CI on {head}: {}", verdict.summary()),
+                );
                 Ok(Some(Event::Ci { head, verdict }))
             }
             Effect::CheckReview { pr, head } => {

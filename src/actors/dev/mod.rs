@@ -73,7 +73,7 @@ pub struct DevRun {
     policy: Policy,
     myself: ActorRef<DevMsg>,
     /// Keeps the inotify watch on the session folder alive.
-    watcher: Option<notify::RecommendedWatcher>,
+    watcher: Option<watch::PhaseWatch>,
     ticker: Option<JoinHandle<()>>,
     /// While waiting for the agent's prompt: give up after this.
     ready_deadline: Option<Instant>,

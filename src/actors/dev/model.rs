@@ -211,6 +211,26 @@ pub enum CiVerdict {
     },
 }
 
+impl CiVerdict {
+    /// One line for the journal: `green`, `pending`, or `failed: <context>: <first line>`.
+    pub fn summary(&self) -> String {
+        match self {
+            CiVerdict::Pending => "pending".to_string(),
+            CiVerdict::Green => "green".to_string(),
+            CiVerdict::Red { failures, .. } => {
+                let failed: Vec<String> = failures
+                    .iter()
+                    .map(|f| {
+                        let first = f.description.lines().next().unwrap_or_default();
+                        format!("{}: {first}", f.context)
+                    })
+                    .collect();
+                format!("failed: {}", failed.join("; "))
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReviewVerdict {
     Waiting,
