@@ -103,7 +103,11 @@ impl MergeScannerState {
 
     /// Whether `pr` was found not ready and nothing since says look again.
     fn known_not_ready(&self, pr: &PullRequest) -> bool {
-        let recheck = self.ctx.project.poll_interval.saturating_mul(RECHECK_CYCLES);
+        let recheck = self
+            .ctx
+            .project
+            .poll_interval
+            .saturating_mul(RECHECK_CYCLES);
         self.not_ready
             .get(&pr.number)
             .is_some_and(|n| n.entry == *pr && n.at.elapsed() < recheck)
@@ -139,7 +143,9 @@ impl Actor for MergeScanner {
         if state.once {
             myself.send_message(MergeScannerMsg::Run)?;
         } else {
-            // The interval's first tick is immediate: the first scan happens at start.
+            // ractor's interval swallows its immediate first tick: the first
+            // scan at start is asked for here.
+            myself.send_message(MergeScannerMsg::Tick)?;
             let every = state.ctx.project.poll_interval;
             state.ticker = Some(myself.send_interval(every, || MergeScannerMsg::Tick));
         }
@@ -242,7 +248,9 @@ async fn scan(state: &mut MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()
             }
             Ok(Considered::NotReady) => {
                 let at = Instant::now();
-                state.not_ready.insert(pr.number, NotReady { entry: pr, at });
+                state
+                    .not_ready
+                    .insert(pr.number, NotReady { entry: pr, at });
             }
             Ok(Considered::Skipped) => {
                 state.not_ready.remove(&pr.number);

@@ -130,7 +130,9 @@ impl Actor for Poller {
         if state.once {
             myself.send_message(PollerMsg::Run)?;
         } else {
-            // The interval's first tick is immediate: the first poll happens at start.
+            // ractor's interval swallows its immediate first tick: the first
+            // poll at start is asked for here.
+            myself.send_message(PollerMsg::Tick)?;
             state.ticker =
                 Some(myself.send_interval(state.ctx.project.poll_interval, || PollerMsg::Tick));
         }
