@@ -38,6 +38,10 @@ enum Command {
         /// One poll per project, start the sessions it claims, then exit.
         #[arg(long)]
         once: bool,
+        /// Serve forge webhooks (POST /hooks/forgejo, /hooks/github) on this
+        /// address, e.g. 127.0.0.1:8080; port 0 picks a free port (logged).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// Show the issues forgehand holds, or one issue's journal.
     Status {
@@ -131,6 +135,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             projects,
             state,
             once,
+            listen,
         } => {
             init_tracing();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -138,6 +143,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 projects_dir: projects,
                 state_dir: state,
                 once,
+                listen,
             };
             match runtime.block_on(daemon::run(opts)) {
                 Ok(()) => Ok(ExitCode::SUCCESS),

@@ -57,6 +57,9 @@ pub struct ForgeConfig {
     pub url: String,
     /// Name of the variable holding the forge token (required except for `local`).
     pub token_env: Option<String>,
+    /// Name of the variable holding the shared secret webhooks are signed
+    /// with; without it `run --listen` refuses this project's deliveries.
+    pub webhook_secret_env: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +128,7 @@ pub struct Secrets {
     pub forge_token: Option<String>,
     pub woodpecker_token: Option<String>,
     pub matrix_token: Option<String>,
+    pub webhook_secret: Option<String>,
 }
 
 impl Secrets {
@@ -134,6 +138,7 @@ impl Secrets {
             &self.forge_token,
             &self.woodpecker_token,
             &self.matrix_token,
+            &self.webhook_secret,
         ]
         .into_iter()
         .flatten()

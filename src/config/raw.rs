@@ -68,6 +68,7 @@ pub struct RawForge {
     pub kind: Field<String>,
     pub url: Field<String>,
     pub token_env: Field<String>,
+    pub webhook_secret_env: Field<String>,
 }
 
 #[derive(Deserialize, Default)]

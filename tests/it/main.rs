@@ -28,4 +28,5 @@ mod swagger;
 mod synapse;
 mod tmux_git;
 mod webhook;
+mod webhook_e2e;
 mod woodpecker;

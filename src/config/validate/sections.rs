@@ -26,6 +26,12 @@ pub(super) struct WithSecret<T> {
     pub secret_var: Option<(String, &'static str)>,
 }
 
+/// `[forge]` names two secrets: the API token and the webhook secret.
+pub(super) struct ForgeSection {
+    pub api: WithSecret<ForgeConfig>,
+    pub webhook: WithSecret<()>,
+}
+
 const FORGE_KINDS: &[(&str, ForgeKind)] = &[
     ("forgejo", ForgeKind::Forgejo),
     ("gitea", ForgeKind::Gitea),
@@ -44,7 +50,7 @@ fn names<T>(table: &[(&str, T)]) -> String {
 }
 
 impl Checker<'_> {
-    pub(super) fn forge(&mut self) -> WithSecret<ForgeConfig> {
+    pub(super) fn forge(&mut self) -> ForgeSection {
         let (header, raw) = match self.section::<RawForge>("forge") {
             Some(s) => (s.span(), Some(s.into_inner())),
             // Absent, or present but malformed (already reported).
@@ -55,16 +61,23 @@ impl Checker<'_> {
             kind: ForgeKind::Forgejo,
             url: String::new(),
             token_env: None,
+            webhook_secret_env: None,
+        };
+        let mut webhook = WithSecret {
+            config: (),
+            token: None,
+            secret_var: None,
         };
         let Some(raw) = raw else {
             if !section_present {
                 self.push(0..0, "[forge]", "required section is missing");
             }
-            return WithSecret {
+            let api = WithSecret {
                 config,
                 token: None,
                 secret_var: None,
             };
+            return ForgeSection { api, webhook };
         };
         let kind_field = "[forge] kind";
         if let Some(kind) = self.required(raw.kind, header.clone(), kind_field) {
@@ -95,11 +108,20 @@ impl Checker<'_> {
         };
         let token = token_env.as_ref().and_then(|v| self.secret(v, token_field));
         config.token_env = token_env.map(Spanned::into_inner);
-        WithSecret {
+        // Optional: only `run --listen` needs it, and a project without it
+        // simply gets no webhooks.
+        let hook_field = "[forge] webhook_secret_env";
+        if let Some(var) = raw.webhook_secret_env {
+            webhook.token = self.secret(&var, hook_field);
+            webhook.secret_var = Some((var.get_ref().clone(), hook_field));
+            config.webhook_secret_env = Some(var.into_inner());
+        }
+        let api = WithSecret {
             secret_var: config.token_env.clone().map(|v| (v, token_field)),
             config,
             token,
-        }
+        };
+        ForgeSection { api, webhook }
     }
 
     pub(super) fn labels(&mut self) -> Labels {
