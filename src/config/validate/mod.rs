@@ -83,7 +83,7 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
         return Err(c.into_errors());
     };
     let name = c.name(top.name);
-    let repo = c.repo(top.repo, forge.config.kind == ForgeKind::Local);
+    let repo = c.repo(top.repo, forge.api.config.kind == ForgeKind::Local);
     let primary_branch = c.text_or(top.primary_branch, "primary_branch", "main");
     let clone_url = match top.clone_url {
         Some(url) => c.non_empty(url, "clone_url"),
