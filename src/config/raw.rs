@@ -83,6 +83,7 @@ pub struct RawLabels {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawAgent {
+    pub kind: Field<String>,
     pub command: Field<String>,
     pub ready_pattern: Field<String>,
     pub max_sessions: Field<u32>,

@@ -13,7 +13,7 @@ use crate::config::raw::{
     RawAgent, RawCi, RawForge, RawLabels, RawMatrix, RawMerge, RawMirrors, RawReview,
 };
 use crate::config::{
-    AgentConfig, CiConfig, ForgeConfig, ForgeKind, Labels, MatrixConfig, MergeConfig, ReviewConfig,
+    AgentConfig, AgentKind, CiConfig, ForgeConfig, ForgeKind, Labels, MatrixConfig, MergeConfig, ReviewConfig,
     WoodpeckerConfig,
 };
 use crate::forge::MergeMethod;
@@ -32,6 +32,9 @@ const FORGE_KINDS: &[(&str, ForgeKind)] = &[
     ("github", ForgeKind::Github),
     ("local", ForgeKind::Local),
 ];
+
+const AGENT_KINDS: &[(&str, AgentKind)] =
+    &[("generic", AgentKind::Generic), ("claude", AgentKind::Claude)];
 
 const MERGE_METHODS: &[(&str, MergeMethod)] = &[
     ("merge", MergeMethod::Merge),
@@ -126,6 +129,7 @@ impl Checker<'_> {
         let present = self.doc.iter().any(|(k, _)| k.get_ref() == "agent");
         let section = self.section::<RawAgent>("agent");
         let mut config = AgentConfig {
+            kind: AgentKind::Generic,
             command: String::new(),
             ready_pattern: "❯".to_string(),
             max_sessions: 1,
@@ -141,6 +145,19 @@ impl Checker<'_> {
         };
         let header = section.span();
         let raw = section.into_inner();
+        if let Some(kind) = raw.kind {
+            match AGENT_KINDS.iter().find(|(n, _)| n == kind.get_ref()) {
+                Some((_, found)) => config.kind = *found,
+                None => {
+                    let message = format!(
+                        "unknown agent kind \"{}\"; allowed: {}",
+                        kind.get_ref(),
+                        names(AGENT_KINDS)
+                    );
+                    self.push(kind.span(), "[agent] kind", message);
+                }
+            }
+        }
         if let Some(command) = self.required(raw.command, header, "[agent] command") {
             config.command = command.into_inner();
         }
