@@ -146,6 +146,10 @@ pub struct DevState {
     /// daemon was down is still seen on restart.
     #[serde(default)]
     pub phase_seen: Option<PhaseWrite>,
+    /// Times the agent was told it stopped without writing a phase, since
+    /// its last phase.
+    #[serde(default)]
+    pub nudges: u32,
 }
 
 impl DevState {
@@ -170,6 +174,7 @@ impl DevState {
             refusals: 0,
             merge_commit: None,
             phase_seen: None,
+            nudges: 0,
         }
     }
 }
@@ -274,6 +279,8 @@ pub enum Event {
     SessionDead,
     /// No phase change and no pane output for `idle_timeout`.
     Idle,
+    /// The agent ended its turn and waits for input (its own hook said so).
+    AgentStopped,
 }
 
 /// Side effects for the actor to perform, in order.

@@ -1,5 +1,6 @@
 //! The inotify watch on a session folder: every completed write of the phase
-//! file becomes a `PhaseFileChanged` message to the dev actor.
+//! file becomes a `PhaseFileChanged` message to the dev actor, and of an
+//! agent's marker file (`agent::Signal`) an `AgentSignal`.
 
 use std::path::Path;
 
@@ -9,6 +10,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use ractor::ActorRef;
 
 use super::DevMsg;
+use crate::agent::Signal;
 
 /// Watch `dir` for writes of its `phase` file. Only completed writes count
 /// (close after writing, or a rename into place), so a half-written file is
@@ -24,13 +26,20 @@ pub fn watch_phase_file(
             EventKind::Access(AccessKind::Close(AccessMode::Write))
                 | EventKind::Modify(ModifyKind::Name(_))
         );
-        let is_phase = event
-            .paths
-            .iter()
-            .any(|p| p.file_name().is_some_and(|n| n == "phase"));
-        if completed && is_phase {
+        if !completed {
+            return;
+        }
+        for name in event.paths.iter().filter_map(|p| p.file_name()) {
+            let name = name.to_string_lossy();
+            let msg = if name == "phase" {
+                DevMsg::PhaseFileChanged
+            } else if let Some(signal) = Signal::from_file_name(&name) {
+                DevMsg::AgentSignal(signal)
+            } else {
+                continue;
+            };
             // The actor may be stopping; a lost nudge then does not matter.
-            let _ = actor.send_message(DevMsg::PhaseFileChanged);
+            let _ = actor.send_message(msg);
         }
     })
     .context("creating an inotify watcher")?;
