@@ -1,5 +1,7 @@
 //! The one integration-test binary: a module per area.
 
+mod claude;
+mod claude_e2e;
 mod cli;
 mod config;
 mod e2e;
@@ -15,6 +17,7 @@ mod machine;
 mod matrix;
 mod matrix_e2e;
 mod merge_scanner;
+mod model_server;
 mod phase;
 mod picking;
 mod recovery;
