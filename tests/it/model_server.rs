@@ -83,13 +83,18 @@ impl ModelServer {
 
     /// Wait until a user message containing `needle` reached the model.
     pub async fn wait_for_user_text(&self, needle: &str, timeout: Duration) -> String {
-        crate::support::wait_until(&format!("the model receives {needle:?}"), timeout, || async {
-            self.calls()
-                .into_iter()
-                .find(|c| c.user_text.contains(needle))
-                .map(|c| c.user_text)
-        })
-        .await
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let calls = self.calls();
+            if let Some(c) = calls.iter().find(|c| c.user_text.contains(needle)) {
+                return c.user_text.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the model never received {needle:?}; it received: {calls:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -162,11 +167,10 @@ enum Answer {
 
 const GIT: &str = "git -c user.name=Claude -c user.email=claude@example.com";
 
+/// Feedback first: Claude Code hands a message that arrived during a tool
+/// call to the model together with that call's result.
 fn work(text: &str, task_marker: &str, fixes: u32) -> Answer {
-    if text.contains("[tool_result]") {
-        return Answer::Text("Done; forgehand has my phase.".into());
-    }
-    if text.contains(task_marker) {
+    if text.contains(task_marker) && !text.contains("[tool_result]") {
         return Answer::Bash(format!(
             "echo 'Hello, world!' > greeting.txt && {GIT} add greeting.txt && \
              {GIT} commit -q -m 'Add a greeting' && \
@@ -183,6 +187,9 @@ fn work(text: &str, task_marker: &str, fixes: u32) -> Answer {
     }
     if text.contains("CI passed") {
         return Answer::Bash("printf 'PHASE:awaiting_review\\n' > \"$FORGEHAND_PHASE_FILE\"".into());
+    }
+    if text.contains("[tool_result]") {
+        return Answer::Text("Done; forgehand has my phase.".into());
     }
     Answer::Text("Noted.".into())
 }

@@ -111,6 +111,7 @@ impl Transition<'_> {
                 self.journal(EventKind::PhaseSeen, line);
                 self.s.last_phase = Some(report.phase);
                 self.s.nudges = 0;
+                self.s.phase_since_stop = true;
                 self.phase(stage, report);
             }
             (stage, Event::Refused(refusal)) if stage.has_session() => self.refused(refusal),
@@ -212,6 +213,9 @@ impl Transition<'_> {
             }
             // Stopping is normal once the agent has said where it stands;
             // while it works (or waits on a human) it is not.
+            (_, Event::AgentStopped) if self.s.phase_since_stop => {
+                self.s.phase_since_stop = false;
+            }
             (Working, Event::AgentStopped) if self.s.escalation.is_none() => {
                 if self.s.nudges >= MAX_NUDGES {
                     self.block(format!(

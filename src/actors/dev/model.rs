@@ -150,6 +150,11 @@ pub struct DevState {
     /// its last phase.
     #[serde(default)]
     pub nudges: u32,
+    /// A phase was written since the agent last stopped: its next stop ends
+    /// a turn that did report. (A message pasted while the agent is busy is
+    /// read after that turn's stop, so the stage alone cannot tell.)
+    #[serde(default)]
+    pub phase_since_stop: bool,
 }
 
 impl DevState {
@@ -175,6 +180,7 @@ impl DevState {
             merge_commit: None,
             phase_seen: None,
             nudges: 0,
+            phase_since_stop: false,
         }
     }
 }
