@@ -240,7 +240,12 @@ fn render_table(claims: &[ClaimRow], usage: &[Option<TokenUsage>]) -> String {
     let now = Utc::now();
     for (c, u) in claims.iter().zip(usage) {
         let tokens = u.map_or("-".into(), |u| {
-            format!("{}/{}/{}", u.input, u.output, u.cache_creation + u.cache_read)
+            format!(
+                "{}/{}/{}",
+                u.input,
+                u.output,
+                u.cache_creation + u.cache_read
+            )
         });
         rows.push(vec![
             c.project.clone(),

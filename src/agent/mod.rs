@@ -65,7 +65,9 @@ impl SessionCtx<'_> {
 
     /// The agent's home: its `HOME`, which is also the daemon's.
     pub fn home(&self) -> Option<PathBuf> {
-        self.var("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
+        self.var("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
     }
 }
 

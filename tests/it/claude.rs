@@ -31,7 +31,10 @@ fn consent_keeps_the_users_keys_and_approves_the_last_20_characters() {
     global_config::update(&path, |c| consent.apply(c)).unwrap();
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(v["userNote"], 1);
-    assert_eq!(v["projects"]["/other"], json!({"hasTrustDialogAccepted": false, "x": [1]}));
+    assert_eq!(
+        v["projects"]["/other"],
+        json!({"hasTrustDialogAccepted": false, "x": [1]})
+    );
     assert_eq!(v["projects"]["/wt/42"]["hasTrustDialogAccepted"], true);
     assert_eq!(v["hasCompletedOnboarding"], true);
     assert_eq!(v["bypassPermissionsModeAccepted"], true);
@@ -104,10 +107,23 @@ async fn prepare_writes_consent_hooks_and_the_protocol_and_excludes_them_from_co
     git(&repo, &["init", "-q", "-b", "main"]);
     git(&repo, &["commit", "-q", "--allow-empty", "-m", "start"]);
     let worktree = dir.path().join("wt");
-    git(&repo, &["worktree", "add", "-q", "-b", "fix/issue-42", worktree.to_str().unwrap()]);
+    git(
+        &repo,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "fix/issue-42",
+            worktree.to_str().unwrap(),
+        ],
+    );
     let env = vec![
         ("HOME".to_string(), home.display().to_string()),
-        ("ANTHROPIC_API_KEY".to_string(), "sk-ant-abcdefghijklmnopqrstuvwxyz".to_string()),
+        (
+            "ANTHROPIC_API_KEY".to_string(),
+            "sk-ant-abcdefghijklmnopqrstuvwxyz".to_string(),
+        ),
     ];
     let ctx = SessionCtx {
         worktree: &worktree,
@@ -121,7 +137,13 @@ async fn prepare_writes_consent_hooks_and_the_protocol_and_excludes_them_from_co
         extra.contains(&("IS_SANDBOX".to_string(), "1".to_string())),
         nix::unistd::geteuid().is_root()
     );
-    assert!(AgentAdapter::Generic.prepare(&ctx).await.unwrap().is_empty());
+    assert!(
+        AgentAdapter::Generic
+            .prepare(&ctx)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let settings: Value = serde_json::from_str(
         &std::fs::read_to_string(worktree.join(".claude/settings.local.json")).unwrap(),
@@ -135,7 +157,10 @@ async fn prepare_writes_consent_hooks_and_the_protocol_and_excludes_them_from_co
         std::fs::read_to_string(session_dir.join("protocol.md")).unwrap(),
         "the protocol text"
     );
-    let status = git(&worktree, &["status", "--porcelain", "--untracked-files=all"]);
+    let status = git(
+        &worktree,
+        &["status", "--porcelain", "--untracked-files=all"],
+    );
     assert!(status.trim().is_empty(), "hooks show up for git: {status}");
 
     // The StopFailure hook, run as Claude Code would, writes the phase.
@@ -161,7 +186,10 @@ async fn prepare_writes_consent_hooks_and_the_protocol_and_excludes_them_from_co
     );
 
     // Cleanup forgets the worktree and removes its transcripts.
-    let real = std::fs::canonicalize(&worktree).unwrap().display().to_string();
+    let real = std::fs::canonicalize(&worktree)
+        .unwrap()
+        .display()
+        .to_string();
     let transcripts = home
         .join(".claude/projects")
         .join(transcript::folder_name(&real));

@@ -89,9 +89,11 @@ pass_env = ["ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "DISABLE_AUTOUPDATER", "C
         let n = h.forge.create_issue(&format!("old {i}"), "", &[]);
         h.forge.close_issue(n);
     }
-    let n = h
-        .forge
-        .create_issue(TITLE, "Write a friendly greeting to greeting.txt.", &["backlog"]);
+    let n = h.forge.create_issue(
+        TITLE,
+        "Write a friendly greeting to greeting.txt.",
+        &["backlog"],
+    );
     assert_eq!(n, 42);
     (h, n)
 }
@@ -129,7 +131,10 @@ async fn claude_code_takes_an_issue_through_ci_failure_and_review_to_merge() {
     let session = h.session(n);
     assert_eq!(session, "dev-proj-42");
     let task = model.wait_for_user_text(TITLE, LONG).await;
-    assert!(task.contains("PHASE:awaiting_ci"), "the protocol came with the task: {task}");
+    assert!(
+        task.contains("PHASE:awaiting_ci"),
+        "the protocol came with the task: {task}"
+    );
     assert!(h.has_session(&session));
 
     // Consent was given before the start, next to the user's own settings.
@@ -137,7 +142,10 @@ async fn claude_code_takes_an_issue_through_ci_failure_and_review_to_merge() {
     let config = claude_json(&h);
     assert_eq!(config["userNote"], "mine, keep it");
     assert_eq!(config["hasCompletedOnboarding"], true);
-    assert_eq!(config["projects"][&worktree]["hasTrustDialogAccepted"], true);
+    assert_eq!(
+        config["projects"][&worktree]["hasTrustDialogAccepted"],
+        true
+    );
     assert!(
         config["customApiKeyResponses"]["approved"]
             .as_array()
@@ -183,7 +191,10 @@ async fn claude_code_takes_an_issue_through_ci_failure_and_review_to_merge() {
     // Cleanup forgot the worktree, and kept what is the user's.
     wait_until("the worktree's entry removed", STEP, || async {
         let config = claude_json(&h);
-        config["projects"].get(&worktree).is_none().then_some(config)
+        config["projects"]
+            .get(&worktree)
+            .is_none()
+            .then_some(config)
     })
     .await;
     let config = claude_json(&h);
@@ -227,9 +238,9 @@ async fn a_rate_limited_model_ends_as_failed_with_the_reason() {
     assert!(comments.contains("rate_limit"), "{comments}");
     let journal = h.journal(n);
     assert!(
-        journal
-            .iter()
-            .any(|(k, d)| k == "phase_seen" && d.contains("PHASE:failed") && d.contains("rate_limit")),
+        journal.iter().any(|(k, d)| k == "phase_seen"
+            && d.contains("PHASE:failed")
+            && d.contains("rate_limit")),
         "{journal:#?}"
     );
 }
@@ -251,7 +262,10 @@ async fn an_agent_that_stops_without_a_phase_is_nudged_then_failed() {
         .await
         .expect("blocked after the reminders");
     let comments = h.bot_comments(n).join("\n");
-    assert!(comments.contains("stopped 3 times without writing a phase"), "{comments}");
+    assert!(
+        comments.contains("stopped 3 times without writing a phase"),
+        "{comments}"
+    );
     let reminders = model
         .calls()
         .iter()

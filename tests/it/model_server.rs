@@ -148,7 +148,10 @@ async fn handle(
             answer
         }
     };
-    let model = request["model"].as_str().unwrap_or("claude-test").to_string();
+    let model = request["model"]
+        .as_str()
+        .unwrap_or("claude-test")
+        .to_string();
     let blocks = answer.blocks(id);
     if request["stream"].as_bool() == Some(true) {
         stream(&model, id, &blocks)
@@ -186,7 +189,9 @@ fn work(text: &str, task_marker: &str, fixes: u32) -> Answer {
         ));
     }
     if text.contains("CI passed") {
-        return Answer::Bash("printf 'PHASE:awaiting_review\\n' > \"$FORGEHAND_PHASE_FILE\"".into());
+        return Answer::Bash(
+            "printf 'PHASE:awaiting_review\\n' > \"$FORGEHAND_PHASE_FILE\"".into(),
+        );
     }
     if text.contains("[tool_result]") {
         return Answer::Text("Done; forgehand has my phase.".into());
@@ -269,16 +274,25 @@ fn stream(model: &str, id: u64, blocks: &[Value]) -> Response {
     let mut start = message(model, id, &[]);
     start["stop_reason"] = Value::Null;
     start["usage"]["output_tokens"] = json!(1);
-    let mut events = vec![("message_start", json!({"type": "message_start", "message": start}))];
+    let mut events = vec![(
+        "message_start",
+        json!({"type": "message_start", "message": start}),
+    )];
     for (i, block) in blocks.iter().enumerate() {
         let (empty, delta) = if block["type"] == "tool_use" {
             let mut empty = block.clone();
             empty["input"] = json!({});
             let partial = block["input"].to_string();
-            (empty, json!({"type": "input_json_delta", "partial_json": partial}))
+            (
+                empty,
+                json!({"type": "input_json_delta", "partial_json": partial}),
+            )
         } else {
             let text = block["text"].clone();
-            (json!({"type": "text", "text": ""}), json!({"type": "text_delta", "text": text}))
+            (
+                json!({"type": "text", "text": ""}),
+                json!({"type": "text_delta", "text": text}),
+            )
         };
         events.push((
             "content_block_start",

@@ -529,7 +529,11 @@ impl DevRun {
         let agent = self.agent_ctx(&self.ctx.agent_base_env, "");
         match self.adapter.usage(&agent).await {
             Ok(Some(usage)) => {
-                if let Err(e) = self.ctx.store.save_usage(self.ctx.name(), self.issue.0, &usage) {
+                if let Err(e) = self
+                    .ctx
+                    .store
+                    .save_usage(self.ctx.name(), self.issue.0, &usage)
+                {
                     tracing::warn!("storing token use: {e:#}");
                 }
             }

@@ -45,8 +45,9 @@ pub fn update(path: &Path, change: impl FnOnce(&mut Map<String, Value>)) -> anyh
     let (mut config, mode) = match std::fs::read(path) {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => (Map::new(), None),
         Ok(bytes) => {
-            let value: Value = serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is not valid JSON; not touching it", path.display()))?;
+            let value: Value = serde_json::from_slice(&bytes).with_context(|| {
+                format!("{} is not valid JSON; not touching it", path.display())
+            })?;
             let Value::Object(map) = value else {
                 anyhow::bail!("{} is not a JSON object; not touching it", path.display());
             };
@@ -83,8 +84,7 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> 
         file.write_all(bytes)
             .and_then(|()| file.sync_all())
             .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("replacing {}", path.display()))
+        std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

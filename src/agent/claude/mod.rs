@@ -21,7 +21,11 @@ use crate::store::TokenUsage;
 /// The flag that needs the bypass-permissions warning accepted.
 const BYPASS_FLAG: &str = "--dangerously-skip-permissions";
 /// Text only Claude Code's dialogs show; the prompt is not ready under one.
-const DIALOG_MARKERS: &[&str] = &["Enter to confirm", "Esc to cancel", "Press Enter to continue"];
+const DIALOG_MARKERS: &[&str] = &[
+    "Enter to confirm",
+    "Esc to cancel",
+    "Press Enter to continue",
+];
 
 /// What `prepare` decided to write into `~/.claude.json`, from the session's
 /// command and environment.
@@ -57,9 +61,7 @@ impl Consent {
         }
         if let Some(suffix) = &self.api_key_suffix {
             let responses = object_at(config, "customApiKeyResponses");
-            let approved = responses
-                .entry("approved")
-                .or_insert_with(|| json!([]));
+            let approved = responses.entry("approved").or_insert_with(|| json!([]));
             if !approved.is_array() {
                 *approved = json!([]);
             }
@@ -72,7 +74,9 @@ impl Consent {
             }
         }
         let projects = object_at(config, "projects");
-        let project = projects.entry(self.folder.clone()).or_insert_with(|| json!({}));
+        let project = projects
+            .entry(self.folder.clone())
+            .or_insert_with(|| json!({}));
         if !project.is_object() {
             *project = json!({});
         }
@@ -169,8 +173,8 @@ pub async fn usage(ctx: &SessionCtx<'_>) -> anyhow::Result<Option<TokenUsage>> {
 pub async fn cleanup(ctx: &SessionCtx<'_>) -> anyhow::Result<()> {
     let home = home(ctx)?;
     // The worktree may already be gone; its path is then taken as given.
-    let folder = folder_key(ctx.worktree)
-        .unwrap_or_else(|_| ctx.worktree.to_string_lossy().into_owned());
+    let folder =
+        folder_key(ctx.worktree).unwrap_or_else(|_| ctx.worktree.to_string_lossy().into_owned());
     if let Some(dir) = transcript::dir(&home, &folder) {
         tokio::fs::remove_dir_all(&dir)
             .await

@@ -22,7 +22,10 @@ pub fn folder_name(cwd: &str) -> String {
         .flat_map(|c| {
             let keep = c.is_ascii_alphanumeric();
             // JavaScript replaces each UTF-16 unit.
-            std::iter::repeat_n(if keep { c } else { '-' }, if keep { 1 } else { c.len_utf16() })
+            std::iter::repeat_n(
+                if keep { c } else { '-' },
+                if keep { 1 } else { c.len_utf16() },
+            )
         })
         .collect()
 }

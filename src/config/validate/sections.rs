@@ -13,8 +13,8 @@ use crate::config::raw::{
     RawAgent, RawCi, RawForge, RawLabels, RawMatrix, RawMerge, RawMirrors, RawReview,
 };
 use crate::config::{
-    AgentConfig, AgentKind, CiConfig, ForgeConfig, ForgeKind, Labels, MatrixConfig, MergeConfig, ReviewConfig,
-    WoodpeckerConfig,
+    AgentConfig, AgentKind, CiConfig, ForgeConfig, ForgeKind, Labels, MatrixConfig, MergeConfig,
+    ReviewConfig, WoodpeckerConfig,
 };
 use crate::forge::MergeMethod;
 
@@ -33,8 +33,10 @@ const FORGE_KINDS: &[(&str, ForgeKind)] = &[
     ("local", ForgeKind::Local),
 ];
 
-const AGENT_KINDS: &[(&str, AgentKind)] =
-    &[("generic", AgentKind::Generic), ("claude", AgentKind::Claude)];
+const AGENT_KINDS: &[(&str, AgentKind)] = &[
+    ("generic", AgentKind::Generic),
+    ("claude", AgentKind::Claude),
+];
 
 const MERGE_METHODS: &[(&str, MergeMethod)] = &[
     ("merge", MergeMethod::Merge),
