@@ -83,13 +83,13 @@ pub struct RawLabels {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawAgent {
-    pub kind: Field<String>,
     pub command: Field<String>,
     pub ready_pattern: Field<String>,
     pub max_sessions: Field<u32>,
     pub idle_timeout: Field<DurationText>,
     pub escalation_timeout: Field<DurationText>,
     pub pass_env: Option<Vec<Spanned<String>>>,
+    pub kind: Field<String>,
 }
 
 #[derive(Deserialize, Default)]

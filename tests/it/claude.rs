@@ -264,3 +264,37 @@ fn transcript_usage_counts_each_message_once() {
     assert!(seen.is_empty());
     assert_eq!(transcript::folder_name("/tmp/a_b.c/wt"), "-tmp-a-b-c-wt");
 }
+
+#[test]
+fn agent_kind_is_generic_unless_set_and_unknown_kinds_are_errors() {
+    use forgehand::config::{AgentKind, load_file_with};
+    let dir = tempfile::tempdir().unwrap();
+    let file = |kind: &str| {
+        let path = dir.path().join("proj.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"proj\"\nrepo = \"o/r\"\n\n[forge]\nkind = \"forgejo\"\nurl = \"https://f.example\"\n\
+                 token_env = \"FORGE_TOKEN\"\n\n[agent]\ncommand = \"claude\"\n{kind}\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let env = |k: &str| (k == "FORGE_TOKEN").then(|| "t".to_string());
+    let kind_of = |line: &str| load_file_with(&file(line), &env).map(|p| p.agent.kind);
+    assert_eq!(kind_of("").unwrap(), AgentKind::Generic);
+    assert_eq!(kind_of("kind = \"generic\"").unwrap(), AgentKind::Generic);
+    assert_eq!(kind_of("kind = \"claude\"").unwrap(), AgentKind::Claude);
+    let errors = kind_of("kind = \"codex\"").unwrap_err();
+    let text = errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains("[agent] kind")
+            && text.contains("unknown agent kind \"codex\"; allowed: generic, claude"),
+        "{text}"
+    );
+}
