@@ -25,6 +25,9 @@ const READY_POLL: Duration = Duration::from_millis(150);
 /// Pane size: wide enough that agents don't wrap everything.
 const PANE_WIDTH: u16 = 200;
 const PANE_HEIGHT: u16 = 50;
+/// How long a killed agent may take to exit before its files are removed anyway.
+const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(5);
+const AGENT_EXIT_POLL: Duration = Duration::from_millis(50);
 
 impl DevRun {
     pub(super) async fn perform(&mut self, effect: Effect) -> anyhow::Result<Option<Event>> {
@@ -257,7 +260,11 @@ impl DevRun {
                 Ok(Some(Event::Finished))
             }
             Effect::Block { reason } => {
+                let agent = ctx.tmux.pane_pid(&self.session).await.ok().flatten();
                 crate::actors::reconcile::block(&ctx, n, &reason).await?;
+                if let Some(pid) = agent {
+                    wait_for_exit(pid).await;
+                }
                 if self.state.pr.is_none() {
                     // Without a PR nothing in the worktree is worth keeping
                     // beyond the branch; with one, a human may want to look.
@@ -502,7 +509,11 @@ impl DevRun {
 
     /// Kill the session and remove the worktree (the branch lives on the forge).
     pub(super) async fn cleanup(&mut self) -> anyhow::Result<()> {
+        let agent = self.ctx.tmux.pane_pid(&self.session).await.ok().flatten();
         self.ctx.tmux.kill_session(&self.session).await?;
+        if let Some(pid) = agent {
+            wait_for_exit(pid).await;
+        }
         self.watcher = None;
         self.remove_worktree().await?;
         self.journal(
@@ -562,5 +573,16 @@ impl DevRun {
         ctx.git
             .remove_worktree(&repo_dir, &self.worktree, &self.branch)
             .await
+    }
+}
+
+/// Wait (bounded) until the process group of a killed pane is gone: an agent
+/// still exiting writes its records (Claude Code its transcript) and would
+/// bring back what the clean-up removes.
+async fn wait_for_exit(pgid: u32) {
+    let group = nix::unistd::Pid::from_raw(pgid as i32);
+    let deadline = Instant::now() + AGENT_EXIT_TIMEOUT;
+    while nix::sys::signal::killpg(group, None).is_ok() && Instant::now() < deadline {
+        tokio::time::sleep(AGENT_EXIT_POLL).await;
     }
 }
