@@ -12,7 +12,7 @@ use crate::config::{self, ForgeKind};
 use crate::daemon::{self, RunError, RunOptions};
 use crate::forge::local::{LocalArgs, ReviewVerdict, submit_review};
 use crate::paths::{StatePaths, session_name};
-use crate::store::{ClaimRow, Store};
+use crate::store::{ClaimRow, Store, TokenUsage};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -263,25 +263,56 @@ fn status(
         return Ok(ExitCode::SUCCESS);
     }
     let claims = store.claims(project.as_deref(), None)?;
+    let usage = claims
+        .iter()
+        .map(|c| store.usage(&c.project, c.issue))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&claims)?);
+        // Each claim as stored, plus the tokens its agent used (null when unknown).
+        let rows = claims
+            .iter()
+            .zip(&usage)
+            .map(|(c, u)| {
+                let mut row = serde_json::to_value(c)?;
+                row["tokens"] = serde_json::to_value(u)?;
+                Ok(row)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print!("{}", render_table(&claims));
+        print!("{}", render_table(&claims, &usage));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn render_table(claims: &[ClaimRow]) -> String {
+fn render_table(claims: &[ClaimRow], usage: &[Option<TokenUsage>]) -> String {
     let mut rows = vec![
         [
-            "PROJECT", "ISSUE", "STATUS", "PHASE", "PR", "CI", "REVIEWS", "IN PHASE", "AGE",
+            "PROJECT",
+            "ISSUE",
+            "STATUS",
+            "PHASE",
+            "PR",
+            "CI",
+            "REVIEWS",
+            "IN PHASE",
+            "AGE",
+            "TOKENS IN/OUT/CACHE",
             "SESSION",
         ]
         .map(String::from)
         .to_vec(),
     ];
     let now = Utc::now();
-    for c in claims {
+    for (c, u) in claims.iter().zip(usage) {
+        let tokens = u.map_or("-".into(), |u| {
+            format!(
+                "{}/{}/{}",
+                u.input,
+                u.output,
+                u.cache_creation + u.cache_read
+            )
+        });
         rows.push(vec![
             c.project.clone(),
             format!("#{}", c.issue),
@@ -292,6 +323,7 @@ fn render_table(claims: &[ClaimRow]) -> String {
             c.review_rounds.to_string(),
             age(now - c.stage_since),
             age(now - c.claimed_at),
+            tokens,
             c.session.clone(),
         ]);
     }

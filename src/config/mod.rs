@@ -71,8 +71,19 @@ pub struct Labels {
     pub underspecified: String,
 }
 
+/// Which agent program runs in the session, so forgehand knows how to get it
+/// past its start-up dialogs and read its signals (`src/agent/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentKind {
+    /// Any terminal program that shows `ready_pattern` when it waits for input.
+    Generic,
+    /// Claude Code.
+    Claude,
+}
+
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
+    pub kind: AgentKind,
     pub command: String,
     pub ready_pattern: String,
     pub max_sessions: u32,

@@ -90,6 +90,7 @@ pub struct RawAgent {
     pub idle_timeout: Field<DurationText>,
     pub escalation_timeout: Field<DurationText>,
     pub pass_env: Option<Vec<Spanned<String>>>,
+    pub kind: Field<String>,
 }
 
 #[derive(Deserialize, Default)]

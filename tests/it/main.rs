@@ -1,5 +1,7 @@
 //! The one integration-test binary: a module per area.
 
+mod claude;
+mod claude_e2e;
 mod cli;
 mod config;
 mod demo;
@@ -18,6 +20,7 @@ mod machine;
 mod matrix;
 mod matrix_e2e;
 mod merge_scanner;
+mod model_server;
 mod phase;
 mod picking;
 mod recovery;

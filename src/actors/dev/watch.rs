@@ -1,5 +1,6 @@
 //! The inotify watch on session folders: every completed write of a phase
-//! file becomes a `PhaseFileChanged` message to its dev actor.
+//! file becomes a `PhaseFileChanged` message to its dev actor, and of an
+//! agent's marker file (`agent::Signal`) an `AgentSignal`.
 //!
 //! All dev actors share one inotify instance: the kernel allows a user only
 //! 128 instances by default (`fs.inotify.max_user_instances`), far fewer than
@@ -16,6 +17,7 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use ractor::ActorRef;
 
 use super::DevMsg;
+use crate::agent::Signal;
 
 /// Session folder → the dev actor to tell.
 type Routes = Arc<Mutex<HashMap<PathBuf, ActorRef<DevMsg>>>>;
@@ -47,12 +49,19 @@ fn shared() -> anyhow::Result<&'static Shared> {
         }
         let routes = lookup.lock().unwrap_or_else(|e| e.into_inner());
         for path in &event.paths {
-            if path.file_name().is_none_or(|n| n != "phase") {
+            let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
                 continue;
-            }
+            };
+            let msg = if name == "phase" {
+                DevMsg::PhaseFileChanged
+            } else if let Some(signal) = Signal::from_file_name(&name) {
+                DevMsg::AgentSignal(signal)
+            } else {
+                continue;
+            };
             if let Some(actor) = path.parent().and_then(|dir| routes.get(dir)) {
                 // The actor may be stopping; a lost nudge then does not matter.
-                let _ = actor.send_message(DevMsg::PhaseFileChanged);
+                let _ = actor.send_message(msg);
             }
         }
     })
@@ -91,7 +100,8 @@ impl Drop for PhaseWatch {
     }
 }
 
-/// Watch `dir` for completed writes of its `phase` file, telling `actor`.
+/// Watch `dir` for completed writes of its `phase` file and the agent's
+/// marker files, telling `actor`.
 pub fn watch_phase_file(dir: &Path, actor: ActorRef<DevMsg>) -> anyhow::Result<PhaseWatch> {
     let shared = shared()?;
     let dir = dir.to_path_buf();

@@ -13,8 +13,8 @@ use crate::config::raw::{
     RawAgent, RawCi, RawForge, RawLabels, RawMatrix, RawMerge, RawMirrors, RawReview,
 };
 use crate::config::{
-    AgentConfig, CiConfig, ForgeConfig, ForgeKind, Labels, MatrixConfig, MergeConfig, ReviewConfig,
-    WoodpeckerConfig,
+    AgentConfig, AgentKind, CiConfig, ForgeConfig, ForgeKind, Labels, MatrixConfig, MergeConfig,
+    ReviewConfig, WoodpeckerConfig,
 };
 use crate::forge::MergeMethod;
 
@@ -37,6 +37,11 @@ const FORGE_KINDS: &[(&str, ForgeKind)] = &[
     ("gitea", ForgeKind::Gitea),
     ("github", ForgeKind::Github),
     ("local", ForgeKind::Local),
+];
+
+const AGENT_KINDS: &[(&str, AgentKind)] = &[
+    ("generic", AgentKind::Generic),
+    ("claude", AgentKind::Claude),
 ];
 
 const MERGE_METHODS: &[(&str, MergeMethod)] = &[
@@ -148,6 +153,7 @@ impl Checker<'_> {
         let present = self.doc.iter().any(|(k, _)| k.get_ref() == "agent");
         let section = self.section::<RawAgent>("agent");
         let mut config = AgentConfig {
+            kind: AgentKind::Generic,
             command: String::new(),
             ready_pattern: "❯".to_string(),
             max_sessions: 1,
@@ -163,6 +169,19 @@ impl Checker<'_> {
         };
         let header = section.span();
         let raw = section.into_inner();
+        if let Some(kind) = raw.kind {
+            match AGENT_KINDS.iter().find(|(n, _)| n == kind.get_ref()) {
+                Some((_, found)) => config.kind = *found,
+                None => {
+                    let message = format!(
+                        "unknown agent kind \"{}\"; allowed: {}",
+                        kind.get_ref(),
+                        names(AGENT_KINDS)
+                    );
+                    self.push(kind.span(), "[agent] kind", message);
+                }
+            }
+        }
         if let Some(command) = self.required(raw.command, header, "[agent] command") {
             config.command = command.into_inner();
         }
