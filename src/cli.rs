@@ -8,10 +8,11 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 
-use crate::config;
+use crate::config::{self, ForgeKind};
 use crate::daemon::{self, RunError, RunOptions};
+use crate::forge::local::{LocalArgs, ReviewVerdict, submit_review};
 use crate::paths::{StatePaths, session_name};
-use crate::store::{ClaimRow, Store};
+use crate::store::{ClaimRow, Store, TokenUsage};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +38,10 @@ enum Command {
         /// One poll per project, start the sessions it claims, then exit.
         #[arg(long)]
         once: bool,
+        /// Serve forge webhooks (POST /hooks/forgejo, /hooks/github) on this
+        /// address, e.g. 127.0.0.1:8080; port 0 picks a free port (logged).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// Show the issues forgehand holds, or one issue's journal.
     Status {
@@ -66,6 +71,39 @@ enum Command {
     },
     /// Attach to an issue's tmux session (`issue` is its number, or a local plan's name).
     Attach { project: String, issue: String },
+    /// Show the whole job on a throw-away local project: three plans, a
+    /// scripted agent, real git, tmux and CI; exits 0 when all three merged.
+    Demo {
+        /// Folder for the demo's repository, plans and state (new or empty);
+        /// a temporary folder by default.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Keep the folder (and any unfinished sessions) at the end.
+        #[arg(long)]
+        keep: bool,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 240)]
+        timeout: u64,
+    },
+    /// Approve the pull request of a local plan (`forge.kind = "local"`) on its current head.
+    Approve {
+        #[arg(long, default_value = "projects")]
+        projects: PathBuf,
+        project: String,
+        /// The plan's name (its file name without `.md`).
+        key: String,
+    },
+    /// Request changes on the pull request of a local plan, on its current head.
+    RequestChanges {
+        #[arg(long, default_value = "projects")]
+        projects: PathBuf,
+        project: String,
+        /// The plan's name (its file name without `.md`).
+        key: String,
+        /// What to change; the agent is given it.
+        #[arg(long)]
+        message: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +135,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             projects,
             state,
             once,
+            listen,
         } => {
             init_tracing();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -104,6 +143,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 projects_dir: projects,
                 state_dir: state,
                 once,
+                listen,
             };
             match runtime.block_on(daemon::run(opts)) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
@@ -159,6 +199,32 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Attach { project, issue } => attach(&project, &issue),
+        Command::Demo {
+            state,
+            keep,
+            timeout,
+        } => crate::demo::run(crate::demo::DemoOptions {
+            dir: state,
+            keep,
+            timeout: std::time::Duration::from_secs(timeout),
+        }),
+        Command::Approve {
+            projects,
+            project,
+            key,
+        } => review(&projects, &project, &key, ReviewVerdict::Approved, ""),
+        Command::RequestChanges {
+            projects,
+            project,
+            key,
+            message,
+        } => review(
+            &projects,
+            &project,
+            &key,
+            ReviewVerdict::ChangesRequested,
+            &message,
+        ),
     }
 }
 
@@ -197,25 +263,56 @@ fn status(
         return Ok(ExitCode::SUCCESS);
     }
     let claims = store.claims(project.as_deref(), None)?;
+    let usage = claims
+        .iter()
+        .map(|c| store.usage(&c.project, c.issue))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&claims)?);
+        // Each claim as stored, plus the tokens its agent used (null when unknown).
+        let rows = claims
+            .iter()
+            .zip(&usage)
+            .map(|(c, u)| {
+                let mut row = serde_json::to_value(c)?;
+                row["tokens"] = serde_json::to_value(u)?;
+                Ok(row)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print!("{}", render_table(&claims));
+        print!("{}", render_table(&claims, &usage));
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn render_table(claims: &[ClaimRow]) -> String {
+fn render_table(claims: &[ClaimRow], usage: &[Option<TokenUsage>]) -> String {
     let mut rows = vec![
         [
-            "PROJECT", "ISSUE", "STATUS", "PHASE", "PR", "CI", "REVIEWS", "IN PHASE", "AGE",
+            "PROJECT",
+            "ISSUE",
+            "STATUS",
+            "PHASE",
+            "PR",
+            "CI",
+            "REVIEWS",
+            "IN PHASE",
+            "AGE",
+            "TOKENS IN/OUT/CACHE",
             "SESSION",
         ]
         .map(String::from)
         .to_vec(),
     ];
     let now = Utc::now();
-    for c in claims {
+    for (c, u) in claims.iter().zip(usage) {
+        let tokens = u.map_or("-".into(), |u| {
+            format!(
+                "{}/{}/{}",
+                u.input,
+                u.output,
+                u.cache_creation + u.cache_read
+            )
+        });
         rows.push(vec![
             c.project.clone(),
             format!("#{}", c.issue),
@@ -226,6 +323,7 @@ fn render_table(claims: &[ClaimRow]) -> String {
             c.review_rounds.to_string(),
             age(now - c.stage_since),
             age(now - c.claimed_at),
+            tokens,
             c.session.clone(),
         ]);
     }
@@ -256,6 +354,54 @@ fn age(d: chrono::TimeDelta) -> String {
         3600..86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
         _ => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
     }
+}
+
+/// `approve` / `request-changes`: a review file for the local backend. A
+/// project that cannot be loaded, does not exist or is not local is a usage
+/// error (exit 2); anything about the plan itself a runtime error (exit 1).
+fn review(
+    projects: &Path,
+    name: &str,
+    key: &str,
+    verdict: ReviewVerdict,
+    message: &str,
+) -> anyhow::Result<ExitCode> {
+    let loaded = match config::load_dir(projects) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let Some(project) = loaded.iter().find(|p| p.name == name) else {
+        eprintln!(
+            "forgehand: no project named `{name}` in {}",
+            projects.display()
+        );
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    };
+    if project.forge.kind != ForgeKind::Local {
+        eprintln!(
+            "forgehand: project `{name}` ({}) is not local: review it on its forge",
+            project.source.display()
+        );
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    if verdict == ReviewVerdict::ChangesRequested && message.trim().is_empty() {
+        eprintln!("forgehand: --message must say what to change");
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    let args = LocalArgs::from_project(project, None);
+    let path = submit_review(&args.plans, &args.repo, key, verdict, message)
+        .with_context(|| format!("reviewing plan `{key}` of project {name}"))?;
+    let what = match verdict {
+        ReviewVerdict::Approved => "approved",
+        ReviewVerdict::ChangesRequested => "changes requested",
+    };
+    println!("{what}: {key} ({})", path.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn attach(project: &str, issue: &str) -> anyhow::Result<ExitCode> {

@@ -16,6 +16,7 @@ use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::ci::woodpecker::WoodpeckerClient;
 use crate::config::{self, ConfigError, ForgeKind, Project};
 use crate::forge::forgejo::ForgejoClient;
+use crate::forge::local::{LocalArgs, LocalForge};
 use crate::forge::retry::RetryPolicy;
 use crate::forge::{Forge, ForgeError, Nudge};
 use crate::git::{Git, GitAuth};
@@ -26,6 +27,7 @@ use crate::paths::StatePaths;
 use crate::redact::Redactor;
 use crate::store::{EventKind, Store};
 use crate::tmux::Tmux;
+use crate::webhook::{self, HookTarget, WebhookConfig};
 
 /// Where a project's notifier reports a chat reply: (project, issue).
 type ChatReplies = tokio::sync::mpsc::UnboundedSender<(String, u64)>;
@@ -40,6 +42,8 @@ pub struct RunOptions {
     pub projects_dir: PathBuf,
     pub state_dir: PathBuf,
     pub once: bool,
+    /// Where to listen for webhooks (`--listen ADDR`); none: polling only.
+    pub listen: Option<String>,
 }
 
 /// Why `run` ended badly; the CLI maps these to exit codes.
@@ -71,6 +75,12 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         LockError::Io(e) => e,
     })?;
     let store = Arc::new(Store::open(&paths.db())?);
+    // Bound before anything starts, so a taken port fails the run at once
+    // rather than after the sessions were resumed.
+    let hooks = match &opts.listen {
+        Some(addr) => Some(bind_webhooks(addr, &projects).await?),
+        None => None,
+    };
     // Signals are ours from here on, even while a forge that is down at
     // start is being waited for.
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -112,6 +122,14 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     for ctx in &contexts {
         watch_forge(ctx, nudges.clone())?;
     }
+    let listener = hooks.map(|(listener, cfg)| {
+        let app = webhook::router(cfg, store.clone(), nudges.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("the webhook listener stopped: {e}");
+            }
+        })
+    });
     let mut handle = handle;
     let reason = tokio::select! {
         _ = &mut handle => "the actor tree finished",
@@ -119,6 +137,11 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         _ = sigint.recv() => "SIGINT",
     };
     tracing::info!("stopping: {reason}");
+    if let Some(listener) = listener {
+        // Deliveries from now on are refused by the closed port; the forge
+        // retries them or polling catches up after the restart.
+        listener.abort();
+    }
     if !handle.is_finished() {
         supervisor.stop(Some(reason.to_string()));
         if tokio::time::timeout(SHUTDOWN_GRACE, &mut handle)
@@ -138,6 +161,40 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Bind the webhook listener on `addr` for every project that names a
+/// webhook secret.
+async fn bind_webhooks(
+    addr: &str,
+    projects: &[Project],
+) -> anyhow::Result<(tokio::net::TcpListener, WebhookConfig)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening for webhooks on {addr}"))?;
+    let bound = listener
+        .local_addr()
+        .with_context(|| format!("reading the address bound for {addr}"))?;
+    let mut targets = Vec::new();
+    for p in projects {
+        match &p.secrets.webhook_secret {
+            Some(secret) => targets.push(HookTarget {
+                project: p.name.clone(),
+                repo: p.repo.clone(),
+                secret: secret.clone(),
+            }),
+            None => tracing::warn!(
+                "{}: no [forge] webhook_secret_env: webhooks for {} are refused",
+                p.source.display(),
+                p.repo
+            ),
+        }
+    }
+    tracing::info!(
+        "listening for webhooks on {bound} (POST /hooks/forgejo, /hooks/github) for {} project(s)",
+        targets.len()
+    );
+    Ok((listener, WebhookConfig::new(targets)))
+}
+
 async fn project_context(
     project: Project,
     paths: &StatePaths,
@@ -153,7 +210,11 @@ async fn project_context(
             token.clone().unwrap_or_default(),
             RetryPolicy::default(),
         )?),
-        ForgeKind::Github | ForgeKind::Local => anyhow::bail!(
+        ForgeKind::Local => Arc::new(
+            LocalForge::open(LocalArgs::from_project(&project, Some(store.clone())))
+                .with_context(|| format!("{}: [forge] kind \"local\"", project.source.display()))?,
+        ),
+        ForgeKind::Github => anyhow::bail!(
             "{}: [forge] kind {:?} is not supported by this version yet",
             project.source.display(),
             project.forge.kind

@@ -11,6 +11,8 @@
 //! - `forge/`: the forge interface and its Forgejo/Gitea client, with one retry policy.
 //! - `store/`: the SQLite state (`state/forgehand.db`) and the event journal.
 //! - `tmux.rs`, `git.rs`: the external programs forgehand drives.
+//! - `agent/`: what differs per agent program (`[agent] kind`): preparing a
+//!   session, readiness, the agent's own signals, token use, clean-up.
 //! - `phase.rs`: the phase-file protocol the agent speaks; `prompt.rs`: what is pasted to it.
 //! - `picking.rs`: which ready issue goes next.
 //! - `notify.rs`: the notifier interface; `matrix/`: its Matrix implementation
@@ -20,10 +22,12 @@
 //! - `lockfile.rs`, `paths.rs`: the state directory.
 
 pub mod actors;
+pub mod agent;
 pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod forge;
 pub mod git;
 pub mod lockfile;

@@ -95,6 +95,16 @@ pub fn nothing_to_push() -> String {
         .to_string()
 }
 
+/// To an agent that ended its turn without writing a phase.
+pub fn nudge(count: u32, max: u32) -> String {
+    format!(
+        "forgehand: you stopped without writing a phase (reminder {count} of {max}). \
+         If your work is committed, write PHASE:awaiting_ci to the phase file ($FORGEHAND_PHASE_FILE). \
+         If you need a human, write PHASE:escalate with a Reason line; if you cannot do the task, PHASE:failed with a Reason line. \
+         Otherwise carry on with the task."
+    )
+}
+
 pub fn ci_passed() -> String {
     "forgehand: CI passed on your latest push, waiting for review. \
      Write PHASE:awaiting_review to the phase file; forgehand will tell you what the reviewer says."

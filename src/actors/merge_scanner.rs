@@ -4,9 +4,16 @@
 //! CI-green and that no live dev actor owns: agent PRs whose session is gone,
 //! and PRs people opened without forgehand. A dev actor merges its own PR;
 //! this catches everything that would otherwise sit there approved forever.
+//!
+//! An idle scan costs one request: the pull list (conditional, see
+//! `forge::forgejo`). A PR found not ready (CI not green, not approved) is
+//! not asked about again until its list entry changes (a push moves its
+//! head), a nudge names it or its head (a review, a status), or
+//! `RECHECK_CYCLES` scans have passed (a webhook that never arrived).
 
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ractor::{Actor, ActorProcessingErr, ActorRef, call_t};
@@ -14,7 +21,9 @@ use regex::Regex;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::forge::{ForgeError, IssueNumber, IssueState, MergeRequest, PullRequest};
+use crate::forge::{
+    CommitSha, ForgeError, IssueNumber, IssueState, MergeRequest, PrNumber, PullRequest,
+};
 use crate::store::{ClaimStatus, EventKind};
 
 use super::ProjectCtx;
@@ -26,6 +35,9 @@ use super::supervisor::SupervisorMsg;
 
 /// How long the scanner waits for the supervisor's list of owned issues.
 const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(10);
+/// After this many poll intervals a PR found not ready is checked again even
+/// if no webhook said it changed.
+const RECHECK_CYCLES: u32 = 10;
 
 pub struct MergeScanner;
 
@@ -37,8 +49,31 @@ pub struct MergeScannerArgs {
 }
 
 pub enum MergeScannerMsg {
-    /// Look at the project's open pull requests now.
-    Scan,
+    /// The `poll_interval` timer: look, trusting earlier checks of PRs whose
+    /// list entry did not change.
+    Tick,
+    /// Something changed on the forge: look now, checking again what it names.
+    Nudge(ScanHint),
+    /// Scan, once for every `Tick` and `Nudge` since the last scan: a burst of
+    /// webhooks costs one scan, and the last of them is never lost.
+    Run,
+}
+
+/// What a nudge says changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanHint {
+    /// A pull request (pushed to, reviewed, commented on, closed).
+    Pull(PrNumber),
+    /// The statuses of a commit.
+    Commit(CommitSha),
+    /// Anything.
+    All,
+}
+
+/// A PR found not ready to merge, with its list entry when it was checked.
+struct NotReady {
+    entry: PullRequest,
+    at: Instant,
 }
 
 pub struct MergeScannerState {
@@ -46,6 +81,37 @@ pub struct MergeScannerState {
     supervisor: ActorRef<SupervisorMsg>,
     once: bool,
     ticker: Option<JoinHandle<()>>,
+    /// A `Run` is queued: further triggers only add to `hints`.
+    scheduled: bool,
+    hints: Vec<ScanHint>,
+    not_ready: HashMap<PrNumber, NotReady>,
+}
+
+impl MergeScannerState {
+    /// Forget the checks the nudges since the last scan made stale.
+    fn apply_hints(&mut self) {
+        for hint in std::mem::take(&mut self.hints) {
+            match hint {
+                ScanHint::All => self.not_ready.clear(),
+                ScanHint::Pull(n) => {
+                    self.not_ready.remove(&n);
+                }
+                ScanHint::Commit(sha) => self.not_ready.retain(|_, p| p.entry.head_sha != sha),
+            }
+        }
+    }
+
+    /// Whether `pr` was found not ready and nothing since says look again.
+    fn known_not_ready(&self, pr: &PullRequest) -> bool {
+        let recheck = self
+            .ctx
+            .project
+            .poll_interval
+            .saturating_mul(RECHECK_CYCLES);
+        self.not_ready
+            .get(&pr.number)
+            .is_some_and(|n| n.entry == *pr && n.at.elapsed() < recheck)
+    }
 }
 
 impl Actor for MergeScanner {
@@ -63,6 +129,9 @@ impl Actor for MergeScanner {
             supervisor: args.supervisor,
             once: args.once,
             ticker: None,
+            scheduled: false,
+            hints: Vec::new(),
+            not_ready: HashMap::new(),
         })
     }
 
@@ -72,11 +141,13 @@ impl Actor for MergeScanner {
         state: &mut MergeScannerState,
     ) -> Result<(), ActorProcessingErr> {
         if state.once {
-            myself.send_message(MergeScannerMsg::Scan)?;
+            myself.send_message(MergeScannerMsg::Run)?;
         } else {
-            // The interval's first tick is immediate: the first scan happens at start.
+            // ractor's interval swallows its immediate first tick: the first
+            // scan at start is asked for here.
+            myself.send_message(MergeScannerMsg::Tick)?;
             let every = state.ctx.project.poll_interval;
-            state.ticker = Some(myself.send_interval(every, || MergeScannerMsg::Scan));
+            state.ticker = Some(myself.send_interval(every, || MergeScannerMsg::Tick));
         }
         Ok(())
     }
@@ -98,7 +169,19 @@ impl Actor for MergeScanner {
         msg: MergeScannerMsg,
         state: &mut MergeScannerState,
     ) -> Result<(), ActorProcessingErr> {
-        let MergeScannerMsg::Scan = msg;
+        match msg {
+            MergeScannerMsg::Run => state.scheduled = false,
+            MergeScannerMsg::Tick | MergeScannerMsg::Nudge(_) => {
+                if let MergeScannerMsg::Nudge(hint) = msg {
+                    state.hints.push(hint);
+                }
+                if !state.scheduled {
+                    state.scheduled = true;
+                    myself.send_message(MergeScannerMsg::Run)?;
+                }
+                return Ok(());
+            }
+        }
         let span = tracing::info_span!("merge_scan", project = %state.ctx.name());
         let mirror_pushes = match scan(state).instrument(span).await {
             Ok(pushes) => pushes,
@@ -129,8 +212,10 @@ impl Actor for MergeScanner {
 }
 
 /// One pass over the open pull requests; returns the mirror pushes it started.
-async fn scan(state: &MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    let ctx = &state.ctx;
+async fn scan(state: &mut MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    state.apply_hints();
+    let ctx = state.ctx.clone();
+    let ctx = &ctx;
     if !ctx.paths.dev_active().exists() {
         tracing::debug!(
             "{} is absent: not merging",
@@ -148,10 +233,28 @@ async fn scan(state: &MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()>>> 
         SUPERVISOR_TIMEOUT.as_millis() as u64
     )?;
     let mut pushes = Vec::new();
-    for pr in ctx.forge.list_open_pulls().await? {
+    let pulls = ctx.forge.list_open_pulls().await?;
+    state
+        .not_ready
+        .retain(|n, _| pulls.iter().any(|p| p.number == *n));
+    for pr in pulls {
+        if state.known_not_ready(&pr) {
+            continue;
+        }
         match consider(ctx, &pr, &owned).await {
-            Ok(true) => pushes.push(push_mirrors(ctx)),
-            Ok(false) => {}
+            Ok(Considered::Merged) => {
+                state.not_ready.remove(&pr.number);
+                pushes.push(push_mirrors(ctx));
+            }
+            Ok(Considered::NotReady) => {
+                let at = Instant::now();
+                state
+                    .not_ready
+                    .insert(pr.number, NotReady { entry: pr, at });
+            }
+            Ok(Considered::Skipped) => {
+                state.not_ready.remove(&pr.number);
+            }
             // One PR the forge chokes on must not stop the others.
             Err(e) => {
                 tracing::warn!("PR #{}: {e:#}", pr.number);
@@ -166,8 +269,18 @@ async fn scan(state: &MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()>>> 
     Ok(pushes)
 }
 
-/// Merges `pr` if it is ready and nobody else will; true when it was merged.
-async fn consider(ctx: &ProjectCtx, pr: &PullRequest, owned: &[u64]) -> anyhow::Result<bool> {
+/// What `consider` made of a PR.
+enum Considered {
+    Merged,
+    /// Asked the forge: not green, not approved or not mergeable.
+    NotReady,
+    /// Not the scanner's to merge, seen from the list alone (a draft, another
+    /// base, a PR a dev actor owns).
+    Skipped,
+}
+
+/// Merges `pr` if it is ready and nobody else will.
+async fn consider(ctx: &ProjectCtx, pr: &PullRequest, owned: &[u64]) -> anyhow::Result<Considered> {
     let project = &ctx.project;
     let n = pr.number;
     if pr.merged
@@ -176,18 +289,18 @@ async fn consider(ctx: &ProjectCtx, pr: &PullRequest, owned: &[u64]) -> anyhow::
         || is_draft(&pr.title)
         || pr.mergeable == Some(false)
     {
-        return Ok(false);
+        return Ok(Considered::Skipped);
     }
     let linked = linked_issues(&pr.head_ref, &pr.body);
     if let Some(owner) = linked.iter().find(|i| owned.contains(&i.0)) {
         tracing::debug!("PR #{n}: the dev actor of #{owner} merges it");
-        return Ok(false);
+        return Ok(Considered::Skipped);
     }
     let head = &pr.head_sha;
     if project.ci.required {
         let status = ctx.forge.combined_status(head).await?;
         if verdict::ci(&status) != CiVerdict::Green {
-            return Ok(false);
+            return Ok(Considered::NotReady);
         }
     }
     let reviews = ctx.forge.list_reviews(n).await?;
@@ -195,7 +308,7 @@ async fn consider(ctx: &ProjectCtx, pr: &PullRequest, owned: &[u64]) -> anyhow::
     // person wants it in, whatever the project lets its own agents skip.
     let approvals = project.review.required_approvals.max(1);
     if verdict::reviews(&reviews, head, approvals, &ctx.own_login) != ReviewOutcome::Approved {
-        return Ok(false);
+        return Ok(Considered::NotReady);
     }
     let req = MergeRequest {
         method: project.merge.method,
@@ -207,7 +320,7 @@ async fn consider(ctx: &ProjectCtx, pr: &PullRequest, owned: &[u64]) -> anyhow::
         Ok(()) | Err(ForgeError::AlreadyMerged) => {}
         Err(ForgeError::Conflict(why)) => {
             tracing::info!("PR #{n} not merged: {why}");
-            return Ok(false);
+            return Ok(Considered::NotReady);
         }
         Err(e) => return Err(e).with_context(|| format!("merging PR #{n}")),
     }
@@ -235,7 +348,7 @@ async fn consider(ctx: &ProjectCtx, pr: &PullRequest, owned: &[u64]) -> anyhow::
             );
         }
     }
-    Ok(true)
+    Ok(Considered::Merged)
 }
 
 /// The PR that fixes `issue` is merged: close it, drop `in-progress`, and

@@ -1,10 +1,18 @@
-//! The poller: one per project. Every `poll_interval`, while
-//! `state/.dev-active` exists, it lists ready issues, orders them
-//! (`picking`), checks their dependencies and hands as many as the project
-//! has free sessions for to the supervisor.
+//! The poller: one per project. Every `poll_interval`, and at once when
+//! nudged (a webhook, a session that ended), while `state/.dev-active`
+//! exists, it lists ready issues, orders them (`picking`), checks their
+//! dependencies and hands as many as the project has free sessions for to
+//! the supervisor.
+//!
+//! An idle cycle costs one request: the issue list (conditional, see
+//! `forge::forgejo`). Issues found waiting for a dependency are not asked
+//! about again until their list entry changes, a nudge names one of the
+//! issues they wait for, or `RECHECK_CYCLES` polls have passed (a dependency
+//! closed without a webhook reaching us).
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, call_t};
 use tokio::task::JoinHandle;
@@ -21,6 +29,9 @@ use super::supervisor::SupervisorMsg;
 
 /// How long the poller waits for the supervisor's slot count.
 const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(10);
+/// After this many poll intervals an issue found waiting is checked again
+/// even if nothing said its dependencies changed.
+const RECHECK_CYCLES: u32 = 10;
 
 pub struct Poller;
 
@@ -32,8 +43,49 @@ pub struct PollerArgs {
 }
 
 pub enum PollerMsg {
-    /// Look at the forge now.
-    Poll,
+    /// The `poll_interval` timer: look, trusting earlier dependency checks of
+    /// issues whose list entry did not change.
+    Tick,
+    /// Something changed on the forge: look now. `Some(n)`: issue `n`
+    /// changed, so issues waiting for it are checked again; `None`: anything
+    /// may have changed.
+    Nudge(Option<IssueNumber>),
+    /// Poll, once for every `Tick` and `Nudge` that arrived since the last
+    /// poll: a burst of webhooks costs one poll, and the last of them is
+    /// never lost (it arrived before this message was handled).
+    Run,
+}
+
+/// What the nudges since the last poll said changed.
+#[derive(Debug, Default)]
+enum Changed {
+    #[default]
+    Nothing,
+    Issues(BTreeSet<IssueNumber>),
+    All,
+}
+
+impl Changed {
+    fn add(&mut self, issue: Option<IssueNumber>) {
+        match (issue, &mut *self) {
+            (_, Changed::All) => {}
+            (None, _) => *self = Changed::All,
+            (Some(n), Changed::Issues(set)) => {
+                set.insert(n);
+            }
+            (Some(n), Changed::Nothing) => *self = Changed::Issues(BTreeSet::from([n])),
+        }
+    }
+}
+
+/// A ready-labelled issue found waiting for dependencies.
+struct Waiting {
+    /// Its list entry when checked: an edit (say, to its `Depends on` lines)
+    /// makes the check stale.
+    entry: Issue,
+    /// The open dependencies found; a nudge naming one makes the check stale.
+    on: Vec<IssueNumber>,
+    at: Instant,
 }
 
 pub struct PollerState {
@@ -42,6 +94,10 @@ pub struct PollerState {
     once: bool,
     labels_ready: bool,
     ticker: Option<JoinHandle<()>>,
+    /// A `Run` is queued: further triggers only add to `changed`.
+    scheduled: bool,
+    changed: Changed,
+    waiting: HashMap<IssueNumber, Waiting>,
 }
 
 impl Actor for Poller {
@@ -60,6 +116,9 @@ impl Actor for Poller {
             once: args.once,
             labels_ready: false,
             ticker: None,
+            scheduled: false,
+            changed: Changed::Nothing,
+            waiting: HashMap::new(),
         })
     }
 
@@ -69,11 +128,13 @@ impl Actor for Poller {
         state: &mut PollerState,
     ) -> Result<(), ActorProcessingErr> {
         if state.once {
-            myself.send_message(PollerMsg::Poll)?;
+            myself.send_message(PollerMsg::Run)?;
         } else {
-            // The interval's first tick is immediate: the first poll happens at start.
+            // ractor's interval swallows its immediate first tick: the first
+            // poll at start is asked for here.
+            myself.send_message(PollerMsg::Tick)?;
             state.ticker =
-                Some(myself.send_interval(state.ctx.project.poll_interval, || PollerMsg::Poll));
+                Some(myself.send_interval(state.ctx.project.poll_interval, || PollerMsg::Tick));
         }
         Ok(())
     }
@@ -95,7 +156,22 @@ impl Actor for Poller {
         msg: PollerMsg,
         state: &mut PollerState,
     ) -> Result<(), ActorProcessingErr> {
-        let PollerMsg::Poll = msg;
+        let trigger = match msg {
+            PollerMsg::Run => None,
+            PollerMsg::Tick => Some(None),
+            PollerMsg::Nudge(issue) => Some(Some(issue)),
+        };
+        if let Some(issue) = trigger {
+            if let Some(issue) = issue {
+                state.changed.add(issue);
+            }
+            if !state.scheduled {
+                state.scheduled = true;
+                myself.send_message(PollerMsg::Run)?;
+            }
+            return Ok(());
+        }
+        state.scheduled = false;
         let span = tracing::info_span!("poll", project = %state.ctx.name());
         if let Err(e) = poll(state).instrument(span).await {
             // A forge outage outlasting the retry policy: try again next cycle.
@@ -116,6 +192,13 @@ impl Actor for Poller {
 
 async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
     let ctx = state.ctx.clone();
+    match std::mem::take(&mut state.changed) {
+        Changed::Nothing => {}
+        Changed::All => state.waiting.clear(),
+        Changed::Issues(changed) => state
+            .waiting
+            .retain(|n, w| !changed.contains(n) && !w.on.iter().any(|d| changed.contains(d))),
+    }
     if !ctx.paths.dev_active().exists() {
         tracing::debug!(
             "{} is absent: not picking",
@@ -149,14 +232,34 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
         return Ok(());
     }
     let issues = ctx.forge.list_open_issues(&labels.backlog).await?;
+    state
+        .waiting
+        .retain(|n, _| issues.iter().any(|i| i.number == *n));
+    let recheck = ctx.project.poll_interval.saturating_mul(RECHECK_CYCLES);
     let mut picks = Vec::new();
     for issue in picking::order(&issues, labels) {
         if picks.len() >= free {
             break;
         }
-        match dependencies_closed(&ctx, issue).await {
-            Ok(true) => picks.push((issue.number, issue.title.clone())),
-            Ok(false) => {}
+        if let Some(w) = state.waiting.get(&issue.number)
+            && w.entry == *issue
+            && w.at.elapsed() < recheck
+        {
+            continue;
+        }
+        match open_dependencies(&ctx, issue).await {
+            Ok(open) if open.is_empty() => {
+                state.waiting.remove(&issue.number);
+                picks.push((issue.number, issue.title.clone()));
+            }
+            Ok(open) => {
+                let waiting = Waiting {
+                    entry: issue.clone(),
+                    on: open,
+                    at: Instant::now(),
+                };
+                state.waiting.insert(issue.number, waiting);
+            }
             // Unsure is not ready: skip this one, the others may still go.
             Err(e) => tracing::warn!("cannot tell whether #{} is ready: {e:#}", issue.number),
         }
@@ -170,9 +273,11 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Both kinds of dependency must be closed: `Depends on #N` / `Blocked by #N`
-/// lines and the forge's own dependency links.
-async fn dependencies_closed(ctx: &ProjectCtx, issue: &Issue) -> anyhow::Result<bool> {
+/// The dependencies of `issue` still open, empty when it is ready. Both
+/// kinds must be closed: `Depends on #N` / `Blocked by #N` lines and the
+/// forge's own dependency links. The first open one found is enough to say
+/// "not ready", so the list may be short of the whole truth.
+async fn open_dependencies(ctx: &ProjectCtx, issue: &Issue) -> anyhow::Result<Vec<IssueNumber>> {
     let mut deps = picking::body_dependencies(&issue.body);
     deps.extend(refused_for(ctx, issue)?);
     for dep in deps {
@@ -180,19 +285,23 @@ async fn dependencies_closed(ctx: &ProjectCtx, issue: &Issue) -> anyhow::Result<
             Ok(d) if d.state == IssueState::Closed => {}
             Ok(_) => {
                 tracing::debug!("#{} waits for open #{dep}", issue.number);
-                return Ok(false);
+                return Ok(vec![dep]);
             }
             Err(ForgeError::NotFound(_)) => {
                 tracing::warn!("#{} depends on #{dep}, which does not exist", issue.number);
-                return Ok(false);
+                return Ok(vec![dep]);
             }
             Err(e) => return Err(e.into()),
         }
     }
     match ctx.forge.issue_dependencies(issue.number).await {
-        Ok(deps) => Ok(deps.iter().all(|d| d.state == IssueState::Closed)),
+        Ok(deps) => Ok(deps
+            .iter()
+            .filter(|d| d.state != IssueState::Closed)
+            .map(|d| d.number)
+            .collect()),
         // Dependencies may be disabled on the repository.
-        Err(ForgeError::NotFound(_)) => Ok(true),
+        Err(ForgeError::NotFound(_)) => Ok(Vec::new()),
         Err(e) => Err(e.into()),
     }
 }

@@ -15,7 +15,7 @@ use crate::store::{ClaimStatus, EventKind};
 
 use super::dev::machine::DevState;
 use super::dev::{DevActor, DevArgs, DevMsg};
-use super::merge_scanner::{MergeScanner, MergeScannerArgs, MergeScannerMsg};
+use super::merge_scanner::{MergeScanner, MergeScannerArgs, MergeScannerMsg, ScanHint};
 use super::poller::{Poller, PollerArgs, PollerMsg};
 use super::{ProjectCtx, reconcile};
 
@@ -261,11 +261,11 @@ impl Actor for Supervisor {
         };
         let id = cell.get_id();
         if let Some(dev) = state.devs.remove(&id) {
-            match failure {
-                Some(err) => dev_failed(&myself, state, dev, err),
-                // A freed slot is work to pick now, not one poll interval later
-                // (a failed actor keeps its slot for its restart).
-                None => poll_project(state, &dev.project),
+            // A session slot is free, and the issue may have closed (issues
+            // waiting for it are ready): pick now rather than at the next poll.
+            nudge_poller(state, &dev.project, Some(dev.issue));
+            if let Some(err) = failure {
+                dev_failed(&myself, state, dev, err);
             }
             stop_if_done(&myself, state);
         } else if let Some((project, _)) = state.pollers.remove(&id) {
@@ -327,15 +327,6 @@ async fn start_dev(
     }
 }
 
-/// Ask the project's poller to look at the forge now.
-fn poll_project(state: &SupervisorState, project: &str) {
-    for (p, poller) in state.pollers.values() {
-        if p == project {
-            let _ = poller.send_message(PollerMsg::Poll);
-        }
-    }
-}
-
 /// Hand a nudge to the actor that owns what changed: the dev actor holding
 /// the issue, pull request or head; otherwise the poller (issues) or the merge
 /// scanner (pull requests, statuses). A nudge only makes an actor look now.
@@ -344,11 +335,11 @@ fn route_nudge(state: &SupervisorState, project: &str, nudge: Nudge) {
         tracing::debug!(project, "nudge for an unknown project ignored");
         return;
     };
-    let poll = || poll_project(state, project);
-    let scan = || {
+    let poll = |issue: Option<IssueNumber>| nudge_poller(state, project, issue);
+    let scan = |hint: ScanHint| {
         for (p, scanner) in state.scanners.values() {
             if p == project {
-                let _ = scanner.send_message(MergeScannerMsg::Scan);
+                let _ = scanner.send_message(MergeScannerMsg::Nudge(hint.clone()));
             }
         }
     };
@@ -374,22 +365,31 @@ fn route_nudge(state: &SupervisorState, project: &str, nudge: Nudge) {
     match nudge {
         Nudge::Issue(n) => {
             if !tick(n.0) {
-                poll();
+                poll(Some(n));
             }
         }
         Nudge::Pull(pr) => {
             if !holder(&|s| s.pr == Some(pr)).is_some_and(tick) {
-                scan();
+                scan(ScanHint::Pull(pr));
             }
         }
         Nudge::Commit(sha) => {
             if !holder(&|s| s.head.as_ref() == Some(&sha)).is_some_and(tick) {
-                scan();
+                scan(ScanHint::Commit(sha));
             }
         }
         Nudge::Repo => {
-            poll();
-            scan();
+            poll(None);
+            scan(ScanHint::All);
+        }
+    }
+}
+
+/// Make the project's poller look now; `Some(issue)`: that issue changed.
+fn nudge_poller(state: &SupervisorState, project: &str, issue: Option<IssueNumber>) {
+    for (p, poller) in state.pollers.values() {
+        if p == project {
+            let _ = poller.send_message(PollerMsg::Nudge(issue));
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct ForgeConfig {
     pub url: String,
     /// Name of the variable holding the forge token (required except for `local`).
     pub token_env: Option<String>,
+    /// Name of the variable holding the shared secret webhooks are signed
+    /// with; without it `run --listen` refuses this project's deliveries.
+    pub webhook_secret_env: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,8 +71,19 @@ pub struct Labels {
     pub underspecified: String,
 }
 
+/// Which agent program runs in the session, so forgehand knows how to get it
+/// past its start-up dialogs and read its signals (`src/agent/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentKind {
+    /// Any terminal program that shows `ready_pattern` when it waits for input.
+    Generic,
+    /// Claude Code.
+    Claude,
+}
+
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
+    pub kind: AgentKind,
     pub command: String,
     pub ready_pattern: String,
     pub max_sessions: u32,
@@ -83,6 +97,9 @@ pub struct CiConfig {
     pub required: bool,
     pub max_fix_attempts: u32,
     pub timeout: Duration,
+    /// `[ci] command`: the shell command line the local backend runs as CI
+    /// (written by the project's owner, run with `sh -c`).
+    pub command: Option<String>,
     pub woodpecker: Option<WoodpeckerConfig>,
 }
 
@@ -122,6 +139,7 @@ pub struct Secrets {
     pub forge_token: Option<String>,
     pub woodpecker_token: Option<String>,
     pub matrix_token: Option<String>,
+    pub webhook_secret: Option<String>,
 }
 
 impl Secrets {
@@ -131,6 +149,7 @@ impl Secrets {
             &self.forge_token,
             &self.woodpecker_token,
             &self.matrix_token,
+            &self.webhook_secret,
         ]
         .into_iter()
         .flatten()

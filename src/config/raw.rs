@@ -68,6 +68,7 @@ pub struct RawForge {
     pub kind: Field<String>,
     pub url: Field<String>,
     pub token_env: Field<String>,
+    pub webhook_secret_env: Field<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -89,6 +90,7 @@ pub struct RawAgent {
     pub idle_timeout: Field<DurationText>,
     pub escalation_timeout: Field<DurationText>,
     pub pass_env: Option<Vec<Spanned<String>>>,
+    pub kind: Field<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -97,6 +99,7 @@ pub struct RawCi {
     pub required: Option<bool>,
     pub max_fix_attempts: Option<u32>,
     pub timeout: Field<DurationText>,
+    pub command: Field<String>,
     pub woodpecker_url: Field<String>,
     pub woodpecker_repo_id: Field<u64>,
     pub woodpecker_token_env: Field<String>,

@@ -2,6 +2,7 @@
 //! every request through `retry::perform_retryable`. Every path used here exists
 //! with that method in Forgejo 11.0.3's swagger (checked by the test suite).
 
+mod conditional;
 mod labels;
 mod wire;
 
@@ -55,6 +56,9 @@ pub struct ForgejoClient {
     /// Our own login, fetched once: it does not change while the token lives, and
     /// telling our comments apart must not cost a request each time.
     login: tokio::sync::OnceCell<String>,
+    /// The last answer to each page of the lists polled every cycle (open
+    /// issues, open pulls), by URL, for conditional requests.
+    pages: Mutex<HashMap<String, conditional::KeptPage>>,
 }
 
 impl fmt::Debug for ForgejoClient {
@@ -94,6 +98,7 @@ impl ForgejoClient {
             policy,
             labels: Mutex::new(HashMap::new()),
             login: tokio::sync::OnceCell::new(),
+            pages: Mutex::new(HashMap::new()),
         })
     }
 
@@ -225,21 +230,45 @@ impl ForgejoClient {
         segments: &[&str],
         query: &[(&str, &str)],
     ) -> ForgeResult<Vec<T>> {
+        self.list_pages(segments, query, false).await
+    }
+
+    /// `list_all` with conditional requests, for the lists every poll reads.
+    async fn list_all_conditional<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> ForgeResult<Vec<T>> {
+        self.list_pages(segments, query, true).await
+    }
+
+    async fn list_pages<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        conditional: bool,
+    ) -> ForgeResult<Vec<T>> {
         let mut all = Vec::new();
         let limit = PAGE_LIMIT.to_string();
         for page in 1..=MAX_PAGES {
             let page_s = page.to_string();
             let mut q = query.to_vec();
             q.extend([("page", page_s.as_str()), ("limit", limit.as_str())]);
+            let url = self.repo_url(segments, &q);
             // Some versions answer `null` for an empty list.
-            let reply: Reply<Option<Vec<T>>> = self
-                .json(Method::GET, self.repo_url(segments, &q), None, Replay::Safe)
-                .await
-                .map_err(|e| self.error(e))?;
-            let items = reply.value.unwrap_or_default();
+            let (items, headers) = if conditional {
+                self.conditional_page::<T>(url).await?
+            } else {
+                let reply: Reply<Option<Vec<T>>> = self
+                    .json(Method::GET, url, None, Replay::Safe)
+                    .await
+                    .map_err(|e| self.error(e))?;
+                (reply.value, reply.headers)
+            };
+            let items = items.unwrap_or_default();
             let got = items.len();
             all.extend(items);
-            if page_done(&reply.headers, got, all.len()) {
+            if page_done(&headers, got, all.len()) {
                 return Ok(all);
             }
         }
@@ -313,7 +342,7 @@ impl Forge for ForgejoClient {
 
     async fn list_open_issues(&self, label: &str) -> ForgeResult<Vec<Issue>> {
         let query = [("state", "open"), ("type", "issues"), ("labels", label)];
-        let issues: Vec<WireIssue> = self.list_all(&["issues"], &query).await?;
+        let issues: Vec<WireIssue> = self.list_all_conditional(&["issues"], &query).await?;
         Ok(issues
             .into_iter()
             .filter(|i| !i.is_pull())
@@ -411,7 +440,9 @@ impl Forge for ForgejoClient {
     }
 
     async fn list_open_pulls(&self) -> ForgeResult<Vec<PullRequest>> {
-        let pulls: Vec<WirePull> = self.list_all(&["pulls"], &[("state", "open")]).await?;
+        let pulls: Vec<WirePull> = self
+            .list_all_conditional(&["pulls"], &[("state", "open")])
+            .await?;
         Ok(pulls.into_iter().map(WirePull::into_domain).collect())
     }
 

@@ -65,6 +65,17 @@ const MIGRATIONS: &[&str] = &[
         received_at TEXT NOT NULL
     );
     CREATE INDEX webhook_deliveries_by_age ON webhook_deliveries (received_at);",
+    // 4: tokens each issue's agent used, from the agent's own records.
+    "CREATE TABLE token_usage (
+        project        TEXT NOT NULL,
+        issue          INTEGER NOT NULL,
+        input          INTEGER NOT NULL,
+        output         INTEGER NOT NULL,
+        cache_creation INTEGER NOT NULL,
+        cache_read     INTEGER NOT NULL,
+        updated_at     TEXT NOT NULL,
+        PRIMARY KEY (project, issue)
+    );",
 ];
 
 /// The schema version this build writes.

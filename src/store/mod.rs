@@ -4,6 +4,7 @@
 
 mod chat;
 mod migrations;
+mod usage;
 mod webhooks;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use serde::Serialize;
 
 pub use chat::ChatReply;
 pub use migrations::CURRENT as SCHEMA_VERSION;
+pub use usage::TokenUsage;
 
 /// Where a claim stands as far as the daemon is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

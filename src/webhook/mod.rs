@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::forge;
 use crate::store::Store;
 
 pub use payload::{Nudge, PayloadError, nudge_for};
@@ -23,23 +24,48 @@ pub use signature::{sign, verify};
 /// Forges cap their payloads well below this; anything larger is not a hook.
 pub const DEFAULT_MAX_BODY: usize = 5 * 1024 * 1024;
 
+/// One project's webhooks: deliveries about `repo` signed with `secret`
+/// nudge the actors of `project`.
+#[derive(Clone)]
+pub struct HookTarget {
+    pub project: String,
+    /// `owner/name`, compared with the payload's `repository.full_name`
+    /// without regard to case (forges do not distinguish them either).
+    pub repo: String,
+    /// The shared secret configured on the forge's webhook; empty refuses all.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for HookTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookTarget")
+            .field("project", &self.project)
+            .field("repo", &self.repo)
+            .field("secret", &"[REDACTED]")
+            .finish()
+    }
+}
+
 /// What the listener needs beyond its collaborators.
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
-    /// The shared secret configured on the forge's webhook; empty refuses all.
-    pub secret: String,
+    /// Every project that accepts webhooks; one listener serves them all.
+    pub targets: Vec<HookTarget>,
     /// Bodies larger than this are refused with 413 before being buffered.
     pub max_body: usize,
 }
 
 impl WebhookConfig {
-    pub fn new(secret: impl Into<String>) -> WebhookConfig {
+    pub fn new(targets: Vec<HookTarget>) -> WebhookConfig {
         WebhookConfig {
-            secret: secret.into(),
+            targets,
             max_body: DEFAULT_MAX_BODY,
         }
     }
 }
+
+/// Where verified nudges go: (project, what changed), as `daemon::Nudges`.
+pub type NudgeSender = UnboundedSender<(String, forge::Nudge)>;
 
 /// The headers one forge family signs and labels its deliveries with, in
 /// order of preference (Forgejo sends both its own and Gitea's).
@@ -69,15 +95,15 @@ const GITHUB: Dialect = Dialect {
 };
 
 struct Hooks {
-    secret: Vec<u8>,
+    targets: Vec<HookTarget>,
     store: Arc<Store>,
-    nudges: UnboundedSender<Nudge>,
+    nudges: NudgeSender,
 }
 
 /// `POST /hooks/forgejo` (Forgejo and Gitea) and `POST /hooks/github`.
-pub fn router(cfg: WebhookConfig, store: Arc<Store>, nudges: UnboundedSender<Nudge>) -> Router {
+pub fn router(cfg: WebhookConfig, store: Arc<Store>, nudges: NudgeSender) -> Router {
     let hooks = Arc::new(Hooks {
-        secret: cfg.secret.into_bytes(),
+        targets: cfg.targets,
         store,
         nudges,
     });
@@ -108,10 +134,20 @@ async fn receive(
             .find_map(|n| headers.get(*n).and_then(|v| v.to_str().ok()))
             .map(str::to_string)
     };
-    let signed = header(dialect.signature)
-        .and_then(|s| s.strip_prefix(dialect.signature_prefix).map(str::to_string))
-        .is_some_and(|s| verify(&hooks.secret, &body, &s));
-    if !signed {
+    // The signature is checked before the body is even parsed: only the
+    // holder of a configured secret gets anything looked at. Each secret is
+    // tried, so a listener shared by projects needs no unsigned routing hint.
+    let signature = header(dialect.signature)
+        .and_then(|s| s.strip_prefix(dialect.signature_prefix).map(str::to_string));
+    let signed_by: Vec<&HookTarget> = match &signature {
+        Some(sig) => hooks
+            .targets
+            .iter()
+            .filter(|t| verify(t.secret.as_bytes(), &body, sig))
+            .collect(),
+        None => Vec::new(),
+    };
+    if signed_by.is_empty() {
         tracing::warn!(
             forge = dialect.name,
             "webhook refused: missing or wrong signature"
@@ -130,6 +166,28 @@ async fn receive(
             return (StatusCode::BAD_REQUEST, "bad payload\n");
         }
     };
+    // A secret only vouches for its own project's repository.
+    let projects: Vec<String> = signed_by
+        .iter()
+        .filter(|t| t.repo.eq_ignore_ascii_case(nudge.repo()))
+        .map(|t| t.project.clone())
+        .collect();
+    if projects.is_empty() {
+        let ours = hooks
+            .targets
+            .iter()
+            .any(|t| t.repo.eq_ignore_ascii_case(nudge.repo()));
+        tracing::warn!(
+            forge = dialect.name,
+            repo = nudge.repo(),
+            "webhook refused: no project takes this repository with this secret"
+        );
+        return if ours {
+            (StatusCode::UNAUTHORIZED, "bad signature\n")
+        } else {
+            (StatusCode::NOT_FOUND, "unknown repository\n")
+        };
+    }
     if hooks.nudges.is_closed() {
         // Shutting down: let the forge retry rather than recording a delivery
         // nobody acted on.
@@ -160,9 +218,18 @@ async fn receive(
             }
         }
     }
-    tracing::info!(forge = dialect.name, event, ?nudge, "webhook nudge");
-    if hooks.nudges.send(nudge).is_err() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    tracing::info!(
+        forge = dialect.name,
+        event,
+        ?nudge,
+        ?projects,
+        "webhook nudge"
+    );
+    let nudge = nudge.into_forge();
+    for project in projects {
+        if hooks.nudges.send((project, nudge.clone())).is_err() {
+            return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+        }
     }
     (StatusCode::OK, "ok\n")
 }

@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use crate::forge::{self, CommitSha, IssueNumber, PrNumber};
+
 /// A hint that something on the forge changed; the receiving actor re-reads
 /// the forge itself, so a nudge carries no state worth trusting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +18,29 @@ pub enum Nudge {
     Commit { repo: String, sha: String },
     /// Something repository-wide, such as a push.
     Repo { repo: String },
+}
+
+impl Nudge {
+    /// The repository the event is about (`owner/name`).
+    pub fn repo(&self) -> &str {
+        match self {
+            Nudge::Issue { repo, .. }
+            | Nudge::Pull { repo, .. }
+            | Nudge::Commit { repo, .. }
+            | Nudge::Repo { repo } => repo,
+        }
+    }
+
+    /// The nudge as the project's actors take it, once the repository has
+    /// named the project.
+    pub fn into_forge(self) -> forge::Nudge {
+        match self {
+            Nudge::Issue { issue, .. } => forge::Nudge::Issue(IssueNumber(issue)),
+            Nudge::Pull { pr, .. } => forge::Nudge::Pull(PrNumber(pr)),
+            Nudge::Commit { sha, .. } => forge::Nudge::Commit(CommitSha(sha)),
+            Nudge::Repo { .. } => forge::Nudge::Repo,
+        }
+    }
 }
 
 /// The payload was JSON but not an event forgehand can place.

@@ -124,6 +124,11 @@ command = "python3 {agent}"
 
     /// Start `forgehand run` in the background.
     pub fn start_daemon(&mut self) {
+        self.start_daemon_with(&[]);
+    }
+
+    /// Start `forgehand run <extra…>` in the background (e.g. `--listen`).
+    pub fn start_daemon_with(&mut self, extra: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -137,6 +142,7 @@ command = "python3 {agent}"
                 "--state",
                 &self.state_arg(),
             ])
+            .args(extra)
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
             .stdin(Stdio::null())

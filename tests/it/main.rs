@@ -1,8 +1,11 @@
 //! The one integration-test binary: a module per area.
 
 mod bench;
+mod claude;
+mod claude_e2e;
 mod cli;
 mod config;
+mod demo;
 mod e2e;
 mod fake_forge;
 mod fake_forge_selftest;
@@ -11,11 +14,14 @@ mod feedback;
 mod forge_faults;
 mod forgejo_client;
 mod harness;
+mod local_e2e;
+mod local_forge;
 mod local_plans;
 mod machine;
 mod matrix;
 mod matrix_e2e;
 mod merge_scanner;
+mod model_server;
 mod phase;
 mod picking;
 mod recovery;
@@ -26,4 +32,5 @@ mod swagger;
 mod synapse;
 mod tmux_git;
 mod webhook;
+mod webhook_e2e;
 mod woodpecker;

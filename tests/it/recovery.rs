@@ -104,7 +104,7 @@ async fn kill_9_while_ci_runs() {
     wait_until("forgehand sees CI pending", STEP, || async {
         h.journal(n)
             .iter()
-            .any(|(k, d)| k == "ci_state" && d.contains("Pending"))
+            .any(|(k, d)| k == "ci_state" && d.contains(": pending"))
             .then_some(())
     })
     .await;

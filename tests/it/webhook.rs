@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use forgehand::forge::{CommitSha, IssueNumber, Nudge, PrNumber};
 use forgehand::store::Store;
-use forgehand::webhook::{Nudge, WebhookConfig, router, sign};
+use forgehand::webhook::{HookTarget, WebhookConfig, router, sign};
 use reqwest::StatusCode;
 use serde_json::json;
 use tempfile::TempDir;
@@ -15,11 +16,36 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 const SECRET: &str = "s3cret";
+/// Another project's secret, on the same listener.
+const OTHER: &str = "0ther-s3cret";
+
+/// The projects the listener serves: `widgets` and `cat` share a secret,
+/// `gadgets` has its own.
+fn targets() -> Vec<HookTarget> {
+    let t = |project: &str, repo: &str, secret: &str| HookTarget {
+        project: project.into(),
+        repo: repo.into(),
+        secret: secret.into(),
+    };
+    vec![
+        t("widgets", "acme/widgets", SECRET),
+        t("cat", "octo/cat", SECRET),
+        t("gadgets", "acme/gadgets", OTHER),
+    ]
+}
+
+fn issue(project: &str, n: u64) -> (String, Nudge) {
+    (project.into(), Nudge::Issue(IssueNumber(n)))
+}
+
+fn pull(project: &str, n: u64) -> (String, Nudge) {
+    (project.into(), Nudge::Pull(PrNumber(n)))
+}
 
 /// One listener on 127.0.0.1:0 over the store at `db`; stops when dropped.
 struct Listener {
     base: String,
-    nudges: UnboundedReceiver<Nudge>,
+    nudges: UnboundedReceiver<(String, Nudge)>,
     client: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
 }
@@ -34,7 +60,7 @@ impl Listener {
     async fn start(db: &Path) -> Listener {
         let store = Arc::new(Store::open(db).unwrap());
         let (tx, nudges) = unbounded_channel();
-        let app = router(WebhookConfig::new(SECRET), store, tx);
+        let app = router(WebhookConfig::new(targets()), store, tx);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
@@ -68,7 +94,7 @@ impl Listener {
     }
 
     /// The next nudge, failing the test if none arrives in time.
-    async fn next(&mut self) -> Nudge {
+    async fn next(&mut self) -> (String, Nudge) {
         tokio::time::timeout(Duration::from_secs(5), self.nudges.recv())
             .await
             .expect("a nudge within 5 s")
@@ -98,13 +124,7 @@ async fn forgejo_issue_event_nudges_the_issue() {
         l.forgejo("issues", "d-1", &issue_payload(7)).await,
         StatusCode::OK
     );
-    assert_eq!(
-        l.next().await,
-        Nudge::Issue {
-            repo: "acme/widgets".into(),
-            issue: 7
-        }
-    );
+    assert_eq!(l.next().await, issue("widgets", 7));
     l.none();
 }
 
@@ -135,13 +155,7 @@ async fn gitea_headers_and_pull_and_status_events() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        l.next().await,
-        Nudge::Pull {
-            repo: "acme/widgets".into(),
-            pr: 12
-        }
-    );
+    assert_eq!(l.next().await, pull("widgets", 12));
 
     let review = json!({
         "action": "reviewed",
@@ -155,13 +169,7 @@ async fn gitea_headers_and_pull_and_status_events() {
         l.post("/hooks/forgejo", &headers, review).await,
         StatusCode::OK
     );
-    assert_eq!(
-        l.next().await,
-        Nudge::Pull {
-            repo: "acme/widgets".into(),
-            pr: 12
-        }
-    );
+    assert_eq!(l.next().await, pull("widgets", 12));
 
     let ci = json!({ "sha": "abc123", "state": "success", "repository": { "full_name": "acme/widgets" } })
         .to_string()
@@ -170,10 +178,10 @@ async fn gitea_headers_and_pull_and_status_events() {
     assert_eq!(l.post("/hooks/forgejo", &headers, ci).await, StatusCode::OK);
     assert_eq!(
         l.next().await,
-        Nudge::Commit {
-            repo: "acme/widgets".into(),
-            sha: "abc123".into()
-        }
+        (
+            "widgets".to_string(),
+            Nudge::Commit(CommitSha("abc123".into()))
+        )
     );
 
     // A comment on a pull request arrives as an issue comment.
@@ -190,13 +198,7 @@ async fn gitea_headers_and_pull_and_status_events() {
         l.post("/hooks/forgejo", &headers, comment).await,
         StatusCode::OK
     );
-    assert_eq!(
-        l.next().await,
-        Nudge::Pull {
-            repo: "acme/widgets".into(),
-            pr: 12
-        }
-    );
+    assert_eq!(l.next().await, pull("widgets", 12));
     l.none();
 }
 
@@ -227,13 +229,7 @@ async fn github_signature_and_events() {
         l.post("/hooks/github", &headers, body).await,
         StatusCode::OK
     );
-    assert_eq!(
-        l.next().await,
-        Nudge::Pull {
-            repo: "octo/cat".into(),
-            pr: 3
-        }
-    );
+    assert_eq!(l.next().await, pull("cat", 3));
 
     let body = issue_payload(9).to_string().into_bytes();
     let headers = github("issues", "h-2", &body);
@@ -241,13 +237,7 @@ async fn github_signature_and_events() {
         l.post("/hooks/github", &headers, body.clone()).await,
         StatusCode::OK
     );
-    assert_eq!(
-        l.next().await,
-        Nudge::Issue {
-            repo: "acme/widgets".into(),
-            issue: 9
-        }
-    );
+    assert_eq!(l.next().await, issue("widgets", 9));
 
     // Without the `sha256=` prefix GitHub's header is not what we expect.
     let mut bare = github("issues", "h-3", &body);
@@ -297,13 +287,7 @@ async fn bad_signatures_are_refused_and_do_nothing() {
         l.forgejo("issues", "b-3", &issue_payload(7)).await,
         StatusCode::OK
     );
-    assert_eq!(
-        l.next().await,
-        Nudge::Issue {
-            repo: "acme/widgets".into(),
-            issue: 7
-        }
-    );
+    assert_eq!(l.next().await, issue("widgets", 7));
 }
 
 #[tokio::test]
@@ -373,6 +357,65 @@ async fn unknown_events_and_malformed_payloads() {
         l.post("/hooks/forgejo", &headers, body).await,
         StatusCode::BAD_REQUEST
     );
+    l.none();
+}
+
+/// One listener for several projects: a delivery reaches the project whose
+/// repository it names (whatever the case), and only when signed with that
+/// project's secret.
+#[tokio::test]
+async fn deliveries_are_routed_by_repository_and_secret() {
+    let dir = TempDir::new().unwrap();
+    let mut l = Listener::start(&dir.path().join("db")).await;
+    let signed = |secret: &str, event: &str, delivery: &str, body: &[u8]| {
+        vec![
+            ("X-Forgejo-Signature", sign(secret.as_bytes(), body)),
+            ("X-Forgejo-Event", event.to_string()),
+            ("X-Forgejo-Delivery", delivery.to_string()),
+        ]
+    };
+    let about = |repo: &str| {
+        json!({
+            "action": "opened",
+            "issue": { "number": 4 },
+            "repository": { "full_name": repo }
+        })
+        .to_string()
+        .into_bytes()
+    };
+
+    let body = about("ACME/Gadgets");
+    let headers = signed(OTHER, "issues", "m-1", &body);
+    assert_eq!(
+        l.post("/hooks/forgejo", &headers, body).await,
+        StatusCode::OK
+    );
+    assert_eq!(l.next().await, issue("gadgets", 4));
+
+    // Signed with a secret forgehand holds, but for another project's repository.
+    let body = about("acme/gadgets");
+    let headers = signed(SECRET, "issues", "m-2", &body);
+    assert_eq!(
+        l.post("/hooks/forgejo", &headers, body).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // A repository no project names.
+    let body = about("acme/unknown");
+    let headers = signed(SECRET, "issues", "m-3", &body);
+    assert_eq!(
+        l.post("/hooks/forgejo", &headers, body).await,
+        StatusCode::NOT_FOUND
+    );
+    l.none();
+
+    // Neither refusal was recorded as a delivery.
+    let body = about("acme/gadgets");
+    let headers = signed(OTHER, "issues", "m-2", &body);
+    assert_eq!(
+        l.post("/hooks/forgejo", &headers, body).await,
+        StatusCode::OK
+    );
+    assert_eq!(l.next().await, issue("gadgets", 4));
     l.none();
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::actors::mirrors::push_mirrors;
+use crate::agent::SessionCtx;
 use crate::forge::{ForgeError, MergeRequest, NewPull};
 use crate::prompt::{self, TaskPrompt};
 use crate::store::EventKind;
@@ -24,6 +25,9 @@ const READY_POLL: Duration = Duration::from_millis(150);
 /// Pane size: wide enough that agents don't wrap everything.
 const PANE_WIDTH: u16 = 200;
 const PANE_HEIGHT: u16 = 50;
+/// How long a killed agent may take to exit before its files are removed anyway.
+const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(5);
+const AGENT_EXIT_POLL: Duration = Duration::from_millis(50);
 
 impl DevRun {
     pub(super) async fn perform(&mut self, effect: Effect) -> anyhow::Result<Option<Event>> {
@@ -143,7 +147,10 @@ impl DevRun {
                 } else {
                     CiVerdict::Green
                 };
-                self.report(EventKind::CiState, format!("CI on {head}: {verdict:?}"));
+                self.report(
+                    EventKind::CiState,
+                    format!("CI on {head}: {}", verdict.summary()),
+                );
                 Ok(Some(Event::Ci { head, verdict }))
             }
             Effect::CheckReview { pr, head } => {
@@ -256,7 +263,11 @@ impl DevRun {
                 Ok(Some(Event::Finished))
             }
             Effect::Block { reason } => {
+                let agent = ctx.tmux.pane_pid(&self.session).await.ok().flatten();
                 crate::actors::reconcile::block(&ctx, n, &reason).await?;
+                if let Some(pid) = agent {
+                    wait_for_exit(pid).await;
+                }
                 if self.state.pr.is_none() {
                     // Without a PR nothing in the worktree is worth keeping
                     // beyond the branch; with one, a human may want to look.
@@ -278,9 +289,8 @@ impl DevRun {
 
     pub(super) async fn paste(&self, text: &str) -> anyhow::Result<()> {
         let text = prompt::limit(text, prompt::MAX_MESSAGE_BYTES);
-        self.ctx
-            .tmux
-            .paste(&self.session, &text, &self.session_dir)
+        self.adapter
+            .submit(&self.ctx.tmux, &self.session, &text, &self.session_dir)
             .await
             .with_context(|| format!("pasting into {}", self.session))?;
         let first = text.lines().next().unwrap_or_default();
@@ -344,7 +354,7 @@ impl DevRun {
         }
         let paths = [self.phase_file(), self.summary_file(), self.scratch_file()];
         let [phase, summary, scratch] = paths.map(|p| p.display().to_string());
-        let env = session_env(
+        let mut env = session_env(
             &ctx.agent_base_env,
             &SessionVars {
                 phase_file: &phase,
@@ -355,6 +365,25 @@ impl DevRun {
                 branch: &self.branch,
             },
         );
+        let protocol = prompt::protocol(&TaskPrompt {
+            repo: &project.repo,
+            issue: self.issue.0,
+            title: &self.title,
+            body: "",
+            comments: &[],
+            scratch: "",
+            branch: &self.branch,
+            primary_branch: &project.primary_branch,
+            phase_file: &self.phase_file(),
+            summary_file: &self.summary_file(),
+            scratch_file: &self.scratch_file(),
+        });
+        let extra = self
+            .adapter
+            .prepare(&self.agent_ctx(&env, &protocol))
+            .await
+            .with_context(|| format!("preparing the agent for {}", self.session))?;
+        env.extend(extra);
         ctx.tmux
             .new_session(&SessionSpec {
                 name: self.session.clone(),
@@ -408,7 +437,10 @@ impl DevRun {
             .tmux
             .capture_pane(&self.session, PANE_HEIGHT as u32)
             .await?;
-        if !screen.contains(&ctx.project.agent.ready_pattern) {
+        if !self
+            .adapter
+            .is_ready(&screen, &ctx.project.agent.ready_pattern)
+        {
             if Instant::now() > deadline {
                 self.ready_deadline = None;
                 let reason = format!(
@@ -480,7 +512,11 @@ impl DevRun {
 
     /// Kill the session and remove the worktree (the branch lives on the forge).
     pub(super) async fn cleanup(&mut self) -> anyhow::Result<()> {
+        let agent = self.ctx.tmux.pane_pid(&self.session).await.ok().flatten();
         self.ctx.tmux.kill_session(&self.session).await?;
+        if let Some(pid) = agent {
+            wait_for_exit(pid).await;
+        }
         self.watcher = None;
         self.remove_worktree().await?;
         self.journal(
@@ -490,12 +526,66 @@ impl DevRun {
         Ok(())
     }
 
+    /// What the adapter needs to know about this session.
+    fn agent_ctx<'a>(&'a self, env: &'a [(String, String)], protocol: &'a str) -> SessionCtx<'a> {
+        SessionCtx {
+            worktree: &self.worktree,
+            session_dir: &self.session_dir,
+            command: &self.ctx.project.agent.command,
+            env,
+            protocol,
+        }
+    }
+
+    /// Store the tokens the agent used so far, when its adapter can tell.
+    /// Only bookkeeping: a failure is logged, never fatal.
+    pub(super) async fn record_usage(&self) {
+        let agent = self.agent_ctx(&self.ctx.agent_base_env, "");
+        match self.adapter.usage(&agent).await {
+            Ok(Some(usage)) => {
+                if let Err(e) = self
+                    .ctx
+                    .store
+                    .save_usage(self.ctx.name(), self.issue.0, &usage)
+                {
+                    tracing::warn!("storing token use: {e:#}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("reading the agent's token use: {e:#}"),
+        }
+    }
+
     async fn remove_worktree(&self) -> anyhow::Result<()> {
         let ctx = &self.ctx;
+        // The last word on token use, before the agent's records go with the worktree.
+        self.record_usage().await;
+        // Leftovers in the agent's own files must not keep the issue from settling.
+        if let Err(e) = self
+            .adapter
+            .cleanup(&self.agent_ctx(&ctx.agent_base_env, ""))
+            .await
+        {
+            self.journal(
+                EventKind::Error,
+                &format!("cleaning up after the agent of {}: {e:#}", self.session),
+            );
+        }
         let repo_dir = ctx.paths.repo_dir(ctx.name());
         let _one_at_a_time = ctx.repo_lock.lock().await;
         ctx.git
             .remove_worktree(&repo_dir, &self.worktree, &self.branch)
             .await
+    }
+}
+
+/// Wait (bounded) until the process group of a killed pane is gone: an agent
+/// still exiting writes its records (Claude Code its transcript) and would
+/// bring back what the clean-up removes.
+async fn wait_for_exit(pgid: u32) {
+    let group = nix::unistd::Pid::from_raw(pgid as i32);
+    let deadline = Instant::now() + AGENT_EXIT_TIMEOUT;
+    while nix::sys::signal::killpg(group, None).is_ok() && Instant::now() < deadline {
+        tokio::time::sleep(AGENT_EXIT_POLL).await;
     }
 }

@@ -19,6 +19,10 @@ pub use super::model::*;
 /// Times an issue may be refused and handed back before a human must look.
 pub const MAX_REFUSALS: u32 = 2;
 
+/// Times an agent that stops without writing a phase is told to; once more
+/// and it is taken as having failed.
+pub const MAX_NUDGES: u32 = 2;
+
 /// The transition function. Events that make no sense in a stage are journaled
 /// and otherwise ignored: an agent writing a stale phase must not derail an issue.
 pub fn next(
@@ -106,6 +110,8 @@ impl Transition<'_> {
                 };
                 self.journal(EventKind::PhaseSeen, line);
                 self.s.last_phase = Some(report.phase);
+                self.s.nudges = 0;
+                self.s.phase_since_stop = true;
                 self.phase(stage, report);
             }
             (stage, Event::Refused(refusal)) if stage.has_session() => self.refused(refusal),
@@ -205,6 +211,22 @@ impl Transition<'_> {
                     self.push(Effect::EnsureSession);
                 }
             }
+            // Stopping is normal once the agent has said where it stands;
+            // while it works (or waits on a human) it is not.
+            (_, Event::AgentStopped) if self.s.phase_since_stop => {
+                self.s.phase_since_stop = false;
+            }
+            (Working, Event::AgentStopped) if self.s.escalation.is_none() => {
+                if self.s.nudges >= MAX_NUDGES {
+                    self.block(format!(
+                        "the agent stopped {} times without writing a phase",
+                        self.s.nudges + 1
+                    ));
+                } else {
+                    self.s.nudges += 1;
+                    self.push(Effect::Paste(prompt::nudge(self.s.nudges, MAX_NUDGES)));
+                }
+            }
             (stage, Event::Idle) if stage.agent_busy() && self.s.escalation.is_none() => {
                 let idle = humanize(self.policy.idle_timeout);
                 self.block(format!(
@@ -222,7 +244,8 @@ impl Transition<'_> {
                 | Event::HumanReply { .. }
                 | Event::ChatReply { .. }
                 | Event::SessionDead
-                | Event::Idle,
+                | Event::Idle
+                | Event::AgentStopped,
             ) => {}
             (stage, other) => self.journal(
                 EventKind::Daemon,
@@ -462,5 +485,6 @@ fn event_name(event: &Event) -> &'static str {
         Event::ChatReply { .. } => "chat reply",
         Event::SessionDead => "session dead",
         Event::Idle => "idle",
+        Event::AgentStopped => "agent stopped",
     }
 }

@@ -19,6 +19,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use crate::agent::{AgentAdapter, Signal};
 use crate::forge::IssueNumber;
 use crate::paths::branch_name;
 use crate::phase::{self, PhaseError};
@@ -29,6 +30,9 @@ use machine::{DevState, Effect, Event, PhaseWrite, Policy, Stage};
 
 /// Respawns of a dead session before the issue is blocked (DESIGN §5 "Liveness").
 const MAX_RESPAWNS: u32 = 3;
+
+/// After an agent reports its exit, how long until its pane is looked at.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub struct DevActor;
 
@@ -56,6 +60,8 @@ pub enum DevMsg {
     Tick,
     /// A chat reply for this issue is waiting in the store.
     ChatReplies,
+    /// The agent's hooks reported something (a marker file was written).
+    AgentSignal(Signal),
 }
 
 /// The dev actor's runtime state; `state` is what gets persisted.
@@ -81,6 +87,8 @@ pub struct DevRun {
     last_reported: Option<String>,
     /// What to paste once the agent shows its prompt.
     delivery: Delivery,
+    /// What differs for the project's kind of agent.
+    adapter: AgentAdapter,
 }
 
 /// The first message of a session.
@@ -159,6 +167,7 @@ impl Actor for DevActor {
             ready_deadline: None,
             last_reported: None,
             delivery: Delivery::Task,
+            adapter: AgentAdapter::new(ctx.project.agent.kind),
             ctx,
         };
         if is_new {
@@ -220,6 +229,17 @@ impl Actor for DevActor {
                 }
                 DevMsg::PhaseFileChanged => run.read_phase_file().await?,
                 DevMsg::ReadyCheck => run.ready_check().await?,
+                DevMsg::AgentSignal(signal) => {
+                    run.record_usage().await;
+                    match signal {
+                        Signal::Stopped => Some(Event::AgentStopped),
+                        // The program is on its way out; look again once it is gone.
+                        Signal::Exited => {
+                            myself.send_after(EXIT_GRACE, || DevMsg::Tick);
+                            None
+                        }
+                    }
+                }
             };
             if let Some(event) = event {
                 run.process(event).await?;

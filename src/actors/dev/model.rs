@@ -146,6 +146,15 @@ pub struct DevState {
     /// daemon was down is still seen on restart.
     #[serde(default)]
     pub phase_seen: Option<PhaseWrite>,
+    /// Times the agent was told it stopped without writing a phase, since
+    /// its last phase.
+    #[serde(default)]
+    pub nudges: u32,
+    /// A phase was written since the agent last stopped: its next stop ends
+    /// a turn that did report. (A message pasted while the agent is busy is
+    /// read after that turn's stop, so the stage alone cannot tell.)
+    #[serde(default)]
+    pub phase_since_stop: bool,
 }
 
 impl DevState {
@@ -170,6 +179,8 @@ impl DevState {
             refusals: 0,
             merge_commit: None,
             phase_seen: None,
+            nudges: 0,
+            phase_since_stop: false,
         }
     }
 }
@@ -209,6 +220,26 @@ pub enum CiVerdict {
         /// The pipeline to restart when the failure is the infrastructure's.
         infrastructure: Option<u64>,
     },
+}
+
+impl CiVerdict {
+    /// One line for the journal: `green`, `pending`, or `failed: <context>: <first line>`.
+    pub fn summary(&self) -> String {
+        match self {
+            CiVerdict::Pending => "pending".to_string(),
+            CiVerdict::Green => "green".to_string(),
+            CiVerdict::Red { failures, .. } => {
+                let failed: Vec<String> = failures
+                    .iter()
+                    .map(|f| {
+                        let first = f.description.lines().next().unwrap_or_default();
+                        format!("{}: {first}", f.context)
+                    })
+                    .collect();
+                format!("failed: {}", failed.join("; "))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,6 +305,8 @@ pub enum Event {
     SessionDead,
     /// No phase change and no pane output for `idle_timeout`.
     Idle,
+    /// The agent ended its turn and waits for input (its own hook said so).
+    AgentStopped,
 }
 
 /// Side effects for the actor to perform, in order.

@@ -1,53 +1,41 @@
-//! The inotify watch on session folders: every completed write of a session's
-//! phase file becomes a `PhaseFileChanged` message to its dev actor.
+//! The inotify watch on session folders: every completed write of a phase
+//! file becomes a `PhaseFileChanged` message to its dev actor, and of an
+//! agent's marker file (`agent::Signal`) an `AgentSignal`.
 //!
-//! One inotify instance serves every session of the daemon. The kernel allows
-//! 128 instances per user by default (`fs.inotify.max_user_instances`), shared
-//! with every other program of that user; one per session stopped the 129th
-//! session from starting (found by `scripts/bench` with 200 sessions).
+//! All dev actors share one inotify instance: the kernel allows a user only
+//! 128 instances by default (`fs.inotify.max_user_instances`), far fewer than
+//! the sessions one daemon supervises, while watches on one instance are
+//! plentiful.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
 use notify::event::{AccessKind, AccessMode, ModifyKind};
-use notify::{EventKind, RecursiveMode, Watcher};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use ractor::ActorRef;
 
 use super::DevMsg;
+use crate::agent::Signal;
 
-/// Watched session folder → (registration id, its dev actor).
-type Routes = HashMap<PathBuf, (u64, ActorRef<DevMsg>)>;
+/// Session folder → the dev actor to tell.
+type Routes = Arc<Mutex<HashMap<PathBuf, ActorRef<DevMsg>>>>;
 
-/// The daemon's one watcher and where its events go.
-struct PhaseWatcher {
-    /// Held across `watch`/`unwatch` and the route change that goes with them,
-    /// so a stopping actor cannot unwatch a folder its successor just watched.
-    /// The event callback never takes this lock: notify's `watch` waits for its
-    /// event thread, which may be inside the callback.
-    watcher: Mutex<Option<notify::RecommendedWatcher>>,
-    routes: Arc<Mutex<Routes>>,
-    next_id: AtomicU64,
+struct Shared {
+    watcher: Mutex<RecommendedWatcher>,
+    routes: Routes,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not stop every session's phase changes.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn shared() -> &'static PhaseWatcher {
-    static SHARED: OnceLock<PhaseWatcher> = OnceLock::new();
-    SHARED.get_or_init(|| PhaseWatcher {
-        watcher: Mutex::new(None),
-        routes: Arc::new(Mutex::new(HashMap::new())),
-        next_id: AtomicU64::new(1),
-    })
-}
-
-fn new_watcher(routes: Arc<Mutex<Routes>>) -> notify::Result<notify::RecommendedWatcher> {
-    notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+/// The process's one watcher, made on first use.
+fn shared() -> anyhow::Result<&'static Shared> {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    if let Some(shared) = SHARED.get() {
+        return Ok(shared);
+    }
+    let routes: Routes = Arc::default();
+    let lookup = routes.clone();
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(event) = res else { return };
         // Only completed writes count (close after writing, or a rename into
         // place), so a half-written file is never read.
@@ -59,63 +47,82 @@ fn new_watcher(routes: Arc<Mutex<Routes>>) -> notify::Result<notify::Recommended
         if !completed {
             return;
         }
+        let routes = lookup.lock().unwrap_or_else(|e| e.into_inner());
         for path in &event.paths {
-            if path.file_name().is_none_or(|n| n != "phase") {
+            let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
                 continue;
-            }
-            let actor = path
-                .parent()
-                .and_then(|dir| lock(&routes).get(dir).map(|(_, a)| a.clone()));
-            if let Some(actor) = actor {
+            };
+            let msg = if name == "phase" {
+                DevMsg::PhaseFileChanged
+            } else if let Some(signal) = Signal::from_file_name(&name) {
+                DevMsg::AgentSignal(signal)
+            } else {
+                continue;
+            };
+            if let Some(actor) = path.parent().and_then(|dir| routes.get(dir)) {
                 // The actor may be stopping; a lost nudge then does not matter.
-                let _ = actor.send_message(DevMsg::PhaseFileChanged);
+                let _ = actor.send_message(msg);
             }
         }
     })
+    .context("creating the inotify watcher")?;
+    let made = Shared {
+        watcher: Mutex::new(watcher),
+        routes,
+    };
+    // Two first uses at once: one wins, the other's watcher is dropped.
+    Ok(SHARED.get_or_init(|| made))
 }
 
-/// A session folder's watch; dropping it stops the watch.
+/// A watched session folder; dropping it ends the watch.
 pub struct PhaseWatch {
     dir: PathBuf,
-    id: u64,
-}
-
-/// Watch `dir` for writes of its `phase` file, reported to `actor`.
-pub fn watch_phase_file(dir: &Path, actor: ActorRef<DevMsg>) -> anyhow::Result<PhaseWatch> {
-    let shared = shared();
-    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let mut watcher = lock(&shared.watcher);
-    if watcher.is_none() {
-        *watcher =
-            Some(new_watcher(shared.routes.clone()).context("creating the inotify watcher")?);
-    }
-    let watcher = watcher.as_mut().expect("created above");
-    lock(&shared.routes).insert(dir.to_path_buf(), (id, actor));
-    if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
-        lock(&shared.routes).remove(dir);
-        return Err(e).with_context(|| format!("watching {}", dir.display()));
-    }
-    Ok(PhaseWatch {
-        dir: dir.to_path_buf(),
-        id,
-    })
+    actor: ractor::ActorId,
 }
 
 impl Drop for PhaseWatch {
     fn drop(&mut self) {
-        let shared = shared();
-        let mut watcher = lock(&shared.watcher);
-        let mine = {
-            let mut routes = lock(&shared.routes);
-            let mine = routes.get(&self.dir).is_some_and(|(id, _)| *id == self.id);
-            if mine {
-                routes.remove(&self.dir);
+        if let Ok(shared) = shared() {
+            let mut routes = shared.routes.lock().unwrap_or_else(|e| e.into_inner());
+            // A newer actor for the same session keeps its watch.
+            if routes
+                .get(&self.dir)
+                .is_none_or(|a| a.get_id() != self.actor)
+            {
+                return;
             }
-            mine
-        };
-        if mine && let Some(w) = watcher.as_mut() {
-            // Gone already when the folder was removed; nothing left to undo.
-            let _ = w.unwatch(&self.dir);
+            routes.remove(&self.dir);
+            drop(routes);
+            let mut watcher = shared.watcher.lock().unwrap_or_else(|e| e.into_inner());
+            // The folder may be gone already, which ended the watch.
+            let _ = watcher.unwatch(&self.dir);
         }
     }
+}
+
+/// Watch `dir` for completed writes of its `phase` file and the agent's
+/// marker files, telling `actor`.
+pub fn watch_phase_file(dir: &Path, actor: ActorRef<DevMsg>) -> anyhow::Result<PhaseWatch> {
+    let shared = shared()?;
+    let dir = dir.to_path_buf();
+    let id = actor.get_id();
+    shared
+        .routes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(dir.clone(), actor);
+    let watched = shared
+        .watcher
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .watch(&dir, RecursiveMode::NonRecursive);
+    if let Err(e) = watched {
+        shared
+            .routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&dir);
+        return Err(e).with_context(|| format!("watching {}", dir.display()));
+    }
+    Ok(PhaseWatch { dir, actor: id })
 }

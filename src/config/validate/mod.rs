@@ -16,7 +16,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::duration;
 use super::error::{ConfigError, SYNTAX_FIELD, field_name, line_col, path_at, reword};
 use super::raw::{DurationText, RawTop};
-use super::{Project, Secrets};
+use super::{ForgeKind, Project, Secrets};
 
 /// See `load::Env`.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -55,7 +55,8 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
 
     let forge = c.forge();
     let mut secrets = Secrets {
-        forge_token: forge.token,
+        forge_token: forge.api.token,
+        webhook_secret: forge.webhook.token,
         ..Secrets::default()
     };
     let labels = c.labels();
@@ -67,21 +68,30 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
     secrets.matrix_token = matrix.token;
     let mirrors = c.mirrors();
     // Every `*_env` key names a secret the agent must never see.
-    let secret_vars: Vec<(String, &str)> = [forge.secret_var, ci.secret_var, matrix.secret_var]
-        .into_iter()
-        .flatten()
-        .collect();
+    let secret_vars: Vec<(String, &str)> = [
+        forge.api.secret_var,
+        forge.webhook.secret_var,
+        ci.secret_var,
+        matrix.secret_var,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let agent = c.agent(&secret_vars);
 
     let Some(top) = top else {
         return Err(c.into_errors());
     };
     let name = c.name(top.name);
-    let repo = c.repo(top.repo);
+    let repo = c.repo(top.repo, forge.api.config.kind == ForgeKind::Local);
     let primary_branch = c.text_or(top.primary_branch, "primary_branch", "main");
     let clone_url = match top.clone_url {
         Some(url) => c.non_empty(url, "clone_url"),
-        None => format!("{}/{}.git", forge.config.url.trim_end_matches('/'), repo),
+        None => format!(
+            "{}/{}.git",
+            forge.api.config.url.trim_end_matches('/'),
+            repo
+        ),
     };
     let poll_interval = c.duration(top.poll_interval, "poll_interval", Duration::from_secs(60));
 
@@ -96,7 +106,7 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
             primary_branch,
             clone_url,
             poll_interval,
-            forge: forge.config,
+            forge: forge.api.config,
             labels,
             agent,
             ci: ci.config,
@@ -282,10 +292,14 @@ impl Checker<'_> {
         Some((raw.into_inner(), position))
     }
 
-    fn repo(&mut self, raw: Option<Spanned<String>>) -> String {
+    /// `owner/name` on a forge; any name for the local backend, which has no owners.
+    fn repo(&mut self, raw: Option<Spanned<String>>, local: bool) -> String {
         let Some(raw) = self.required(raw, 0..0, "repo") else {
             return String::new();
         };
+        if local {
+            return self.non_empty(raw, "repo");
+        }
         let part_ok = |p: &str| {
             !p.is_empty()
                 && p.bytes()

@@ -13,8 +13,8 @@ use crate::config::raw::{
     RawAgent, RawCi, RawForge, RawLabels, RawMatrix, RawMerge, RawMirrors, RawReview,
 };
 use crate::config::{
-    AgentConfig, CiConfig, ForgeConfig, ForgeKind, Labels, MatrixConfig, MergeConfig, ReviewConfig,
-    WoodpeckerConfig,
+    AgentConfig, AgentKind, CiConfig, ForgeConfig, ForgeKind, Labels, MatrixConfig, MergeConfig,
+    ReviewConfig, WoodpeckerConfig,
 };
 use crate::forge::MergeMethod;
 
@@ -26,11 +26,22 @@ pub(super) struct WithSecret<T> {
     pub secret_var: Option<(String, &'static str)>,
 }
 
+/// `[forge]` names two secrets: the API token and the webhook secret.
+pub(super) struct ForgeSection {
+    pub api: WithSecret<ForgeConfig>,
+    pub webhook: WithSecret<()>,
+}
+
 const FORGE_KINDS: &[(&str, ForgeKind)] = &[
     ("forgejo", ForgeKind::Forgejo),
     ("gitea", ForgeKind::Gitea),
     ("github", ForgeKind::Github),
     ("local", ForgeKind::Local),
+];
+
+const AGENT_KINDS: &[(&str, AgentKind)] = &[
+    ("generic", AgentKind::Generic),
+    ("claude", AgentKind::Claude),
 ];
 
 const MERGE_METHODS: &[(&str, MergeMethod)] = &[
@@ -44,7 +55,7 @@ fn names<T>(table: &[(&str, T)]) -> String {
 }
 
 impl Checker<'_> {
-    pub(super) fn forge(&mut self) -> WithSecret<ForgeConfig> {
+    pub(super) fn forge(&mut self) -> ForgeSection {
         let (header, raw) = match self.section::<RawForge>("forge") {
             Some(s) => (s.span(), Some(s.into_inner())),
             // Absent, or present but malformed (already reported).
@@ -55,16 +66,23 @@ impl Checker<'_> {
             kind: ForgeKind::Forgejo,
             url: String::new(),
             token_env: None,
+            webhook_secret_env: None,
+        };
+        let mut webhook = WithSecret {
+            config: (),
+            token: None,
+            secret_var: None,
         };
         let Some(raw) = raw else {
             if !section_present {
                 self.push(0..0, "[forge]", "required section is missing");
             }
-            return WithSecret {
+            let api = WithSecret {
                 config,
                 token: None,
                 secret_var: None,
             };
+            return ForgeSection { api, webhook };
         };
         let kind_field = "[forge] kind";
         if let Some(kind) = self.required(raw.kind, header.clone(), kind_field) {
@@ -95,11 +113,20 @@ impl Checker<'_> {
         };
         let token = token_env.as_ref().and_then(|v| self.secret(v, token_field));
         config.token_env = token_env.map(Spanned::into_inner);
-        WithSecret {
+        // Optional: only `run --listen` needs it, and a project without it
+        // simply gets no webhooks.
+        let hook_field = "[forge] webhook_secret_env";
+        if let Some(var) = raw.webhook_secret_env {
+            webhook.token = self.secret(&var, hook_field);
+            webhook.secret_var = Some((var.get_ref().clone(), hook_field));
+            config.webhook_secret_env = Some(var.into_inner());
+        }
+        let api = WithSecret {
             secret_var: config.token_env.clone().map(|v| (v, token_field)),
             config,
             token,
-        }
+        };
+        ForgeSection { api, webhook }
     }
 
     pub(super) fn labels(&mut self) -> Labels {
@@ -126,6 +153,7 @@ impl Checker<'_> {
         let present = self.doc.iter().any(|(k, _)| k.get_ref() == "agent");
         let section = self.section::<RawAgent>("agent");
         let mut config = AgentConfig {
+            kind: AgentKind::Generic,
             command: String::new(),
             ready_pattern: "❯".to_string(),
             max_sessions: 1,
@@ -141,6 +169,19 @@ impl Checker<'_> {
         };
         let header = section.span();
         let raw = section.into_inner();
+        if let Some(kind) = raw.kind {
+            match AGENT_KINDS.iter().find(|(n, _)| n == kind.get_ref()) {
+                Some((_, found)) => config.kind = *found,
+                None => {
+                    let message = format!(
+                        "unknown agent kind \"{}\"; allowed: {}",
+                        kind.get_ref(),
+                        names(AGENT_KINDS)
+                    );
+                    self.push(kind.span(), "[agent] kind", message);
+                }
+            }
+        }
         if let Some(command) = self.required(raw.command, header, "[agent] command") {
             config.command = command.into_inner();
         }
@@ -187,6 +228,7 @@ impl Checker<'_> {
                 required: raw.required.unwrap_or(true),
                 max_fix_attempts: raw.max_fix_attempts.unwrap_or(3),
                 timeout: self.duration(raw.timeout, "[ci] timeout", Duration::from_secs(30 * 60)),
+                command: raw.command.map(|c| self.non_empty(c, "[ci] command")),
                 woodpecker: None,
             },
             token: None,

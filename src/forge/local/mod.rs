@@ -1,6 +1,232 @@
 //! The `local` forge backend (`forge.kind = "local"`): a folder of markdown plan
-//! files stands in for the forge's issues. `plan` parses that folder.
+//! files stands in for the forge's issues, a local git repository for its code,
+//! a pushed `fix/issue-<key>` branch for a pull request, a shell command for CI
+//! and review files written by `forgehand approve` for reviews.
+//!
+//! # Layout
+//! - `plan`: parsing plan files; `scan`: reading the folder into issues.
+//! - `state`: numbers, labels, comments, pulls and CI results kept in
+//!   `<plans>/.forgehand/state.json`.
+//! - `forge`: the `Forge` trait over all of it; `ci`, `merge`, `review`,
+//!   `report`, `watch`: one concern each.
 
+mod ci;
+mod forge;
+mod merge;
 pub mod plan;
+mod report;
+pub mod review;
+mod scan;
+mod state;
+mod watch;
 
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::config::{Labels, Project};
+use crate::forge::{ForgeError, Nudge};
+use crate::store::{EventKind, Store};
+
+pub use ci::CI_CONTEXT;
 pub use plan::{Plan, PlanError, load_plans, parse_plan};
+pub use review::{ReviewVerdict, submit_review};
+use state::State;
+
+/// forgehand's login on the local forge: its own comments and reviews carry it.
+pub const LOCAL_LOGIN: &str = "forgehand";
+
+/// What a local forge needs to know, usually taken from a project file.
+pub struct LocalArgs {
+    /// The folder of plan files (`forge.url`).
+    pub plans: PathBuf,
+    /// The git repository (`clone_url`): branches are pushed to it, merges land in it.
+    pub repo: PathBuf,
+    pub primary_branch: String,
+    pub labels: Labels,
+    /// `[ci] command`; `None` means every commit is green at once.
+    pub ci_command: Option<String>,
+    pub ci_timeout: Duration,
+    /// Where bad plans and refused merges are journalled: (store, project name).
+    pub journal: Option<(Arc<Store>, String)>,
+}
+
+impl LocalArgs {
+    pub fn from_project(project: &Project, store: Option<Arc<Store>>) -> LocalArgs {
+        LocalArgs {
+            plans: PathBuf::from(&project.forge.url),
+            repo: repo_path(&project.clone_url),
+            primary_branch: project.primary_branch.clone(),
+            labels: project.labels.clone(),
+            ci_command: project.ci.command.clone(),
+            ci_timeout: project.ci.timeout,
+            journal: store.map(|s| (s, project.name.clone())),
+        }
+    }
+}
+
+/// The local backend; cheap to share (one `Arc` inside), since CI runs and the
+/// folder watcher outlive the call that started them.
+pub struct LocalForge {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    plans: PathBuf,
+    repo: PathBuf,
+    primary: String,
+    labels: Labels,
+    ci_command: Option<String>,
+    ci_timeout: Duration,
+    journal: Option<(Arc<Store>, String)>,
+    state: Mutex<State>,
+    /// Commits whose CI is running now (not persisted: a restart runs them again).
+    ci_running: Mutex<BTreeSet<String>>,
+    /// Set by `watch`; CI results are announced here.
+    nudges: Mutex<Option<UnboundedSender<Nudge>>>,
+    /// Kept alive for as long as the forge: dropping it stops the watching.
+    watcher: Mutex<Option<notify::RecommendedWatcher>>,
+}
+
+impl LocalForge {
+    /// Opens the plans folder (which must exist) and its persisted state.
+    pub fn open(args: LocalArgs) -> anyhow::Result<LocalForge> {
+        if !args.plans.is_dir() {
+            bail!(
+                "[forge] url: the plans folder {} does not exist (forge.kind = \"local\" \
+                 names a folder of plan files)",
+                args.plans.display()
+            );
+        }
+        // Absolute, so the watcher's event paths compare equal to it.
+        let plans = args
+            .plans
+            .canonicalize()
+            .with_context(|| format!("resolving {}", args.plans.display()))?;
+        let state = State::load(&plans)?;
+        Ok(LocalForge {
+            inner: Arc::new(Inner {
+                plans,
+                repo: args.repo,
+                primary: args.primary_branch,
+                labels: args.labels,
+                ci_command: args.ci_command.filter(|c| !c.trim().is_empty()),
+                ci_timeout: args.ci_timeout,
+                journal: args.journal,
+                state: Mutex::new(state),
+                ci_running: Mutex::new(BTreeSet::new()),
+                nudges: Mutex::new(None),
+                watcher: Mutex::new(None),
+            }),
+        })
+    }
+
+    pub fn plans_dir(&self) -> &Path {
+        &self.inner.plans
+    }
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the state and persists it before anyone else sees the change.
+    fn update<T>(&self, change: impl FnOnce(&mut State) -> T) -> Result<T, ForgeError> {
+        let mut state = self.state();
+        let out = change(&mut state);
+        state.save(&self.plans).map_err(ForgeError::Other)?;
+        Ok(out)
+    }
+
+    fn journal(&self, issue: Option<u64>, kind: EventKind, detail: &str) {
+        tracing::warn!("{detail}");
+        if let Some((store, project)) = &self.journal
+            && let Err(e) = store.journal(project, issue, kind, detail)
+        {
+            tracing::error!("{e:#}");
+        }
+    }
+
+    fn nudge(&self, nudge: Nudge) {
+        let nudges = self.nudges.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = nudges.as_ref() {
+            let _ = tx.send(nudge);
+        }
+    }
+
+    fn key_of(&self, number: u64) -> Option<String> {
+        self.state().key_of(number).map(str::to_string)
+    }
+}
+
+/// The repository a `clone_url` names: a path, or a `file://` URL.
+pub fn repo_path(clone_url: &str) -> PathBuf {
+    PathBuf::from(clone_url.strip_prefix("file://").unwrap_or(clone_url))
+}
+
+/// Runs git in `dir` as forgehand (the identity of the merge commits it makes).
+async fn git_output<I, S>(dir: &Path, args: I) -> anyhow::Result<Output>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(&args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", "forgehand")
+        .env("GIT_AUTHOR_EMAIL", "forgehand@localhost")
+        .env("GIT_COMMITTER_NAME", "forgehand")
+        .env("GIT_COMMITTER_EMAIL", "forgehand@localhost")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running git in {}", dir.display()))
+}
+
+/// Like `git_output`, but a failure is an error naming the command; the trimmed stdout.
+async fn git<I, S>(dir: &Path, args: I) -> anyhow::Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let out = git_output(dir, &args).await?;
+    if !out.status.success() {
+        let shown: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+        bail!(
+            "git {} in {} failed: {}",
+            shown.join(" "),
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The commit a branch of `repo` points at, `None` if there is no such branch.
+async fn branch_sha(repo: &Path, branch: &str) -> anyhow::Result<Option<String>> {
+    let out = git_output(
+        repo,
+        [
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}^{{commit}}"),
+        ],
+    )
+    .await?;
+    Ok(out
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()))
+}

@@ -1,9 +1,11 @@
 //! One test per kind of error in a project file, each checking the
 //! `file:line:col: field:` prefix and the gist of the message.
 
-use super::{MINIMAL, TOKEN, assert_error, errors_of};
+use super::{MINIMAL, TOKEN, assert_error, env, errors_of, write};
 use forgehand::config::duration;
+use forgehand::config::load_file_with;
 use std::time::Duration;
+use tempfile::TempDir;
 
 #[test]
 fn toml_syntax_error_is_located() {
@@ -380,4 +382,48 @@ fn errors_in_several_sections_are_all_reported() {
         "must be at least 1",
     );
     assert_error(&errors, &path, 12, 6, "[mirrors] gh", "invalid type");
+}
+
+/// `[forge] webhook_secret_env` is optional, but when given its variable must
+/// be set, its value is a secret like the token (redacted, never passed to the
+/// agent).
+#[test]
+fn webhook_secret_is_a_secret() {
+    let src = MINIMAL.replace(
+        "token_env = \"FORGE_TOKEN\"",
+        "token_env = \"FORGE_TOKEN\"\nwebhook_secret_env = \"HOOK_SECRET\"",
+    );
+    let (_dir, path, errors) = errors_of(&src, TOKEN);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_error(
+        &errors,
+        &path,
+        8,
+        22,
+        "[forge] webhook_secret_env",
+        "environment variable HOOK_SECRET named by [forge] webhook_secret_env is not set",
+    );
+
+    let passed = src.clone() + "pass_env = [\"HOOK_SECRET\"]\n";
+    let vars: &[(&str, &str)] = &[("FORGE_TOKEN", "f"), ("HOOK_SECRET", "h00k-value")];
+    let (_dir, path, errors) = errors_of(&passed, vars);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_error(
+        &errors,
+        &path,
+        12,
+        13,
+        "[agent] pass_env",
+        "HOOK_SECRET is a secret (named by [forge] webhook_secret_env) and must not be passed to the agent",
+    );
+
+    let dir = TempDir::new().unwrap();
+    let file = write(dir.path(), "proj.toml", &src);
+    let p = load_file_with(&file, &env(vars)).expect("loads");
+    assert_eq!(p.forge.webhook_secret_env.as_deref(), Some("HOOK_SECRET"));
+    assert_eq!(p.secrets.webhook_secret.as_deref(), Some("h00k-value"));
+    assert!(p.secrets.values().contains(&"h00k-value".to_string()));
+    let plain = write(dir.path(), "plain.toml", MINIMAL);
+    let p = load_file_with(&plain, &env(TOKEN)).expect("loads");
+    assert_eq!(p.secrets.webhook_secret, None);
 }

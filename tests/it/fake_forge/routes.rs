@@ -229,6 +229,15 @@ pub fn serve(
             }
         }
     };
+    let conditional = method == "GET" && template.as_deref().is_some_and(sends_etag);
+    let apply = || {
+        let reply = apply();
+        if conditional {
+            with_etag(reply, headers)
+        } else {
+            reply
+        }
+    };
     let (reply, delivery) = match fault {
         None | Some(Fault::Delay(_)) => (apply(), Delivery::Now),
         Some(Fault::AfterApply(inner)) => {
@@ -257,6 +266,41 @@ pub fn serve(
     Answer {
         response: reply.into_response(&state.base_url),
         delivery,
+    }
+}
+
+/// The list endpoints every poll reads: the fake sends an `ETag` with them and
+/// answers `304` to a matching `If-None-Match`, as a forge behind a caching
+/// proxy would (Forgejo itself sends no `ETag` on its JSON API).
+fn sends_etag(template: &str) -> bool {
+    matches!(
+        template,
+        "/repos/{owner}/{repo}/issues" | "/repos/{owner}/{repo}/pulls"
+    )
+}
+
+/// A 200 list answer tagged with a hash of everything it says; `304` without a
+/// body when the client already holds that tag.
+fn with_etag(reply: Reply, request: &HeaderMap) -> Reply {
+    use std::hash::{Hash, Hasher};
+    let ReplyBody::Json(value) = &reply.body else {
+        return reply;
+    };
+    if reply.status != 200 {
+        return reply;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.to_string().hash(&mut hasher);
+    reply.headers.hash(&mut hasher);
+    let etag = format!("\"{:016x}\"", hasher.finish());
+    let held = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    if held {
+        Reply::empty(304).with_header("etag", etag)
+    } else {
+        reply.with_header("etag", etag)
     }
 }
 

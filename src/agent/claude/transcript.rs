@@ -1,0 +1,99 @@
+//! Token use from Claude Code's session transcripts: JSON lines under
+//! `~/.claude/projects/<folder>/`, where `<folder>` is the working directory
+//! with every character but ASCII letters and digits turned into `-`.
+//! Assistant entries carry `message.usage`; one API message may be written as
+//! several entries (one per content block) with the same usage, so entries
+//! are counted once per message id.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::Value;
+
+use crate::store::TokenUsage;
+
+/// Claude Code shortens longer folder names and adds a hash.
+const MAX_FOLDER_NAME: usize = 200;
+
+/// The transcript folder name for a working directory.
+pub fn folder_name(cwd: &str) -> String {
+    cwd.chars()
+        .flat_map(|c| {
+            let keep = c.is_ascii_alphanumeric();
+            // JavaScript replaces each UTF-16 unit.
+            std::iter::repeat_n(
+                if keep { c } else { '-' },
+                if keep { 1 } else { c.len_utf16() },
+            )
+        })
+        .collect()
+}
+
+/// The transcript folder for `cwd` under `home`, if it exists.
+pub fn dir(home: &Path, cwd: &str) -> Option<PathBuf> {
+    let projects = home.join(".claude").join("projects");
+    let name = folder_name(cwd);
+    if name.len() <= MAX_FOLDER_NAME {
+        let dir = projects.join(name);
+        return dir.is_dir().then_some(dir);
+    }
+    // The hash Claude Code appends is its own; match the prefix.
+    let prefix = format!("{}-", &name[..MAX_FOLDER_NAME]);
+    std::fs::read_dir(&projects)
+        .ok()?
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+}
+
+/// Sum the usage of every message in one transcript's text.
+pub fn usage_in_text(text: &str, into: &mut HashMap<String, TokenUsage>) {
+    for (n, line) in text.lines().enumerate() {
+        let Ok(entry) = serde_json::from_str::<Value>(line) else {
+            // A line being written while we read, or not ours to understand.
+            continue;
+        };
+        let message = &entry["message"];
+        let usage = &message["usage"];
+        if !usage.is_object() {
+            continue;
+        }
+        let count = |k: &str| usage[k].as_u64().unwrap_or(0);
+        let key = message["id"]
+            .as_str()
+            .or_else(|| entry["uuid"].as_str())
+            .map_or_else(|| format!("line-{n}"), str::to_string);
+        into.insert(
+            key,
+            TokenUsage {
+                input: count("input_tokens"),
+                output: count("output_tokens"),
+                cache_creation: count("cache_creation_input_tokens"),
+                cache_read: count("cache_read_input_tokens"),
+            },
+        );
+    }
+}
+
+/// The usage of one transcript's text, each message once.
+pub fn usage(text: &str) -> TokenUsage {
+    let mut seen = HashMap::new();
+    usage_in_text(text, &mut seen);
+    seen.values().copied().sum()
+}
+
+/// The usage of every transcript in `dir` (one per session started there).
+pub fn usage_in_dir(dir: &Path) -> anyhow::Result<TokenUsage> {
+    let mut seen = HashMap::new();
+    let entries = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            usage_in_text(&text, &mut seen);
+        }
+    }
+    Ok(seen.values().copied().sum())
+}

@@ -1,0 +1,149 @@
+//! Reviews on the local backend: one JSON file per review in
+//! `<plans>/.forgehand/reviews/`, written by `forgehand approve` and
+//! `forgehand request-changes` on the branch's current head, read back as the
+//! pull request's reviews.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::state::{State, write_atomically};
+use crate::forge::{CommitSha, IssueState, Review, ReviewState};
+
+/// What a person says about a pull request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewVerdict {
+    Approved,
+    ChangesRequested,
+}
+
+/// One review file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewFile {
+    /// Unique and increasing: the submission time in nanoseconds.
+    pub id: u64,
+    pub pr: u64,
+    pub key: String,
+    pub author: String,
+    pub verdict: ReviewVerdict,
+    pub body: String,
+    /// The head the review was given on.
+    pub commit: String,
+    pub submitted_at: DateTime<Utc>,
+}
+
+pub(super) fn reviews_dir(plans: &Path) -> PathBuf {
+    plans.join(".forgehand").join("reviews")
+}
+
+/// Records a review of plan `key`'s open pull request on the current head of its
+/// branch in `repo`; the path of the review file.
+pub fn submit_review(
+    plans: &Path,
+    repo: &Path,
+    key: &str,
+    verdict: ReviewVerdict,
+    body: &str,
+) -> anyhow::Result<PathBuf> {
+    let branch = crate::paths::branch_name(key);
+    let state = State::load(plans)?;
+    let Some(pull) = state
+        .pulls
+        .values()
+        .filter(|p| p.head == branch && p.state == IssueState::Open)
+        .max_by_key(|p| p.number)
+    else {
+        bail!(
+            "plan `{key}` has no open pull request (no open PR from {branch} in {})",
+            State::path(plans).display()
+        );
+    };
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["rev-parse", "--verify", "--quiet"])
+        .arg(format!("refs/heads/{branch}^{{commit}}"))
+        .output()
+        .with_context(|| format!("running git in {}", repo.display()))?;
+    if !out.status.success() {
+        bail!("there is no branch {branch} in {}", repo.display());
+    }
+    let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let now = Utc::now();
+    let id = now
+        .timestamp_nanos_opt()
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or_default();
+    let author = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "reviewer".to_string());
+    let review = ReviewFile {
+        id,
+        pr: pull.number,
+        key: key.to_string(),
+        author,
+        verdict,
+        body: body.to_string(),
+        commit,
+        submitted_at: now,
+    };
+    let path = reviews_dir(plans).join(format!("{id}-{key}.json"));
+    let bytes = serde_json::to_vec_pretty(&review).context("encoding the review")?;
+    write_atomically(&path, &bytes)?;
+    Ok(path)
+}
+
+/// Reads one review file.
+pub(super) fn read_review(path: &Path) -> anyhow::Result<ReviewFile> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The reviews of pull request `pr`, oldest first. Unreadable files are skipped
+/// with a warning: one bad file must not hide the others.
+pub(super) fn read_reviews(plans: &Path, pr: u64) -> anyhow::Result<Vec<Review>> {
+    let dir = reviews_dir(plans);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut reviews = Vec::new();
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        if !is_review_file(&path) {
+            continue;
+        }
+        match read_review(&path) {
+            Ok(r) if r.pr == pr => reviews.push(Review {
+                id: r.id,
+                author: r.author,
+                state: match r.verdict {
+                    ReviewVerdict::Approved => ReviewState::Approved,
+                    ReviewVerdict::ChangesRequested => ReviewState::ChangesRequested,
+                },
+                body: r.body,
+                commit_id: CommitSha(r.commit),
+                dismissed: false,
+                stale: false,
+                submitted_at: Some(r.submitted_at),
+            }),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("skipping a review file: {e:#}"),
+        }
+    }
+    reviews.sort_by_key(|r| r.id);
+    Ok(reviews)
+}
+
+/// A finished review file (not a temp file being written).
+pub(super) fn is_review_file(path: &Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    !name.starts_with('.') && name.ends_with(".json")
+}

@@ -1,0 +1,245 @@
+//! End to end on the local backend: the real daemon, a folder of plans, a real
+//! repository, `[ci] command`, a private tmux server and the scripted agent.
+//! `poll_interval` is an hour, so only the folder watcher can make things happen.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use forgehand::store::Store;
+use tempfile::TempDir;
+
+use crate::support::{git, wait_until};
+
+const STEP: Duration = Duration::from_secs(60);
+
+/// A daemon on a local project; everything torn down on drop.
+struct LocalHarness {
+    dir: TempDir,
+    plans: PathBuf,
+    repo: PathBuf,
+    projects: PathBuf,
+    state: PathBuf,
+    tmux_tmpdir: PathBuf,
+    daemon: Option<Child>,
+    log: PathBuf,
+}
+
+impl LocalHarness {
+    fn new(required_approvals: u32) -> LocalHarness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let h = LocalHarness {
+            plans: dir.path().join("plans"),
+            repo: dir.path().join("repo"),
+            projects: dir.path().join("projects"),
+            state: dir.path().join("state"),
+            tmux_tmpdir: dir.path().join("tmux"),
+            log: dir.path().join("daemon.log"),
+            daemon: None,
+            dir,
+        };
+        for d in [&h.plans, &h.projects, &h.state, &h.tmux_tmpdir] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        git(
+            h.dir.path(),
+            &["init", "--quiet", "--initial-branch=main", "repo"],
+        );
+        std::fs::write(h.repo.join("README.md"), "demo\n").unwrap();
+        git(&h.repo, &["add", "README.md"]);
+        git(&h.repo, &["commit", "--quiet", "-m", "initial"]);
+        let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fake-agent");
+        std::fs::write(
+            h.projects.join("proj.toml"),
+            format!(
+                r#"name = "proj"
+repo = "local/proj"
+clone_url = "{repo}"
+poll_interval = "1h"
+
+[forge]
+kind = "local"
+url = "{plans}"
+
+[agent]
+command = "python3 {agent}"
+
+[ci]
+command = "ls work/ | grep -q issue-"
+timeout = "60s"
+
+[review]
+required_approvals = {required_approvals}
+"#,
+                repo = h.repo.display(),
+                plans = h.plans.display(),
+                agent = agent.display(),
+            ),
+        )
+        .unwrap();
+        h
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_forgehand"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("USER", "carol")
+            .env("LANG", "C.UTF-8")
+            .env("TMUX_TMPDIR", &self.tmux_tmpdir)
+            .env("FORGEHAND_LOG", "forgehand=debug,info")
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    fn start(&mut self) {
+        let state = self.state.display().to_string();
+        let enable = self
+            .command(&["enable", "--state", &state])
+            .output()
+            .unwrap();
+        assert!(enable.status.success(), "{enable:?}");
+        let log = std::fs::File::create(&self.log).unwrap();
+        let projects = self.projects.display().to_string();
+        let child = self
+            .command(&["run", "--projects", &projects, "--state", &state])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("starting the daemon");
+        self.daemon = Some(child);
+    }
+
+    /// Waits until the daemon watches the plans folder (the watcher creates
+    /// the reviews folder as it starts).
+    async fn watching(&self) {
+        let reviews = self.plans.join(".forgehand/reviews");
+        wait_until("the daemon to watch the plans", STEP, || async {
+            reviews.is_dir().then_some(())
+        })
+        .await;
+        // The supervisor's first poll is done with the empty folder when the
+        // daemon journals its start; only the watcher picks what comes later.
+        wait_until("the daemon to start", STEP, || async {
+            self.journal()
+                .iter()
+                .any(|(k, _)| k == "daemon")
+                .then_some(())
+        })
+        .await;
+    }
+
+    fn journal(&self) -> Vec<(String, String)> {
+        let Ok(store) = Store::open_existing(&self.state.join("forgehand.db")) else {
+            return Vec::new();
+        };
+        store
+            .events("proj", None)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.kind, e.detail))
+            .collect()
+    }
+
+    async fn journalled(&self, kind: &str, what: &str) -> String {
+        wait_until(what, STEP, || async {
+            self.journal()
+                .into_iter()
+                .find(|(k, _)| k == kind)
+                .map(|(_, d)| d)
+        })
+        .await
+    }
+}
+
+impl Drop for LocalHarness {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("tmux")
+            .arg("kill-server")
+            .env("TMUX_TMPDIR", &self.tmux_tmpdir)
+            .env_remove("TMUX")
+            .output();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!("---- daemon log (last 80 lines) ----");
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_plan_is_claimed_at_once_and_merged_into_the_repository() {
+    let mut h = LocalHarness::new(0);
+    h.start();
+    h.watching().await;
+
+    let dropped = std::time::Instant::now();
+    std::fs::write(
+        h.plans.join("greeting.md"),
+        "# Add a greeting\n\nPrint a friendly greeting.\n",
+    )
+    .unwrap();
+    let claimed = h.journalled("claimed", "the plan to be claimed").await;
+    assert!(claimed.contains("Add a greeting"), "{claimed}");
+    // Generous for a loaded machine, yet far below the hour-long poll interval.
+    assert!(dropped.elapsed() < Duration::from_secs(20));
+
+    let report = h.plans.join("done/greeting.report.md");
+    let text = crate::support::wait_for_file(&report, STEP, |t| t.contains("merged")).await;
+    assert!(h.plans.join("done/greeting.md").exists());
+    assert!(!h.plans.join("greeting.md").exists());
+    assert!(text.contains("CI attempts: 1"), "{text}");
+    assert!(text.contains("work/issue-greeting.txt"), "{text}");
+    // A real merge into the checked-out primary branch.
+    let tree = git(&h.repo, &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(tree.contains("work/issue-greeting.txt"), "{tree}");
+    assert!(h.repo.join("work/issue-greeting.txt").exists());
+    assert_eq!(
+        git(&h.repo, &["log", "-1", "--format=%P", "main"])
+            .split_whitespace()
+            .count(),
+        2,
+        "a merge commit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_from_the_cli_merges_the_plan() {
+    let mut h = LocalHarness::new(1);
+    h.start();
+    h.watching().await;
+    std::fs::write(h.plans.join("tidy.md"), "# Tidy up\n\nClean the code.\n").unwrap();
+    h.journalled("pr_opened", "the pull request").await;
+    wait_until("CI to pass and review to be awaited", STEP, || async {
+        h.journal()
+            .iter()
+            .any(|(k, d)| k == "review_state" && d.contains("waiting"))
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !h.plans.join("done/tidy.md").exists(),
+        "not without approval"
+    );
+
+    let projects = h.projects.display().to_string();
+    let out = h
+        .command(&["approve", "--projects", &projects, "proj", "tidy"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report = h.plans.join("done/tidy.report.md");
+    crate::support::wait_for_file(&report, STEP, |t| t.contains("status: merged")).await;
+    let tree = git(&h.repo, &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(tree.contains("work/issue-tidy.txt"), "{tree}");
+}
