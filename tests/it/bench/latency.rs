@@ -24,12 +24,7 @@ fn ms_between(t0: DateTime<Utc>, t1: DateTime<Utc>) -> f64 {
 /// session's phase file, as the agent would, and takes the time until the fake forge
 /// receives the escalation comment (the first request that phase causes).
 pub async fn phase_reaction(trials: usize) -> Vec<f64> {
-    let mut rig = Rig::new(&ProjectOpts {
-        // The first poll comes one interval after start (see BENCHMARKS.md).
-        poll_interval: "5s".into(),
-        ..Default::default()
-    })
-    .await;
+    let mut rig = Rig::new(&ProjectOpts::default()).await;
     // The agent takes its task and then stays silent: the bench writes the phases.
     let issue = rig
         .h
@@ -75,7 +70,8 @@ pub async fn phase_reaction(trials: usize) -> Vec<f64> {
 /// on the current head, the bench sends the matching signed `pull_request_review_rejected`
 /// webhook to `--listen` and takes the time until the review text shows up in the
 /// fake agent's transcript (which it writes as soon as the paste's Enter arrives).
-/// Polling is slowed to an hour so that only the webhook can explain the reaction.
+/// Polling is slowed to an hour (the first poll at start picks the issue) so that
+/// only the webhook can explain the reaction.
 pub async fn webhook_to_paste(trials: usize) -> Vec<f64> {
     let mut rig = Rig::new(&ProjectOpts {
         poll_interval: "1h".into(),
@@ -97,20 +93,6 @@ pub async fn webhook_to_paste(trials: usize) -> Vec<f64> {
     rig.start(Some(&addr));
     let url = format!("http://{addr}/hooks/forgejo");
     let client = reqwest::Client::new();
-    // With polling slowed to an hour, the issue's own webhook gets it picked.
-    let opened = serde_json::json!({
-        "action": "label_updated",
-        "number": issue,
-        "issue": { "number": issue, "state": "open", "pull_request": null },
-        "repository": { "full_name": "acme/widget", "name": "widget" },
-        "sender": { "login": "alice" },
-    });
-    crate::support::wait_until("the webhook listener", STEP, || async {
-        send_hook(&client, &url, "issues", "bench-open", &opened)
-            .await
-            .then_some(())
-    })
-    .await;
     let pr = rig.h.wait_for_pr(issue).await;
     let transcript = rig.h.transcript(issue);
     let reviews_path = format!("/pulls/{pr}/reviews");

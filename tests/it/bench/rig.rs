@@ -110,8 +110,8 @@ impl Rig {
         Some(claim.stage)
     }
 
-    /// When the fake forge received the daemon's first issue listing: its first
-    /// poll, which comes one `poll_interval` after start (see BENCHMARKS.md).
+    /// When the fake forge received the daemon's first issue listing (its first
+    /// poll): start-up is not what the scenarios measure.
     pub async fn first_poll(&mut self, timeout: Duration) -> DateTime<Utc> {
         let listing = |r: &RequestRecord| r.method == "GET" && r.path.ends_with("/issues");
         if let Err(e) = self

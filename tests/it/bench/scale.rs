@@ -15,11 +15,11 @@ const WARM_UP: Duration = Duration::from_secs(2 * POLL_SECS);
 
 pub struct ScaleResult {
     pub sessions: usize,
-    /// First poll → every agent has received its task.
+    /// Daemon start → every agent has received its task.
     pub start_s: f64,
-    /// First poll → every tmux session exists.
+    /// Daemon start → every tmux session exists.
     pub tmux_sessions_s: f64,
-    /// Daemon start → first poll (one poll interval, see BENCHMARKS.md).
+    /// Daemon start → its first issue listing.
     pub first_poll_s: f64,
     pub rss_mb: f64,
     pub cpu_pct_idle: f64,
@@ -49,13 +49,13 @@ pub async fn many_sessions(sessions: usize, idle_window: Duration) -> ScaleResul
     let first_poll = rig
         .first_poll(Duration::from_secs(2 * POLL_SECS + 30))
         .await;
-    let since_poll = || (Utc::now() - first_poll).as_seconds_f64();
+    let since_start = || (Utc::now() - started).as_seconds_f64();
     let mut tmux_sessions_s = None;
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         rig.assert_running();
         if tmux_sessions_s.is_none() && tmux_session_count(&rig) >= sessions {
-            tmux_sessions_s = Some(since_poll());
+            tmux_sessions_s = Some(since_start());
         }
         let briefed = issues
             .iter()
@@ -73,7 +73,7 @@ pub async fn many_sessions(sessions: usize, idle_window: Duration) -> ScaleResul
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let start_s = since_poll();
+    let start_s = since_start();
     let tmux_sessions_s = tmux_sessions_s.unwrap_or(start_s);
 
     tokio::time::sleep(WARM_UP).await;
