@@ -30,6 +30,8 @@ struct Sizes {
     idle_window: Duration,
     issues: usize,
     max_sessions: u32,
+    /// Sessions left waiting for a review, for the second idle request count.
+    review_wait_sessions: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -39,6 +41,7 @@ const FULL: Sizes = Sizes {
     idle_window: Duration::from_secs(60),
     issues: 100,
     max_sessions: 20,
+    review_wait_sessions: 20,
 };
 
 const QUICK: Sizes = Sizes {
@@ -48,6 +51,7 @@ const QUICK: Sizes = Sizes {
     idle_window: Duration::from_secs(10),
     issues: 6,
     max_sessions: 3,
+    review_wait_sessions: 3,
 };
 
 /// The throughput scenario polls at forgehand's default interval.
@@ -121,6 +125,12 @@ async fn bench() {
         details.insert("sessions_first_poll_s".into(), round(r.first_poll_s, 1));
         details.insert("idle_window_s".into(), round(r.idle_window_s, 1));
         details.insert("idle_poll_interval_s".into(), json!(r.poll_interval_s));
+        let review_wait = sizes.review_wait_sessions;
+        let per_cycle = scale::awaiting_review(review_wait, Duration::from_secs(10)).await;
+        details.insert(
+            format!("idle_requests_per_project_cycle_{review_wait}_awaiting_review"),
+            round(per_cycle, 2),
+        );
         eprintln!("bench: sessions done");
     }
     if wanted("issues") {

@@ -123,3 +123,46 @@ fn tmux_session_count(rig: &Rig) -> usize {
         .filter(|l| l.starts_with("dev-"))
         .count()
 }
+
+/// Requests per poll cycle while `sessions` agents wait for a review that does not
+/// come: each dev actor still looks at its PR's reviews once per cycle.
+pub async fn awaiting_review(sessions: usize, window: Duration) -> f64 {
+    const POLL: Duration = Duration::from_secs(2);
+    let mut rig = Rig::new(&ProjectOpts {
+        poll_interval: format!("{}s", POLL.as_secs()),
+        max_sessions: sessions as u32,
+        ..Default::default()
+    })
+    .await;
+    rig.h.forge.set_behaviour(crate::fake_forge::Behaviour {
+        ci: crate::fake_forge::CiBehaviour::Succeed,
+        ..Default::default()
+    });
+    let issues: Vec<u64> = (0..sessions)
+        .map(|i| {
+            rig.h
+                .forge
+                .create_issue(&format!("Bench: review wait {i}"), "", &["backlog"])
+        })
+        .collect();
+    rig.start(None);
+    for n in &issues {
+        rig.wait_stage(*n, "awaiting_review", Duration::from_secs(120))
+            .await;
+    }
+    tokio::time::sleep(2 * POLL).await;
+    let from = Utc::now();
+    let t0 = Instant::now();
+    tokio::time::sleep(window).await;
+    let cycles = t0.elapsed().as_secs_f64() / POLL.as_secs_f64();
+    let to = Utc::now();
+    rig.assert_running();
+    let requests = rig
+        .h
+        .forge
+        .requests()
+        .iter()
+        .filter(|r| r.received >= from && r.received < to)
+        .count();
+    requests as f64 / cycles
+}
