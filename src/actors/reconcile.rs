@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
+use crate::agent::AgentAdapter;
 use crate::forge::{IssueNumber, IssueState};
 use crate::paths::branch_name;
 use crate::store::{ClaimRow, ClaimStatus, EventKind};
@@ -74,6 +75,22 @@ async fn release(ctx: &ProjectCtx, claim: &ClaimRow, why: &str) -> anyhow::Resul
 async fn remove_worktree(ctx: &ProjectCtx, key: &str) -> anyhow::Result<()> {
     let repo_dir = ctx.paths.repo_dir(ctx.name());
     let path = ctx.paths.worktree(ctx.name(), key);
+    // The agent's own records of the folder (Claude Code's trust entry and
+    // transcripts) go with it; leftovers there never keep a claim from settling.
+    let session = crate::paths::session_name(ctx.name(), key);
+    let agent = crate::agent::SessionCtx {
+        worktree: &path,
+        session_dir: &ctx.paths.session_dir(&session),
+        command: &ctx.project.agent.command,
+        env: &ctx.agent_base_env,
+        protocol: "",
+    };
+    if let Err(e) = AgentAdapter::new(ctx.project.agent.kind)
+        .cleanup(&agent)
+        .await
+    {
+        tracing::warn!("cleaning up after the agent of {session}: {e:#}");
+    }
     let _one_at_a_time = ctx.repo_lock.lock().await;
     ctx.git
         .remove_worktree(&repo_dir, &path, &branch_name(key))

@@ -179,9 +179,12 @@ async fn hooks_at_the_daemon_port_are_verified_and_claim_at_once() {
 async fn status_and_review_hooks_reach_the_dev_actor() {
     let w = Hooked::start(NEVER, "max_sessions = 1").await;
     let h = &w.h;
+    first_poll_done(h).await;
     let n = h
         .forge
         .create_issue("Add a greeting", "Print hello.", &["backlog"]);
+    // The first poll may have run before the issue existed: its hook claims it.
+    w.hook("issues", "i-1", issue_event("opened", n)).await;
     let pr = h.wait_for_pr(n).await;
     let head = |i: usize| {
         h.forge

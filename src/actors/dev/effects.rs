@@ -437,10 +437,12 @@ impl DevRun {
             .tmux
             .capture_pane(&self.session, PANE_HEIGHT as u32)
             .await?;
-        if !self
+        let ready = self
             .adapter
-            .is_ready(&screen, &ctx.project.agent.ready_pattern)
-        {
+            .is_ready(&screen, &ctx.project.agent.ready_pattern);
+        let settled = ready && self.ready_screen.as_deref() == Some(screen.as_str());
+        self.ready_screen = ready.then_some(screen);
+        if !settled {
             if Instant::now() > deadline {
                 self.ready_deadline = None;
                 let reason = format!(
@@ -457,6 +459,7 @@ impl DevRun {
             return Ok(None);
         }
         self.ready_deadline = None;
+        self.ready_screen = None;
         let task = self.first_prompt().await?;
         let (text, what) = match self.delivery {
             Delivery::Task => (task, "task"),

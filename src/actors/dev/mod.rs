@@ -83,6 +83,10 @@ pub struct DevRun {
     ticker: Option<JoinHandle<()>>,
     /// While waiting for the agent's prompt: give up after this.
     ready_deadline: Option<Instant>,
+    /// The screen of the last ready check that looked ready: the agent counts
+    /// as ready only when the next check sees the same screen, so a prompt
+    /// drawn while the agent is still starting up does not swallow the task.
+    ready_screen: Option<String>,
     /// Last CI/review state journaled, so a tick repeating it adds no line.
     last_reported: Option<String>,
     /// What to paste once the agent shows its prompt.
@@ -165,6 +169,7 @@ impl Actor for DevActor {
             watcher: None,
             ticker: None,
             ready_deadline: None,
+            ready_screen: None,
             last_reported: None,
             delivery: Delivery::Task,
             adapter: AgentAdapter::new(ctx.project.agent.kind),

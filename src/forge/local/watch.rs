@@ -64,10 +64,11 @@ fn nudge_for(path: &Path, plans: &Path, reviews: &Path) -> Option<Nudge> {
         if !is_review_file(path) || !path.is_file() {
             return None;
         }
-        return match read_review(path) {
-            Ok(review) => Some(Nudge::Pull(PrNumber(review.pr))),
-            Err(_) => Some(Nudge::Repo),
-        };
+        // A file still being written does not parse yet; its last write
+        // (or the rename of an atomic write) brings the nudge.
+        return read_review(path)
+            .ok()
+            .map(|review| Nudge::Pull(PrNumber(review.pr)));
     }
     let plan = parent == plans
         && name.ends_with(".md")
