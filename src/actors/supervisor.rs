@@ -232,12 +232,23 @@ impl Actor for Supervisor {
                 stop_if_done(&myself, state);
             }
             SupervisorMsg::Owned { project, reply } => {
-                let owned = state
+                let mut owned: Vec<u64> = state
                     .devs
                     .values()
                     .filter(|d| d.project == project)
                     .map(|d| d.issue.0)
                     .collect();
+                // A claim still active has a dev actor coming back (after its
+                // restart backoff): merging its PR meanwhile would leave that
+                // actor, if it had not recorded the PR yet, to open a second one.
+                if let Some(ctx) = state.projects.get(&project) {
+                    match ctx.store.claims(Some(&project), Some(ClaimStatus::Active)) {
+                        Ok(claims) => owned.extend(claims.into_iter().map(|c| c.issue)),
+                        Err(e) => tracing::warn!(project, "reading claims: {e:#}"),
+                    }
+                }
+                owned.sort_unstable();
+                owned.dedup();
                 let _ = reply.send(owned);
             }
             SupervisorMsg::RestartScanner { project } => {
