@@ -92,7 +92,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let mut contexts = Vec::new();
     for project in projects {
         let ctx = tokio::select! {
-            ctx = project_context(project, &paths, store.clone(), &daemon_env, replies_tx.clone()) => ctx?,
+            ctx = project_context(project, &paths, store.clone(), &daemon_env, replies_tx.clone(), hooks.is_some()) => ctx?,
             _ = sigterm.recv() => return Ok(()),
             _ = sigint.recv() => return Ok(()),
         };
@@ -201,6 +201,7 @@ async fn project_context(
     store: Arc<Store>,
     daemon_env: &[(String, String)],
     replies: ChatReplies,
+    listening: bool,
 ) -> anyhow::Result<ProjectCtx> {
     let token = project.secrets.forge_token.clone();
     let forge: Arc<dyn Forge> = match project.forge.kind {
@@ -242,6 +243,9 @@ async fn project_context(
         redactor,
         own_login,
         repo_lock: tokio::sync::Mutex::new(()),
+        // Webhooks for this project, or the local backend's folder watch.
+        forge_reports_changes: (listening && project.secrets.webhook_secret.is_some())
+            || project.forge.kind == ForgeKind::Local,
         notifier,
         woodpecker,
         project,

@@ -33,6 +33,10 @@ pub struct ProjectCtx {
     /// Serialises fetches and worktree changes in the project's one clone
     /// (git's own locks would make concurrent ones fail).
     pub repo_lock: tokio::sync::Mutex<()>,
+    /// The forge tells forgehand of changes itself (webhooks are received, or
+    /// the local backend watches its folder), so waiting actors poll only as
+    /// a safety net.
+    pub forge_reports_changes: bool,
 }
 
 impl ProjectCtx {

@@ -359,7 +359,7 @@ fn route_nudge(state: &SupervisorState, project: &str, nudge: Nudge) {
             .devs
             .values()
             .find(|d| d.project == project && d.issue.0 == issue);
-        dev.map(|d| d.actor.send_message(DevMsg::Tick).is_ok())
+        dev.map(|d| d.actor.send_message(DevMsg::Nudge).is_ok())
             .unwrap_or(false)
     };
     // Which live claim has this PR or head, per the dev actors' persisted state.

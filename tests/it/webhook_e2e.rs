@@ -273,11 +273,45 @@ async fn a_lost_hook_is_caught_by_polling() {
     assert!(!w.h.daemon_log().contains("webhook nudge"));
 }
 
+/// A review whose hook never arrives is still seen: a dev actor waiting for
+/// a review with hooks arriving looks at the forge itself every tenth tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_review_hook_is_caught_by_the_safety_net() {
+    use crate::fake_forge::{CiBehaviour, ReviewBehaviour};
+    use crate::harness::auto;
+
+    let w = Hooked::start("300ms", "max_sessions = 1").await;
+    let h = &w.h;
+    h.forge
+        .set_behaviour(auto(CiBehaviour::Succeed, ReviewBehaviour::None));
+    let n = h
+        .forge
+        .create_issue("Add a greeting", "Print hello.", &["backlog"]);
+    let pr = h.wait_for_pr(n).await;
+    let reviews_path = format!("/pulls/{pr}/reviews");
+    h.forge
+        .wait_until(STEP, |s| {
+            s.requests_matching("GET", &reviews_path).count() >= 1
+        })
+        .await
+        .expect("the dev actor's first look for a review");
+    let head = h.forge.pull(pr).head_sha;
+    h.forge
+        .submit_review(pr, REVIEWER, "APPROVED", "ok", Some(&head), &[]);
+    h.forge
+        .wait_until(STEP, |s| s.pull(pr).is_some_and(|p| p.merged))
+        .await
+        .expect("merged after a safety-net look, without any hook");
+}
+
 /// Idle cycles, after a warm-up, cost at most two requests each (the issue
 /// list and the pull list, both answered 304), even with an issue waiting for
 /// a dependency and a person's PR waiting for CI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_cycles_cost_two_requests_each() {
+    use crate::fake_forge::{CiBehaviour, ReviewBehaviour};
+    use crate::harness::auto;
+
     let w = Hooked::start("1s", "max_sessions = 2").await;
     let h = &w.h;
     let blocker = h.forge.create_issue("Prepare the schema", "", &[]);
@@ -301,6 +335,21 @@ async fn idle_cycles_cost_two_requests_each() {
     assert_eq!(response.status().as_u16(), 201);
     let pr: Value = response.json().await.expect("the new PR");
     let pr = pr["number"].as_u64().expect("a PR number");
+    // An agent's PR, green and waiting for a review: with hooks arriving,
+    // its dev actor does not ask for reviews on every tick.
+    h.forge
+        .set_behaviour(auto(CiBehaviour::Succeed, ReviewBehaviour::None));
+    let working = h
+        .forge
+        .create_issue("Add a greeting", "Print hello.", &["backlog"]);
+    let agents_pr = h.wait_for_pr(working).await;
+    let reviews_path = format!("/pulls/{agents_pr}/reviews");
+    h.forge
+        .wait_until(STEP, |s| {
+            s.requests_matching("GET", &reviews_path).count() >= 1
+        })
+        .await
+        .expect("the dev actor's first look for a review");
 
     // Warm-up: the dependency and the PR's CI have been looked at once, and a
     // whole cycle has passed since.

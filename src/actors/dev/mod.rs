@@ -56,8 +56,12 @@ pub enum DevMsg {
     PhaseFileChanged,
     /// Look at the pane for the agent's ready prompt.
     ReadyCheck,
-    /// Time to look at the forge again.
+    /// The timer: time to look at the forge again (or, when the forge
+    /// reports its changes itself, maybe only at the agent).
     Tick,
+    /// Something of this issue changed on the forge (webhook, watched
+    /// folder): look at the forge now.
+    Nudge,
     /// A chat reply for this issue is waiting in the store.
     ChatReplies,
     /// The agent's hooks reported something (a marker file was written).
@@ -87,6 +91,8 @@ pub struct DevRun {
     /// as ready only when the next check sees the same screen, so a prompt
     /// drawn while the agent is still starting up does not swallow the task.
     ready_screen: Option<String>,
+    /// Timer ticks since the forge was last looked at (see `looks_at_forge`).
+    quiet_ticks: u32,
     /// Last CI/review state journaled, so a tick repeating it adds no line.
     last_reported: Option<String>,
     /// What to paste once the agent shows its prompt.
@@ -170,6 +176,7 @@ impl Actor for DevActor {
             ticker: None,
             ready_deadline: None,
             ready_screen: None,
+            quiet_ticks: 0,
             last_reported: None,
             delivery: Delivery::Task,
             adapter: AgentAdapter::new(ctx.project.agent.kind),
@@ -220,13 +227,15 @@ impl Actor for DevActor {
         async {
             let event = match msg {
                 DevMsg::Event(e) => Some(e),
-                DevMsg::Tick => {
+                DevMsg::Tick | DevMsg::Nudge => {
                     if let Some(news) = run.liveness().await? {
                         run.process(news).await?;
                     }
                     // Replies kept while the session was away go out now.
                     run.deliver_chat_replies().await?;
-                    Some(Event::Tick)
+                    let nudged = matches!(msg, DevMsg::Nudge);
+                    run.looks_at_forge(nudged, Utc::now())
+                        .then_some(Event::Tick)
                 }
                 DevMsg::ChatReplies => {
                     run.deliver_chat_replies().await?;
@@ -260,7 +269,39 @@ impl Actor for DevActor {
     }
 }
 
+/// With the forge reporting its changes (webhooks, a watched folder), a
+/// waiting dev actor looks at the forge itself only every this many timer
+/// ticks: a safety net for a lost delivery, not the way news arrives.
+const SAFETY_NET_TICKS: u32 = 10;
+
 impl DevRun {
+    /// Whether this tick looks at the forge. Always when nudged or when the
+    /// forge does not report changes itself; while waiting on CI, a review or
+    /// an escalation's answer otherwise only every `SAFETY_NET_TICKS` ticks,
+    /// and on every tick once a deadline is within one tick, so timeouts
+    /// still fire on time.
+    fn looks_at_forge(&mut self, nudged: bool, now: DateTime<Utc>) -> bool {
+        let waiting = matches!(self.state.stage, Stage::AwaitingCi | Stage::AwaitingReview)
+            || self.state.escalation.is_some();
+        if nudged || !self.ctx.forge_reports_changes || !waiting {
+            self.quiet_ticks = 0;
+            return true;
+        }
+        let policy = &self.policy;
+        let deadline = match (&self.state.escalation, self.state.stage) {
+            (Some(esc), _) => esc.since + policy.escalation_timeout,
+            (None, Stage::AwaitingCi) => self.state.stage_since + policy.ci_timeout,
+            _ => self.state.stage_since + policy.review_timeout,
+        };
+        let tick = self.ctx.project.poll_interval;
+        let deadline_near = deadline <= now + tick * 2;
+        self.quiet_ticks += 1;
+        if deadline_near || self.quiet_ticks >= SAFETY_NET_TICKS {
+            self.quiet_ticks = 0;
+            return true;
+        }
+        false
+    }
     /// Feed an event through the transition function, persisting each new
     /// state before performing its effects; effects may raise further events.
     async fn process(&mut self, event: Event) -> anyhow::Result<()> {
