@@ -183,7 +183,7 @@ async fn wait_for_text(path: &std::path::Path, needle: &str, t0: Instant) -> f64
 }
 
 /// A loopback address nobody listens on (bound, read, released).
-fn free_local_addr() -> String {
+pub fn free_local_addr() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a free port");
     listener.local_addr().expect("its address").to_string()
 }

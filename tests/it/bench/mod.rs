@@ -126,11 +126,20 @@ async fn bench() {
         details.insert("idle_window_s".into(), round(r.idle_window_s, 1));
         details.insert("idle_poll_interval_s".into(), json!(r.poll_interval_s));
         let review_wait = sizes.review_wait_sessions;
-        let per_cycle = scale::awaiting_review(review_wait, Duration::from_secs(10)).await;
+        let per_cycle = scale::awaiting_review(review_wait, Duration::from_secs(10), false).await;
         details.insert(
             format!("idle_requests_per_project_cycle_{review_wait}_awaiting_review"),
             round(per_cycle, 2),
         );
+        if daemon_has_listen() {
+            // Ten cycles: the window holds every session's one safety-net look.
+            let per_cycle =
+                scale::awaiting_review(review_wait, Duration::from_secs(20), true).await;
+            details.insert(
+                format!("idle_requests_per_project_cycle_{review_wait}_awaiting_review_webhooks"),
+                round(per_cycle, 2),
+            );
+        }
         eprintln!("bench: sessions done");
     }
     if wanted("issues") {

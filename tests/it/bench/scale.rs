@@ -125,12 +125,14 @@ fn tmux_session_count(rig: &Rig) -> usize {
 }
 
 /// Requests per poll cycle while `sessions` agents wait for a review that does not
-/// come: each dev actor still looks at its PR's reviews once per cycle.
-pub async fn awaiting_review(sessions: usize, window: Duration) -> f64 {
+/// come. Polling only, each dev actor looks at its PR's reviews once per cycle;
+/// with webhooks (`webhook`), only every tenth cycle, as a safety net.
+pub async fn awaiting_review(sessions: usize, window: Duration, webhook: bool) -> f64 {
     const POLL: Duration = Duration::from_secs(2);
     let mut rig = Rig::new(&ProjectOpts {
         poll_interval: format!("{}s", POLL.as_secs()),
         max_sessions: sessions as u32,
+        webhook,
         ..Default::default()
     })
     .await;
@@ -145,7 +147,8 @@ pub async fn awaiting_review(sessions: usize, window: Duration) -> f64 {
                 .create_issue(&format!("Bench: review wait {i}"), "", &["backlog"])
         })
         .collect();
-    rig.start(None);
+    let listen = webhook.then(super::latency::free_local_addr);
+    rig.start(listen.as_deref());
     for n in &issues {
         rig.wait_stage(*n, "awaiting_review", Duration::from_secs(120))
             .await;
