@@ -27,6 +27,10 @@ struct LocalHarness {
 
 impl LocalHarness {
     fn new(required_approvals: u32) -> LocalHarness {
+        LocalHarness::with_poll(required_approvals, "1h")
+    }
+
+    fn with_poll(required_approvals: u32, poll_interval: &str) -> LocalHarness {
         let dir = tempfile::tempdir().expect("temp dir");
         let h = LocalHarness {
             plans: dir.path().join("plans"),
@@ -55,7 +59,7 @@ impl LocalHarness {
                 r#"name = "proj"
 repo = "local/proj"
 clone_url = "{repo}"
-poll_interval = "1h"
+poll_interval = "{poll_interval}"
 
 [forge]
 kind = "local"
@@ -242,4 +246,40 @@ async fn an_approval_from_the_cli_merges_the_plan() {
     crate::support::wait_for_file(&report, STEP, |t| t.contains("status: merged")).await;
     let tree = git(&h.repo, &["ls-tree", "-r", "--name-only", "main"]);
     assert!(tree.contains("work/issue-tidy.txt"), "{tree}");
+}
+
+/// A checked-out primary branch with uncommitted changes refuses the merge:
+/// the plan waits (journalled, and said on its report), nothing is lost, and
+/// once the checkout is clean the next look merges it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_into_a_dirty_checkout_waits_until_it_is_clean() {
+    let mut h = LocalHarness::with_poll(0, "1s");
+    std::fs::write(h.repo.join("README.md"), "edited by hand, not committed\n").unwrap();
+    h.start();
+    h.watching().await;
+    std::fs::write(h.plans.join("wait.md"), "# Wait for me\n\nA change.\n").unwrap();
+    wait_until("the merge to be refused", STEP, || async {
+        h.journal()
+            .iter()
+            .any(|(k, d)| k == "error" && d.contains("uncommitted changes"))
+            .then_some(())
+    })
+    .await;
+    let report = std::fs::read_to_string(h.plans.join("wait.report.md")).unwrap_or_default();
+    assert!(report.contains("uncommitted changes"), "{report}");
+    assert!(
+        h.plans.join("wait.md").exists(),
+        "the plan stays where it is"
+    );
+    assert!(!h.plans.join("blocked/wait.md").exists());
+    assert_eq!(
+        std::fs::read_to_string(h.repo.join("README.md")).unwrap(),
+        "edited by hand, not committed\n",
+        "the person's change is untouched"
+    );
+
+    git(&h.repo, &["checkout", "--", "README.md"]);
+    let done = h.plans.join("done/wait.report.md");
+    crate::support::wait_for_file(&done, STEP, |t| t.contains("status: merged")).await;
+    assert!(h.repo.join("work/issue-wait.txt").exists());
 }

@@ -249,7 +249,14 @@ impl DevRun {
                     Err(ForgeError::Conflict(message)) => {
                         Ok(Some(Event::MergeConflict { message }))
                     }
-                    Err(e) => Err(e).with_context(|| format!("merging PR #{pr}")),
+                    // Not the PR's fault: tried again at the next tick.
+                    Err(e) => {
+                        self.journal(
+                            EventKind::Error,
+                            &format!("merging PR #{pr} failed, trying again at the next tick: {e}"),
+                        );
+                        Ok(None)
+                    }
                 }
             }
             Effect::Finish => {

@@ -277,6 +277,14 @@ impl Transition<'_> {
             return;
         };
         match stage {
+            // A merge the forge refused for a passing reason (an outage, a
+            // local repository with uncommitted changes) is tried again; the
+            // merge effect reads the PR first, so a merge that did land is seen.
+            Stage::Merging => {
+                if let Some(pr) = self.s.pr {
+                    self.push(Effect::Merge { pr, head });
+                }
+            }
             Stage::AwaitingCi if self.elapsed(self.s.stage_since) > self.policy.ci_timeout => {
                 let waited = humanize(self.policy.ci_timeout);
                 self.block(format!("CI gave no verdict on {head} within {waited}"));
