@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::fake_forge::fixture::git;
 use crate::fake_forge::{CiBehaviour, ReviewBehaviour};
-use crate::harness::{Harness, OTHER_SECRET, PROJECT, STEP, TOKEN, auto};
+use crate::harness::{Harness, OTHER_SECRET, ProjectFile, STEP, TOKEN, auto};
 use crate::model_server::{Mode, ModelServer};
 use crate::support::wait_until;
 
@@ -50,27 +50,15 @@ fn user_settings() -> Value {
 /// A harness running Claude Code against `model`, with issue #42 ready.
 async fn setup(model: &ModelServer) -> (Harness, u64) {
     let mut h = Harness::new("", "").await;
-    let toml = format!(
-        r#"name = "{PROJECT}"
-repo = "acme/widget"
-clone_url = "{clone}"
-poll_interval = "300ms"
-
-[forge]
-kind = "forgejo"
-url = "{url}"
-token_env = "FORGE_TOKEN"
-
-[agent]
-kind = "claude"
-command = "{claude} --dangerously-skip-permissions"
-pass_env = ["ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "DISABLE_AUTOUPDATER", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"]
-"#,
-        clone = h.git.bare.display(),
-        url = h.forge.url(),
-        claude = claude_bin().display(),
-    );
-    std::fs::write(h.projects.join("proj.toml"), toml).expect("writing the project file");
+    h.write_project_file(&ProjectFile {
+        agent_command: Some(format!(
+            "{} --dangerously-skip-permissions",
+            claude_bin().display()
+        )),
+        agent_extra: r#"kind = "claude"
+pass_env = ["ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "DISABLE_AUTOUPDATER", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"]"#,
+        ..ProjectFile::default()
+    });
     for (k, v) in [
         ("ANTHROPIC_BASE_URL", model.url()),
         ("ANTHROPIC_API_KEY", API_KEY),

@@ -33,6 +33,29 @@ pub struct Harness {
     log: PathBuf,
 }
 
+/// What a test changes in the project file the harness writes: lines added
+/// to `[forge]` and `[agent]`, whole sections, the poll interval, the agent.
+pub struct ProjectFile<'a> {
+    pub poll_interval: &'a str,
+    pub forge_extra: &'a str,
+    /// The agent's command line; the scripted fake agent when `None`.
+    pub agent_command: Option<String>,
+    pub agent_extra: &'a str,
+    pub sections: &'a str,
+}
+
+impl Default for ProjectFile<'_> {
+    fn default() -> Self {
+        ProjectFile {
+            poll_interval: "300ms",
+            forge_extra: "",
+            agent_command: None,
+            agent_extra: "",
+            sections: "",
+        }
+    }
+}
+
 impl Harness {
     /// A harness whose project file has `agent` lines added to `[agent]` and
     /// `sections` (more TOML sections) appended.
@@ -65,27 +88,44 @@ impl Harness {
     }
 
     pub fn write_project(&self, agent_extra: &str, sections: &str) {
-        let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fake-agent");
+        self.write_project_file(&ProjectFile {
+            agent_extra,
+            sections,
+            ..ProjectFile::default()
+        });
+    }
+
+    /// The project file `proj.toml` on the fake forge, as `file` varies it.
+    pub fn write_project_file(&self, file: &ProjectFile<'_>) {
+        let fake_agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fake-agent");
+        let command = file
+            .agent_command
+            .clone()
+            .unwrap_or_else(|| format!("python3 {}", fake_agent.display()));
         let toml = format!(
             r#"name = "{PROJECT}"
 repo = "acme/widget"
 clone_url = "{clone}"
-poll_interval = "300ms"
+poll_interval = "{poll}"
 
 [forge]
 kind = "forgejo"
 url = "{url}"
 token_env = "FORGE_TOKEN"
+{forge_extra}
 
 [agent]
-command = "python3 {agent}"
+command = "{command}"
 {agent_extra}
 
 {sections}
 "#,
             clone = self.git.bare.display(),
             url = self.forge.url(),
-            agent = agent.display(),
+            poll = file.poll_interval,
+            forge_extra = file.forge_extra,
+            agent_extra = file.agent_extra,
+            sections = file.sections,
         );
         std::fs::write(self.projects.join("proj.toml"), toml).expect("writing the project file");
     }

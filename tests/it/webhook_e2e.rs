@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::fake_forge::{CI_CONTEXT, ForgeState, REVIEWER};
-use crate::harness::{Harness, STEP};
+use crate::harness::{Harness, ProjectFile, STEP};
 use crate::support::wait_until;
 
 const SECRET: &str = "hook-5ecret-value";
@@ -85,28 +85,12 @@ fn bound_address(log: &str) -> Option<String> {
 
 /// The harness's project file, plus the webhook secret and another interval.
 fn write_project(h: &Harness, poll_interval: &str, agent: &str) {
-    let agent_script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fake-agent");
-    let toml = format!(
-        r#"name = "proj"
-repo = "{REPO}"
-clone_url = "{clone}"
-poll_interval = "{poll_interval}"
-
-[forge]
-kind = "forgejo"
-url = "{url}"
-token_env = "FORGE_TOKEN"
-webhook_secret_env = "WEBHOOK_SECRET"
-
-[agent]
-command = "python3 {agent_script}"
-{agent}
-"#,
-        clone = h.git.bare.display(),
-        url = h.forge.url(),
-        agent_script = agent_script.display(),
-    );
-    std::fs::write(h.projects.join("proj.toml"), toml).expect("writing the project file");
+    h.write_project_file(&ProjectFile {
+        poll_interval,
+        forge_extra: "webhook_secret_env = \"WEBHOOK_SECRET\"",
+        agent_extra: agent,
+        ..ProjectFile::default()
+    });
 }
 
 fn repository() -> Value {
@@ -350,6 +334,16 @@ async fn idle_cycles_cost_two_requests_each() {
         })
         .await
         .expect("the dev actor's first look for a review");
+    // Once the agent's PR stops changing, the pull list is answered 304.
+    let settled = h.forge.read(|s| s.requests().len());
+    h.forge
+        .wait_until(STEP, |s| {
+            s.requests()[settled..].iter().any(|r| {
+                r.status == 304 && r.template.as_deref() == Some("/repos/{owner}/{repo}/pulls")
+            })
+        })
+        .await
+        .expect("the pull list unchanged");
 
     // Warm-up: the dependency and the PR's CI have been looked at once, and a
     // whole cycle has passed since.

@@ -3,7 +3,7 @@
 //! `--listen`), and what can be read about it from outside: its claims in the
 //! store and its RSS and CPU time in `/proc`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use forgehand::store::Store;
 
 use crate::fake_forge::RequestRecord;
 
-use crate::harness::{Harness, PROJECT};
+use crate::harness::{Harness, PROJECT, ProjectFile};
 
 /// The variable the daemon reads the webhook secret from (`[forge] webhook_secret_env`).
 pub const WEBHOOK_SECRET_ENV: &str = "FORGEHAND_WEBHOOK_SECRET";
@@ -162,39 +162,18 @@ impl Drop for Rig {
 }
 
 fn write_project(h: &Harness, opts: &ProjectOpts) {
-    let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fake-agent");
     let webhook = if opts.webhook {
         format!("webhook_secret_env = \"{WEBHOOK_SECRET_ENV}\"")
     } else {
         String::new()
     };
-    let toml = format!(
-        r#"name = "{PROJECT}"
-repo = "acme/widget"
-clone_url = "{clone}"
-poll_interval = "{poll}"
-
-[forge]
-kind = "forgejo"
-url = "{url}"
-token_env = "FORGE_TOKEN"
-{webhook}
-
-[agent]
-command = "python3 {agent}"
-max_sessions = {max_sessions}
-
-[review]
-max_rounds = {rounds}
-"#,
-        clone = h.git.bare.display(),
-        url = h.forge.url(),
-        agent = agent.display(),
-        poll = opts.poll_interval,
-        max_sessions = opts.max_sessions,
-        rounds = opts.max_review_rounds,
-    );
-    std::fs::write(h.projects.join("proj.toml"), toml).expect("writing the project file");
+    h.write_project_file(&ProjectFile {
+        poll_interval: &opts.poll_interval,
+        forge_extra: &webhook,
+        agent_extra: &format!("max_sessions = {}", opts.max_sessions),
+        sections: &format!("[review]\nmax_rounds = {}", opts.max_review_rounds),
+        ..ProjectFile::default()
+    });
 }
 
 /// What `/proc` says about one process (not its children).
