@@ -259,7 +259,9 @@ async fn scan(state: &mut MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()
             Err(e) => {
                 tracing::warn!("PR #{}: {e:#}", pr.number);
                 ctx.journal(
-                    linked_issues(&pr.head_ref, &pr.body).first().map(|n| n.0),
+                    linked_issues(&pr.head_ref, &pr.body, |k| ctx.forge.issue_for_key(k))
+                        .first()
+                        .map(|n| n.0),
                     EventKind::Error,
                     &format!("merge scan of PR #{}: {e:#}", pr.number),
                 );
@@ -291,7 +293,7 @@ async fn consider(ctx: &ProjectCtx, pr: &PullRequest, owned: &[u64]) -> anyhow::
     {
         return Ok(Considered::Skipped);
     }
-    let linked = linked_issues(&pr.head_ref, &pr.body);
+    let linked = linked_issues(&pr.head_ref, &pr.body, |k| ctx.forge.issue_for_key(k));
     if let Some(owner) = linked.iter().find(|i| owned.contains(&i.0)) {
         tracing::debug!("PR #{n}: the dev actor of #{owner} merges it");
         return Ok(Considered::Skipped);
@@ -404,16 +406,18 @@ static CLOSING_KEYWORD: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
-/// The issues a PR fixes: its head branch `fix/issue-N` (forgehand's own
-/// naming) first, then every `Fixes #N` / `Closes #N` / `Resolves #N` in its
-/// body; without duplicates.
-pub fn linked_issues(head_ref: &str, body: &str) -> Vec<IssueNumber> {
+/// The issues a PR fixes: its head branch `fix/issue-<key>` (forgehand's own
+/// naming; `issue_for_key` is the forge's, so a local plan named `7` is not
+/// taken for issue #7) first, then every `Fixes #N` / `Closes #N` /
+/// `Resolves #N` in its body; without duplicates.
+pub fn linked_issues(
+    head_ref: &str,
+    body: &str,
+    issue_for_key: impl Fn(&str) -> Option<IssueNumber>,
+) -> Vec<IssueNumber> {
     let mut issues = Vec::new();
-    if let Some(n) = head_ref
-        .strip_prefix("fix/issue-")
-        .and_then(|n| n.parse().ok())
-    {
-        issues.push(IssueNumber(n));
+    if let Some(n) = head_ref.strip_prefix("fix/issue-").and_then(issue_for_key) {
+        issues.push(n);
     }
     for cap in CLOSING_KEYWORD.captures_iter(body) {
         if let Ok(n) = cap[1].parse() {

@@ -99,17 +99,30 @@ fn assert_no_violations(h: &Harness) {
 #[test]
 fn linked_issues_come_from_the_branch_and_closing_keywords() {
     let n = |v: &[u64]| v.iter().map(|&n| IssueNumber(n)).collect::<Vec<_>>();
-    assert_eq!(linked_issues("fix/issue-42", "Fixes #42"), n(&[42]));
+    let numbered = |k: &str| k.parse().ok().map(IssueNumber);
+    let linked = |head: &str, body: &str| linked_issues(head, body, numbered);
+    assert_eq!(linked("fix/issue-42", "Fixes #42"), n(&[42]));
     assert_eq!(
-        linked_issues(
+        linked(
             "feature",
             "Does things.\n\nFixes #3\ncloses #7, resolves: #9"
         ),
         n(&[3, 7, 9])
     );
-    assert_eq!(linked_issues("fix/issue-5", "Resolves #6"), n(&[5, 6]));
-    assert_eq!(linked_issues("feature", "See #4; prefixes #8"), n(&[]));
-    assert_eq!(linked_issues("fix/issue-x", ""), n(&[]));
+    assert_eq!(linked("fix/issue-5", "Resolves #6"), n(&[5, 6]));
+    assert_eq!(linked("feature", "See #4; prefixes #8"), n(&[]));
+    assert_eq!(linked("fix/issue-x", ""), n(&[]));
+    // The forge maps branch keys: a local plan named `7` is its own issue.
+    let plans = |k: &str| match k {
+        "7" => Some(IssueNumber(3)),
+        "add-login" => Some(IssueNumber(4)),
+        _ => None,
+    };
+    assert_eq!(linked_issues("fix/issue-7", "", plans), n(&[3]));
+    assert_eq!(
+        linked_issues("fix/issue-add-login", "Fixes #4", plans),
+        n(&[4])
+    );
 }
 
 #[test]
