@@ -30,6 +30,7 @@ use super::ProjectCtx;
 use super::dev::machine::{CiVerdict, Stage};
 use super::dev::verdict::{self, ReviewOutcome};
 use super::mirrors::push_mirrors;
+use super::periodic::Periodic;
 use super::reconcile;
 use super::supervisor::SupervisorMsg;
 
@@ -80,9 +81,8 @@ pub struct MergeScannerState {
     ctx: Arc<ProjectCtx>,
     supervisor: ActorRef<SupervisorMsg>,
     once: bool,
-    ticker: Option<JoinHandle<()>>,
-    /// A `Run` is queued: further triggers only add to `hints`.
-    scheduled: bool,
+    /// The timer and the queued `Run`; nudges add to `hints`.
+    periodic: Periodic,
     hints: Vec<ScanHint>,
     not_ready: HashMap<PrNumber, NotReady>,
 }
@@ -128,8 +128,7 @@ impl Actor for MergeScanner {
             ctx: args.ctx,
             supervisor: args.supervisor,
             once: args.once,
-            ticker: None,
-            scheduled: false,
+            periodic: Periodic::default(),
             hints: Vec::new(),
             not_ready: HashMap::new(),
         })
@@ -143,11 +142,10 @@ impl Actor for MergeScanner {
         if state.once {
             myself.send_message(MergeScannerMsg::Run)?;
         } else {
-            // ractor's interval swallows its immediate first tick: the first
-            // scan at start is asked for here.
-            myself.send_message(MergeScannerMsg::Tick)?;
             let every = state.ctx.project.poll_interval;
-            state.ticker = Some(myself.send_interval(every, || MergeScannerMsg::Tick));
+            state
+                .periodic
+                .start(&myself, every, || MergeScannerMsg::Tick)?;
         }
         Ok(())
     }
@@ -157,9 +155,7 @@ impl Actor for MergeScanner {
         _myself: ActorRef<MergeScannerMsg>,
         state: &mut MergeScannerState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(t) = state.ticker.take() {
-            t.abort();
-        }
+        state.periodic.stop();
         Ok(())
     }
 
@@ -170,16 +166,12 @@ impl Actor for MergeScanner {
         state: &mut MergeScannerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            MergeScannerMsg::Run => state.scheduled = false,
+            MergeScannerMsg::Run => state.periodic.running(),
             MergeScannerMsg::Tick | MergeScannerMsg::Nudge(_) => {
                 if let MergeScannerMsg::Nudge(hint) = msg {
                     state.hints.push(hint);
                 }
-                if !state.scheduled {
-                    state.scheduled = true;
-                    myself.send_message(MergeScannerMsg::Run)?;
-                }
-                return Ok(());
+                return state.periodic.trigger(&myself, MergeScannerMsg::Run);
             }
         }
         let span = tracing::info_span!("merge_scan", project = %state.ctx.name());

@@ -5,6 +5,7 @@ pub mod context;
 pub mod dev;
 pub mod merge_scanner;
 pub mod mirrors;
+mod periodic;
 pub mod poller;
 pub mod reconcile;
 pub mod supervisor;

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, call_t};
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::forge::{ForgeError, Issue, IssueNumber, IssueState};
@@ -25,6 +24,7 @@ use crate::store::{ClaimStatus, EventKind};
 use super::dev::machine::DevState;
 
 use super::ProjectCtx;
+use super::periodic::Periodic;
 use super::supervisor::SupervisorMsg;
 
 /// How long the poller waits for the supervisor's slot count.
@@ -93,9 +93,8 @@ pub struct PollerState {
     supervisor: ActorRef<SupervisorMsg>,
     once: bool,
     labels_ready: bool,
-    ticker: Option<JoinHandle<()>>,
-    /// A `Run` is queued: further triggers only add to `changed`.
-    scheduled: bool,
+    /// The timer and the queued `Run`; triggers add to `changed`.
+    periodic: Periodic,
     changed: Changed,
     waiting: HashMap<IssueNumber, Waiting>,
 }
@@ -115,8 +114,7 @@ impl Actor for Poller {
             supervisor: args.supervisor,
             once: args.once,
             labels_ready: false,
-            ticker: None,
-            scheduled: false,
+            periodic: Periodic::default(),
             changed: Changed::Nothing,
             waiting: HashMap::new(),
         })
@@ -130,11 +128,8 @@ impl Actor for Poller {
         if state.once {
             myself.send_message(PollerMsg::Run)?;
         } else {
-            // ractor's interval swallows its immediate first tick: the first
-            // poll at start is asked for here.
-            myself.send_message(PollerMsg::Tick)?;
-            state.ticker =
-                Some(myself.send_interval(state.ctx.project.poll_interval, || PollerMsg::Tick));
+            let every = state.ctx.project.poll_interval;
+            state.periodic.start(&myself, every, || PollerMsg::Tick)?;
         }
         Ok(())
     }
@@ -144,9 +139,7 @@ impl Actor for Poller {
         _myself: ActorRef<PollerMsg>,
         state: &mut PollerState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(t) = state.ticker.take() {
-            t.abort();
-        }
+        state.periodic.stop();
         Ok(())
     }
 
@@ -165,13 +158,9 @@ impl Actor for Poller {
             if let Some(issue) = issue {
                 state.changed.add(issue);
             }
-            if !state.scheduled {
-                state.scheduled = true;
-                myself.send_message(PollerMsg::Run)?;
-            }
-            return Ok(());
+            return state.periodic.trigger(&myself, PollerMsg::Run);
         }
-        state.scheduled = false;
+        state.periodic.running();
         let span = tracing::info_span!("poll", project = %state.ctx.name());
         if let Err(e) = poll(state).instrument(span).await {
             // A forge outage outlasting the retry policy: try again next cycle.
