@@ -71,12 +71,12 @@ async fn release(ctx: &ProjectCtx, claim: &ClaimRow, why: &str) -> anyhow::Resul
     Ok(())
 }
 
-/// Remove the worktree of the issue with this key (and its local branch).
-async fn remove_worktree(ctx: &ProjectCtx, key: &str) -> anyhow::Result<()> {
+/// Remove the worktree of the issue with this key (and its local branch),
+/// with the agent's own records of it (Claude Code's trust entry and
+/// transcripts). Used by dev actors when they finish and by reconciliation.
+pub(super) async fn remove_worktree(ctx: &ProjectCtx, key: &str) -> anyhow::Result<()> {
     let repo_dir = ctx.paths.repo_dir(ctx.name());
     let path = ctx.paths.worktree(ctx.name(), key);
-    // The agent's own records of the folder (Claude Code's trust entry and
-    // transcripts) go with it; leftovers there never keep a claim from settling.
     let session = crate::paths::session_name(ctx.name(), key);
     let agent = crate::agent::SessionCtx {
         worktree: &path,
@@ -85,11 +85,16 @@ async fn remove_worktree(ctx: &ProjectCtx, key: &str) -> anyhow::Result<()> {
         env: &ctx.agent_base_env,
         protocol: "",
     };
+    // Leftovers in the agent's own files must not keep a claim from settling.
     if let Err(e) = AgentAdapter::new(ctx.project.agent.kind)
         .cleanup(&agent)
         .await
     {
-        tracing::warn!("cleaning up after the agent of {session}: {e:#}");
+        ctx.journal(
+            ctx.forge.issue_for_key(key).map(|n| n.0),
+            EventKind::Error,
+            &format!("cleaning up after the agent of {session}: {e:#}"),
+        );
     }
     let _one_at_a_time = ctx.repo_lock.lock().await;
     ctx.git

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::actors::mirrors::push_mirrors;
+use crate::actors::reconcile;
 use crate::agent::SessionCtx;
 use crate::forge::{ForgeError, MergeRequest, NewPull};
 use crate::prompt::{self, TaskPrompt};
@@ -567,25 +568,9 @@ impl DevRun {
     }
 
     async fn remove_worktree(&self) -> anyhow::Result<()> {
-        let ctx = &self.ctx;
         // The last word on token use, before the agent's records go with the worktree.
         self.record_usage().await;
-        // Leftovers in the agent's own files must not keep the issue from settling.
-        if let Err(e) = self
-            .adapter
-            .cleanup(&self.agent_ctx(&ctx.agent_base_env, ""))
-            .await
-        {
-            self.journal(
-                EventKind::Error,
-                &format!("cleaning up after the agent of {}: {e:#}", self.session),
-            );
-        }
-        let repo_dir = ctx.paths.repo_dir(ctx.name());
-        let _one_at_a_time = ctx.repo_lock.lock().await;
-        ctx.git
-            .remove_worktree(&repo_dir, &self.worktree, &self.branch)
-            .await
+        reconcile::remove_worktree(&self.ctx, &self.ctx.issue_key(self.issue.0)).await
     }
 }
 
