@@ -99,10 +99,15 @@ impl SupervisorState {
         self.devs.values().filter(|d| d.project == project).count()
     }
 
-    fn holds(&self, project: &str, issue: IssueNumber) -> bool {
+    /// The live dev actor of an issue.
+    fn dev(&self, project: &str, issue: IssueNumber) -> Option<&DevEntry> {
         self.devs
             .values()
-            .any(|d| d.project == project && d.issue == issue)
+            .find(|d| d.project == project && d.issue == issue)
+    }
+
+    fn holds(&self, project: &str, issue: IssueNumber) -> bool {
+        self.dev(project, issue).is_some()
     }
 }
 
@@ -219,11 +224,7 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::ChatReply { project, issue } => {
                 // No live dev actor: the reply waits in the store for the next one.
-                if let Some(dev) = state
-                    .devs
-                    .values()
-                    .find(|d| d.project == project && d.issue.0 == issue)
-                {
+                if let Some(dev) = state.dev(&project, IssueNumber(issue)) {
                     let _ = dev.actor.send_message(DevMsg::ChatReplies);
                 }
             }
@@ -355,12 +356,9 @@ fn route_nudge(state: &SupervisorState, project: &str, nudge: Nudge) {
         }
     };
     let tick = |issue: u64| {
-        let dev = state
-            .devs
-            .values()
-            .find(|d| d.project == project && d.issue.0 == issue);
-        dev.map(|d| d.actor.send_message(DevMsg::Nudge).is_ok())
-            .unwrap_or(false)
+        state
+            .dev(project, IssueNumber(issue))
+            .is_some_and(|d| d.actor.send_message(DevMsg::Nudge).is_ok())
     };
     // Which live claim has this PR or head, per the dev actors' persisted state.
     let holder = |owns: &dyn Fn(&DevState) -> bool| -> Option<u64> {
