@@ -26,6 +26,7 @@ mod phase;
 mod picking;
 mod recovery;
 mod redact;
+mod self_contained;
 mod store;
 mod support;
 mod swagger;

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 /// Which description to load, and what its server's router does that swagger cannot say.
 struct Spec {
-    /// File name under `shared/api/`, next to the crate and shared by every worktree.
+    /// File name under `tests/api/` (copies of the official descriptions; see its README).
     file: &'static str,
     /// Last-segment parameters that may contain `/`, like Forgejo's catch-all routes
     /// (branch and tag names, file paths). Others (`{repo}`, `{index}`) never span, or
@@ -122,7 +122,7 @@ pub struct Checked {
 impl Swagger {
     fn load(spec: &Spec) -> Self {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/api")
+            .join("tests/api")
             .join(spec.file);
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("reading the swagger {}: {e}", path.display()));
