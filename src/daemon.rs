@@ -2,7 +2,7 @@
 //! the store, build each project's context and run the actor tree until a
 //! signal (or, with `--once`, until one cycle is done).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use crate::matrix::{MatrixArgs, MatrixNotifier, MatrixTiming, OnReply};
 use crate::notify::{LogNotifier, Notifier};
 use crate::paths::StatePaths;
 use crate::redact::Redactor;
+use crate::sandbox::{self, Sandbox, SandboxKind};
 use crate::store::{EventKind, Store};
 use crate::tmux::Tmux;
 use crate::webhook::{self, HookTarget, WebhookConfig};
@@ -64,8 +65,23 @@ fn render_config_errors(errors: &[ConfigError]) -> String {
 }
 
 pub async fn run(opts: RunOptions) -> Result<(), RunError> {
-    let projects = config::load_dir(&opts.projects_dir).map_err(RunError::Config)?;
-    let paths = StatePaths::new(&opts.state_dir);
+    // A core dump or a same-user `/proc/<pid>/environ`/`mem` read would hand
+    // out the tokens this process holds.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        tracing::warn!("could not make the daemon non-dumpable: {e}");
+    }
+    // Relative paths would mean something else to git and tmux, which run
+    // in other folders (a worktree under `state` resolved inside the clone).
+    let projects_dir = absolute(&opts.projects_dir)?;
+    let state_dir = absolute(&opts.state_dir)?;
+    let mut projects = config::load_dir(&projects_dir).map_err(RunError::Config)?;
+    for project in &mut projects {
+        absolute_paths(project)?;
+    }
+    let paths = StatePaths::new(&state_dir);
+    std::fs::create_dir_all(paths.root())
+        .with_context(|| format!("creating {}", paths.root().display()))?;
+    private(paths.root(), 0o700)?;
     for dir in ["sessions", "repos", "worktrees"] {
         std::fs::create_dir_all(paths.root().join(dir))
             .with_context(|| format!("creating {}", paths.root().join(dir).display()))?;
@@ -75,6 +91,18 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         LockError::Io(e) => e,
     })?;
     let store = Arc::new(Store::open(&paths.db())?);
+    for file in [paths.db(), paths.lock(), paths.dev_active()] {
+        if file.exists() {
+            private(&file, 0o600)?;
+        }
+    }
+    for suffix in ["-wal", "-shm"] {
+        let mut name = paths.db().into_os_string();
+        name.push(suffix);
+        if std::path::Path::new(&name).exists() {
+            private(std::path::Path::new(&name), 0o600)?;
+        }
+    }
     // Bound before anything starts, so a taken port fails the run at once
     // rather than after the sessions were resumed.
     let hooks = match &opts.listen {
@@ -92,7 +120,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let mut contexts = Vec::new();
     for project in projects {
         let ctx = tokio::select! {
-            ctx = project_context(project, &paths, store.clone(), &daemon_env, replies_tx.clone(), hooks.is_some()) => ctx?,
+            ctx = project_context(project, &paths, &projects_dir, store.clone(), &daemon_env, replies_tx.clone(), hooks.is_some()) => ctx?,
             _ = sigterm.recv() => return Ok(()),
             _ = sigint.recv() => return Ok(()),
         };
@@ -198,6 +226,7 @@ async fn bind_webhooks(
 async fn project_context(
     project: Project,
     paths: &StatePaths,
+    projects_dir: &Path,
     store: Arc<Store>,
     daemon_env: &[(String, String)],
     replies: ChatReplies,
@@ -233,7 +262,9 @@ async fn project_context(
     };
     let redactor = Redactor::with_env(project.secrets.values(), daemon_env.iter().cloned());
     let notifier = notifier(&project, store.clone(), &redactor, replies);
+    let sandbox = sandbox(&project, paths, projects_dir, daemon_env)?;
     Ok(ProjectCtx {
+        sandbox,
         agent_base_env: base_env(daemon_env.iter().cloned(), &project.agent.pass_env),
         forge,
         store,
@@ -250,6 +281,85 @@ async fn project_context(
         woodpecker,
         project,
     })
+}
+
+/// What the project's agents are confined to (`src/sandbox.rs`).
+fn sandbox(
+    project: &Project,
+    paths: &StatePaths,
+    projects_dir: &Path,
+    daemon_env: &[(String, String)],
+) -> anyhow::Result<Sandbox> {
+    let var = |name: &str| {
+        daemon_env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let agent = &project.agent;
+    if agent.sandbox == SandboxKind::None {
+        tracing::warn!(
+            "{}: [agent] sandbox = \"none\": agents of {} run unconfined, as this user, and can read \
+             every file this user can (tokens in other processes' environments included)",
+            project.source.display(),
+            project.name
+        );
+        return Ok(Sandbox::none());
+    }
+    let program = sandbox::find_bwrap(var("PATH").as_deref()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: {}",
+            project.source.display(),
+            sandbox::missing_bwrap_message()
+        )
+    })?;
+    let home = var("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+    let mut hidden = vec![paths.root().to_path_buf(), projects_dir.to_path_buf()];
+    if project.forge.kind == ForgeKind::Local {
+        hidden.push(PathBuf::from(&project.forge.url));
+    }
+    // Where tmux keeps its sockets when not in `/tmp` (already private).
+    if let Some(dir) = var("TMUX_TMPDIR").filter(|d| !d.is_empty()) {
+        hidden.push(PathBuf::from(dir));
+    }
+    let read_only = agent.sandbox_ro.clone();
+    Ok(Sandbox {
+        kind: SandboxKind::Bwrap,
+        program,
+        home,
+        hidden,
+        read_only,
+        writable: agent.sandbox_rw.clone(),
+    })
+}
+
+/// `path` made absolute against the current folder.
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("making {} absolute", path.display()))
+}
+
+/// The local backend's folders and a clone URL that is a path, made absolute.
+fn absolute_paths(project: &mut Project) -> anyhow::Result<()> {
+    if project.forge.kind == ForgeKind::Local {
+        project.forge.url = absolute(Path::new(&project.forge.url))?
+            .to_string_lossy()
+            .into_owned();
+    }
+    let url = &project.clone_url;
+    // Not `scheme://…` and not scp-like `host:path`: a path.
+    let is_path = !url.contains("://")
+        && (url.starts_with('/') || url.starts_with('.') || !url.contains(':'));
+    if is_path {
+        project.clone_url = absolute(Path::new(url))?.to_string_lossy().into_owned();
+    }
+    Ok(())
+}
+
+/// Only the daemon's user may read or enter `path`.
+fn private(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("restricting {} to mode {mode:o}", path.display()))
 }
 
 /// Where anything that notices a forge change (a watched folder, a webhook)

@@ -1,20 +1,26 @@
-//! forgehand's own git clone of each project and the per-issue worktrees in it.
+//! forgehand's own git clone of each project, and the agents' repositories.
 //!
-//! The clone is bare (`state/repos/<project>`): forgehand never checks anything out
-//! there, and each agent gets a linked worktree on its own branch. Push credentials
-//! go in through environment variables on the one command that needs them, so no
-//! token is ever written to a config file or into a URL on disk.
+//! The clone is bare (`state/repos/<project>`) and forgehand's alone: every
+//! fetch from and push to the forge runs there. Each agent gets a repository of
+//! its own (`state/worktrees/<project>/<key>`), which borrows the clone's
+//! objects; forgehand takes the agent's commits out of it into the clone, and
+//! pushes from the clone. Push credentials go in through environment variables
+//! on the one command that needs them, so no token is ever written to a config
+//! file or into a URL on disk, and no git process forgehand starts runs a hook.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tokio::process::Command;
+
+use crate::tmux::shell_quote;
 
 /// The forge credentials git uses for fetch and push.
 #[derive(Clone, Default)]
@@ -108,72 +114,177 @@ impl Git {
         Ok(())
     }
 
-    /// Creates worktree `wt_path` on `branch`, reset to `start_point`. A worktree
-    /// already registered at that path is left as it is: it holds the agent's work
-    /// from before a restart.
-    pub async fn add_worktree(
+    /// Makes `wt` the agent's own repository on `branch`, at `start_point` (a
+    /// ref of forgehand's clone, such as `origin/main`). A repository already
+    /// there is left as it is: it holds the agent's work from before a restart.
+    ///
+    /// The repository is the agent's, and nothing forgehand does with
+    /// credentials ever runs in it (its hooks and config would run with them).
+    /// It borrows the clone's objects (`alternates`, read-only in the
+    /// sandbox) and names the clone as its `origin`, so the agent can fetch
+    /// the primary branch forgehand last fetched. It is made beside its place
+    /// and renamed into it, so a crash never leaves a half-made one.
+    pub async fn create_agent_repo(
         &self,
         repo_dir: &Path,
-        wt_path: &Path,
+        wt: &Path,
         branch: &str,
         start_point: &str,
     ) -> Result<()> {
         check_ref_arg(branch)?;
         check_ref_arg(start_point)?;
-        // Drops registrations whose directory was deleted by hand, which would
-        // otherwise block re-creating the worktree at the same path.
-        self.run(repo_dir, ["worktree", "prune"]).await?;
-        if self.is_worktree(repo_dir, wt_path).await? {
+        if std::fs::symlink_metadata(wt.join(".git")).is_ok() {
             return Ok(());
         }
-        if let Some(parent) = wt_path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating worktree parent {}", parent.display()))?;
+        let parent = wt.parent().context("a worktree path has a parent")?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating worktree parent {}", parent.display()))?;
+        let name = wt.file_name().context("a worktree path has a name")?;
+        let making = parent.join(format!(".{}.making", name.to_string_lossy()));
+        if making.exists() {
+            std::fs::remove_dir_all(&making)
+                .with_context(|| format!("removing the half-made {}", making.display()))?;
+        }
+        if wt.exists() {
+            // A folder without a repository: nothing of the agent's in it.
+            std::fs::remove_dir_all(wt)
+                .with_context(|| format!("removing the stray folder {}", wt.display()))?;
         }
         self.run(
-            repo_dir,
+            parent,
             [
-                OsStr::new("worktree"),
-                OsStr::new("add"),
+                OsStr::new("init"),
                 OsStr::new("--quiet"),
-                OsStr::new("-B"),
-                OsStr::new(branch),
-                wt_path.as_os_str(),
-                OsStr::new(start_point),
+                making.as_os_str(),
             ],
         )
         .await?;
+        let objects = repo_dir.join("objects");
+        let alternates = making.join(".git/objects/info/alternates");
+        std::fs::write(&alternates, format!("{}\n", objects.display()))
+            .with_context(|| format!("writing {}", alternates.display()))?;
+        let origin = repo_dir
+            .to_str()
+            .with_context(|| format!("{} is not UTF-8", repo_dir.display()))?;
+        self.run(&making, ["remote", "add", "origin", origin])
+            .await?;
+        self.run(
+            &making,
+            [
+                "config",
+                "remote.origin.fetch",
+                "+refs/remotes/origin/*:refs/remotes/origin/*",
+            ],
+        )
+        .await?;
+        for (key, value) in identity().await {
+            self.run(&making, ["config", key, &value]).await?;
+        }
+        self.run(&making, ["fetch", "--quiet", "--no-tags", "origin"])
+            .await?;
+        self.run(&making, ["checkout", "--quiet", "-B", branch, start_point])
+            .await?;
+        std::fs::rename(&making, wt)
+            .with_context(|| format!("moving {} into place", making.display()))?;
         Ok(())
     }
 
-    /// Removes the worktree (uncommitted changes included), deletes its local
-    /// branch and prunes. Anything already gone is fine.
-    pub async fn remove_worktree(
+    /// Brings the commit checked out in the agent's repository `wt` into
+    /// forgehand's clone as `refs/forgehand/agent/<key>` and returns it.
+    ///
+    /// The reading side (`git-upload-pack` in the agent's repository, which
+    /// reads its config) runs in `confine` (the session's sandbox), so
+    /// nothing the agent wrote there runs outside it, and a redirected git
+    /// folder only reaches what the agent could read anyway.
+    pub async fn take_agent_head(
         &self,
         repo_dir: &Path,
-        wt_path: &Path,
+        wt: &Path,
+        key: &str,
+        confine: &[OsString],
+    ) -> Result<String> {
+        let reference = agent_ref(key)?;
+        let mut upload_pack = String::new();
+        for word in confine {
+            upload_pack.push_str(&shell_quote(&word.to_string_lossy()));
+            upload_pack.push(' ');
+        }
+        upload_pack.push_str("git-upload-pack");
+        let refspec = format!("+HEAD:{reference}");
+        self.run(
+            repo_dir,
+            [
+                OsStr::new("fetch"),
+                OsStr::new("--quiet"),
+                OsStr::new("--no-tags"),
+                OsStr::new("--no-write-fetch-head"),
+                OsStr::new("--upload-pack"),
+                OsStr::new(&upload_pack),
+                wt.as_os_str(),
+                OsStr::new(&refspec),
+            ],
+        )
+        .await
+        .with_context(|| format!("taking the agent's commit from {}", wt.display()))?;
+        let out = self
+            .run(
+                repo_dir,
+                ["rev-parse", "--verify", &format!("{reference}^{{commit}}")],
+            )
+            .await?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// Updates the agent's `origin/*` from forgehand's clone (before asking
+    /// for a rebase), inside `confine`: it is the agent's repository.
+    pub async fn refresh_agent_origin(&self, wt: &Path, confine: &[OsString]) -> Result<()> {
+        let mut args: Vec<OsString> = confine.to_vec();
+        args.extend(
+            ["git", "-C"]
+                .into_iter()
+                .map(OsString::from)
+                .chain([wt.as_os_str().to_owned()])
+                .chain(["fetch", "--quiet", "--no-tags", "origin"].map(OsString::from)),
+        );
+        let (program, rest) = args.split_first().context("a command")?;
+        let mut cmd = Command::new(program);
+        cmd.args(rest);
+        harden(&mut cmd);
+        let out = with_timeout(cmd, &describe(wt, rest)).await?;
+        if !out.status.success() {
+            bail!(
+                "updating origin in {} failed ({}): {}",
+                wt.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Removes the agent's repository at `wt` (uncommitted changes included)
+    /// and what forgehand's clone kept of it. Anything already gone is fine.
+    pub async fn remove_agent_repo(
+        &self,
+        repo_dir: &Path,
+        wt: &Path,
+        key: &str,
         branch: &str,
     ) -> Result<()> {
         check_ref_arg(branch)?;
-        if !repo_dir.exists() {
+        // Links inside are removed, never followed.
+        if std::fs::symlink_metadata(wt).is_ok() {
+            std::fs::remove_dir_all(wt).with_context(|| format!("removing {}", wt.display()))?;
+        }
+        if !repo_dir.join("HEAD").exists() {
             return Ok(());
         }
-        // A registration whose directory is already gone would make `remove` fail.
-        self.run(repo_dir, ["worktree", "prune"]).await?;
-        if self.is_worktree(repo_dir, wt_path).await? {
-            // Twice: also removes a locked worktree.
-            self.run(
-                repo_dir,
-                [
-                    OsStr::new("worktree"),
-                    OsStr::new("remove"),
-                    OsStr::new("--force"),
-                    OsStr::new("--force"),
-                    wt_path.as_os_str(),
-                ],
-            )
+        let reference = agent_ref(key)?;
+        self.output(repo_dir, ["update-ref", "-d", &reference])
             .await?;
-        }
+        // Worktrees of the clone were how agents worked before they had
+        // repositories of their own: what they left goes too.
+        self.run(repo_dir, ["worktree", "prune"]).await?;
         let local = format!("refs/heads/{branch}");
         let exists = self
             .output(repo_dir, ["show-ref", "--verify", "--quiet", &local])
@@ -181,35 +292,29 @@ impl Git {
         if exists.status.success() {
             self.run(repo_dir, ["branch", "-D", branch]).await?;
         }
-        self.run(repo_dir, ["worktree", "prune"]).await?;
         Ok(())
     }
 
-    /// The linked worktrees of `repo_dir` (not the repository itself).
-    pub async fn list_worktrees(&self, repo_dir: &Path) -> Result<Vec<PathBuf>> {
-        let out = self
-            .run(repo_dir, ["worktree", "list", "--porcelain", "-z"])
-            .await?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        Ok(text
-            .split('\0')
-            .filter_map(|field| field.strip_prefix("worktree "))
-            // git lists the main worktree (here the bare repository) first.
-            .skip(1)
-            .map(PathBuf::from)
-            .collect())
+    pub async fn head_sha(&self, dir: &Path) -> Result<String> {
+        self.rev(dir, "HEAD").await
     }
 
-    pub async fn head_sha(&self, wt: &Path) -> Result<String> {
-        let out = self.run(wt, ["rev-parse", "--verify", "HEAD"]).await?;
+    /// The commit `rev` names in the repository at `dir`.
+    pub async fn rev(&self, dir: &Path, rev: &str) -> Result<String> {
+        check_ref_arg(rev)?;
+        let spec = format!("{rev}^{{commit}}");
+        let out = self.run(dir, ["rev-parse", "--verify", &spec]).await?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
-    /// Commits on HEAD that `base_ref` does not have.
-    pub async fn commits_ahead(&self, wt: &Path, base_ref: &str) -> Result<u32> {
+    /// Commits of `head` that `base_ref` does not have, in forgehand's clone.
+    pub async fn commits_ahead(&self, repo_dir: &Path, base_ref: &str, head: &str) -> Result<u32> {
         check_ref_arg(base_ref)?;
-        let range = format!("{base_ref}..HEAD");
-        let out = self.run(wt, ["rev-list", "--count", &range, "--"]).await?;
+        check_ref_arg(head)?;
+        let range = format!("{base_ref}..{head}");
+        let out = self
+            .run(repo_dir, ["rev-list", "--count", &range, "--"])
+            .await?;
         let count = String::from_utf8_lossy(&out.stdout);
         count
             .trim()
@@ -217,30 +322,52 @@ impl Git {
             .with_context(|| format!("git rev-list --count {range} printed {count:?}"))
     }
 
+    /// Pushes `sha` (a commit in forgehand's clone) to `branch` at `url`.
+    ///
+    /// From forgehand's own clone, to the explicit URL, so no remote or
+    /// `insteadOf` setting is consulted. `force_with_lease` allows rewriting
+    /// the branch (after a rebase or amend) only if it still holds what
+    /// forgehand last saw there (its `origin/<branch>`).
+    pub async fn push(
+        &self,
+        repo_dir: &Path,
+        url: &str,
+        sha: &str,
+        branch: &str,
+        force_with_lease: bool,
+    ) -> Result<()> {
+        check_ref_arg(branch)?;
+        check_ref_arg(sha)?;
+        if url.is_empty() || url.starts_with('-') {
+            bail!("invalid push URL {:?}", url_for_display(url));
+        }
+        let tracking = format!("refs/remotes/origin/{branch}");
+        let mut args = vec![
+            "push".to_owned(),
+            "--quiet".to_owned(),
+            "--porcelain".to_owned(),
+        ];
+        if force_with_lease {
+            let seen = self
+                .output(repo_dir, ["rev-parse", "--verify", "--quiet", &tracking])
+                .await?;
+            let seen = String::from_utf8_lossy(&seen.stdout).trim().to_owned();
+            args.push(format!("--force-with-lease=refs/heads/{branch}:{seen}"));
+        }
+        args.push(url.to_owned());
+        args.push(format!("{sha}:refs/heads/{branch}"));
+        self.run_authed(repo_dir, &args)
+            .await
+            .with_context(|| format!("pushing {branch}"))?;
+        // What a push to a named remote would record: the lease's next value.
+        self.run(repo_dir, ["update-ref", &tracking, sha]).await?;
+        Ok(())
+    }
+
     /// Whether the worktree has uncommitted changes, untracked files included.
     pub async fn is_dirty(&self, wt: &Path) -> Result<bool> {
         let out = self.run(wt, ["status", "--porcelain"]).await?;
         Ok(!out.stdout.is_empty())
-    }
-
-    /// Pushes the worktree's HEAD to `branch` on origin and returns the pushed sha.
-    ///
-    /// The sha is resolved first and pushed by value, so a commit the agent makes
-    /// meanwhile cannot slip in unreported. `force_with_lease` allows rewriting the
-    /// branch (after a rebase or amend) only if it still holds what we last saw.
-    pub async fn push(&self, wt: &Path, branch: &str, force_with_lease: bool) -> Result<String> {
-        check_ref_arg(branch)?;
-        let sha = self.head_sha(wt).await?;
-        let refspec = format!("{sha}:refs/heads/{branch}");
-        let mut args = vec!["push", "--quiet", "--porcelain"];
-        if force_with_lease {
-            args.push("--force-with-lease");
-        }
-        args.extend(["origin", &refspec]);
-        self.run_authed(wt, args)
-            .await
-            .with_context(|| format!("pushing {branch}"))?;
-        Ok(sha)
     }
 
     /// The sha of `branch` on the forge right now (`ls-remote`, not the possibly
@@ -285,15 +412,6 @@ impl Git {
             );
         }
         Ok(())
-    }
-
-    async fn is_worktree(&self, repo_dir: &Path, wt_path: &Path) -> Result<bool> {
-        let wanted = canonical(wt_path);
-        Ok(self
-            .list_worktrees(repo_dir)
-            .await?
-            .iter()
-            .any(|p| canonical(p) == wanted))
     }
 
     /// A git command that must succeed, without credentials.
@@ -345,30 +463,89 @@ impl Git {
     async fn spawn(&self, dir: &Path, args: &[OsString], authed: bool) -> Result<Output> {
         let mut cmd = Command::new("git");
         cmd.arg("-C").arg(dir).args(args);
-        // Inherited from a git hook or a user's shell, these would redirect or
-        // reconfigure every command; forgehand names its repositories explicitly.
-        for var in [
-            "GIT_DIR",
-            "GIT_WORK_TREE",
-            "GIT_INDEX_FILE",
-            "GIT_COMMON_DIR",
-            "GIT_CONFIG_COUNT",
-            "GIT_CONFIG_PARAMETERS",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("GIT_TERMINAL_PROMPT", "0");
+        harden(&mut cmd);
         if authed {
             cmd.envs(self.auth.env());
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd.output()
-            .await
-            .with_context(|| format!("running {}", describe(dir, args)))
+        with_timeout(cmd, &describe(dir, args)).await
     }
+}
+
+/// The longest one git command may take: a forge or a mirror that stops
+/// answering mid-fetch stalls only the caller, and only this long.
+const GIT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Every git command forgehand runs starts from an empty environment (the
+/// daemon's holds its tokens), ignores the system and global configuration
+/// (`~/.gitconfig` may rewrite URLs or name helpers), and runs no hook and no
+/// file-system monitor, whatever a repository's own configuration says.
+fn harden(cmd: &mut Command) {
+    cmd.env_clear();
+    for (key, value) in std::env::vars_os() {
+        let keep = key.to_str().is_some_and(|k| {
+            ["PATH", "HOME", "LANG", "TMPDIR"].contains(&k) || k.starts_with("LC_")
+        });
+        if keep {
+            cmd.env(key, value);
+        }
+    }
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_COUNT", "2")
+        .env("GIT_CONFIG_KEY_0", "core.hooksPath")
+        .env("GIT_CONFIG_VALUE_0", "/dev/null")
+        .env("GIT_CONFIG_KEY_1", "core.fsmonitor")
+        .env("GIT_CONFIG_VALUE_1", "false");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+}
+
+async fn with_timeout(mut cmd: Command, what: &str) -> Result<Output> {
+    match tokio::time::timeout(GIT_TIMEOUT, cmd.output()).await {
+        Ok(out) => out.with_context(|| format!("running {what}")),
+        // Dropping the future killed git.
+        Err(_) => bail!("{what} did not finish within {}s", GIT_TIMEOUT.as_secs()),
+    }
+}
+
+/// The ref of forgehand's clone that holds an agent's latest commit.
+fn agent_ref(key: &str) -> Result<String> {
+    let valid = !key.is_empty()
+        && !key.starts_with('-')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        bail!("invalid issue key {key:?}");
+    }
+    Ok(format!("refs/forgehand/agent/{key}"))
+}
+
+/// The daemon user's git identity (`user.name`, `user.email` from its own
+/// configuration), for the agent's repository: the agent cannot read the
+/// daemon's home, where that configuration lives.
+async fn identity() -> Vec<(&'static str, String)> {
+    let mut found = Vec::new();
+    for key in ["user.name", "user.email"] {
+        let out = Command::new("git")
+            .args(["config", "--get", key])
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        if let Ok(Ok(out)) = tokio::time::timeout(Duration::from_secs(10), out).await
+            && out.status.success()
+        {
+            let value = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if !value.is_empty() {
+                found.push((key, value));
+            }
+        }
+    }
+    found
 }
 
 /// Refuses a ref argument git could take for an option.
@@ -400,10 +577,4 @@ fn describe(dir: &Path, args: &[OsString]) -> String {
         text.push_str(&arg.to_string_lossy());
     }
     text
-}
-
-/// The path with symlinks resolved when it exists, so `/tmp/x` and its real path
-/// compare equal.
-fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }

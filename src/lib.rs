@@ -38,6 +38,8 @@ pub mod phase;
 pub mod picking;
 pub mod prompt;
 pub mod redact;
+pub mod sandbox;
 pub mod store;
 pub mod tmux;
+pub mod untrusted;
 pub mod webhook;

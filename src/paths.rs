@@ -48,6 +48,13 @@ impl StatePaths {
     }
 }
 
+/// The pane's output, appended by tmux (`pipe-pane`) in the session folder.
+pub const PANE_LOG: &str = "pane.log";
+
+/// Files of the session folder that forgehand writes and the sandboxed agent
+/// may only read (the rest of the folder is the agent's to write).
+pub const PROTECTED_SESSION_FILES: [&str; 2] = [PANE_LOG, crate::agent::PROTOCOL_FILE];
+
 /// `dev-<project>-<issue>`: the name people type in `tmux attach -t`. `issue`
 /// is the issue's key (`42`, or a local plan's name).
 pub fn session_name(project: &str, issue: &str) -> String {

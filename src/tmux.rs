@@ -7,8 +7,6 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +22,25 @@ const SCREEN_POLL: Duration = Duration::from_millis(100);
 /// Lines `wait_for_text` inspects: the visible screen plus some history, so a
 /// pattern that scrolled just off the top still counts.
 const SCREEN_LINES: u32 = 200;
+
+/// The longest any one tmux call may take: a server that hangs costs its
+/// callers this much, never forever.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The only variables the tmux programs forgehand runs get. The server
+/// forgehand starts keeps its client's environment as its global one (what
+/// `tmux show-environment -g` prints, and what the `pipe-pane` shell gets),
+/// so the daemon's own (its tokens) must never reach it.
+const TMUX_ENV: &[&str] = &[
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "PATH",
+    "SHELL",
+    "LANG",
+    "TERM",
+    "TMUX_TMPDIR",
+];
 
 /// A handle on one tmux server.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +60,8 @@ pub struct SessionSpec {
     pub height: u16,
     /// The agent's whole environment: nothing else reaches it.
     pub env: Vec<(String, String)>,
+    /// The words that put the command in its sandbox (`bwrap … --`), if any.
+    pub sandbox: Vec<OsString>,
     /// Trusted configuration (`agent.command`), run with `/bin/sh -c`.
     pub command: String,
 }
@@ -127,6 +146,7 @@ impl Tmux {
             }
             args.push(format!("{key}={value}").into());
         }
+        args.extend(spec.sandbox.iter().cloned());
         args.extend([
             "/bin/sh".into(),
             "-c".into(),
@@ -212,31 +232,15 @@ impl Tmux {
     /// The text goes through a tmux buffer loaded from a private file, pasted with
     /// bracketed paste (`-p`) and without turning newlines into Enter (`-r`), so it
     /// is never interpreted as key names and a multi-line message stays one message.
-    pub async fn paste(&self, name: &str, text: &str, scratch_dir: &Path) -> Result<()> {
+    ///
+    /// The text reaches tmux on its standard input (`load-buffer -`), never
+    /// through a file: a file in a folder the agent can write could be swapped
+    /// for a link between writing and loading it.
+    pub async fn paste(&self, name: &str, text: &str) -> Result<()> {
         let clean = sanitize(text);
         let buffer = unique_buffer_name();
-        let file = scratch_dir.join(format!("{buffer}.txt"));
-        write_private(&file, clean.as_bytes())?;
-        let result = self.paste_file(name, &buffer, &file).await;
-        let removed = std::fs::remove_file(&file)
-            .with_context(|| format!("removing paste file {}", file.display()));
-        result?;
-        removed
-    }
-
-    async fn paste_file(&self, name: &str, buffer: &str, file: &Path) -> Result<()> {
         let target = pane_target(name);
-        self.check(
-            [
-                OsStr::new("load-buffer"),
-                OsStr::new("-b"),
-                OsStr::new(buffer),
-                file.as_os_str(),
-            ],
-            "load-buffer",
-            name,
-        )
-        .await?;
+        self.load_buffer(&buffer, clean.as_bytes(), name).await?;
         self.check(
             [
                 "paste-buffer",
@@ -244,7 +248,7 @@ impl Tmux {
                 "-r",
                 "-d",
                 "-b",
-                buffer,
+                &buffer,
                 "-t",
                 &target,
             ],
@@ -341,16 +345,59 @@ impl Tmux {
         }
     }
 
+    /// `load-buffer -b buffer -` with `bytes` on standard input.
+    async fn load_buffer(&self, buffer: &str, bytes: &[u8], name: &str) -> Result<()> {
+        let mut child = self
+            .command()
+            .args(["load-buffer", "-b", buffer, "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running tmux{} load-buffer", self.socket_note()))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .context("tmux load-buffer has no stdin")?;
+        let fed = async {
+            tokio::io::AsyncWriteExt::write_all(&mut stdin, bytes).await?;
+            drop(stdin);
+            child.wait_with_output().await
+        };
+        let out = tokio::time::timeout(CALL_TIMEOUT, fed)
+            .await
+            .map_err(|_| self.timed_out("load-buffer"))?
+            .with_context(|| format!("feeding tmux{} load-buffer", self.socket_note()))?;
+        if !out.status.success() {
+            return Err(self.failure("load-buffer", name, &out));
+        }
+        Ok(())
+    }
+
+    fn timed_out(&self, verb: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "tmux{} {verb} did not answer within {}s",
+            self.socket_note(),
+            CALL_TIMEOUT.as_secs()
+        )
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new("tmux");
         if let Some(socket) = &self.socket {
             cmd.arg("-L").arg(socket);
         }
-        // Inside tmux these point at the daemon's own session and would make tmux
+        // A clean environment (see `TMUX_ENV`). `TMUX` and `TMUX_PANE` in
+        // particular would point at the daemon's own session and make tmux
         // talk to that server or refuse nesting.
-        cmd.env_remove("TMUX")
-            .env_remove("TMUX_PANE")
-            .stdin(Stdio::null())
+        cmd.env_clear();
+        for (key, value) in std::env::vars_os() {
+            let keep = key
+                .to_str()
+                .is_some_and(|k| TMUX_ENV.contains(&k) || k.starts_with("LC_"));
+            if keep {
+                cmd.env(key, value);
+            }
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -367,10 +414,9 @@ impl Tmux {
             .first()
             .map(|a| a.to_string_lossy().into_owned())
             .unwrap_or_default();
-        self.command()
-            .args(&args)
-            .output()
+        tokio::time::timeout(CALL_TIMEOUT, self.command().args(&args).output())
             .await
+            .map_err(|_| self.timed_out(&verb))?
             .with_context(|| format!("running tmux{} {verb}", self.socket_note()))
     }
 
@@ -463,7 +509,7 @@ fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, bel_ends: b
 }
 
 /// Quotes `s` as one word for `sh -c`: single quotes, with `'` written as `'\''`.
-fn shell_quote(s: &str) -> String {
+pub fn shell_quote(s: &str) -> String {
     let mut quoted = String::with_capacity(s.len() + 2);
     quoted.push('\'');
     for c in s.chars() {
@@ -495,18 +541,6 @@ fn unique_buffer_name() -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("forgehand-{}-{n}-{nanos}", std::process::id())
-}
-
-/// Writes a file only the owner can read: the text may hold private issue content.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating paste file {}", path.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("writing paste file {}", path.display()))
 }
 
 /// Whether tmux failed because the server or the session does not exist.

@@ -98,16 +98,8 @@ pub(super) async fn remove_worktree(ctx: &ProjectCtx, key: &str) -> anyhow::Resu
     }
     let _one_at_a_time = ctx.repo_lock.lock().await;
     ctx.git
-        .remove_worktree(&repo_dir, &path, &branch_name(key))
-        .await?;
-    // A folder git does not know as a worktree (half-made, or made by hand)
-    // is still forgehand's to remove: it lives in forgehand's state.
-    if path.exists() {
-        tokio::fs::remove_dir_all(&path)
-            .await
-            .map_err(|e| anyhow::anyhow!("removing {}: {e}", path.display()))?;
-    }
-    Ok(())
+        .remove_agent_repo(&repo_dir, &path, key, &branch_name(key))
+        .await
 }
 
 /// Worktrees and `dev-<project>-<N>` sessions that no claim accounts for:
@@ -174,9 +166,7 @@ pub async fn block(ctx: &ProjectCtx, n: IssueNumber, why: &str) -> anyhow::Resul
          Last lines of the agent's session `{session}`:\n\n```\n{}\n```",
         tail.trim_end()
     );
-    ctx.forge
-        .create_comment(n.0, &ctx.redactor.redact(&body))
-        .await?;
+    ctx.comment(n.0, &body).await?;
     ctx.forge.add_label(n, &ctx.project.labels.blocked).await?;
     ctx.forge
         .remove_label(n, &ctx.project.labels.in_progress)

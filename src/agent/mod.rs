@@ -104,14 +104,17 @@ impl AgentAdapter {
 
     /// Deliver one message: bracketed paste from a tmux buffer, then Enter.
     /// Both kinds take input the same way today.
-    pub async fn submit(
-        &self,
-        tmux: &Tmux,
-        session: &str,
-        text: &str,
-        scratch_dir: &Path,
-    ) -> anyhow::Result<()> {
-        tmux.paste(session, text, scratch_dir).await
+    pub async fn submit(&self, tmux: &Tmux, session: &str, text: &str) -> anyhow::Result<()> {
+        tmux.paste(session, text).await
+    }
+
+    /// What the agent must be able to write outside its worktree, in the
+    /// sandbox: its own config and records (in the daemon's `home`).
+    pub fn sandbox_rw(&self, home: Option<&Path>) -> Vec<PathBuf> {
+        match (self, home) {
+            (AgentAdapter::Claude, Some(home)) => claude::sandbox_rw(home),
+            _ => Vec::new(),
+        }
     }
 
     /// Tokens the agent used in this worktree so far, if the agent keeps count.

@@ -154,35 +154,109 @@ fn check(dir: &Path, env: Env<'_>) -> (CheckReport, Vec<Project>) {
             return (report, Vec::new());
         }
     };
+    let loaded: Vec<(PathBuf, Result<Loaded, Vec<ConfigError>>)> = paths
+        .into_iter()
+        .map(|path| {
+            let outcome = load_one(&path, env);
+            (path, outcome)
+        })
+        .collect();
+    // Every variable some project's `*_env` keys name, with that project's file.
+    let secrets: Vec<(&str, &Path)> = loaded
+        .iter()
+        .filter_map(|(path, l)| l.as_ref().ok().map(|l| (path, l)))
+        .flat_map(|(path, l)| l.secret_vars.iter().map(|v| (v.as_str(), path.as_path())))
+        .collect();
+    let names: Vec<(&str, &Path)> = loaded
+        .iter()
+        .filter_map(|(path, l)| {
+            l.as_ref()
+                .ok()
+                .map(|l| (l.project.name.as_str(), path.as_path()))
+        })
+        .collect();
     let mut projects = Vec::new();
     // name → the file that used it first.
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for path in paths {
-        let outcome = match load_one(&path, env) {
-            Err(errors) => Err(errors),
-            Ok(loaded) => match seen.get(&loaded.project.name) {
-                Some(first) => Err(vec![ConfigError {
-                    file: path.clone(),
-                    line: loaded.name_line,
-                    col: loaded.name_col,
-                    field: "name".to_string(),
-                    message: format!(
-                        "project name \"{}\" is already used by {}",
-                        loaded.project.name,
-                        first.display()
-                    ),
-                }]),
-                None => {
-                    let name = loaded.project.name.clone();
-                    seen.insert(name.clone(), path.clone());
-                    projects.push(loaded.project);
-                    Ok(name)
+    let mut outcomes = Vec::new();
+    for (path, outcome) in &loaded {
+        let outcome = match outcome {
+            Err(errors) => Err(errors.clone()),
+            Ok(loaded) => {
+                let mut errors = across_projects(path, loaded, &secrets, &names);
+                if let Some(first) = seen.get(&loaded.project.name) {
+                    errors.push(ConfigError {
+                        file: path.clone(),
+                        line: loaded.name_line,
+                        col: loaded.name_col,
+                        field: "name".to_string(),
+                        message: format!(
+                            "project name \"{}\" is already used by {}",
+                            loaded.project.name,
+                            first.display()
+                        ),
+                    });
+                } else {
+                    seen.insert(loaded.project.name.clone(), path.clone());
                 }
-            },
+                if errors.is_empty() {
+                    projects.push(loaded.project.clone());
+                    Ok(loaded.project.name.clone())
+                } else {
+                    Err(errors)
+                }
+            }
         };
-        report.files.push(FileCheck { path, outcome });
+        outcomes.push(FileCheck {
+            path: path.clone(),
+            outcome,
+        });
     }
+    report.files = outcomes;
     (report, projects)
+}
+
+/// What one project may not do given the others: pass another project's
+/// secret to its agent, or have a name whose sessions another project's could
+/// be taken for (`a` and `a-b`: is `dev-a-b-1` issue `b-1` of `a`, or issue 1
+/// of `a-b`? Start-up clean-up of one would kill the other's sessions).
+fn across_projects(
+    path: &Path,
+    loaded: &Loaded,
+    secrets: &[(&str, &Path)],
+    names: &[(&str, &Path)],
+) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for (var, line, col) in &loaded.pass_env_at {
+        if let Some((_, other)) = secrets.iter().find(|(v, p)| v == var && *p != path) {
+            errors.push(ConfigError {
+                file: path.to_path_buf(),
+                line: *line,
+                col: *col,
+                field: "[agent] pass_env".to_string(),
+                message: format!(
+                    "{var} is a secret of the project in {} and must not be passed to the agent",
+                    other.display()
+                ),
+            });
+        }
+    }
+    let name = loaded.project.name.as_str();
+    for (other, other_path) in names {
+        if *other_path != path && name.starts_with(&format!("{other}-")) {
+            errors.push(ConfigError {
+                file: path.to_path_buf(),
+                line: loaded.name_line,
+                col: loaded.name_col,
+                field: "name".to_string(),
+                message: format!(
+                    "sessions of project \"{name}\" (dev-{name}-<issue>) could be taken for those of \"{other}\" in {} (dev-{other}-<issue>); rename one of them",
+                    other_path.display()
+                ),
+            });
+        }
+    }
+    errors
 }
 
 /// The `*.toml` files of `dir`, sorted by name. Hidden files are skipped, as

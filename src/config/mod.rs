@@ -17,6 +17,7 @@ pub use load::{
 };
 
 use crate::forge::MergeMethod;
+use crate::sandbox::SandboxKind;
 
 /// One project, validated. Secrets are resolved from the environment at load
 /// time and kept in `secrets`, never in the other fields.
@@ -90,6 +91,12 @@ pub struct AgentConfig {
     pub idle_timeout: Duration,
     pub escalation_timeout: Duration,
     pub pass_env: Vec<String>,
+    /// `bwrap` (the default) or `none` (`src/sandbox.rs`).
+    pub sandbox: SandboxKind,
+    /// More paths the sandboxed agent may write, `~/` expanded.
+    pub sandbox_rw: Vec<PathBuf>,
+    /// More paths it may read where they would be hidden, `~/` expanded.
+    pub sandbox_ro: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -91,6 +91,9 @@ pub struct RawAgent {
     pub escalation_timeout: Field<DurationText>,
     pub pass_env: Option<Vec<Spanned<String>>>,
     pub kind: Field<String>,
+    pub sandbox: Field<String>,
+    pub sandbox_rw: Option<Vec<Spanned<String>>>,
+    pub sandbox_ro: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize, Default)]

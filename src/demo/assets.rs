@@ -106,6 +106,8 @@ command = {agent}
 ready_pattern = "❯"
 max_sessions = 3
 idle_timeout = "5m"
+# The agent runs in a sandbox that hides this folder; it may read its script.
+sandbox_ro = [{agent_file}]
 
 [ci]
 command = "sh test.sh"
@@ -123,6 +125,7 @@ timeout = "10m"
             "python3 {}",
             shell_quote(&root.join("fake-agent").display().to_string())
         )),
+        agent_file = path("fake-agent"),
     )
 }
 

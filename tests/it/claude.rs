@@ -106,18 +106,18 @@ async fn prepare_writes_consent_hooks_and_the_protocol_and_excludes_them_from_co
     }
     git(&repo, &["init", "-q", "-b", "main"]);
     git(&repo, &["commit", "-q", "--allow-empty", "-m", "start"]);
+    // An agent's repository of its own, as forgehand makes them.
     let worktree = dir.path().join("wt");
     git(
-        &repo,
+        dir.path(),
         &[
-            "worktree",
-            "add",
+            "clone",
             "-q",
-            "-b",
-            "fix/issue-42",
+            repo.to_str().unwrap(),
             worktree.to_str().unwrap(),
         ],
     );
+    git(&worktree, &["checkout", "-q", "-b", "fix/issue-42"]);
     let env = vec![
         ("HOME".to_string(), home.display().to_string()),
         (

@@ -116,6 +116,7 @@ token_env = "FORGE_TOKEN"
 
 [agent]
 command = "{command}"
+sandbox_ro = ["{scripts}"]
 {agent_extra}
 
 {sections}
@@ -123,6 +124,7 @@ command = "{command}"
             clone = self.git.bare.display(),
             url = self.forge.url(),
             poll = file.poll_interval,
+            scripts = fake_agent.parent().expect("scripts/").display(),
             forge_extra = file.forge_extra,
             agent_extra = file.agent_extra,
             sections = file.sections,

@@ -15,8 +15,8 @@ fn outside_references(file: &Path, text: &str) -> Vec<String> {
     let climbing = Regex::new(r#"(?:\.\./)+[A-Za-z0-9_.\-/]*|join\(\s*"\.\.(?:/[^"]*)?"\s*\)"#)
         .expect("pattern");
     // Absolute paths of the machine the project was first built on.
-    let workplace = Regex::new(r#"(?:^|[\s"'`(=:])/(?:work|shared)(?:/[A-Za-z0-9_.\-]*)*"#)
-        .expect("pattern");
+    let workplace =
+        Regex::new(r#"(?:^|[\s"'`(=:])/(?:work|shared)(?:/[A-Za-z0-9_.\-]*)*"#).expect("pattern");
     let dir = file.parent().unwrap_or(Path::new(""));
     let mut found = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -29,7 +29,11 @@ fn outside_references(file: &Path, text: &str) -> Vec<String> {
                 .trim_matches('"');
             // `include_str!` and friends resolve against the file, everything else
             // (`Path::join`, a script's arguments) against where it runs: the root.
-            let base = if line.contains("include_") { dir } else { Path::new("") };
+            let base = if line.contains("include_") {
+                dir
+            } else {
+                Path::new("")
+            };
             if escapes(&base.join(reference)) {
                 found.push(format!("{}: {}", n + 1, m.as_str()));
             }

@@ -22,6 +22,7 @@ fn spec(name: &str, cwd: &Path, env: Vec<(String, String)>, command: String) -> 
         width: 120,
         height: 40,
         env,
+        sandbox: Vec::new(),
         command,
     }
 }
@@ -139,8 +140,6 @@ async fn new_session_runs_in_cwd_with_only_the_given_environment() {
 async fn paste_delivers_text_verbatim_minus_control_characters() {
     let server = TmuxServer::new();
     let tmp = tempfile::tempdir().unwrap();
-    let scratch = tmp.path().join("scratch");
-    std::fs::create_dir(&scratch).unwrap();
     let out_file = tmp.path().join("received.txt");
     server
         .tmux
@@ -161,19 +160,10 @@ async fn paste_delivers_text_verbatim_minus_control_characters() {
     assert!(expected.contains("$(rm -rf /)") && expected.contains("C-c"));
     assert!(!expected.contains('\x1b') && !expected.contains('\x03'));
 
-    server
-        .tmux
-        .paste("dev-proj-1", text, &scratch)
-        .await
-        .unwrap();
+    server.tmux.paste("dev-proj-1", text).await.unwrap();
     let got = wait_for_file(&out_file, WAIT, |t| t.ends_with("last\n")).await;
     assert_eq!(got, expected);
 
-    assert_eq!(
-        std::fs::read_dir(&scratch).unwrap().count(),
-        0,
-        "the paste file is removed"
-    );
     let buffers = server.raw().arg("list-buffers").output().unwrap();
     assert!(buffers.stdout.is_empty(), "the paste buffer is deleted");
 }
@@ -262,11 +252,7 @@ async fn pipe_pane_appends_output_to_a_log_with_an_awkward_path() {
     server.tmux.pipe_pane(name, &log).await.unwrap();
     // Again, as after a restart: `-o` must not start a second pipe.
     server.tmux.pipe_pane(name, &log).await.unwrap();
-    server
-        .tmux
-        .paste(name, "logged-line", tmp.path())
-        .await
-        .unwrap();
+    server.tmux.paste(name, "logged-line").await.unwrap();
     // cat echoes it once through the tty and prints it once.
     let text = wait_for_file(&log, WAIT, |t| t.matches("logged-line").count() >= 2).await;
     assert!(text.contains("logged-line"));
@@ -303,7 +289,7 @@ fn git_auth_env_carries_the_header_and_debug_hides_the_token() {
     assert!(shown.contains("redacted"), "{shown}");
 }
 
-/// Every file of the clone (objects aside) and the worktree's `.git` link, as text.
+/// Every file of the clone and of the agent's repository (objects aside), as text.
 fn config_texts(repo: &Path, wt: &Path) -> String {
     fn walk(dir: &Path, acc: &mut String) {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -319,23 +305,24 @@ fn config_texts(repo: &Path, wt: &Path) -> String {
     }
     let mut acc = String::new();
     walk(repo, &mut acc);
-    acc.push_str(&std::fs::read_to_string(wt.join(".git")).unwrap());
+    walk(&wt.join(".git"), &mut acc);
     acc
 }
 
 #[tokio::test]
-async fn clone_worktree_commit_push_and_cleanup() {
+async fn clone_agent_repo_commit_push_and_cleanup() {
     let forge = Forge::new();
     let state = tempfile::tempdir().unwrap();
     let repo = state.path().join("repos/proj");
     let wt = state.path().join("worktrees/proj/7");
     let branch = "fix/issue-7";
     let git_fh = Git::new(GitAuth::new(Some("s3cr3t-token".to_owned())));
+    let url = forge.url();
 
-    git_fh.ensure_clone(&forge.url(), &repo).await.unwrap();
+    git_fh.ensure_clone(&url, &repo).await.unwrap();
     assert_eq!(git(&repo, &["rev-parse", "origin/main"]), forge.main_sha);
     // Idempotent, and a changed URL is followed.
-    git_fh.ensure_clone(&forge.url(), &repo).await.unwrap();
+    git_fh.ensure_clone(&url, &repo).await.unwrap();
     let moved = forge.dir.path().join("moved.git");
     git(
         forge.dir.path(),
@@ -349,20 +336,29 @@ async fn clone_worktree_commit_push_and_cleanup() {
         git(&repo, &["remote", "get-url", "origin"]),
         moved.to_str().unwrap()
     );
-    git_fh.ensure_clone(&forge.url(), &repo).await.unwrap();
+    git_fh.ensure_clone(&url, &repo).await.unwrap();
 
     git_fh
-        .add_worktree(&repo, &wt, branch, "origin/main")
+        .create_agent_repo(&repo, &wt, branch, "origin/main")
         .await
         .unwrap();
+    // The agent's repository is its own (not a worktree of the clone),
+    // borrows the clone's objects and fetches from the clone.
+    assert!(wt.join(".git").is_dir());
+    assert!(git_fh.head_sha(&wt).await.is_ok());
     assert_eq!(git_fh.head_sha(&wt).await.unwrap(), forge.main_sha);
-    assert_eq!(git_fh.commits_ahead(&wt, "origin/main").await.unwrap(), 0);
-    assert!(!git_fh.is_dirty(&wt).await.unwrap());
-    let listed = git_fh.list_worktrees(&repo).await.unwrap();
-    assert_eq!(listed.len(), 1);
+    assert_eq!(git(&wt, &["rev-parse", "--abbrev-ref", "HEAD"]), branch);
     assert_eq!(
-        listed[0].canonicalize().unwrap(),
-        wt.canonicalize().unwrap()
+        git(&wt, &["remote", "get-url", "origin"]),
+        repo.to_str().unwrap()
+    );
+    assert_eq!(git(&wt, &["rev-parse", "origin/main"]), forge.main_sha);
+    assert!(!git_fh.is_dirty(&wt).await.unwrap());
+    assert!(
+        git(&repo, &["worktree", "list", "--porcelain"])
+            .lines()
+            .count()
+            <= 3
     );
 
     std::fs::write(wt.join("fix.txt"), "fixed\n").unwrap();
@@ -370,29 +366,52 @@ async fn clone_worktree_commit_push_and_cleanup() {
     git(&wt, &["add", "fix.txt"]);
     git(&wt, &["commit", "--quiet", "-m", "fix"]);
     assert!(!git_fh.is_dirty(&wt).await.unwrap());
-    assert_eq!(git_fh.commits_ahead(&wt, "origin/main").await.unwrap(), 1);
+    let take = |git_fh: &Git| {
+        let (git_fh, repo, wt) = (git_fh.clone(), repo.clone(), wt.clone());
+        async move { git_fh.take_agent_head(&repo, &wt, "7", &[]).await.unwrap() }
+    };
+    let head = take(&git_fh).await;
+    assert_eq!(head, git(&wt, &["rev-parse", "HEAD"]));
+    assert_eq!(
+        git_fh
+            .commits_ahead(&repo, "origin/main", &head)
+            .await
+            .unwrap(),
+        1
+    );
 
-    // Re-adding an existing worktree keeps the agent's work.
+    // Re-creating an existing repository keeps the agent's work.
     git_fh
-        .add_worktree(&repo, &wt, branch, "origin/main")
+        .create_agent_repo(&repo, &wt, branch, "origin/main")
         .await
         .unwrap();
-    assert_eq!(git_fh.commits_ahead(&wt, "origin/main").await.unwrap(), 1);
+    assert_eq!(git(&wt, &["rev-parse", "HEAD"]), head);
 
     assert_eq!(git_fh.remote_branch_sha(&repo, branch).await.unwrap(), None);
-    let pushed = git_fh.push(&wt, branch, false).await.unwrap();
-    assert_eq!(pushed, git_fh.head_sha(&wt).await.unwrap());
-    assert_eq!(forge.branch_sha(branch), Some(pushed.clone()));
+    git_fh
+        .push(&repo, &url, &head, branch, false)
+        .await
+        .unwrap();
+    assert_eq!(forge.branch_sha(branch), Some(head.clone()));
     assert_eq!(
         git_fh.remote_branch_sha(&repo, branch).await.unwrap(),
-        Some(pushed.clone())
+        Some(head.clone())
     );
 
     // An amend needs a force push; a plain push is refused, the lease allows it.
     git(&wt, &["commit", "--quiet", "--amend", "-m", "fix, amended"]);
-    assert!(git_fh.push(&wt, branch, false).await.is_err());
-    let amended = git_fh.push(&wt, branch, true).await.unwrap();
-    assert_ne!(amended, pushed);
+    let amended = take(&git_fh).await;
+    assert!(
+        git_fh
+            .push(&repo, &url, &amended, branch, false)
+            .await
+            .is_err()
+    );
+    git_fh
+        .push(&repo, &url, &amended, branch, true)
+        .await
+        .unwrap();
+    assert_ne!(amended, head);
     assert_eq!(forge.branch_sha(branch), Some(amended.clone()));
 
     // Someone else moves the branch: the lease (our last-seen value) protects it.
@@ -411,11 +430,39 @@ async fn clone_worktree_commit_push_and_cleanup() {
         &wt,
         &["commit", "--quiet", "--amend", "-m", "fix, amended again"],
     );
-    assert!(git_fh.push(&wt, branch, true).await.is_err());
-    assert_ne!(
-        forge.branch_sha(branch),
-        Some(git_fh.head_sha(&wt).await.unwrap())
+    let again = take(&git_fh).await;
+    assert!(
+        git_fh
+            .push(&repo, &url, &again, branch, true)
+            .await
+            .is_err()
     );
+    assert_ne!(forge.branch_sha(branch), Some(again));
+
+    // The agent's hooks and config never run in forgehand's git: a pre-push
+    // hook and an fsmonitor planted in the agent's repository stay silent.
+    git(&wt, &["commit", "--quiet", "--allow-empty", "-m", "more"]);
+    let witness = state.path().join("ran");
+    for name in ["pre-push", "reference-transaction", "post-checkout"] {
+        let hook = wt.join(".git/hooks").join(name);
+        std::fs::write(&hook, format!("#!/bin/sh\ntouch {}\n", witness.display())).unwrap();
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let hooks = wt.join(".git/hooks");
+    git(&wt, &["config", "core.hooksPath", hooks.to_str().unwrap()]);
+    git(
+        &wt,
+        &[
+            "config",
+            "core.fsmonitor",
+            hooks.join("pre-push").to_str().unwrap(),
+        ],
+    );
+    let more = take(&git_fh).await;
+    git_fh.fetch(&repo).await.unwrap();
+    git_fh.push(&repo, &url, &more, branch, true).await.unwrap();
+    assert!(!witness.exists(), "an agent's hook ran in forgehand's git");
 
     let configs = config_texts(&repo, &wt);
     assert!(configs.contains("[remote \"origin\"]"), "walked the config");
@@ -423,14 +470,19 @@ async fn clone_worktree_commit_push_and_cleanup() {
     assert!(!configs.contains("czNjcjN0"), "encoded token on disk");
 
     std::fs::write(wt.join("uncommitted.txt"), "x").unwrap();
-    git_fh.remove_worktree(&repo, &wt, branch).await.unwrap();
-    assert!(!wt.exists());
-    assert!(git_fh.list_worktrees(&repo).await.unwrap().is_empty());
-    assert!(git(&repo, &["branch", "--list", branch]).is_empty());
-    // Already gone: still fine, and so is a repository that never existed.
-    git_fh.remove_worktree(&repo, &wt, branch).await.unwrap();
     git_fh
-        .remove_worktree(&state.path().join("nope"), &wt, branch)
+        .remove_agent_repo(&repo, &wt, "7", branch)
+        .await
+        .unwrap();
+    assert!(!wt.exists());
+    assert!(git(&repo, &["for-each-ref", "refs/forgehand/"]).is_empty());
+    // Already gone: still fine, and so is a repository that never existed.
+    git_fh
+        .remove_agent_repo(&repo, &wt, "7", branch)
+        .await
+        .unwrap();
+    git_fh
+        .remove_agent_repo(&state.path().join("nope"), &wt, "7", branch)
         .await
         .unwrap();
 }

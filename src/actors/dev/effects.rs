@@ -71,8 +71,23 @@ impl DevRun {
             }
             Effect::CheckReplies { pr, since } => Ok(self.human_reply(pr, since).await?),
             Effect::Fetch => {
-                let _one_at_a_time = ctx.repo_lock.lock().await;
-                ctx.git.fetch(&ctx.paths.repo_dir(ctx.name())).await?;
+                {
+                    let _one_at_a_time = ctx.repo_lock.lock().await;
+                    ctx.git.fetch(&ctx.paths.repo_dir(ctx.name())).await?;
+                }
+                // The agent rebases onto its own `origin/*`, a copy of the
+                // clone's: bring it up to date, inside the sandbox.
+                let key = ctx.issue_key(n.0);
+                if let Err(e) = ctx
+                    .git
+                    .refresh_agent_origin(&self.worktree, &ctx.confine(&key))
+                    .await
+                {
+                    self.journal(
+                        EventKind::Error,
+                        &format!("updating the agent's origin (it can run `git fetch origin` itself): {e:#}"),
+                    );
+                }
                 Ok(None)
             }
             Effect::Release { outcome, comment } => {
@@ -90,8 +105,18 @@ impl DevRun {
                 Ok(None)
             }
             Effect::Push { force } => {
+                let repo_dir = ctx.paths.repo_dir(ctx.name());
+                let key = ctx.issue_key(n.0);
+                // Authenticated git never runs in the agent's repository: its
+                // commit is taken into forgehand's clone and pushed from there.
+                let sha = {
+                    let _one_at_a_time = ctx.repo_lock.lock().await;
+                    ctx.git
+                        .take_agent_head(&repo_dir, &self.worktree, &key, &ctx.confine(&key))
+                        .await?
+                };
                 let base = format!("origin/{}", project.primary_branch);
-                let ahead = ctx.git.commits_ahead(&self.worktree, &base).await?;
+                let ahead = ctx.git.commits_ahead(&repo_dir, &base, &sha).await?;
                 if ahead == 0 {
                     self.journal(
                         EventKind::Pushed,
@@ -99,9 +124,8 @@ impl DevRun {
                     );
                     return Ok(Some(Event::NothingToPush));
                 }
-                let sha = ctx
-                    .git
-                    .push(&self.worktree, &self.branch, force)
+                ctx.git
+                    .push(&repo_dir, &project.clone_url, &sha, &self.branch, force)
                     .await
                     .with_context(|| format!("pushing {}", self.branch))?;
                 self.journal(
@@ -116,9 +140,7 @@ impl DevRun {
                 if let Some(pr) = self.state.pr {
                     return Ok(Some(Event::PrOpened { pr }));
                 }
-                let summary = tokio::fs::read_to_string(self.summary_file())
-                    .await
-                    .unwrap_or_default();
+                let summary = self.read_agent_file(self.summary_file()).await;
                 let summary = if summary.trim().is_empty() {
                     "(the agent left no summary)".to_string()
                 } else {
@@ -128,7 +150,15 @@ impl DevRun {
                     head: self.branch.clone(),
                     base: project.primary_branch.clone(),
                     title: format!("fix: {} (#{n})", self.title),
-                    body: ctx.redactor.redact(&format!("{summary}\n\nFixes #{n}")),
+                    // Room kept for the closing line, which must survive the cap.
+                    body: ctx.posted(&format!(
+                        "{}\n\nFixes #{n}",
+                        crate::untrusted::cap_text(
+                            &summary,
+                            crate::actors::context::MAX_POSTED_BYTES - 1024,
+                            false
+                        )
+                    )),
                 };
                 let pr = ctx
                     .forge
@@ -210,9 +240,7 @@ impl DevRun {
                 Ok(None)
             }
             Effect::Comment(text) => {
-                ctx.forge
-                    .create_comment(n.0, &ctx.redactor.redact(&text))
-                    .await?;
+                ctx.comment(n.0, &text).await?;
                 Ok(None)
             }
             Effect::Merge { pr, head } => {
@@ -298,7 +326,7 @@ impl DevRun {
     pub(super) async fn paste(&self, text: &str) -> anyhow::Result<()> {
         let text = prompt::limit(text, prompt::MAX_MESSAGE_BYTES);
         self.adapter
-            .submit(&self.ctx.tmux, &self.session, &text, &self.session_dir)
+            .submit(&self.ctx.tmux, &self.session, &text)
             .await
             .with_context(|| format!("pasting into {}", self.session))?;
         let first = text.lines().next().unwrap_or_default();
@@ -317,16 +345,13 @@ impl DevRun {
                 .ensure_clone(&project.clone_url, &repo_dir)
                 .await
                 .with_context(|| format!("updating forgehand's clone of {}", project.clone_url))?;
-            if !self.worktree.exists() {
+            if std::fs::symlink_metadata(self.worktree.join(".git")).is_err() {
                 let start = match ctx.git.remote_branch_sha(&repo_dir, &self.branch).await? {
                     Some(_) => format!("origin/{}", self.branch),
                     None => format!("origin/{}", project.primary_branch),
                 };
-                if let Some(parent) = self.worktree.parent() {
-                    tokio::fs::create_dir_all(parent).await?;
-                }
                 ctx.git
-                    .add_worktree(&repo_dir, &self.worktree, &self.branch, &start)
+                    .create_agent_repo(&repo_dir, &self.worktree, &self.branch, &start)
                     .await
                     .with_context(|| format!("creating the worktree for {}", self.branch))?;
             }
@@ -334,6 +359,21 @@ impl DevRun {
         tokio::fs::create_dir_all(&self.session_dir)
             .await
             .with_context(|| format!("creating {}", self.session_dir.display()))?;
+        // Made by forgehand before the agent starts, so the sandbox can hold
+        // them read-only in place (see `ProjectCtx::cell`).
+        for name in crate::paths::PROTECTED_SESSION_FILES {
+            let path = self.session_dir.join(name);
+            // A plain file is kept (the pane log of an adopted session goes
+            // on); anything else in its place (a link) is replaced.
+            if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
+                crate::untrusted::write_in(
+                    &self.session_dir,
+                    std::path::Path::new(name),
+                    b"",
+                    0o600,
+                )?;
+            }
+        }
         if self.watcher.is_none() {
             self.watcher = Some(watch::watch_phase_file(
                 &self.session_dir,
@@ -399,12 +439,16 @@ impl DevRun {
                 width: PANE_WIDTH,
                 height: PANE_HEIGHT,
                 env,
+                sandbox: ctx.confine(&self.ctx.issue_key(self.issue.0)),
                 command: project.agent.command.clone(),
             })
             .await
             .with_context(|| format!("starting the tmux session {}", self.session))?;
         ctx.tmux
-            .pipe_pane(&self.session, &self.session_dir.join("pane.log"))
+            .pipe_pane(
+                &self.session,
+                &self.session_dir.join(crate::paths::PANE_LOG),
+            )
             .await?;
         self.journal(
             EventKind::SessionStarted,
@@ -501,9 +545,7 @@ impl DevRun {
             .into_iter()
             .filter(|c| c.author != ctx.own_login)
             .collect();
-        let scratch = tokio::fs::read_to_string(self.scratch_file())
-            .await
-            .unwrap_or_default();
+        let scratch = self.read_agent_file(self.scratch_file()).await;
         let (phase, summary, scratch_file) =
             (self.phase_file(), self.summary_file(), self.scratch_file());
         Ok(prompt::task(&TaskPrompt {

@@ -134,9 +134,7 @@ impl DevRun {
         let ctx = self.ctx.clone();
         let labels = &ctx.project.labels;
         let n = self.issue;
-        ctx.forge
-            .create_comment(n.0, &ctx.redactor.redact(comment))
-            .await?;
+        ctx.comment(n.0, comment).await?;
         match outcome {
             RefusalKind::UnmetDependency => ctx.forge.add_label(n, &labels.backlog).await?,
             RefusalKind::TooLarge => ctx.forge.add_label(n, &labels.underspecified).await?,

@@ -99,6 +99,9 @@ pub struct DevRun {
     delivery: Delivery,
     /// What differs for the project's kind of agent.
     adapter: AgentAdapter,
+    /// The last reason the phase file could not be read, so a file that
+    /// stays unreadable is reported once, not at every write.
+    phase_problem: Option<String>,
 }
 
 /// The first message of a session.
@@ -180,6 +183,7 @@ impl Actor for DevActor {
             last_reported: None,
             delivery: Delivery::Task,
             adapter: AgentAdapter::new(ctx.project.agent.kind),
+            phase_problem: None,
             ctx,
         };
         if is_new {
@@ -267,6 +271,35 @@ impl Actor for DevActor {
         .await
         .map_err(Into::into)
     }
+}
+
+/// The most of the phase file ever read: a phase and a reason.
+const MAX_PHASE_BYTES: usize = 4096;
+/// The most of the summary or the scratch notes ever read.
+pub(crate) const MAX_AGENT_FILE_BYTES: usize = 64 * 1024;
+
+/// The phase file's modification time and (capped) content.
+fn read_phase(
+    path: &std::path::Path,
+) -> Result<(Option<i64>, crate::untrusted::Capped), crate::untrusted::UntrustedError> {
+    use std::io::Read;
+    let file = crate::untrusted::open_regular(path)?;
+    let mtime = file
+        .metadata()
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64);
+    let mut bytes = Vec::new();
+    file.take(MAX_PHASE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| crate::untrusted::UntrustedError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+    let truncated = bytes.len() > MAX_PHASE_BYTES;
+    bytes.truncate(MAX_PHASE_BYTES);
+    Ok((mtime, crate::untrusted::Capped { bytes, truncated }))
 }
 
 /// With the forge reporting its changes (webhooks, a watched folder), a
@@ -372,19 +405,38 @@ impl DevRun {
         self.session_dir.join("scratch.md")
     }
 
-    /// Read the phase file after a write; each write is handled once.
+    /// Read the phase file after a write; each write is handled once. The
+    /// file is the agent's: a link, a pipe or a device in its place is
+    /// reported, never read, and no more than `MAX_PHASE_BYTES` are read.
     async fn read_phase_file(&mut self) -> anyhow::Result<Option<Event>> {
         let path = self.phase_file();
-        let Ok(meta) = tokio::fs::metadata(&path).await else {
-            return Ok(None);
+        let read = tokio::task::spawn_blocking(move || read_phase(&path)).await?;
+        let (mtime, capped) = match read {
+            Ok(read) => read,
+            Err(e) if e.is_missing() => return Ok(None),
+            Err(e) => {
+                let problem = e.to_string();
+                if self.phase_problem.as_deref() != Some(problem.as_str()) {
+                    self.journal(EventKind::PhaseInvalid, &problem);
+                    self.paste(&format!(
+                        "forgehand: {problem}. Write the phase as a plain file: line 1 \
+                         PHASE:<name>, optional line 2 Reason: <text>."
+                    ))
+                    .await?;
+                    self.phase_problem = Some(problem);
+                }
+                return Ok(None);
+            }
         };
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos() as i64);
-        let bytes = tokio::fs::read(&path).await?;
-        let content = String::from_utf8_lossy(&bytes).into_owned();
+        self.phase_problem = None;
+        if capped.truncated {
+            self.journal(
+                EventKind::PhaseInvalid,
+                &format!("the phase file is over {MAX_PHASE_BYTES} bytes: only its start was read"),
+            );
+        }
+        let path = self.phase_file();
+        let content = capped.text();
         let write = mtime.map(|mtime_ns| PhaseWrite {
             mtime_ns,
             content: content.clone(),
@@ -418,9 +470,7 @@ impl DevRun {
     /// A refusal is only as good as its summary: an unreadable one makes it
     /// an ordinary failure, with the reason saying why.
     async fn read_refusal(&self, report: phase::PhaseReport) -> Event {
-        let summary = tokio::fs::read_to_string(self.summary_file())
-            .await
-            .unwrap_or_default();
+        let summary = self.read_agent_file(self.summary_file()).await;
         match phase::parse_refusal(&summary) {
             Ok(refusal) => Event::Refused(refusal),
             Err(e) => {
@@ -432,6 +482,22 @@ impl DevRun {
                     reason: Some(format!("refused, but {e}")),
                     ..report
                 })
+            }
+        }
+    }
+
+    /// One of the agent's files (summary, scratch notes), at most
+    /// `MAX_AGENT_FILE_BYTES` of it; what cannot be read (missing, not a
+    /// plain file) is journaled and taken as empty.
+    async fn read_agent_file(&self, path: PathBuf) -> String {
+        match crate::untrusted::read_capped_async(&path, MAX_AGENT_FILE_BYTES).await {
+            Ok(read) => {
+                crate::untrusted::cap_text(&read.text(), MAX_AGENT_FILE_BYTES, read.truncated)
+            }
+            Err(e) if e.is_missing() => String::new(),
+            Err(e) => {
+                self.journal(EventKind::PhaseInvalid, &e.to_string());
+                String::new()
             }
         }
     }
@@ -454,7 +520,7 @@ impl DevRun {
                 .ok()
                 .and_then(|m| m.modified().ok())
         };
-        let last_output = mtime(self.session_dir.join("pane.log")).await;
+        let last_output = mtime(self.session_dir.join(crate::paths::PANE_LOG)).await;
         let last_phase = mtime(self.phase_file()).await;
         let since_stage: std::time::SystemTime = self.state.stage_since.into();
         let last = [last_output, last_phase, Some(since_stage)]

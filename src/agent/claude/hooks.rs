@@ -16,6 +16,7 @@ use anyhow::Context;
 use serde_json::{Map, Value, json};
 
 use crate::agent::{EXITED_MARKER, PROTOCOL_FILE, STOPPED_MARKER};
+use crate::untrusted;
 
 /// The kinds of `StopFailure` Claude Code 2.x reports (the hook's matcher).
 const STOP_FAILURES: &[&str] = &[
@@ -64,19 +65,26 @@ pub fn hooks() -> Value {
 }
 
 /// Write the hooks into `<worktree>/.claude/settings.local.json` (keeping any
-/// other settings there) and exclude `.claude/` from commits.
+/// other settings there) and exclude `.claude/` from commits. The worktree is
+/// the agent's: nothing in it is followed if it is a link.
 pub async fn install(worktree: &Path) -> anyhow::Result<()> {
-    let dir = worktree.join(".claude");
-    tokio::fs::create_dir_all(&dir)
+    let worktree = worktree.to_path_buf();
+    tokio::task::spawn_blocking(move || install_blocking(&worktree))
         .await
-        .with_context(|| format!("creating {}", dir.display()))?;
-    let file = dir.join("settings.local.json");
-    let mut settings = match tokio::fs::read(&file).await {
-        Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+        .context("installing Claude Code's hooks")?
+}
+
+/// The settings file's largest believable size.
+const MAX_SETTINGS: usize = 1024 * 1024;
+
+fn install_blocking(worktree: &Path) -> anyhow::Result<()> {
+    let file = Path::new(".claude/settings.local.json");
+    let mut settings = match untrusted::read_capped_in(worktree, file, MAX_SETTINGS) {
+        Ok(read) if !read.truncated => match serde_json::from_slice::<Value>(&read.bytes) {
             Ok(Value::Object(map)) => map,
             _ => Map::new(),
         },
-        Err(_) => Map::new(),
+        _ => Map::new(),
     };
     let Value::Object(ours) = hooks() else {
         unreachable!("hooks() is an object")
@@ -90,36 +98,26 @@ pub async fn install(worktree: &Path) -> anyhow::Result<()> {
         installed.insert(event, entries);
     }
     let text = serde_json::to_string_pretty(&Value::Object(settings))?;
-    tokio::fs::write(&file, text)
-        .await
-        .with_context(|| format!("writing {}", file.display()))?;
-    exclude(worktree, ".claude/").await
+    untrusted::write_in(worktree, file, text.as_bytes(), 0o644)?;
+    exclude(worktree, ".claude/")
 }
 
-/// Add `pattern` to the repository's `info/exclude` unless it is there. A
-/// worktree shares its main repository's file, which is fine: the pattern
-/// holds for every worktree.
-async fn exclude(worktree: &Path, pattern: &str) -> anyhow::Result<()> {
-    let out = tokio::process::Command::new("git")
-        .args(["rev-parse", "--git-path", "info/exclude"])
-        .current_dir(worktree)
-        .output()
-        .await
-        .context("running git rev-parse")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "git rev-parse --git-path info/exclude in {}: {}",
-        worktree.display(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    let rel = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let path = worktree.join(rel);
-    let current = tokio::fs::read_to_string(&path).await.unwrap_or_default();
-    if current.lines().any(|l| l.trim() == pattern) {
+/// Add `pattern` to the agent's repository's `info/exclude` unless it is there.
+fn exclude(worktree: &Path, pattern: &str) -> anyhow::Result<()> {
+    // A linked worktree of forgehand's clone, made before agents had
+    // repositories of their own: the clone's shared exclude file had the
+    // pattern added back then.
+    if std::fs::symlink_metadata(worktree.join(".git")).is_ok_and(|m| m.is_file()) {
         return Ok(());
     }
-    if let Some(parent) = path.parent() {
-        tokio::fs::create_dir_all(parent).await?;
+    let file = Path::new(".git/info/exclude");
+    let current = match untrusted::read_capped_in(worktree, file, MAX_SETTINGS) {
+        Ok(read) => read.text(),
+        Err(e) if e.is_missing() => String::new(),
+        Err(e) => return Err(e.into()),
+    };
+    if current.lines().any(|l| l.trim() == pattern) {
+        return Ok(());
     }
     let mut text = current;
     if !text.is_empty() && !text.ends_with('\n') {
@@ -127,7 +125,5 @@ async fn exclude(worktree: &Path, pattern: &str) -> anyhow::Result<()> {
     }
     text.push_str(pattern);
     text.push('\n');
-    tokio::fs::write(&path, text)
-        .await
-        .with_context(|| format!("writing {}", path.display()))
+    untrusted::write_in(worktree, file, text.as_bytes(), 0o644)
 }

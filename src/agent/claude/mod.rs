@@ -115,6 +115,12 @@ fn home(ctx: &SessionCtx<'_>) -> anyhow::Result<PathBuf> {
         .context("HOME is not set: Claude Code keeps its settings in $HOME/.claude.json")
 }
 
+/// Claude Code's own config and records, writable in the sandbox: the
+/// `~/.claude` folder (settings, login, transcripts) and `~/.claude.json`.
+pub fn sandbox_rw(home: &Path) -> Vec<PathBuf> {
+    vec![home.join(".claude"), global_config::path(home)]
+}
+
 pub async fn prepare(ctx: &SessionCtx<'_>) -> anyhow::Result<Vec<(String, String)>> {
     let home = home(ctx)?;
     let consent = Consent::for_session(ctx)?;
@@ -123,11 +129,18 @@ pub async fn prepare(ctx: &SessionCtx<'_>) -> anyhow::Result<Vec<(String, String
     tokio::task::spawn_blocking(move || global_config::update(&path, |c| to_apply.apply(c)))
         .await
         .context("updating ~/.claude.json")??;
-    hooks::install(ctx.worktree).await?;
-    let protocol = ctx.session_dir.join(PROTOCOL_FILE);
-    tokio::fs::write(&protocol, ctx.protocol)
+    // Bound into the sandbox, so it must exist before the session starts.
+    let records = home.join(".claude");
+    tokio::fs::create_dir_all(&records)
         .await
-        .with_context(|| format!("writing {}", protocol.display()))?;
+        .with_context(|| format!("creating {}", records.display()))?;
+    hooks::install(ctx.worktree).await?;
+    crate::untrusted::write_in(
+        ctx.session_dir,
+        Path::new(PROTOCOL_FILE),
+        ctx.protocol.as_bytes(),
+        0o644,
+    )?;
     let mut env = Vec::new();
     // Claude Code refuses the bypass flag as root unless told it runs in a sandbox.
     if consent.bypass_permissions && nix::unistd::geteuid().is_root() {

@@ -27,6 +27,11 @@ pub struct Loaded {
     pub project: Project,
     pub name_line: usize,
     pub name_col: usize,
+    /// Every variable `pass_env` names, with its position, for the check
+    /// against other projects' secrets.
+    pub pass_env_at: Vec<(String, usize, usize)>,
+    /// The variables this project's `*_env` keys name.
+    pub secret_vars: Vec<String>,
 }
 
 /// Validates one file's text. `file` is only used to locate messages.
@@ -38,6 +43,7 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
         doc: doc.get_ref(),
         env,
         errors: Vec::new(),
+        pass_env_at: Vec::new(),
     };
     if !syntax_errors.is_empty() {
         // The recovered document may be missing whole tables; validating it
@@ -99,6 +105,15 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
     let (Some((name, (name_line, name_col))), true) = (name, c.errors.is_empty()) else {
         return Err(c.into_errors());
     };
+    let pass_env_at = c
+        .pass_env_at
+        .iter()
+        .map(|(var, at)| {
+            let (line, col) = line_col(src, *at);
+            (var.clone(), line, col)
+        })
+        .collect();
+    let secret_vars = secret_vars.into_iter().map(|(v, _)| v).collect();
     Ok(Loaded {
         project: Project {
             name,
@@ -119,6 +134,8 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
         },
         name_line,
         name_col,
+        pass_env_at,
+        secret_vars,
     })
 }
 
@@ -129,6 +146,8 @@ struct Checker<'a> {
     doc: &'a DeTable<'a>,
     env: Env<'a>,
     errors: Vec<ConfigError>,
+    /// `pass_env` entries and their byte offsets.
+    pass_env_at: Vec<(String, usize)>,
 }
 
 impl Checker<'_> {

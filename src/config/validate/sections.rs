@@ -17,6 +17,7 @@ use crate::config::{
     ReviewConfig, WoodpeckerConfig,
 };
 use crate::forge::MergeMethod;
+use crate::sandbox::{self, SandboxKind};
 
 /// A section's config plus the secret it resolved and the variable holding
 /// that secret (with the key that named it), for the `pass_env` check.
@@ -43,6 +44,15 @@ const AGENT_KINDS: &[(&str, AgentKind)] = &[
     ("generic", AgentKind::Generic),
     ("claude", AgentKind::Claude),
 ];
+
+const SANDBOXES: &[(&str, SandboxKind)] =
+    &[("bwrap", SandboxKind::Bwrap), ("none", SandboxKind::None)];
+
+/// Variables that would let whoever sets them run code in the agent's
+/// programs or rewrite its git configuration: never passed, whatever
+/// `pass_env` says. `GIT_CONFIG_` is a prefix.
+const NEVER_PASSED: &[&str] = &["LD_PRELOAD", "LD_LIBRARY_PATH", "BASH_ENV", "ENV"];
+const NEVER_PASSED_PREFIX: &str = "GIT_CONFIG_";
 
 const MERGE_METHODS: &[(&str, MergeMethod)] = &[
     ("merge", MergeMethod::Merge),
@@ -160,6 +170,9 @@ impl Checker<'_> {
             idle_timeout: Duration::from_secs(2 * 3600),
             escalation_timeout: Duration::from_secs(24 * 3600),
             pass_env: Vec::new(),
+            sandbox: SandboxKind::Bwrap,
+            sandbox_rw: Vec::new(),
+            sandbox_ro: Vec::new(),
         };
         let Some(section) = section else {
             if !present {
@@ -182,7 +195,7 @@ impl Checker<'_> {
                 }
             }
         }
-        if let Some(command) = self.required(raw.command, header, "[agent] command") {
+        if let Some(command) = self.required(raw.command, header.clone(), "[agent] command") {
             config.command = command.into_inner();
         }
         config.ready_pattern = self.text_or(raw.ready_pattern, "[agent] ready_pattern", "❯");
@@ -212,10 +225,91 @@ impl Checker<'_> {
                     var.get_ref()
                 );
                 self.push(var.span(), field, message);
+            } else if NEVER_PASSED.contains(&var.get_ref().as_str())
+                || var.get_ref().starts_with(NEVER_PASSED_PREFIX)
+            {
+                let message = format!(
+                    "{} changes how the agent's programs run and is never passed to the agent",
+                    var.get_ref()
+                );
+                self.push(var.span(), field, message);
             }
+            self.pass_env_at
+                .push((var.get_ref().clone(), var.span().start));
             config.pass_env.push(var.into_inner());
         }
+        if let Some(kind) = raw.sandbox {
+            match SANDBOXES.iter().find(|(n, _)| n == kind.get_ref()) {
+                Some((_, found)) => config.sandbox = *found,
+                None => {
+                    let message = format!(
+                        "unknown sandbox \"{}\"; allowed: {}",
+                        kind.get_ref(),
+                        names(SANDBOXES)
+                    );
+                    self.push(kind.span(), "[agent] sandbox", message);
+                }
+            }
+            if config.sandbox == SandboxKind::Bwrap
+                && sandbox::find_bwrap((self.env)("PATH").as_deref()).is_none()
+            {
+                self.push(
+                    kind.span(),
+                    "[agent] sandbox",
+                    sandbox::missing_bwrap_message(),
+                );
+            }
+        } else if sandbox::find_bwrap((self.env)("PATH").as_deref()).is_none() {
+            self.push(
+                header,
+                "[agent] sandbox",
+                format!("(default \"bwrap\") {}", sandbox::missing_bwrap_message()),
+            );
+        }
+        config.sandbox_rw = self.sandbox_paths(raw.sandbox_rw, "[agent] sandbox_rw");
+        config.sandbox_ro = self.sandbox_paths(raw.sandbox_ro, "[agent] sandbox_ro");
         config
+    }
+
+    /// Absolute paths, or `~/…` in the daemon's home.
+    fn sandbox_paths(
+        &mut self,
+        raw: Option<Vec<Spanned<String>>>,
+        field: &str,
+    ) -> Vec<std::path::PathBuf> {
+        let home = (self.env)("HOME").filter(|h| !h.is_empty());
+        let mut out = Vec::new();
+        for entry in raw.unwrap_or_default() {
+            let text = entry.get_ref();
+            let path = match (text.strip_prefix("~/"), &home) {
+                (Some(rest), Some(home)) => std::path::Path::new(home).join(rest),
+                (Some(_), None) => {
+                    self.push(
+                        entry.span(),
+                        field,
+                        format!("\"{text}\" names the home folder, but HOME is not set"),
+                    );
+                    continue;
+                }
+                (None, _) => std::path::PathBuf::from(text),
+            };
+            if !path.is_absolute()
+                || path
+                    .components()
+                    .any(|c| c == std::path::Component::ParentDir)
+            {
+                self.push(
+                    entry.span(),
+                    field,
+                    format!(
+                        "\"{text}\" must be an absolute path (or start with ~/) without \"..\""
+                    ),
+                );
+                continue;
+            }
+            out.push(path);
+        }
+        out
     }
 
     pub(super) fn ci(&mut self) -> WithSecret<CiConfig> {

@@ -31,7 +31,7 @@ impl AgentRun {
         let git_fh = Git::default();
         git_fh.ensure_clone(&forge.url(), &repo).await.unwrap();
         git_fh
-            .add_worktree(&repo, &wt, "fix/issue-7", "origin/main")
+            .create_agent_repo(&repo, &wt, "fix/issue-7", "origin/main")
             .await
             .unwrap();
 
@@ -83,11 +83,7 @@ impl AgentRun {
     }
 
     async fn say(&self, text: &str) {
-        self.server
-            .tmux
-            .paste(&self.name, text, &self.session_dir)
-            .await
-            .unwrap();
+        self.server.tmux.paste(&self.name, text).await.unwrap();
     }
 
     async fn wait_phase(&self, first_line: &str) -> String {
@@ -99,8 +95,13 @@ impl AgentRun {
     }
 
     async fn commits_ahead(&self) -> u32 {
-        Git::default()
-            .commits_ahead(&self.wt, "origin/main")
+        let git_fh = Git::default();
+        let head = git_fh
+            .take_agent_head(&self.repo, &self.wt, "7", &[])
+            .await
+            .unwrap();
+        git_fh
+            .commits_ahead(&self.repo, "origin/main", &head)
             .await
             .unwrap()
     }
@@ -175,6 +176,11 @@ async fn fake_agent_rebases_onto_the_moved_primary_branch() {
     git(&other, &["commit", "--quiet", "-m", "news"]);
     git(&other, &["push", "--quiet", "origin", "main"]);
     Git::default().fetch(&run.repo).await.unwrap();
+    // What forgehand does before asking: the agent's origin follows the clone.
+    Git::default()
+        .refresh_agent_origin(&run.wt, &[])
+        .await
+        .unwrap();
     let new_main = run.forge.branch_sha("main").unwrap();
     assert_eq!(run.commits_ahead().await, 1);
     assert_ne!(
