@@ -18,7 +18,8 @@
 //! - `notify.rs`: the notifier interface; `matrix/`: its Matrix implementation
 //!   (a thread per issue, escalations, replies read back from chat).
 //! - `webhook/`: the optional HTTP listener; verified forge events become nudges.
-//! - `redact.rs`: the secret redactor for everything forgehand posts.
+//! - `redact.rs`: the secret redactor for everything forgehand posts;
+//!   `text.rs`: forge text with its control characters escaped for display.
 //! - `lockfile.rs`, `paths.rs`: the state directory.
 
 pub mod actors;
@@ -39,5 +40,6 @@ pub mod picking;
 pub mod prompt;
 pub mod redact;
 pub mod store;
+pub mod text;
 pub mod tmux;
 pub mod webhook;
