@@ -451,6 +451,40 @@ fn old_deliveries_are_forgotten() {
     assert!(store.record_delivery(&id).unwrap());
 }
 
+/// Delivery ids recorded before schema 5 (keyed by id alone) are still known
+/// after the upgrade.
+#[test]
+fn delivery_ids_survive_the_schema_upgrade() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("db");
+    {
+        // The table as schema 3 made it, in a database at version 4.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE webhook_deliveries (id TEXT PRIMARY KEY, received_at TEXT NOT NULL);
+             CREATE INDEX webhook_deliveries_by_age ON webhook_deliveries (received_at);
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO webhook_deliveries VALUES ('forgejo:old', ?1)",
+            [chrono::Utc::now().to_rfc3339()],
+        )
+        .unwrap();
+    }
+    let store = Store::open(&db).unwrap();
+    assert!(
+        !store
+            .record_delivery(&DeliveryKey::Id("forgejo:old".into()))
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_delivery(&DeliveryKey::Id("forgejo:new".into()))
+            .unwrap()
+    );
+}
+
 /// A Forgejo delivery signed with `SECRET` but without a delivery id.
 fn without_id(body: &serde_json::Value) -> (Vec<(&'static str, String)>, Vec<u8>) {
     let body = body.to_string().into_bytes();
