@@ -12,7 +12,8 @@ use crate::config::{self, ForgeKind};
 use crate::daemon::{self, RunError, RunOptions};
 use crate::forge::local::{LocalArgs, ReviewVerdict, submit_review};
 use crate::paths::{StatePaths, session_name};
-use crate::store::{ClaimRow, Store, TokenUsage};
+use crate::store::{ClaimRow, EventRow, Store, TokenUsage};
+use crate::text::{escape_line, escape_lines, json_for_terminal};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -247,18 +248,14 @@ fn status(
     if let (Some(project), Some(issue)) = (&project, issue) {
         let events = store.events(project, Some(issue))?;
         if json {
-            println!("{}", serde_json::to_string_pretty(&events)?);
+            println!(
+                "{}",
+                json_for_terminal(&serde_json::to_string_pretty(&events)?)
+            );
         } else if events.is_empty() {
             println!("no journal entries for {project}#{issue}");
         } else {
-            for e in events {
-                println!(
-                    "{}  {:<16} {}",
-                    e.at.format("%Y-%m-%d %H:%M:%S"),
-                    e.kind,
-                    e.detail
-                );
-            }
+            print!("{}", render_journal(&events));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -278,13 +275,44 @@ fn status(
                 Ok(row)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!(
+            "{}",
+            json_for_terminal(&serde_json::to_string_pretty(&rows)?)
+        );
     } else {
         print!("{}", render_table(&claims, &usage));
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where a journal entry's detail starts: after the time and the kind column.
+const DETAIL_COLUMN: usize = "2000-01-01 00:00:00  ".len() + 16 + 1;
+
+/// One entry a line; the further lines of a multi-line detail are indented
+/// under the detail, so no text in an entry can pass for another entry.
+fn render_journal(events: &[EventRow]) -> String {
+    let mut out = String::new();
+    for e in events {
+        let detail = escape_lines(&e.detail);
+        let mut lines = detail.lines();
+        out.push_str(&format!(
+            "{}  {:<16} {}\n",
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            escape_line(&e.kind),
+            lines.next().unwrap_or_default()
+        ));
+        for line in lines {
+            out.push_str(&format!("{:DETAIL_COLUMN$}{line}\n", ""));
+        }
+    }
+    out
+}
+
+/// Titles are cut to this many characters so a row stays one line.
+const TITLE_WIDTH: usize = 50;
+
+/// Every cell goes through [`escape_line`]: titles are the forge's, and the
+/// rest is stored text too.
 fn render_table(claims: &[ClaimRow], usage: &[Option<TokenUsage>]) -> String {
     let mut rows = vec![
         [
@@ -299,6 +327,7 @@ fn render_table(claims: &[ClaimRow], usage: &[Option<TokenUsage>]) -> String {
             "AGE",
             "TOKENS IN/OUT/CACHE",
             "SESSION",
+            "TITLE",
         ]
         .map(String::from)
         .to_vec(),
@@ -325,11 +354,16 @@ fn render_table(claims: &[ClaimRow], usage: &[Option<TokenUsage>]) -> String {
             age(now - c.claimed_at),
             tokens,
             c.session.clone(),
+            shorten(&escape_line(&c.title), TITLE_WIDTH),
         ]);
     }
     if claims.is_empty() {
         return "forgehand holds no issues\n".to_string();
     }
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| r.iter().map(|c| escape_line(c).into_owned()).collect())
+        .collect();
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
@@ -344,6 +378,16 @@ fn render_table(claims: &[ClaimRow], usage: &[Option<TokenUsage>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `text` cut to `max` characters, the cut marked with `…`.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
 }
 
 fn age(d: chrono::TimeDelta) -> String {

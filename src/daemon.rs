@@ -151,12 +151,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         watch_forge(ctx, nudges.clone())?;
     }
     let listener = hooks.map(|(listener, cfg)| {
-        let app = webhook::router(cfg, store.clone(), nudges.clone());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("the webhook listener stopped: {e}");
-            }
-        })
+        tokio::spawn(webhook::serve(listener, cfg, store.clone(), nudges.clone()))
     });
     let mut handle = handle;
     let reason = tokio::select! {

@@ -18,7 +18,8 @@
 //! - `notify.rs`: the notifier interface; `matrix/`: its Matrix implementation
 //!   (a thread per issue, escalations, replies read back from chat).
 //! - `webhook/`: the optional HTTP listener; verified forge events become nudges.
-//! - `redact.rs`: the secret redactor for everything forgehand posts.
+//! - `redact.rs`: the secret redactor for everything forgehand posts;
+//!   `text.rs`: forge text with its control characters escaped for display.
 //! - `lockfile.rs`, `paths.rs`: the state directory.
 
 pub mod actors;
@@ -40,6 +41,7 @@ pub mod prompt;
 pub mod redact;
 pub mod sandbox;
 pub mod store;
+pub mod text;
 pub mod tmux;
 pub mod untrusted;
 pub mod webhook;

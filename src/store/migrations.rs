@@ -76,6 +76,20 @@ const MIGRATIONS: &[&str] = &[
         updated_at     TEXT NOT NULL,
         PRIMARY KEY (project, issue)
     );",
+    // 5: deliveries without an id are remembered by the hash of their body,
+    // for less time than ids: `kind` says which, and keys of the two kinds
+    // cannot collide.
+    "CREATE TABLE webhook_deliveries_5 (
+        kind        TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+    );
+    INSERT INTO webhook_deliveries_5 (kind, key, received_at)
+        SELECT 'id', id, received_at FROM webhook_deliveries;
+    DROP TABLE webhook_deliveries;
+    ALTER TABLE webhook_deliveries_5 RENAME TO webhook_deliveries;
+    CREATE INDEX webhook_deliveries_by_age ON webhook_deliveries (kind, received_at);",
 ];
 
 /// The schema version this build writes.

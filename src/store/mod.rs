@@ -19,6 +19,7 @@ use serde::Serialize;
 pub use chat::ChatReply;
 pub use migrations::CURRENT as SCHEMA_VERSION;
 pub use usage::TokenUsage;
+pub use webhooks::DeliveryKey;
 
 /// Where a claim stands as far as the daemon is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

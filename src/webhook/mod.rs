@@ -1,24 +1,30 @@
 //! The optional webhook listener: forge events, verified by their HMAC
-//! signature and de-duplicated by delivery id, become [`Nudge`]s so the right
-//! actor looks at the forge now instead of at its next poll. The listener
-//! never changes state itself; a lost or refused hook only costs latency.
+//! signature and de-duplicated by delivery id (or, without one, by the hash of
+//! the body), become [`Nudge`]s so the right actor looks at the forge now
+//! instead of at its next poll. The listener never changes state itself; a lost
+//! or refused hook only costs latency.
 
 mod payload;
+mod serve;
 mod signature;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::forge;
-use crate::store::Store;
+use crate::store::{DeliveryKey, Store};
 
 pub use payload::{Nudge, PayloadError, nudge_for};
+pub use serve::Limits;
 pub use signature::{sign, verify};
 
 /// Forges cap their payloads well below this; anything larger is not a hook.
@@ -53,6 +59,8 @@ pub struct WebhookConfig {
     pub targets: Vec<HookTarget>,
     /// Bodies larger than this are refused with 413 before being buffered.
     pub max_body: usize,
+    /// Timeouts and the connection cap that keep hostile clients bounded.
+    pub limits: Limits,
 }
 
 impl WebhookConfig {
@@ -60,6 +68,7 @@ impl WebhookConfig {
         WebhookConfig {
             targets,
             max_body: DEFAULT_MAX_BODY,
+            limits: Limits::default(),
         }
     }
 }
@@ -98,23 +107,36 @@ struct Hooks {
     targets: Vec<HookTarget>,
     store: Arc<Store>,
     nudges: NudgeSender,
+    limits: Limits,
 }
 
-/// `POST /hooks/forgejo` (Forgejo and Gitea) and `POST /hooks/github`.
-pub fn router(cfg: WebhookConfig, store: Arc<Store>, nudges: NudgeSender) -> Router {
+/// Serves `POST /hooks/forgejo` (Forgejo and Gitea) and `POST /hooks/github`
+/// on `listener` within `cfg.limits`, until the future is dropped.
+pub async fn serve(
+    listener: TcpListener,
+    cfg: WebhookConfig,
+    store: Arc<Store>,
+    nudges: NudgeSender,
+) {
+    let limits = cfg.limits;
+    serve::serve(listener, router(cfg, store, nudges), limits).await
+}
+
+fn router(cfg: WebhookConfig, store: Arc<Store>, nudges: NudgeSender) -> Router {
     let hooks = Arc::new(Hooks {
         targets: cfg.targets,
         store,
         nudges,
+        limits: cfg.limits,
     });
     Router::new()
         .route(
             "/hooks/forgejo",
-            post(|State(h), headers, body| receive(h, &FORGEJO, headers, body)),
+            post(|State(h), request| receive(h, &FORGEJO, request)),
         )
         .route(
             "/hooks/github",
-            post(|State(h), headers, body| receive(h, &GITHUB, headers, body)),
+            post(|State(h), request| receive(h, &GITHUB, request)),
         )
         // `Bytes` reads through this limit and answers 413 past it, so an
         // oversized body is never held in memory whole.
@@ -122,10 +144,35 @@ pub fn router(cfg: WebhookConfig, store: Arc<Store>, nudges: NudgeSender) -> Rou
         .with_state(hooks)
 }
 
-async fn receive(
-    hooks: Arc<Hooks>,
+/// Reads the body within `limits.body_read`, then handles the delivery.
+async fn receive(hooks: Arc<Hooks>, dialect: &'static Dialect, request: Request) -> Response {
+    let headers = request.headers().clone();
+    // The header timeout stops once the headers are in: without this one a
+    // body sent a byte at a time would hold its connection slot for ever.
+    let body = tokio::time::timeout(hooks.limits.body_read, Bytes::from_request(request, &()));
+    match body.await {
+        Ok(Ok(body)) => handle(&hooks, dialect, &headers, body)
+            .await
+            .into_response(),
+        // Over the body limit (413) or a broken body.
+        Ok(Err(rejection)) => rejection.into_response(),
+        Err(_) => {
+            tracing::warn!(
+                forge = dialect.name,
+                "webhook refused: the body did not arrive within {:?}",
+                hooks.limits.body_read
+            );
+            // Hyper closes the connection after this answer, the rest of the
+            // body unread.
+            (StatusCode::REQUEST_TIMEOUT, "body too slow\n").into_response()
+        }
+    }
+}
+
+async fn handle(
+    hooks: &Hooks,
     dialect: &'static Dialect,
-    headers: HeaderMap,
+    headers: &HeaderMap,
     body: Bytes,
 ) -> (StatusCode, &'static str) {
     let header = |names: &[&str]| {
@@ -193,29 +240,28 @@ async fn receive(
         // nobody acted on.
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     }
-    if let Some(delivery) = header(dialect.delivery) {
-        let key = format!("{}:{delivery}", dialect.name);
-        let store = hooks.store.clone();
-        let recorded = tokio::task::spawn_blocking(move || store.record_delivery(&key)).await;
-        match recorded {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false)) => {
-                tracing::debug!(forge = dialect.name, delivery, "webhook delivery replayed");
-                return (StatusCode::OK, "already seen\n");
-            }
-            Ok(Err(e)) => {
-                tracing::error!(
-                    forge = dialect.name,
-                    delivery,
-                    error = format!("{e:#}"),
-                    "recording a webhook delivery"
-                );
-                return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n");
-            }
-            Err(e) => {
-                tracing::error!(forge = dialect.name, delivery, error = %e, "recording a webhook delivery");
-                return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n");
-            }
+    let delivery = delivery_key(dialect, header(dialect.delivery), &body);
+    let store = hooks.store.clone();
+    let key = delivery.clone();
+    let recorded = tokio::task::spawn_blocking(move || store.record_delivery(&key)).await;
+    match recorded {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => {
+            tracing::debug!(forge = dialect.name, ?delivery, "webhook delivery replayed");
+            return (StatusCode::OK, "already seen\n");
+        }
+        Ok(Err(e)) => {
+            tracing::error!(
+                forge = dialect.name,
+                ?delivery,
+                error = format!("{e:#}"),
+                "recording a webhook delivery"
+            );
+            return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n");
+        }
+        Err(e) => {
+            tracing::error!(forge = dialect.name, ?delivery, error = %e, "recording a webhook delivery");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n");
         }
     }
     tracing::info!(
@@ -232,4 +278,20 @@ async fn receive(
         }
     }
     (StatusCode::OK, "ok\n")
+}
+
+/// What recognises a delivery when it comes again: the forge's delivery id, or
+/// for a sender that gives none (a proxy, a hand-made hook) the SHA-256 of the
+/// body, so a retried delivery still nudges once.
+fn delivery_key(dialect: &Dialect, id: Option<String>, body: &[u8]) -> DeliveryKey {
+    match id.filter(|id| !id.trim().is_empty()) {
+        Some(id) => DeliveryKey::Id(format!("{}:{id}", dialect.name)),
+        None => {
+            let hash: String = Sha256::digest(body)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            DeliveryKey::Body(format!("{}:{hash}", dialect.name))
+        }
+    }
 }

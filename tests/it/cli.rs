@@ -155,3 +155,104 @@ fn status_lists_claims_as_a_table_and_as_json() {
     let out = forgehand(dir.path(), &["status", "--state", "state", "proj", "42"]);
     assert!(text(&out).contains("pushed fix/issue-42"), "{}", text(&out));
 }
+
+/// Forge text holding terminal controls: an OSC that retitles the window (ended
+/// by BEL), a CSI that clears the screen, and 8-bit CSI.
+const HOSTILE_TITLE: &str = "fix\u{1b}]0;pwned\u{7} \u{1b}[2J\u{9b}31mred";
+/// How it reads once escaped.
+const HOSTILE_SHOWN: &str = "fix\\x1b]0;pwned\\x07 \\x1b[2J\\u{9b}31mred";
+
+/// No byte of `out` is a control a terminal acts on (newline aside), in 7 or 8 bits.
+fn assert_no_controls(out: &[u8]) {
+    let text = String::from_utf8(out.to_vec()).expect("UTF-8 output");
+    let raw: Vec<char> = text
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(raw.is_empty(), "raw controls {raw:?} in\n{text}");
+}
+
+#[test]
+fn status_escapes_control_characters_in_forge_text() {
+    use chrono::Utc;
+    use forgehand::store::{ClaimRow, ClaimStatus, EventKind, Store};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    let store = Store::open(&dir.path().join("state/forgehand.db")).unwrap();
+    store
+        .save_claim(&ClaimRow {
+            project: "proj".into(),
+            issue: 42,
+            title: HOSTILE_TITLE.into(),
+            status: ClaimStatus::Active,
+            stage: "working".into(),
+            pr: None,
+            ci_attempts: 0,
+            review_rounds: 0,
+            session: "dev-proj-42".into(),
+            state_json: "{}".into(),
+            claimed_at: Utc::now(),
+            stage_since: Utc::now(),
+            updated_at: Utc::now(),
+        })
+        .unwrap();
+    let claimed = format!("claimed #42: {HOSTILE_TITLE}");
+    store
+        .journal("proj", Some(42), EventKind::Claimed, &claimed)
+        .unwrap();
+    // A multi-line detail whose second line poses as an entry of its own.
+    let forged = "escalated: why\n2030-01-01 00:00:00  merged           all done\u{7f}";
+    store
+        .journal("proj", Some(42), EventKind::PhaseSeen, forged)
+        .unwrap();
+
+    let out = forgehand(dir.path(), &["status", "--state", "state"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_no_controls(&out.stdout);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("TITLE"), "{table}");
+    assert!(table.contains(HOSTILE_SHOWN), "{table}");
+
+    let out = forgehand(dir.path(), &["status", "--state", "state", "proj", "42"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_no_controls(&out.stdout);
+    let journal = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        journal.contains(&format!("claimed #42: {HOSTILE_SHOWN}")),
+        "{journal}"
+    );
+    // The detail keeps its lines, the further ones indented under the first.
+    assert!(journal.contains("escalated: why\n"), "{journal}");
+    assert!(
+        journal.contains(" 2030-01-01 00:00:00  merged           all done\\x7f\n"),
+        "{journal}"
+    );
+    assert!(
+        !journal.lines().any(|l| l.starts_with("2030")),
+        "a forged entry: {journal}"
+    );
+
+    // JSON escapes everything itself, C1 and DEL included, and reads back the same.
+    for args in [
+        &["status", "--state", "state", "--json"][..],
+        &["status", "--state", "state", "--json", "proj", "42"][..],
+    ] {
+        let out = forgehand(dir.path(), args);
+        assert!(out.status.success(), "{}", text(&out));
+        let json = String::from_utf8(out.stdout.clone()).unwrap();
+        let raw: Vec<char> = json
+            .chars()
+            .filter(|c| c.is_control() && *c != '\n')
+            .collect();
+        assert!(raw.is_empty(), "raw controls {raw:?} in\n{json}");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let text = value.to_string();
+        assert!(text.contains("\\u001b]0;pwned"), "{text}");
+        if args.len() == 4 {
+            assert_eq!(value[0]["title"], HOSTILE_TITLE);
+        } else {
+            assert_eq!(value[0]["detail"], claimed);
+            assert_eq!(value[1]["detail"], forged);
+        }
+    }
+}

@@ -211,6 +211,51 @@ async fn labels_overlay_block_moves_with_a_report_and_back_again() {
     assert!(!issues[0].has_label("blocked") && !issues[0].has_label("in-progress"));
 }
 
+/// No character of `report` is a control a terminal acts on (newline aside).
+fn assert_no_controls(report: &str) {
+    let raw: Vec<char> = report
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(raw.is_empty(), "raw controls {raw:?} in\n{report}");
+}
+
+/// Titles, comments and errors holding terminal controls (an OSC retitling the
+/// window, a CSI clearing it, 8-bit CSI) reach the reports escaped.
+#[tokio::test]
+async fn reports_escape_control_characters() {
+    let f = Fixture::new();
+    f.plan("task", "# fix\u{1b}]0;pwned\u{7} \u{9b}2J\nDo it.\n");
+    f.plan(
+        "orphan",
+        "---\ndepends_on: [\"no\u{1b}[2Jwhere\"]\n---\n# Orphan\n",
+    );
+    let forge = f.forge(None, WAIT);
+    forge.list_open_issues("backlog").await.unwrap();
+    let n = forge.issue_for_key("task").unwrap();
+    forge.add_label(n, "in-progress").await.unwrap();
+    forge
+        .create_comment(n.0, "stuck:\r\n\u{1b}[31mred\u{1b}[0m\u{7f}")
+        .await
+        .unwrap();
+    forge.add_label(n, "blocked").await.unwrap();
+
+    let report = f.read("blocked/task.report.md");
+    assert_no_controls(&report);
+    assert!(
+        report.starts_with("# fix\\x1b]0;pwned\\x07 \\u{9b}2J\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains("stuck:\n\\x1b[31mred\\x1b[0m\\x7f"),
+        "lines kept: {report}"
+    );
+
+    let orphan = f.read("orphan.report.md");
+    assert_no_controls(&orphan);
+    assert!(orphan.contains("no\\x1b[2Jwhere"), "{orphan}");
+}
+
 #[tokio::test]
 async fn a_bad_plan_is_reported_once_and_picked_once_fixed() {
     let f = Fixture::new();

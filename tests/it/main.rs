@@ -31,6 +31,7 @@ mod store;
 mod support;
 mod swagger;
 mod synapse;
+mod text;
 mod tmux_git;
 mod webhook;
 mod webhook_e2e;

@@ -1,18 +1,20 @@
 //! The webhook listener over real HTTP: signatures, delivery de-duplication
-//! (also across a restart on the same database), body limit and the nudges
-//! derived from Forgejo, Gitea and GitHub payloads.
+//! (also across a restart on the same database, and by body hash without a
+//! delivery id), body limit, the timeouts and connection cap that bound hostile
+//! clients, and the nudges derived from Forgejo, Gitea and GitHub payloads.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use forgehand::forge::{CommitSha, IssueNumber, Nudge, PrNumber};
-use forgehand::store::Store;
-use forgehand::webhook::{HookTarget, WebhookConfig, router, sign};
+use forgehand::store::{DeliveryKey, Store};
+use forgehand::webhook::{HookTarget, Limits, WebhookConfig, serve, sign};
 use reqwest::StatusCode;
 use serde_json::json;
 use tempfile::TempDir;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 const SECRET: &str = "s3cret";
@@ -45,6 +47,7 @@ fn pull(project: &str, n: u64) -> (String, Nudge) {
 /// One listener on 127.0.0.1:0 over the store at `db`; stops when dropped.
 struct Listener {
     base: String,
+    addr: std::net::SocketAddr,
     nudges: UnboundedReceiver<(String, Nudge)>,
     client: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
@@ -58,16 +61,22 @@ impl Drop for Listener {
 
 impl Listener {
     async fn start(db: &Path) -> Listener {
+        Listener::with_limits(db, Limits::default()).await
+    }
+
+    async fn with_limits(db: &Path, limits: Limits) -> Listener {
         let store = Arc::new(Store::open(db).unwrap());
         let (tx, nudges) = unbounded_channel();
-        let app = router(WebhookConfig::new(targets()), store, tx);
+        let cfg = WebhookConfig {
+            limits,
+            ..WebhookConfig::new(targets())
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, cfg, store, tx));
         Listener {
-            base,
+            base: format!("http://{addr}"),
+            addr,
             nudges,
             client: reqwest::Client::new(),
             server,
@@ -423,9 +432,190 @@ async fn deliveries_are_routed_by_repository_and_secret() {
 fn old_deliveries_are_forgotten() {
     let dir = TempDir::new().unwrap();
     let store = Store::open(&dir.path().join("db")).unwrap();
-    assert!(store.record_delivery("x").unwrap());
-    assert!(!store.record_delivery("x").unwrap());
-    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
-    assert_eq!(store.prune_deliveries(later).unwrap(), 1);
-    assert!(store.record_delivery("x").unwrap());
+    let id = DeliveryKey::Id("forgejo:x".into());
+    // The same text as a body hash is another delivery.
+    let body = DeliveryKey::Body("forgejo:x".into());
+    assert!(store.record_delivery(&id).unwrap());
+    assert!(!store.record_delivery(&id).unwrap());
+    assert!(store.record_delivery(&body).unwrap());
+    assert!(!store.record_delivery(&body).unwrap());
+
+    // A body hash is remembered for an hour, an id for a day.
+    let now = chrono::Utc::now();
+    let hour = chrono::Duration::hours(1) + chrono::Duration::seconds(1);
+    assert_eq!(store.prune_deliveries(now + hour).unwrap(), 1);
+    assert!(!store.record_delivery(&id).unwrap());
+    assert!(store.record_delivery(&body).unwrap());
+    let day = chrono::Duration::hours(24) + chrono::Duration::seconds(1);
+    assert_eq!(store.prune_deliveries(now + day).unwrap(), 2);
+    assert!(store.record_delivery(&id).unwrap());
+}
+
+/// Delivery ids recorded before schema 5 (keyed by id alone) are still known
+/// after the upgrade.
+#[test]
+fn delivery_ids_survive_the_schema_upgrade() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("db");
+    {
+        // The table as schema 3 made it, in a database at version 4.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE webhook_deliveries (id TEXT PRIMARY KEY, received_at TEXT NOT NULL);
+             CREATE INDEX webhook_deliveries_by_age ON webhook_deliveries (received_at);
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO webhook_deliveries VALUES ('forgejo:old', ?1)",
+            [chrono::Utc::now().to_rfc3339()],
+        )
+        .unwrap();
+    }
+    let store = Store::open(&db).unwrap();
+    assert!(
+        !store
+            .record_delivery(&DeliveryKey::Id("forgejo:old".into()))
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_delivery(&DeliveryKey::Id("forgejo:new".into()))
+            .unwrap()
+    );
+}
+
+/// A Forgejo delivery signed with `SECRET` but without a delivery id.
+fn without_id(body: &serde_json::Value) -> (Vec<(&'static str, String)>, Vec<u8>) {
+    let body = body.to_string().into_bytes();
+    let headers = vec![
+        ("X-Forgejo-Signature", sign(SECRET.as_bytes(), &body)),
+        ("X-Forgejo-Event", "issues".to_string()),
+    ];
+    (headers, body)
+}
+
+#[tokio::test]
+async fn deliveries_without_an_id_are_recognised_by_their_body() {
+    let dir = TempDir::new().unwrap();
+    let mut l = Listener::start(&dir.path().join("db")).await;
+    let (headers, body) = without_id(&issue_payload(7));
+    for _ in 0..2 {
+        let status = l.post("/hooks/forgejo", &headers, body.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(l.next().await, issue("widgets", 7));
+    l.none();
+
+    // Another body is another delivery.
+    let (headers, body) = without_id(&issue_payload(8));
+    assert_eq!(
+        l.post("/hooks/forgejo", &headers, body).await,
+        StatusCode::OK
+    );
+    assert_eq!(l.next().await, issue("widgets", 8));
+    // A blank delivery id is no id.
+    let (mut headers, body) = without_id(&issue_payload(7));
+    headers.push(("X-Forgejo-Delivery", " ".to_string()));
+    assert_eq!(
+        l.post("/hooks/forgejo", &headers, body).await,
+        StatusCode::OK
+    );
+    l.none();
+}
+
+/// Limits short enough for a test; `max_connections` as given.
+fn short_limits(max_connections: usize) -> Limits {
+    Limits {
+        header_read: Duration::from_millis(300),
+        body_read: Duration::from_millis(300),
+        max_connections,
+    }
+}
+
+/// Everything the server sends until it closes the connection, failing the
+/// test if it does not close within `within`. A reset counts as closed.
+async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> String {
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(within, stream.read_to_end(&mut got)).await;
+    match read.expect("the server closes the connection in time") {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("reading from the listener: {e}"),
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn a_client_sending_its_headers_slowly_is_dropped() {
+    let dir = TempDir::new().unwrap();
+    let limits = short_limits(4);
+    let l = Listener::with_limits(&dir.path().join("db"), limits).await;
+    let mut slow = TcpStream::connect(l.addr).await.unwrap();
+    let started = std::time::Instant::now();
+    slow.write_all(b"POST /hooks/forgejo HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut slow, Duration::from_secs(10)).await;
+    assert!(answer.is_empty(), "no answer to half a request: {answer}");
+    assert!(started.elapsed() >= limits.header_read);
+
+    // A client that opens a connection and sends nothing is dropped alike.
+    let mut idle = TcpStream::connect(l.addr).await.unwrap();
+    read_until_closed(&mut idle, Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn a_trickling_body_is_cut_off_with_408() {
+    let dir = TempDir::new().unwrap();
+    let mut l = Listener::with_limits(&dir.path().join("db"), short_limits(4)).await;
+    let body = issue_payload(7).to_string().into_bytes();
+    let head = format!(
+        "POST /hooks/forgejo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\
+         X-Forgejo-Signature: {}\r\nX-Forgejo-Event: issues\r\n\r\n",
+        body.len(),
+        sign(SECRET.as_bytes(), &body)
+    );
+    let mut stream = TcpStream::connect(l.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // Half the body, and the rest never.
+    stream.write_all(&body[..body.len() / 2]).await.unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    l.none();
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    let dir = TempDir::new().unwrap();
+    let limits = Limits {
+        max_connections: 2,
+        ..Limits::default()
+    };
+    let mut l = Listener::with_limits(&dir.path().join("db"), limits).await;
+    // Two idle clients take both slots (the default header timeout outlasts the test).
+    let idle = TcpStream::connect(l.addr).await.unwrap();
+    let _idle = TcpStream::connect(l.addr).await.unwrap();
+
+    // A third, complete request is not served while they hold them...
+    let body = issue_payload(7).to_string().into_bytes();
+    let request = format!(
+        "POST /hooks/forgejo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\
+         X-Forgejo-Signature: {}\r\nX-Forgejo-Event: issues\r\n\r\n{}",
+        body.len(),
+        sign(SECRET.as_bytes(), &body),
+        String::from_utf8(body).unwrap()
+    );
+    let mut third = TcpStream::connect(l.addr).await.unwrap();
+    third.write_all(request.as_bytes()).await.unwrap();
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut byte)).await;
+    assert!(early.is_err(), "served beyond the limit: {early:?}");
+    l.none();
+
+    // ...and is as soon as one of them leaves.
+    drop(idle);
+    let answer = read_until_closed(&mut third, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(l.next().await, issue("widgets", 7));
 }

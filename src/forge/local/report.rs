@@ -1,6 +1,8 @@
 //! `<key>.report.md`: what became of a plan, written beside it. Merged and
 //! blocked plans get theirs in `done/` or `blocked/`; a plan that cannot be used,
 //! or whose merge is refused, gets one in the top folder saying what to fix.
+//! Titles, comments and errors are written with their control characters
+//! escaped: a report is read with `cat` as often as in an editor.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use chrono::Utc;
 use super::state::{Location, write_atomically};
 use super::{Inner, LOCAL_LOGIN, git, review};
 use crate::forge::ReviewState;
+use crate::text::{escape_line, escape_lines};
 
 /// `<plans>[/<folder>]/<key>.report.md`.
 pub(super) fn report_path(plans: &Path, key: &str, location: Location) -> PathBuf {
@@ -23,8 +26,9 @@ pub(super) fn report_path(plans: &Path, key: &str, location: Location) -> PathBu
 
 /// The report of a plan forgehand cannot use; the plan itself stays where it is.
 pub(super) fn write_invalid(plans: &Path, key: &str, error: &str) -> anyhow::Result<()> {
+    let (shown, error) = (escape_line(key), escape_lines(error));
     let text = format!(
-        "# {key}: invalid\n\n\
+        "# {shown}: invalid\n\n\
          - status: invalid\n\
          - checked: {}\n\n\
          forgehand cannot use this plan and does not pick it:\n\n    {error}\n\n\
@@ -37,8 +41,9 @@ pub(super) fn write_invalid(plans: &Path, key: &str, error: &str) -> anyhow::Res
 /// A merge the repository refused for now; the plan stays open and is merged on a
 /// later attempt.
 pub(super) fn write_merge_refused(plans: &Path, key: &str, error: &str) -> anyhow::Result<()> {
+    let (shown, error) = (escape_line(key), escape_lines(error));
     let text = format!(
-        "# {key}: waiting to merge\n\n\
+        "# {shown}: waiting to merge\n\n\
          - status: merge refused\n\
          - at: {}\n\n\
          The merge was refused; forgehand tries again later:\n\n    {error}\n",
@@ -87,8 +92,12 @@ impl Inner {
             (_, Some(p)) if p.merged => "merged",
             _ => "closed without a merge",
         };
-        let mut text = format!("# {title}\n\n- plan: {key}\n- status: {status}\n");
-        let _ = writeln!(text, "- branch: {branch}");
+        let mut text = format!(
+            "# {}\n\n- plan: {}\n- status: {status}\n",
+            escape_line(title),
+            escape_line(key)
+        );
+        let _ = writeln!(text, "- branch: {}", escape_line(&branch));
         match &pull {
             Some(p) => {
                 let rounds = review::read_reviews(&self.plans, p.number)
@@ -122,16 +131,20 @@ impl Inner {
             None => Ok(String::new()),
         };
         let stat = stat.unwrap_or_else(|e| format!("(unknown: {e:#})"));
+        // File names in the diff are the agent's choice.
+        let stat = escape_lines(&stat);
         if !stat.is_empty() {
             let _ = write!(text, "\n## Files changed\n\n```\n{stat}\n```\n");
         }
         if let Some(p) = &pull {
-            let _ = write!(text, "\n## The agent's summary\n\n{}\n", p.body.trim());
+            let summary = escape_lines(p.body.trim());
+            let _ = write!(text, "\n## The agent's summary\n\n{summary}\n");
         }
         if location == Location::Blocked
             && let Some(comment) = last_comment
         {
-            let _ = write!(text, "\n## Why it is blocked\n\n{}\n", comment.trim());
+            let why = escape_lines(comment.trim());
+            let _ = write!(text, "\n## Why it is blocked\n\n{why}\n");
         }
         let path = report_path(&self.plans, key, location);
         write_atomically(&path, text.as_bytes())
