@@ -4,12 +4,14 @@
 
 mod conditional;
 mod labels;
+mod permissions;
 mod wire;
 
 use crate::forge::http;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use anyhow::bail;
 use async_trait::async_trait;
@@ -59,6 +61,8 @@ pub struct ForgejoClient {
     /// The last answer to each page of the lists polled every cycle (open
     /// issues, open pulls), by URL, for conditional requests.
     pages: Mutex<HashMap<String, conditional::KeptPage>>,
+    /// Login → whether it may write, and when that was asked (`permissions.rs`).
+    permissions: Mutex<HashMap<String, (bool, Instant)>>,
 }
 
 impl fmt::Debug for ForgejoClient {
@@ -99,6 +103,7 @@ impl ForgejoClient {
             labels: Mutex::new(HashMap::new()),
             login: tokio::sync::OnceCell::new(),
             pages: Mutex::new(HashMap::new()),
+            permissions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -575,6 +580,10 @@ impl Forge for ForgejoClient {
             Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(()),
             Err(e) => Err(self.error(e)),
         }
+    }
+
+    async fn can_write(&self, login: &str) -> ForgeResult<bool> {
+        self.may_write(login).await
     }
 }
 

@@ -120,6 +120,10 @@ pub struct Review {
     pub commit_id: CommitSha,
     pub dismissed: bool,
     pub stale: bool,
+    /// Given by someone whose review decides: on Forgejo/Gitea an account
+    /// with write access (or on the branch's approvals whitelist). Anyone
+    /// signed in can review a public repository; only official reviews count.
+    pub official: bool,
     pub submitted_at: Option<DateTime<Utc>>,
 }
 
@@ -249,6 +253,10 @@ pub trait Forge: Send + Sync {
     /// `Conflict` when it cannot be merged as it is.
     async fn merge_pull(&self, n: PrNumber, req: &MergeRequest) -> ForgeResult<()>;
     async fn delete_branch(&self, name: &str) -> ForgeResult<()>;
+    /// Whether `login` may write to the repository. Only such people's
+    /// comments reach the agent: anyone else's text is not an instruction.
+    /// An unknown account may not.
+    async fn can_write(&self, login: &str) -> ForgeResult<bool>;
 
     /// How people name the issue: in session, branch and worktree names and in
     /// `forgehand attach`. Forges use the number; the local backend its plan's name.

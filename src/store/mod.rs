@@ -95,6 +95,8 @@ pub enum EventKind {
     Pasted,
     /// A human answered in an issue's Matrix thread.
     ChatReply,
+    /// A comment by someone without write access, left out of what the agent sees.
+    CommentIgnored,
     Error,
     Daemon,
 }
@@ -117,6 +119,7 @@ impl EventKind {
             EventKind::Released => "released",
             EventKind::Pasted => "pasted",
             EventKind::ChatReply => "chat_reply",
+            EventKind::CommentIgnored => "comment_ignored",
             EventKind::Error => "error",
             EventKind::Daemon => "daemon",
         }
@@ -254,6 +257,25 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()
             .context("reading claims")?;
         Ok(rows)
+    }
+
+    /// Whether the journal already holds exactly this line: for facts that are
+    /// seen again and again but worth one line each (a comment left out).
+    pub fn journaled(
+        &self,
+        project: &str,
+        issue: Option<u64>,
+        kind: EventKind,
+        detail: &str,
+    ) -> anyhow::Result<bool> {
+        self.conn()
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE project = ?1 AND issue IS ?2
+                 AND kind = ?3 AND detail = ?4)",
+                params![project, issue, kind.as_str(), detail],
+                |r| r.get(0),
+            )
+            .context("reading the journal")
     }
 
     /// One issue's journal, oldest first.

@@ -1,6 +1,6 @@
 //! Self-tests of the fake Forgejo over HTTP: authentication, paging, labels,
-//! PRs against a real bare repository, merges, the simulated CI and reviewer, and
-//! `wait_until`.
+//! PRs against a real bare repository, merges, the simulated CI and reviewer,
+//! rights and official reviews, and `wait_until`.
 
 use std::time::Duration;
 
@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::fake_forge::fixture::{GitFixture, git};
 use crate::fake_forge::{
-    Behaviour, CI_CONTEXT, CiBehaviour, FakeForge, FakeForgeOptions, Fault, FaultRule, REVIEWER,
-    ReviewBehaviour, ViolationKind,
+    Behaviour, CI_CONTEXT, CiBehaviour, FakeForge, FakeForgeOptions, Fault, FaultRule, HUMAN,
+    REVIEWER, ReviewBehaviour, ViolationKind,
 };
 
 /// An authenticated client for the fake's API.
@@ -423,6 +423,60 @@ async fn simulated_ci_and_reviewer_act_on_each_new_head() {
     let (_, _, none) = api.get(&format!("commits/{}/status", "f".repeat(40))).await;
     assert_eq!(none["state"], "");
     assert!(none["statuses"].is_null());
+    assert!(forge.violations().is_empty(), "{:#?}", forge.violations());
+}
+
+/// Rights come from the fake's table (the test's people write, anyone else
+/// reads), and they make a review official unless the test says otherwise.
+#[tokio::test]
+async fn permissions_answer_from_the_table_and_make_reviews_official() {
+    let fixture = GitFixture::new();
+    let forge = start(&fixture).await;
+    let api = Api::new(&forge);
+    forge.set_permission("bob", "admin");
+    for (login, mode) in [
+        (REVIEWER, "write"),
+        (HUMAN, "write"),
+        ("acme", "owner"),
+        ("bob", "admin"),
+        ("mallory", "read"),
+    ] {
+        let (status, _, answer) = api.get(&format!("collaborators/{login}/permission")).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["permission"], mode, "{login}: {answer}");
+        assert_eq!(answer["user"]["login"], login);
+    }
+    assert_eq!(forge.read(|s| s.permission_requests("mallory")), 1);
+
+    fixture.branch("fix/issue-1", "main");
+    fixture.commit("rights.txt", "who may write\n", "note the rights");
+    fixture.push("fix/issue-1");
+    let (_, pr) = api
+        .post(
+            "pulls",
+            json!({"head": "fix/issue-1", "base": "main", "title": "greet"}),
+        )
+        .await;
+    let n = pr["number"].as_u64().expect("number");
+    forge.submit_review(n, REVIEWER, "APPROVED", "ok", None, &[]);
+    forge.submit_review(n, "mallory", "APPROVED", "lgtm!!", None, &[]);
+    forge.submit_review_official(n, "bob", "REQUEST_CHANGES", "not on the list", false);
+    let (_, _, reviews) = api.get(&format!("pulls/{n}/reviews")).await;
+    let official: Vec<(&str, bool)> = reviews
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| {
+            (
+                r["user"]["login"].as_str().unwrap_or_default(),
+                r["official"].as_bool().expect("official is a boolean"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        official,
+        [(REVIEWER, true), ("mallory", false), ("bob", false)]
+    );
     assert!(forge.violations().is_empty(), "{:#?}", forge.violations());
 }
 

@@ -1,6 +1,6 @@
 //! The Forgejo REST client against a scripted mock server: pagination, headers,
-//! the retry policy, error mapping, the merge/PR/label special cases, and that
-//! every request it makes exists in Forgejo's swagger.
+//! the retry policy, error mapping, the merge/PR/label special cases, write
+//! access, and that every request it makes exists in Forgejo's swagger.
 
 mod mock;
 mod swagger;
@@ -522,8 +522,9 @@ async fn reviews_statuses_and_comments_are_mapped() {
             200,
             json!([
                 {"id": 1, "state": "APPROVED", "commit_id": "abc", "user": {"login": "bob"},
-                 "submitted_at": "2024-05-01T10:00:00Z", "stale": true},
-                {"id": 2, "state": "REQUEST_CHANGES", "body": "fix it", "dismissed": true},
+                 "submitted_at": "2024-05-01T10:00:00Z", "stale": true, "official": true},
+                {"id": 2, "state": "REQUEST_CHANGES", "body": "fix it", "dismissed": true,
+                 "official": false},
                 {"id": 3, "state": "COMMENT"}, {"id": 4, "state": "PENDING"},
                 {"id": 5, "state": "REQUEST_REVIEW"}, {"id": 6, "state": "WEIRD"},
             ]),
@@ -566,6 +567,9 @@ async fn reviews_statuses_and_comments_are_mapped() {
     assert_eq!(reviews[0].commit_id, CommitSha("abc".into()));
     assert!(reviews[0].stale && reviews[0].submitted_at.is_some());
     assert!(reviews[1].dismissed && reviews[1].body == "fix it");
+    // Only a review the forge calls official counts; without a word, it is not.
+    let official: Vec<bool> = reviews.iter().map(|r| r.official).collect();
+    assert_eq!(official, [true, false, false, false, false, false]);
 
     let comments = client.list_review_comments(PrNumber(2), 2).await.unwrap();
     assert_eq!(comments[0].position, Some(4));
@@ -582,6 +586,69 @@ async fn reviews_statuses_and_comments_are_mapped() {
     let none = client.combined_status(&sha).await.unwrap();
     assert_eq!(none.state, None);
     assert!(none.statuses.is_empty());
+}
+
+/// Write access comes from the collaborator permission endpoint: write, admin
+/// and owner may; read, none, an unknown account (404) and an answer forgehand
+/// may not read (403) may not. Answers are kept, failures are not.
+#[tokio::test]
+async fn write_access_is_read_from_the_permission_endpoint_and_kept() {
+    let mock = serve(|s: &Seen| match s.repo_segs().as_slice() {
+        ["collaborators", login, "permission"] => {
+            let mode = match *login {
+                "alice" => "write",
+                "bob" => "admin",
+                "carol" => "owner",
+                "mallory" => "read",
+                "nobody" => "none",
+                "ghost" => return not_found(),
+                "hidden" => return reply(403, json!({"message": "only admins"})),
+                "flaky" if s.nth == 0 => return reply(500, json!({"message": "oops"})),
+                "flaky" => "write",
+                _ => "mystery",
+            };
+            reply(
+                200,
+                json!({"permission": mode, "role_name": mode, "user": {"login": login}}),
+            )
+        }
+        _ => not_found(),
+    })
+    .await;
+    let client = mock.client(RetryPolicy {
+        max_attempts: 1,
+        ..fast()
+    });
+    let expected = [
+        ("alice", true),
+        ("bob", true),
+        ("carol", true),
+        ("mallory", false),
+        ("nobody", false),
+        ("ghost", false),
+        ("hidden", false),
+        ("newcomer", false),
+    ];
+    for (login, may) in expected {
+        assert_eq!(client.can_write(login).await.unwrap(), may, "{login}");
+    }
+    assert_eq!(mock.seen().len(), expected.len());
+    // Asked again within the cache's lifetime: no request at all.
+    for (login, may) in expected {
+        assert_eq!(client.can_write(login).await.unwrap(), may, "{login}");
+    }
+    assert_eq!(mock.seen().len(), expected.len(), "answers are kept");
+    assert_eq!(
+        mock.hits("GET", "/collaborators/mallory/permission").len(),
+        1
+    );
+    // A failed lookup is an error, and not kept: the next call asks again.
+    assert!(client.can_write("flaky").await.is_err());
+    assert!(client.can_write("flaky").await.unwrap());
+    assert_eq!(mock.hits("GET", "/collaborators/flaky/permission").len(), 2);
+    // A comment without a known author: nobody to ask about.
+    assert!(!client.can_write("").await.unwrap());
+    assert_eq!(mock.seen().len(), expected.len() + 2);
 }
 
 #[tokio::test]

@@ -455,6 +455,9 @@ async fn approve_and_request_changes_write_reviews_on_the_current_head() {
             .iter()
             .all(|r| r.author == "alice" && r.commit_id.0 == sha)
     );
+    // The person's own word: official, and whoever comments may write.
+    assert!(reviews.iter().all(|r| r.official));
+    assert!(forge.can_write("alice").await.unwrap());
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The dev actor's pure transition function, without any I/O: time is an
-//! argument, so timeouts are tested by passing a later `now`.
+//! argument, so timeouts are tested by passing a later `now`. Also the pure
+//! review decision (`verdict::reviews`) it is fed with.
 
 use std::time::Duration;
 
@@ -7,7 +8,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use forgehand::actors::dev::machine::{
     CiVerdict, DevState, Effect, Escalation, Event, Policy, ReviewVerdict, Stage, next,
 };
-use forgehand::forge::{CommitSha, CommitStatus, IssueNumber, PrNumber, StatusState};
+use forgehand::actors::dev::verdict::{ReviewOutcome, reviews};
+use forgehand::forge::{
+    CommitSha, CommitStatus, IssueNumber, PrNumber, Review, ReviewState, StatusState,
+};
 use forgehand::notify::Notice;
 use forgehand::phase::{Phase, PhaseReport, Refusal, RefusalKind};
 
@@ -734,4 +738,68 @@ fn every_stage_and_event_is_handled() {
             }
         }
     }
+}
+
+/// A review as `verdict::reviews` sees it: on head `a1`, submitted in `id` order.
+fn review(id: u64, author: &str, state: ReviewState, official: bool) -> Review {
+    Review {
+        id,
+        author: author.into(),
+        state,
+        body: format!("{author} says so"),
+        commit_id: sha("a1"),
+        dismissed: false,
+        stale: false,
+        official,
+        submitted_at: Some(later(id as i64)),
+    }
+}
+
+#[test]
+fn only_official_reviews_decide() {
+    use ReviewState::{Approved, ChangesRequested};
+    let decide = |rs: &[Review], required: u32| -> Vec<u64> {
+        match reviews(rs, &sha("a1"), required, "forgehand") {
+            ReviewOutcome::Waiting => vec![0],
+            ReviewOutcome::Approved => vec![],
+            ReviewOutcome::ChangesRequested(rs) => rs.iter().map(|r| r.id).collect(),
+        }
+    };
+    let waiting = vec![0];
+    let approved: Vec<u64> = vec![];
+
+    // A drive-by approval is not an approval, however many there are.
+    let drive_by = [
+        review(1, "mallory", Approved, false),
+        review(2, "eve", Approved, false),
+    ];
+    assert_eq!(decide(&drive_by, 1), waiting);
+    // A drive-by request for changes neither blocks nor is passed on.
+    let mixed = [
+        review(1, "mallory", ChangesRequested, false),
+        review(2, "alice", Approved, true),
+    ];
+    assert_eq!(decide(&mixed, 1), approved);
+    let both = [
+        review(1, "mallory", ChangesRequested, false),
+        review(2, "alice", ChangesRequested, true),
+    ];
+    assert_eq!(decide(&both, 1), vec![2], "only alice's review is fed back");
+    // Official approvals are counted one per reviewer, unofficial ones not at all.
+    let two = [
+        review(1, "alice", Approved, true),
+        review(2, "mallory", Approved, false),
+    ];
+    assert_eq!(decide(&two, 2), waiting);
+    let two = [
+        review(1, "alice", Approved, true),
+        review(2, "bob", Approved, true),
+    ];
+    assert_eq!(decide(&two, 2), approved);
+    // An unofficial review by someone does not override their official one.
+    let later_unofficial = [
+        review(1, "bob", Approved, true),
+        review(2, "bob", ChangesRequested, false),
+    ];
+    assert_eq!(decide(&later_unofficial, 1), approved);
 }

@@ -188,8 +188,10 @@ async fn an_approved_green_pr_without_an_issue_is_merged_once() {
     assert_no_violations(&h);
 }
 
-/// (b) An approval on an older head does not count, and neither a draft nor a
-/// PR into another branch is merged; the approval on the current head does.
+/// (b) An approval on an older head does not count, nor does one that is not
+/// official (by an account without write access), and neither a draft nor a
+/// PR into another branch is merged; an official approval on the current head
+/// is what merges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_approvals_drafts_and_other_bases_are_not_merged() {
     let mut h = Harness::new("", "").await;
@@ -212,10 +214,17 @@ async fn stale_approvals_drafts_and_other_bases_are_not_merged() {
     green(&h, &other_head);
     approve(&h, other);
 
+    // Approved only by an account without write access: not an official review.
+    let drive_by_head = push_branch(&h, "feature/drive-by", "drive-by.txt");
+    let drive_by = open_pull(&h, "feature/drive-by", "main", "Drive-by approval", "").await;
+    green(&h, &drive_by_head);
+    h.forge
+        .submit_review(drive_by, "passer-by", "APPROVED", "lgtm!", None, &[]);
+
     h.enable();
     h.start_daemon();
     full_scan(&h).await;
-    for pr in [stale, draft, other] {
+    for pr in [stale, draft, other, drive_by] {
         assert!(!h.forge.pull(pr).merged, "PR #{pr} merged");
         assert!(merge_requests(&h, pr).is_empty(), "merge of PR #{pr} tried");
     }
@@ -232,6 +241,18 @@ async fn stale_approvals_drafts_and_other_bases_are_not_merged() {
     );
     full_scan(&h).await;
     assert!(!h.forge.pull(draft).merged && !h.forge.pull(other).merged);
+    assert!(!h.forge.pull(drive_by).merged);
+
+    // An official approval of the drive-by PR's head is what merges it.
+    approve(&h, drive_by);
+    h.forge
+        .wait_until(STEP, |s| s.pull(drive_by).is_some_and(|p| p.merged))
+        .await
+        .expect("merged once officially approved");
+    assert_eq!(
+        merge_requests(&h, drive_by)[0]["head_commit_id"],
+        drive_by_head.as_str()
+    );
     assert_no_violations(&h);
 }
 

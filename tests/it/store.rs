@@ -115,6 +115,39 @@ fn journal_keeps_order_per_issue() {
 }
 
 #[test]
+fn journaled_finds_exactly_the_same_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let line = "comment 7 by mallory ignored: no write access to acme/widget";
+    let kind = EventKind::CommentIgnored;
+    assert!(!store.journaled("p", Some(1), kind, line).unwrap());
+    store.journal("p", Some(1), kind, line).unwrap();
+    store
+        .journal("p", None, EventKind::Daemon, "started")
+        .unwrap();
+    assert!(store.journaled("p", Some(1), kind, line).unwrap());
+    assert!(
+        store
+            .journaled("p", None, EventKind::Daemon, "started")
+            .unwrap()
+    );
+    // Another issue, project, kind or text is another line.
+    assert!(!store.journaled("p", Some(2), kind, line).unwrap());
+    assert!(!store.journaled("q", Some(1), kind, line).unwrap());
+    assert!(
+        !store
+            .journaled("p", Some(1), EventKind::Error, line)
+            .unwrap()
+    );
+    assert!(!store.journaled("p", Some(1), kind, "comment 7").unwrap());
+    assert!(
+        !store
+            .journaled("p", Some(1), EventKind::Daemon, "started")
+            .unwrap()
+    );
+}
+
+#[test]
 fn second_lock_names_the_holder() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("forgehand.lock");

@@ -538,13 +538,7 @@ impl DevRun {
     async fn first_prompt(&self) -> anyhow::Result<String> {
         let ctx = &self.ctx;
         let issue = ctx.forge.get_issue(self.issue).await?;
-        let comments: Vec<_> = ctx
-            .forge
-            .list_comments(self.issue.0)
-            .await?
-            .into_iter()
-            .filter(|c| c.author != ctx.own_login)
-            .collect();
+        let comments = self.human_comments(None, None).await?;
         let scratch = self.read_agent_file(self.scratch_file()).await;
         let (phase, summary, scratch_file) =
             (self.phase_file(), self.summary_file(), self.scratch_file());

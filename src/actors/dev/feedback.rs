@@ -2,6 +2,7 @@
 //! comments, answers to escalations, CI details, and the outcomes that end an
 //! issue (merged, released).
 
+use anyhow::Context;
 use chrono::{DateTime, Timelike, Utc};
 
 use crate::forge::{Comment, CommitSha, PrNumber};
@@ -29,8 +30,10 @@ impl DevRun {
         }
     }
 
-    /// Comments by anyone but forgehand on the issue and its PR, after
-    /// `since` (all of them when `None`), oldest first.
+    /// Comments by people with write access on the issue and its PR, after
+    /// `since` (all of them when `None`), oldest first: the only comments the
+    /// agent may take as instructions (DESIGN §6). Anyone else's is left out
+    /// and journaled once.
     pub(super) async fn human_comments(
         &self,
         pr: Option<PrNumber>,
@@ -46,10 +49,48 @@ impl DevRun {
         let floor = since.map(|t| t.with_nanosecond(0).unwrap_or(t));
         all.retain(|c| c.author != ctx.own_login && floor.is_none_or(|t| c.created_at >= t));
         all.sort_by_key(|c| (c.created_at, c.id));
-        Ok(all)
+        let mut kept = Vec::with_capacity(all.len());
+        for c in all {
+            let may_write = ctx.forge.can_write(&c.author).await.with_context(|| {
+                format!(
+                    "asking whether {} may write to {}",
+                    c.author, ctx.project.repo
+                )
+            })?;
+            if may_write {
+                kept.push(c);
+            } else {
+                self.comment_ignored(&c);
+            }
+        }
+        Ok(kept)
     }
 
-    /// The first human comment after an escalation, as the answer.
+    /// Journal that `c` was left out, once per comment however often the
+    /// comments are read again (a restart included).
+    fn comment_ignored(&self, c: &Comment) {
+        let ctx = &self.ctx;
+        let detail = ctx.redactor.redact(&format!(
+            "comment {} by {} ignored: no write access to {}",
+            c.id, c.author, ctx.project.repo
+        ));
+        let kind = EventKind::CommentIgnored;
+        match ctx
+            .store
+            .journaled(ctx.name(), Some(self.issue.0), kind, &detail)
+        {
+            Ok(true) => {}
+            Ok(false) => self.journal(kind, &detail),
+            // Better twice in the journal than not at all.
+            Err(e) => {
+                tracing::warn!("{e:#}");
+                self.journal(kind, &detail);
+            }
+        }
+    }
+
+    /// The first comment by someone with write access after an escalation,
+    /// as the answer.
     pub(super) async fn human_reply(
         &self,
         pr: Option<PrNumber>,

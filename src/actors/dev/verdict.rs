@@ -1,5 +1,6 @@
-//! Which reviews count (DESIGN §5 "Merge"): only the latest review of each
-//! reviewer, given on the current head, neither dismissed nor stale.
+//! Which reviews count (DESIGN §5 "Merge", §6): only official reviews (by
+//! people whose review the forge says decides), and of those the latest of
+//! each reviewer, given on the current head, neither dismissed nor stale.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,9 @@ pub enum ReviewOutcome<'a> {
     ChangesRequested(Vec<&'a Review>),
 }
 
+/// The one review decision, for the dev actor and the merge scanner alike. A
+/// review that is not official is left out entirely: it neither approves nor
+/// blocks, and its text is not among the changes requested.
 pub fn reviews<'a>(
     reviews: &'a [Review],
     head: &CommitSha,
@@ -26,7 +30,8 @@ pub fn reviews<'a>(
     }
     let mut latest: BTreeMap<&str, &Review> = BTreeMap::new();
     for r in reviews.iter().filter(|r| {
-        &r.commit_id == head
+        r.official
+            && &r.commit_id == head
             && !r.dismissed
             && !r.stale
             && r.author != own_login

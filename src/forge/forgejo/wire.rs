@@ -1,5 +1,6 @@
 //! Forgejo's JSON shapes (swagger definitions `Issue`, `Label`, `Comment`,
-//! `PullRequest`, `PullReview`, `PullReviewComment`, `CombinedStatus`, `User`),
+//! `PullRequest`, `PullReview`, `PullReviewComment`, `CombinedStatus`, `User`,
+//! `RepoCollaboratorPermission`),
 //! read tolerantly, and their mapping to the forge-independent domain types.
 //!
 //! Only the identifying fields are required; everything else may be missing or
@@ -137,6 +138,7 @@ pub(super) struct WireReview {
     commit_id: Option<String>,
     dismissed: Option<bool>,
     stale: Option<bool>,
+    official: Option<bool>,
     submitted_at: Option<String>,
 }
 
@@ -157,8 +159,28 @@ impl WireReview {
             commit_id: CommitSha(self.commit_id.unwrap_or_default()),
             dismissed: self.dismissed.unwrap_or(false),
             stale: self.stale.unwrap_or(false),
+            // Missing reads as not official: a review forgehand cannot place
+            // must never merge anything.
+            official: self.official.unwrap_or(false),
             submitted_at: time(self.submitted_at.as_deref()),
         }
+    }
+}
+
+/// `GET …/collaborators/{login}/permission`.
+#[derive(Debug, Deserialize)]
+pub(super) struct WirePermission {
+    permission: Option<String>,
+}
+
+impl WirePermission {
+    /// Forgejo's access modes are none, read, write, admin and owner; anything
+    /// else (a mode of a later version) does not count as write access.
+    pub fn may_write(&self) -> bool {
+        let mode = self.permission.as_deref().unwrap_or_default();
+        ["write", "admin", "owner"]
+            .iter()
+            .any(|m| mode.eq_ignore_ascii_case(m))
     }
 }
 

@@ -132,6 +132,8 @@ pub(super) fn read_reviews(plans: &Path, pr: u64) -> anyhow::Result<Vec<Review>>
                 commit_id: CommitSha(r.commit),
                 dismissed: false,
                 stale: false,
+                // Written by the person's own `forgehand approve` / `request-changes`.
+                official: true,
                 submitted_at: Some(r.submitted_at),
             }),
             Ok(_) => {}

@@ -147,10 +147,18 @@ fn review_green_heads(state: &mut ForgeState) {
             ReviewBehaviour::None => {}
             ReviewBehaviour::RequestChangesOnce { body, comments } if !pull.changes_requested => {
                 pull.changes_requested = true;
-                state.new_review(n, REVIEWER, "REQUEST_CHANGES", &body, &head, &comments);
+                state.new_review(
+                    n,
+                    REVIEWER,
+                    "REQUEST_CHANGES",
+                    &body,
+                    &head,
+                    &comments,
+                    None,
+                );
             }
             ReviewBehaviour::ApproveWhenGreen | ReviewBehaviour::RequestChangesOnce { .. } => {
-                state.new_review(n, REVIEWER, "APPROVED", "LGTM", &head, &[]);
+                state.new_review(n, REVIEWER, "APPROVED", "LGTM", &head, &[], None);
             }
         }
     }

@@ -261,13 +261,23 @@ impl ForgeState {
             "body": review.body,
             "commit_id": review.commit_id,
             "stale": review.stale,
-            "official": true,
+            "official": review.official,
             "dismissed": review.dismissed,
             "comments_count": review.comments.len(),
             "submitted_at": time(review.submitted_at),
             "updated_at": time(review.submitted_at),
             "html_url": format!("{pr_url}#issuecomment-{}", review.id),
             "pull_request_url": pr_url,
+        })
+    }
+
+    /// `RepoCollaboratorPermission`: Forgejo names the role after the access mode.
+    pub(super) fn permission_json(&mut self, login: &str) -> Value {
+        let permission = self.permission(login).to_owned();
+        json!({
+            "permission": permission,
+            "role_name": permission,
+            "user": self.user_json(login),
         })
     }
 

@@ -56,7 +56,8 @@ pub use state::{
     Comment, CommitStatus, ForgeState, Issue, Label, MergeRecord, Pull, Review, ReviewComment,
 };
 
-/// Default author of issues and comments created by the test (a human).
+/// Default author of issues and comments created by the test (a human with
+/// write access to the repository).
 pub const HUMAN: &str = "alice";
 
 /// How to start a [`FakeForge`].
@@ -357,8 +358,37 @@ impl FakeForge {
                 .map(|p| p.head_sha.clone())
                 .unwrap_or_default();
             let commit = commit_id.map_or(head, str::to_owned);
-            s.new_review(pull, user, state, body, &commit, &comments)
+            s.new_review(pull, user, state, body, &commit, &comments, None)
         })
+    }
+
+    /// Submits a review on the PR's current head that is official or not
+    /// whatever `user` may do (as with a branch's approvals whitelist).
+    pub fn submit_review_official(
+        &self,
+        pull: u64,
+        user: &str,
+        state: &str,
+        body: &str,
+        official: bool,
+    ) -> u64 {
+        self.with_state(|s| {
+            let head = s
+                .pulls
+                .get(&pull)
+                .map(|p| p.head_sha.clone())
+                .unwrap_or_default();
+            s.new_review(pull, user, state, body, &head, &[], Some(official))
+        })
+    }
+
+    /// Gives `login` this access mode on the repository (`none`, `read`,
+    /// `write`, `admin`, `owner`); it decides whether `login`'s later reviews
+    /// are official and what the permission endpoint answers.
+    pub fn set_permission(&self, login: &str, mode: &str) {
+        self.with_state(|s| {
+            s.permissions.insert(login.to_owned(), mode.to_owned());
+        });
     }
 
     /// Marks a review dismissed, as a maintainer would.

@@ -354,6 +354,11 @@ fn dispatch(state: &mut ForgeState, template: &str, req: &Req) -> Reply {
             let bot = state.bot_login.clone();
             Ok(Reply::json(200, state.user_json(&bot)))
         }
+        // Every login is a real account here; its rights come from the table.
+        ("GET", "/collaborators/{collaborator}/permission") => {
+            let login = req.param("collaborator").to_owned();
+            Ok(Reply::json(200, state.permission_json(&login)))
+        }
         ("GET", "/labels") => issues::list_labels(state, req),
         ("POST", "/labels") => issues::create_label(state, req),
         ("GET", "/issues") => issues::list_issues(state, req),

@@ -108,6 +108,9 @@ pub struct Review {
     pub dismissed: bool,
     /// Set when a newer head is pushed, as Forgejo does.
     pub stale: bool,
+    /// Whether the review counts: by default, as on Forgejo, when its author may
+    /// write to the repository (see [`ForgeState::permission`]).
+    pub official: bool,
     pub submitted_at: DateTime<Utc>,
     pub comments: Vec<ReviewComment>,
 }
@@ -157,6 +160,10 @@ pub struct ForgeState {
     pub(super) statuses: Vec<CommitStatus>,
     pub(super) merges: Vec<MergeRecord>,
     pub(super) user_ids: HashMap<String, u64>,
+    /// Login → access mode on the repository (`none`, `read`, `write`, `admin`,
+    /// `owner`), as `GET …/collaborators/{login}/permission` tells it. A login
+    /// missing here reads, as any signed-in account does on a public repository.
+    pub(super) permissions: HashMap<String, String>,
     pub(super) requests: Vec<RequestRecord>,
     pub(super) violations: Vec<Violation>,
     pub(super) faults: Faults,
@@ -184,6 +191,18 @@ impl ForgeState {
             statuses: Vec::new(),
             merges: Vec::new(),
             user_ids: HashMap::new(),
+            // The repository's owner, forgehand (a repository admin may read
+            // everyone's rights), and the test's people: the author of its issues
+            // and comments and the simulated reviewer.
+            permissions: [
+                (options.owner.as_str(), "owner"),
+                (options.bot_login.as_str(), "admin"),
+                (super::HUMAN, "write"),
+                (super::behaviour::REVIEWER, "write"),
+            ]
+            .into_iter()
+            .map(|(login, mode)| (login.to_owned(), mode.to_owned()))
+            .collect(),
             requests: Vec::new(),
             violations: Vec::new(),
             faults: Faults::default(),
@@ -292,6 +311,25 @@ impl ForgeState {
         &self.violations
     }
 
+    /// `login`'s access mode on the repository (`read` unless the table says otherwise).
+    pub fn permission(&self, login: &str) -> &str {
+        self.permissions.get(login).map_or("read", String::as_str)
+    }
+
+    /// Whether `login` may write: what makes its reviews official by default.
+    pub fn may_write(&self, login: &str) -> bool {
+        matches!(self.permission(login), "write" | "admin" | "owner")
+    }
+
+    /// How often forgehand asked for `login`'s rights.
+    pub fn permission_requests(&self, login: &str) -> usize {
+        let path = format!("/collaborators/{login}/permission");
+        self.requests
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with(&path))
+            .count()
+    }
+
     pub fn behaviour(&self) -> &Behaviour {
         &self.behaviour
     }
@@ -323,8 +361,8 @@ impl ForgeState {
         for r in &self.reviews {
             let _ = writeln!(
                 out,
-                "review {} on PR #{} by {}: {} @ {}",
-                r.id, r.pull, r.user, r.state, r.commit_id
+                "review {} on PR #{} by {}: {} @ {} official={}",
+                r.id, r.pull, r.user, r.state, r.commit_id, r.official
             );
         }
         for c in &self.comments {
@@ -509,7 +547,9 @@ impl ForgeState {
         id
     }
 
-    /// Submits a review; `comments` are (path, position, text).
+    /// Submits a review; `comments` are (path, position, text). `official`
+    /// `None` makes it official when `user` may write.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new_review(
         &mut self,
         pull: u64,
@@ -518,7 +558,9 @@ impl ForgeState {
         body: &str,
         commit_id: &str,
         comments: &[(String, u64, String)],
+        official: Option<bool>,
     ) -> u64 {
+        let official = official.unwrap_or_else(|| self.may_write(user));
         let id = self.fresh_id();
         let now = Utc::now();
         let comments = comments
@@ -546,6 +588,7 @@ impl ForgeState {
             commit_id: commit_id.to_owned(),
             dismissed: false,
             stale,
+            official,
             submitted_at: now,
             comments,
         });

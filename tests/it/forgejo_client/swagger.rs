@@ -46,9 +46,10 @@ async fn every_request_exists_in_the_swagger() {
         .unwrap();
     client.merge_pull(PrNumber(2), &merge_req()).await.unwrap();
     client.delete_branch("fix/issue-1").await.unwrap();
+    client.can_write("alice").await.unwrap();
 
     let seen = mock.seen();
-    assert!(seen.len() >= 19);
+    assert!(seen.len() >= 20);
     for s in &seen {
         let query = parse_query(&s.query);
         let checked = swagger::forgejo().check(&s.method, &s.path, &query, s.body.as_bytes());
@@ -89,6 +90,10 @@ fn permissive(s: &Seen) -> axum::response::Response {
             json!({"state": "success", "total_count": 0, "statuses": []}),
         ),
         ("DELETE", ["branches", _]) => empty(204),
+        ("GET", ["collaborators", login, "permission"]) => reply(
+            200,
+            json!({"permission": "write", "role_name": "write", "user": {"login": login}}),
+        ),
         _ => reply(418, json!({"message": "not scripted"})),
     }
 }
