@@ -16,7 +16,7 @@ use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::ci::woodpecker::WoodpeckerClient;
 use crate::config::{self, ConfigError, ForgeKind, Project};
 use crate::forge::forgejo::ForgejoClient;
-use crate::forge::local::{LocalArgs, LocalForge};
+use crate::forge::local::{CiConfinement, LocalArgs, LocalForge};
 use crate::forge::retry::RetryPolicy;
 use crate::forge::{Forge, ForgeError, Nudge};
 use crate::git::{Git, GitAuth};
@@ -228,6 +228,8 @@ async fn project_context(
     listening: bool,
 ) -> anyhow::Result<ProjectCtx> {
     let token = project.secrets.forge_token.clone();
+    let sandbox = sandbox(&project, paths, projects_dir, daemon_env)?;
+    let agent_base_env = base_env(daemon_env.iter().cloned(), &project.agent.pass_env);
     let forge: Arc<dyn Forge> = match project.forge.kind {
         ForgeKind::Forgejo | ForgeKind::Gitea => Arc::new(ForgejoClient::new(
             &project.forge.url,
@@ -236,8 +238,14 @@ async fn project_context(
             RetryPolicy::default(),
         )?),
         ForgeKind::Local => Arc::new(
-            LocalForge::open(LocalArgs::from_project(&project, Some(store.clone())))
-                .with_context(|| format!("{}: [forge] kind \"local\"", project.source.display()))?,
+            LocalForge::open(LocalArgs {
+                ci_confinement: CiConfinement {
+                    sandbox: sandbox.clone(),
+                    env: agent_base_env.clone(),
+                },
+                ..LocalArgs::from_project(&project, Some(store.clone()))
+            })
+            .with_context(|| format!("{}: [forge] kind \"local\"", project.source.display()))?,
         ),
         ForgeKind::Github => anyhow::bail!(
             "{}: [forge] kind {:?} is not supported by this version yet",
@@ -257,10 +265,9 @@ async fn project_context(
     };
     let redactor = Redactor::with_env(project.secrets.values(), daemon_env.iter().cloned());
     let notifier = notifier(&project, store.clone(), &redactor, replies);
-    let sandbox = sandbox(&project, paths, projects_dir, daemon_env)?;
     Ok(ProjectCtx {
         sandbox,
-        agent_base_env: base_env(daemon_env.iter().cloned(), &project.agent.pass_env),
+        agent_base_env,
         forge,
         store,
         tmux: Tmux::new(None),

@@ -134,19 +134,28 @@ async fn remove_strays(ctx: &ProjectCtx) -> anyhow::Result<()> {
             }
         }
     }
-    let prefix = format!("dev-{}-", ctx.name());
+    // Only sessions this project's claims name: a `dev-<project>-…` name
+    // alone could be another project's, or a person's.
+    let recorded: BTreeMap<String, u64> = ctx
+        .store
+        .claims(Some(ctx.name()), None)?
+        .into_iter()
+        .filter(|c| c.status != ClaimStatus::Active)
+        .map(|c| (c.session, c.issue))
+        .collect();
     for session in ctx.tmux.list_sessions().await? {
-        let Some(key) = session.strip_prefix(&prefix) else {
+        let Some(&issue) = recorded.get(&session) else {
             continue;
         };
-        if !live.contains_key(key) {
-            ctx.tmux.kill_session(&session).await?;
-            ctx.journal(
-                issue_of(key),
-                EventKind::CleanedUp,
-                &format!("killed {session}, which no claim accounts for"),
-            );
+        if live.values().any(|&n| n == issue) {
+            continue;
         }
+        ctx.tmux.kill_session(&session).await?;
+        ctx.journal(
+            Some(issue),
+            EventKind::CleanedUp,
+            &format!("killed {session}, which no active claim accounts for"),
+        );
     }
     Ok(())
 }

@@ -13,6 +13,9 @@ use crate::support::{git, wait_until};
 
 const STEP: Duration = Duration::from_secs(60);
 
+/// A secret in the daemon's environment that neither agent nor CI may see.
+const LOCAL_SECRET: &str = "local-5ecret-value";
+
 /// A daemon on a local project; everything torn down on drop.
 struct LocalHarness {
     dir: TempDir,
@@ -31,6 +34,21 @@ impl LocalHarness {
     }
 
     fn with_poll(required_approvals: u32, poll_interval: &str) -> LocalHarness {
+        let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fake-agent");
+        LocalHarness::custom(
+            required_approvals,
+            poll_interval,
+            &format!("python3 {}", agent.display()),
+            "ls work/ | grep -q issue-",
+        )
+    }
+
+    fn custom(
+        required_approvals: u32,
+        poll_interval: &str,
+        agent_command: &str,
+        ci_command: &str,
+    ) -> LocalHarness {
         let dir = tempfile::tempdir().expect("temp dir");
         let h = LocalHarness {
             plans: dir.path().join("plans"),
@@ -52,7 +70,8 @@ impl LocalHarness {
         std::fs::write(h.repo.join("README.md"), "demo\n").unwrap();
         git(&h.repo, &["add", "README.md"]);
         git(&h.repo, &["commit", "--quiet", "-m", "initial"]);
-        let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fake-agent");
+        let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+        let toml_str = |s: &str| toml::Value::String(s.to_string()).to_string();
         std::fs::write(
             h.projects.join("proj.toml"),
             format!(
@@ -66,10 +85,11 @@ kind = "local"
 url = "{plans}"
 
 [agent]
-command = "python3 {agent}"
+command = {agent}
+sandbox_ro = ["{scripts}"]
 
 [ci]
-command = "ls work/ | grep -q issue-"
+command = {ci}
 timeout = "60s"
 
 [review]
@@ -77,7 +97,9 @@ required_approvals = {required_approvals}
 "#,
                 repo = h.repo.display(),
                 plans = h.plans.display(),
-                agent = agent.display(),
+                agent = toml_str(agent_command),
+                scripts = scripts.display(),
+                ci = toml_str(ci_command),
             ),
         )
         .unwrap();
@@ -93,6 +115,7 @@ required_approvals = {required_approvals}
             .env("USER", "carol")
             .env("LANG", "C.UTF-8")
             .env("TMUX_TMPDIR", &self.tmux_tmpdir)
+            .env("OTHER_SECRET_TOKEN", LOCAL_SECRET)
             .env("FORGEHAND_LOG", "forgehand=debug,info")
             .current_dir(self.dir.path());
         cmd
@@ -282,4 +305,69 @@ async fn a_merge_into_a_dirty_checkout_waits_until_it_is_clean() {
     let done = h.plans.join("done/wait.report.md");
     crate::support::wait_for_file(&done, STEP, |t| t.contains("status: merged")).await;
     assert!(h.repo.join("work/issue-wait.txt").exists());
+}
+
+/// The local backend against a hostile agent: it cannot approve itself (not
+/// with `forgehand approve`, not by writing review files), and `[ci] command`,
+/// which runs the agent's code, sees none of the daemon's secrets: only the
+/// person's approval merges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_agent_cannot_approve_itself_and_ci_sees_no_secret() {
+    let attacker = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/attacker-agent");
+    // Fails when the secret is anywhere CI can look: its environment, or any
+    // process's it can see.
+    let ci = format!(
+        "ls work/ | grep -q issue- && ! (env; cat /proc/[0-9]*/environ) 2>/dev/null | grep -q {LOCAL_SECRET}"
+    );
+    let mut h = LocalHarness::custom(1, "1h", &format!("python3 {}", attacker.display()), &ci);
+    h.start();
+    h.watching().await;
+    std::fs::write(
+        h.plans.join("sly.md"),
+        format!(
+            "# Be sly\n\nattacker: plans {}\nattacker: projects {}\nattacker: forgehand {}\n",
+            h.plans.display(),
+            h.projects.display(),
+            env!("CARGO_BIN_EXE_forgehand")
+        ),
+    )
+    .unwrap();
+    wait_until("CI green and a review awaited", STEP, || async {
+        let journal = h.journal();
+        let green = journal
+            .iter()
+            .any(|(k, d)| k == "ci_state" && d.ends_with("green"));
+        let waiting = journal
+            .iter()
+            .any(|(k, d)| k == "review_state" && d.contains("waiting"));
+        (green && waiting).then_some(())
+    })
+    .await;
+    let reviews = h.plans.join(".forgehand/reviews");
+    let written: Vec<_> = std::fs::read_dir(&reviews).unwrap().flatten().collect();
+    assert!(written.is_empty(), "review files appeared: {written:?}");
+    assert!(
+        !h.plans.join("done/sly.md").exists(),
+        "merged on its own say-so"
+    );
+    assert!(!h.projects.join("attacker.txt").exists());
+
+    let projects = h.projects.display().to_string();
+    let out = h
+        .command(&["approve", "--projects", &projects, "proj", "sly"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report = h.plans.join("done/sly.report.md");
+    crate::support::wait_for_file(&report, STEP, |t| t.contains("status: merged")).await;
+    let approve = git(&h.repo, &["show", "main:loot/approve.txt"]);
+    // Its `forgehand approve` found no project to approve in (and its review
+    // files went to a private scratch space: the real folder stayed empty).
+    assert!(approve.contains("no project files"), "{approve}");
+    assert!(!approve.contains("\nexit 0\n"), "{approve}");
+    let history = git(&h.repo, &["log", "--all", "-p"]);
+    assert!(
+        !history.contains(LOCAL_SECRET),
+        "a secret in the repository"
+    );
 }

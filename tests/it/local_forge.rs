@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use forgehand::config::Labels;
-use forgehand::forge::local::{CI_CONTEXT, LocalArgs, LocalForge};
+use forgehand::forge::local::{CI_CONTEXT, CiConfinement, LocalArgs, LocalForge};
 use forgehand::forge::{
     CommitSha, Forge, ForgeError, IssueNumber, IssueState, MergeMethod, MergeRequest, NewPull,
     Nudge, ReviewState, StatusState,
@@ -67,6 +67,7 @@ impl Fixture {
             ci_command: ci_command.map(str::to_string),
             ci_timeout,
             journal: Some((self.store.clone(), "proj".into())),
+            ci_confinement: CiConfinement::minimal(),
         })
         .expect("opening the local forge")
     }
@@ -581,6 +582,7 @@ async fn a_squash_into_a_bare_repository_needs_no_checkout() {
         ci_command: None,
         ci_timeout: WAIT,
         journal: None,
+        ci_confinement: CiConfinement::minimal(),
     })
     .unwrap();
     let sha = f.push_fix("s", "s.txt", "s\n");
@@ -654,6 +656,7 @@ async fn plans_kept_in_the_repository_do_not_block_the_merge() {
         ci_command: None,
         ci_timeout: WAIT,
         journal: None,
+        ci_confinement: CiConfinement::minimal(),
     })
     .unwrap();
     forge.list_open_issues("backlog").await.unwrap();
@@ -682,6 +685,7 @@ fn a_missing_plans_folder_is_a_clear_error_and_ci_command_is_read() {
         ci_command: None,
         ci_timeout: WAIT,
         journal: None,
+        ci_confinement: CiConfinement::minimal(),
     })
     .err()
     .expect("a missing folder is refused");

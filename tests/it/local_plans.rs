@@ -40,11 +40,11 @@ fn a_plain_plan_is_key_title_and_body() {
 fn front_matter_with_inline_lists() {
     let plan = parse(
         "p1.md",
-        "---\nlabels: [priority, \"bug\"]\ndepends_on: [setup, 'db.v2']\n---\n# Fix it\nbody\n",
+        "---\nlabels: [priority, \"bug\"]\ndepends_on: [setup, 'db_v2']\n---\n# Fix it\nbody\n",
     )
     .unwrap();
     assert_eq!(plan.labels, ["priority", "bug"]);
-    assert_eq!(plan.depends_on, ["setup", "db.v2"]);
+    assert_eq!(plan.depends_on, ["setup", "db_v2"]);
     assert_eq!(plan.title, "Fix it");
     assert_eq!(plan.body, "body");
 }
@@ -152,6 +152,24 @@ fn keys_are_restricted_and_a_plan_cannot_depend_on_itself() {
         "may only contain",
     );
     assert_error(parse("notes.txt", "# T\n"), "plans/notes.txt", 1, ".md");
+    // What tmux or git would rewrite or refuse, or read as an option.
+    for (name, fragment) in [
+        ("v1.2.md", "may only contain"),
+        ("a:b.md", "may only contain"),
+        ("-rf.md", "must not start with `-`"),
+        ("ünï.md", "may only contain"),
+    ] {
+        assert_error(parse(name, "# T\n"), &format!("plans/{name}"), 1, fragment);
+    }
+    let long = "k".repeat(65);
+    assert_error(
+        parse(&format!("{long}.md"), "# T\n"),
+        &format!("plans/{long}.md"),
+        1,
+        "longer than 64",
+    );
+    assert!(parse(&format!("{}.md", "k".repeat(64)), "# T\n").is_ok());
+    assert!(parse("Fix_it-2.md", "# T\n").is_ok());
     assert_error(
         parse("me.md", "---\ndepends_on:\n  - other\n  - me\n---\n# T\n"),
         "plans/me.md",

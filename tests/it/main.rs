@@ -1,5 +1,6 @@
 //! The one integration-test binary: a module per area.
 
+mod attacker;
 mod bench;
 mod claude;
 mod claude_e2e;

@@ -172,7 +172,8 @@ async fn graceful_shutdown_leaves_sessions_for_the_next_start() {
 }
 
 /// Start-up reconciliation: a claim whose issue was closed meanwhile is
-/// released and cleaned; worktrees and sessions nobody claims are removed.
+/// released and cleaned; worktrees nobody claims are removed, sessions the
+/// store never recorded are not forgehand's to kill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_releases_closed_claims_and_removes_strays() {
     let mut h = Harness::new("max_sessions = 1", "").await;
@@ -204,13 +205,13 @@ async fn reconciliation_releases_closed_claims_and_removes_strays() {
 
     h.start_daemon();
     wait_until("released and cleaned", STEP, || async {
-        let done = !h.has_session(&h.session(n))
-            && !h.worktree(n).exists()
-            && !stray.exists()
-            && !h.has_session("dev-proj-98");
+        let done = !h.has_session(&h.session(n)) && !h.worktree(n).exists() && !stray.exists();
         done.then_some(())
     })
     .await;
+    // A session no claim of the store names may be a person's (or another
+    // project's, `dev-proj-…` of project `proj-…`): it is left alone.
+    assert!(h.has_session("dev-proj-98"));
     assert!(
         h.journal(n)
             .iter()

@@ -14,6 +14,9 @@ use anyhow::Context;
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Map, Value};
 
+/// The largest `~/.claude.json` forgehand will read.
+const MAX_CONFIG: usize = 64 * 1024 * 1024;
+
 /// Where Claude Code keeps its global state for this home.
 pub fn path(home: &Path) -> PathBuf {
     home.join(".claude.json")
@@ -42,7 +45,18 @@ pub fn update(path: &Path, change: impl FnOnce(&mut Map<String, Value>)) -> anyh
         .map_err(|(_, e)| e)
         .with_context(|| format!("locking {}", lock_file.display()))?;
 
-    let (mut config, mode) = match std::fs::read(path) {
+    // The sandboxed agent can write the file: no link, no pipe, no endless one.
+    let read = crate::untrusted::read_capped(path, MAX_CONFIG).and_then(|read| {
+        if read.truncated {
+            Err(crate::untrusted::UntrustedError::Io {
+                path: path.display().to_string(),
+                source: std::io::Error::other(format!("larger than {MAX_CONFIG} bytes")),
+            })
+        } else {
+            Ok(read.bytes)
+        }
+    });
+    let (mut config, mode) = match read {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => (Map::new(), None),
         Ok(bytes) => {
             let value: Value = serde_json::from_slice(&bytes).with_context(|| {
@@ -56,7 +70,7 @@ pub fn update(path: &Path, change: impl FnOnce(&mut Map<String, Value>)) -> anyh
                 .map(|m| m.permissions().mode() & 0o7777);
             (map, mode)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Map::new(), None),
+        Err(e) if e.is_missing() => (Map::new(), None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     change(&mut config);

@@ -13,6 +13,9 @@ use serde_json::Value;
 
 use crate::store::TokenUsage;
 
+/// The most of one transcript read (a long session's is tens of megabytes).
+const MAX_TRANSCRIPT: usize = 512 * 1024 * 1024;
+
 /// Claude Code shortens longer folder names and adds a hash.
 const MAX_FOLDER_NAME: usize = 200;
 
@@ -90,9 +93,9 @@ pub fn usage_in_dir(dir: &Path) -> anyhow::Result<TokenUsage> {
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "jsonl") {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            usage_in_text(&text, &mut seen);
+            // The agent can write here: no links, no pipes, no endless file.
+            let read = crate::untrusted::read_capped(&path, MAX_TRANSCRIPT)?;
+            usage_in_text(&read.text(), &mut seen);
         }
     }
     Ok(seen.values().copied().sum())

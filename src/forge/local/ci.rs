@@ -2,6 +2,7 @@
 //! of the commit, killed with its whole process group at `[ci] timeout`. Its
 //! exit status is the verdict and the tail of its output the failure text.
 
+use std::ffi::OsString;
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -10,8 +11,9 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::state::CiRecord;
-use super::{Inner, branch_sha, git};
+use super::{CiConfinement, Inner, branch_sha, git};
 use crate::forge::{CombinedStatus, CommitSha, CommitStatus, IssueState, Nudge, StatusState};
+use crate::sandbox::Cell;
 
 /// The status context local CI reports under.
 pub const CI_CONTEXT: &str = "local-ci";
@@ -121,7 +123,14 @@ impl Inner {
         .await?;
         git(work, ["checkout", "--quiet", "--detach", &sha.0]).await?;
         let log_path = parent.join(format!("{}.log", sha.0));
-        let outcome = run_command(work, command, &log_path, self.ci_timeout).await;
+        let outcome = run_command(
+            work,
+            command,
+            &log_path,
+            self.ci_timeout,
+            &self.ci_confinement,
+        )
+        .await;
         let output = std::fs::read(&log_path).unwrap_or_default();
         let _ = std::fs::remove_file(&log_path);
         let (state, verdict) = match outcome? {
@@ -159,17 +168,27 @@ enum Ended {
 
 /// `sh -c command` in `dir` as the leader of its own process group, output
 /// (both streams) into `log`; the whole group is killed at the timeout, so a
-/// command's children do not outlive it.
+/// command's children do not outlive it. It runs the agent's code, so it
+/// gets the agent's environment and sandbox (only `dir` writable), never the
+/// daemon's.
 async fn run_command(
     dir: &Path,
     command: &str,
     log: &Path,
     timeout: Duration,
+    confinement: &CiConfinement,
 ) -> anyhow::Result<Ended> {
     let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(command)
+    let mut words = confinement.sandbox.wrap(&Cell {
+        cwd: dir.to_path_buf(),
+        ..Cell::default()
+    });
+    words.extend(["sh", "-c", command].map(OsString::from));
+    let (program, args) = words.split_first().expect("sh at least");
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .envs(confinement.env.iter().map(|(k, v)| (k, v)))
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
         .stdout(file.try_clone().context("duplicating the log handle")?)

@@ -32,6 +32,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::{Labels, Project};
 use crate::forge::{ForgeError, Nudge};
+use crate::sandbox::Sandbox;
 use crate::store::{EventKind, Store};
 
 pub use ci::CI_CONTEXT;
@@ -55,6 +56,32 @@ pub struct LocalArgs {
     pub ci_timeout: Duration,
     /// Where bad plans and refused merges are journalled: (store, project name).
     pub journal: Option<(Arc<Store>, String)>,
+    /// What `[ci] command` runs in: the agents' sandbox and environment,
+    /// since it runs code the agent wrote.
+    pub ci_confinement: CiConfinement,
+}
+
+/// The sandbox and the environment CI commands run with.
+#[derive(Debug, Clone)]
+pub struct CiConfinement {
+    pub sandbox: Sandbox,
+    /// The whole environment (the agents' whitelist); nothing else is passed.
+    pub env: Vec<(String, String)>,
+}
+
+impl CiConfinement {
+    /// No sandbox, and only `PATH`, `HOME` and `LANG` of this process: for
+    /// the CLI verbs, which never run CI.
+    pub fn minimal() -> CiConfinement {
+        let env = ["PATH", "HOME", "LANG"]
+            .into_iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect();
+        CiConfinement {
+            sandbox: Sandbox::none(),
+            env,
+        }
+    }
 }
 
 impl LocalArgs {
@@ -67,6 +94,7 @@ impl LocalArgs {
             ci_command: project.ci.command.clone(),
             ci_timeout: project.ci.timeout,
             journal: store.map(|s| (s, project.name.clone())),
+            ci_confinement: CiConfinement::minimal(),
         }
     }
 }
@@ -84,6 +112,7 @@ struct Inner {
     labels: Labels,
     ci_command: Option<String>,
     ci_timeout: Duration,
+    ci_confinement: CiConfinement,
     journal: Option<(Arc<Store>, String)>,
     state: Mutex<State>,
     /// Commits whose CI is running now (not persisted: a restart runs them again).
@@ -118,6 +147,7 @@ impl LocalForge {
                 labels: args.labels,
                 ci_command: args.ci_command.filter(|c| !c.trim().is_empty()),
                 ci_timeout: args.ci_timeout,
+                ci_confinement: args.ci_confinement,
                 journal: args.journal,
                 state: Mutex::new(state),
                 ci_running: Mutex::new(BTreeSet::new()),

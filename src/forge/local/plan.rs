@@ -126,18 +126,33 @@ fn key_of(path: &Path) -> Result<String, String> {
     Ok(key.to_string())
 }
 
+/// `[A-Za-z0-9_-]{1,64}`, not starting with `-`: tmux rewrites `.` and `:`
+/// in session names, git refuses others in branch names, and a leading `-`
+/// reads as an option.
 fn check_key(key: &str) -> Result<(), String> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-');
     if key.is_empty() {
         return Err("empty plan key".into());
     }
+    if key.len() > MAX_KEY {
+        return Err(format!(
+            "plan key `{}…` is longer than {MAX_KEY} characters",
+            key.chars().take(MAX_KEY).collect::<String>()
+        ));
+    }
     if !key.chars().all(allowed) {
         return Err(format!(
-            "plan key `{key}` may only contain letters, digits, `.`, `_` and `-`"
+            "plan key `{key}` may only contain letters, digits, `_` and `-`"
         ));
+    }
+    if key.starts_with('-') {
+        return Err(format!("plan key `{key}` must not start with `-`"));
     }
     Ok(())
 }
+
+/// The longest plan key.
+const MAX_KEY: usize = 64;
 
 type Lines<'a> = [(usize, &'a str)];
 type LineError = (usize, String);

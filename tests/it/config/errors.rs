@@ -3,7 +3,8 @@
 
 use super::{MINIMAL, TOKEN, assert_error, env, errors_of, write};
 use forgehand::config::duration;
-use forgehand::config::load_file_with;
+use forgehand::config::{load_dir_with, load_file_with};
+use std::path::PathBuf;
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -426,4 +427,137 @@ fn webhook_secret_is_a_secret() {
     let plain = write(dir.path(), "plain.toml", MINIMAL);
     let p = load_file_with(&plain, &env(TOKEN)).expect("loads");
     assert_eq!(p.secrets.webhook_secret, None);
+}
+
+#[test]
+fn pass_env_never_passes_what_would_run_code_in_the_agent() {
+    let src = MINIMAL.to_string()
+        + "pass_env = [\"LD_PRELOAD\", \"GIT_CONFIG_GLOBAL\", \"BASH_ENV\", \"ENV\", \"LD_LIBRARY_PATH\", \"LANGUAGE\"]\n";
+    let (_dir, path, errors) = errors_of(&src, TOKEN);
+    assert_eq!(errors.len(), 5, "{errors:?}");
+    for (col, var) in [
+        (13, "LD_PRELOAD"),
+        (27, "GIT_CONFIG_GLOBAL"),
+        (48, "BASH_ENV"),
+    ] {
+        assert_error(
+            &errors,
+            &path,
+            11,
+            col,
+            "[agent] pass_env",
+            &format!("{var} changes how the agent's programs run"),
+        );
+    }
+}
+
+#[test]
+fn sandbox_kinds_and_paths() {
+    let src = MINIMAL.to_string()
+        + "sandbox = \"docker\"\nsandbox_rw = [\"relative/dir\", \"/ok\", \"/a/../b\"]\nsandbox_ro = [\"~/.cache/tool\"]\n";
+    let vars: &[(&str, &str)] = &[("FORGE_TOKEN", "f"), ("HOME", "/home/u")];
+    let (_dir, path, errors) = errors_of(&src, vars);
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert_error(
+        &errors,
+        &path,
+        11,
+        11,
+        "[agent] sandbox",
+        "unknown sandbox \"docker\"; allowed: bwrap, none",
+    );
+    assert_error(
+        &errors,
+        &path,
+        12,
+        15,
+        "[agent] sandbox_rw",
+        "must be an absolute path",
+    );
+    assert_error(
+        &errors,
+        &path,
+        12,
+        38,
+        "[agent] sandbox_rw",
+        "without \"..\"",
+    );
+
+    let dir = TempDir::new().unwrap();
+    let ok = MINIMAL.to_string()
+        + "sandbox = \"none\"\nsandbox_rw = [\"/srv/cache\"]\nsandbox_ro = [\"~/.cache/tool\"]\n";
+    let path = write(dir.path(), "proj.toml", &ok);
+    let p = load_file_with(&path, &env(vars)).expect("valid sandbox settings");
+    assert_eq!(p.agent.sandbox, forgehand::sandbox::SandboxKind::None);
+    assert_eq!(p.agent.sandbox_rw, [PathBuf::from("/srv/cache")]);
+    assert_eq!(p.agent.sandbox_ro, [PathBuf::from("/home/u/.cache/tool")]);
+}
+
+/// Without bubblewrap on `PATH`, the default sandbox is an error that names
+/// the package and the opt-out; `sandbox = "none"` needs no bubblewrap.
+#[test]
+fn a_missing_bubblewrap_names_the_package_and_the_opt_out() {
+    let empty = TempDir::new().unwrap();
+    let path_var: &'static str = Box::leak(empty.path().display().to_string().into_boxed_str());
+    let vars: &'static [(&'static str, &'static str)] =
+        Box::leak(vec![("FORGE_TOKEN", "f"), ("PATH", path_var)].into_boxed_slice());
+    let (_dir, path, errors) = errors_of(MINIMAL, vars);
+    assert_error(
+        &errors,
+        &path,
+        9,
+        1,
+        "[agent] sandbox",
+        "install the package bubblewrap",
+    );
+    assert!(
+        errors[0].to_string().contains("sandbox = \"none\""),
+        "{errors:?}"
+    );
+    let dir = TempDir::new().unwrap();
+    let path = write(
+        dir.path(),
+        "proj.toml",
+        &(MINIMAL.to_string() + "sandbox = \"none\"\n"),
+    );
+    load_file_with(&path, &env(vars)).expect("no sandbox, no bubblewrap needed");
+}
+
+/// What only shows across project files: another project's secret passed to
+/// an agent, and names whose sessions could be taken for each other's.
+#[test]
+fn across_projects_secrets_and_session_names() {
+    let dir = TempDir::new().unwrap();
+    let a = write(
+        dir.path(),
+        "a.toml",
+        &MINIMAL.replace("name = \"proj\"", "name = \"a\""),
+    );
+    let b = write(
+        dir.path(),
+        "b.toml",
+        &(MINIMAL
+            .replace("name = \"proj\"", "name = \"a-b\"")
+            .replace("FORGE_TOKEN", "B_TOKEN")
+            + "pass_env = [\"FORGE_TOKEN\"]\n"),
+    );
+    let vars: &[(&str, &str)] = &[("FORGE_TOKEN", "f"), ("B_TOKEN", "b")];
+    let errors = load_dir_with(dir.path(), &env(vars)).expect_err("two clashes");
+    assert_error(
+        &errors,
+        &b,
+        11,
+        13,
+        "[agent] pass_env",
+        &format!("FORGE_TOKEN is a secret of the project in {}", a.display()),
+    );
+    assert_error(
+        &errors,
+        &b,
+        1,
+        8,
+        "name",
+        "sessions of project \"a-b\" (dev-a-b-<issue>) could be taken for those of \"a\"",
+    );
+    assert_eq!(errors.len(), 2, "{errors:?}");
 }
