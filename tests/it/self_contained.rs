@@ -12,15 +12,19 @@ const SCANNED: &[&str] = &["src", "tests", "scripts", ".ci"];
 /// refers to a path outside the repository, as `line: reference`.
 fn outside_references(file: &Path, text: &str) -> Vec<String> {
     // Relative paths that climb out of a folder, and joins of a parent folder.
-    let climbing = Regex::new(r#"(?:\.\./)+[A-Za-z0-9_.\-/]*|join\(\s*"\.\.(?:/[^"]*)?"\s*\)"#)
-        .expect("pattern");
+    // Only where a path starts: `/a/../b` stays inside `/a`'s parent.
+    let climbing = Regex::new(
+        r#"(?:^|[^A-Za-z0-9_./-])((?:\.\./)+[A-Za-z0-9_.\-/]*)|join\(\s*"\.\.(?:/[^"]*)?"\s*\)"#,
+    )
+    .expect("pattern");
     // Absolute paths of the machine the project was first built on.
     let workplace =
         Regex::new(r#"(?:^|[\s"'`(=:])/(?:work|shared)(?:/[A-Za-z0-9_.\-]*)*"#).expect("pattern");
     let dir = file.parent().unwrap_or(Path::new(""));
     let mut found = Vec::new();
     for (n, line) in text.lines().enumerate() {
-        for m in climbing.find_iter(line) {
+        for c in climbing.captures_iter(line) {
+            let m = c.get(1).unwrap_or_else(|| c.get(0).expect("the whole match"));
             let reference = m
                 .as_str()
                 .trim_start_matches("join(")
@@ -128,6 +132,7 @@ fn the_scan_recognises_what_a_clone_would_not_have() {
         r#"if part == ".." { refuse }"#,
         r#"the home of /home/someone/elsewhere"#,
         r#"https://example.org/work/items"#,
+        r#"sandbox_rw = ["/a/../b"]"#,
     ];
     for line in fine {
         assert_eq!(
