@@ -57,6 +57,15 @@ async fn setup(model: &ModelServer) -> (Harness, u64) {
         )),
         agent_extra: r#"kind = "claude"
 pass_env = ["ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "DISABLE_AUTOUPDATER", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"]"#,
+        // The CLI's install (node_modules, with the `.bin` link into it), which
+        // may be in a folder the sandbox hides.
+        readable: vec![
+            claude_bin()
+                .parent()
+                .and_then(Path::parent)
+                .expect("<prefix>/node_modules/.bin/claude")
+                .to_path_buf(),
+        ],
         ..ProjectFile::default()
     });
     for (k, v) in [
@@ -142,6 +151,14 @@ async fn claude_code_takes_an_issue_through_ci_failure_and_review_to_merge() {
         "{config:#}"
     );
 
+    // Claude Code runs in the sandbox: the pane's program is bubblewrap.
+    let pid = h.pane_pid(&session).expect("the pane's process");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        cmdline.contains("bwrap") && cmdline.contains("--unshare-pid"),
+        "{cmdline}"
+    );
     // The session's environment holds no forge secret.
     let env = h.session_env(&session);
     for (k, v) in &env {

@@ -42,6 +42,9 @@ pub struct ProjectFile<'a> {
     pub agent_command: Option<String>,
     pub agent_extra: &'a str,
     pub sections: &'a str,
+    /// More paths the sandboxed agent may read (its program, if outside the
+    /// checkout), besides `scripts/`.
+    pub readable: Vec<PathBuf>,
 }
 
 impl Default for ProjectFile<'_> {
@@ -52,6 +55,7 @@ impl Default for ProjectFile<'_> {
             agent_command: None,
             agent_extra: "",
             sections: "",
+            readable: Vec::new(),
         }
     }
 }
@@ -116,7 +120,7 @@ token_env = "FORGE_TOKEN"
 
 [agent]
 command = "{command}"
-sandbox_ro = ["{scripts}"]
+sandbox_ro = [{readable}]
 {agent_extra}
 
 {sections}
@@ -124,7 +128,11 @@ sandbox_ro = ["{scripts}"]
             clone = self.git.bare.display(),
             url = self.forge.url(),
             poll = file.poll_interval,
-            scripts = fake_agent.parent().expect("scripts/").display(),
+            readable = std::iter::once(fake_agent.parent().expect("scripts/"))
+                .chain(file.readable.iter().map(PathBuf::as_path))
+                .map(|p| format!("{:?}", p.display().to_string()))
+                .collect::<Vec<_>>()
+                .join(", "),
             forge_extra = file.forge_extra,
             agent_extra = file.agent_extra,
             sections = file.sections,

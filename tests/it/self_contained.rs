@@ -24,7 +24,9 @@ fn outside_references(file: &Path, text: &str) -> Vec<String> {
     let mut found = Vec::new();
     for (n, line) in text.lines().enumerate() {
         for c in climbing.captures_iter(line) {
-            let m = c.get(1).unwrap_or_else(|| c.get(0).expect("the whole match"));
+            let m = c
+                .get(1)
+                .unwrap_or_else(|| c.get(0).expect("the whole match"));
             let reference = m
                 .as_str()
                 .trim_start_matches("join(")
