@@ -210,8 +210,23 @@ pub enum ForgeError {
     RateLimited { retry_after: Option<Duration> },
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// The forge did not answer usably (a 5xx, a timeout, a refused or broken
+    /// connection) for longer than one call's retries: a passing outage.
+    #[error("the forge is unreachable: {0}")]
+    Unavailable(String),
     #[error("{0:#}")]
     Other(anyhow::Error),
+}
+
+impl ForgeError {
+    /// An outage or a rate limit: the same call is worth making again later,
+    /// and nothing about the issue is wrong.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ForgeError::Unavailable(_) | ForgeError::RateLimited { .. }
+        )
+    }
 }
 
 pub type ForgeResult<T> = Result<T, ForgeError>;

@@ -180,6 +180,9 @@ impl HttpError {
                     }
                     StatusCode::NOT_FOUND => ForgeError::NotFound(detail),
                     StatusCode::CONFLICT => ForgeError::Conflict(detail),
+                    s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
+                        ForgeError::Unavailable(detail)
+                    }
                     _ => ForgeError::Other(anyhow::anyhow!(detail)),
                 }
             }
@@ -187,7 +190,7 @@ impl HttpError {
                 // The URL may carry credentials of the host; the path is in `what`.
                 let e = e.without_url();
                 let msg = redact(&format!("{:#}", anyhow::Error::new(e)));
-                ForgeError::Other(anyhow::anyhow!("{what}{tries}: {msg}"))
+                ForgeError::Unavailable(format!("{what}{tries}: {msg}"))
             }
             HttpErrorKind::Decode(e) => ForgeError::Other(anyhow::anyhow!(
                 "{what}{tries}: the forge's answer is not the expected JSON: {e}"

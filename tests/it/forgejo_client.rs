@@ -147,7 +147,7 @@ async fn retries_run_out_with_context() {
     let err = mock.client(fast()).current_user().await.unwrap_err();
     assert_eq!(mock.seen().len(), 4, "max_attempts requests");
     let text = err.to_string();
-    assert!(matches!(err, ForgeError::Other(_)), "{text}");
+    assert!(matches!(err, ForgeError::Unavailable(_)), "{text}");
     for part in [
         "GET",
         "/api/v1/user",
@@ -243,7 +243,7 @@ async fn timeouts_are_retried_for_get_but_not_for_post() {
     }
 
     let err = client.current_user().await.unwrap_err();
-    assert!(matches!(err, ForgeError::Other(_)), "{err}");
+    assert!(matches!(err, ForgeError::Unavailable(_)), "{err}");
     assert!(err.to_string().contains("GET /api/v1/user"), "{err}");
     assert_eq!(
         connections(&mut rx, 2).await,
@@ -300,7 +300,7 @@ async fn post_is_not_retried_on_500_but_is_on_503() {
     .await;
     let client = mock.client(fast());
     let err = client.create_comment(1, "x").await.unwrap_err();
-    assert!(matches!(err, ForgeError::Other(_)), "{err}");
+    assert!(matches!(err, ForgeError::Unavailable(_)), "{err}");
     assert_eq!(mock.hits("POST", "/issues/1/comments").len(), 1);
 
     client.create_comment(2, "x").await.unwrap();
