@@ -10,9 +10,9 @@ use anyhow::Context;
 use ractor::Actor;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::actors::ProjectCtx;
 use crate::actors::dev::env::base_env;
 use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::actors::{ProjectCtx, Timings};
 use crate::ci::woodpecker::WoodpeckerClient;
 use crate::config::{self, ConfigError, ForgeKind, Project};
 use crate::forge::forgejo::ForgejoClient;
@@ -75,6 +75,16 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let projects_dir = absolute(&opts.projects_dir)?;
     let state_dir = absolute(&opts.state_dir)?;
     let mut projects = config::load_dir(&projects_dir).map_err(RunError::Config)?;
+    let timings = match std::env::var("FORGEHAND_TIMINGS") {
+        Ok(spec) => Timings::parse(&spec).map_err(|e| {
+            RunError::Config(vec![ConfigError::without_position(
+                Path::new("FORGEHAND_TIMINGS"),
+                "environment",
+                e,
+            )])
+        })?,
+        Err(_) => Timings::default(),
+    };
     for project in &mut projects {
         absolute_paths(project)?;
     }
@@ -120,7 +130,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let mut contexts = Vec::new();
     for project in projects {
         let ctx = tokio::select! {
-            ctx = project_context(project, &paths, &projects_dir, store.clone(), &daemon_env, replies_tx.clone(), hooks.is_some()) => ctx?,
+            ctx = project_context(project, &paths, &projects_dir, store.clone(), &daemon_env, replies_tx.clone(), hooks.is_some(), &timings) => ctx?,
             _ = sigterm.recv() => return Ok(()),
             _ = sigint.recv() => return Ok(()),
         };
@@ -136,6 +146,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let args = SupervisorArgs {
         projects: contexts.clone(),
         once: opts.once,
+        timings,
     };
     let (supervisor, handle) = Actor::spawn(None, Supervisor, args)
         .await
@@ -226,6 +237,7 @@ async fn project_context(
     daemon_env: &[(String, String)],
     replies: ChatReplies,
     listening: bool,
+    timings: &Timings,
 ) -> anyhow::Result<ProjectCtx> {
     let token = project.secrets.forge_token.clone();
     let sandbox = sandbox(&project, paths, projects_dir, daemon_env)?;
@@ -271,7 +283,7 @@ async fn project_context(
         forge,
         store,
         tmux: Tmux::new(None),
-        git: Git::new(GitAuth::new(token)),
+        git: Git::new(GitAuth::new(token)).with_timeout(timings.git_timeout),
         paths: paths.clone(),
         redactor,
         own_login,

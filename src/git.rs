@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use tokio::process::Command;
 
 use crate::tmux::shell_quote;
+use crate::transient::{Unreachable, git_network_failure};
 
 /// The forge credentials git uses for fetch and push.
 #[derive(Clone, Default)]
@@ -63,14 +64,32 @@ impl fmt::Debug for GitAuth {
 }
 
 /// Runs git for forgehand.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Git {
     auth: GitAuth,
+    /// The longest one git command may take: a forge or a mirror that stops
+    /// answering mid-fetch stalls only the caller, and only this long.
+    timeout: Duration,
+}
+
+impl Default for Git {
+    fn default() -> Self {
+        Git::new(GitAuth::default())
+    }
 }
 
 impl Git {
     pub fn new(auth: GitAuth) -> Self {
-        Self { auth }
+        Self {
+            auth,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The same runner with another time limit per command.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Makes `repo_dir` a bare clone of `clone_url` with current remote-tracking
@@ -250,7 +269,13 @@ impl Git {
         let mut cmd = Command::new(program);
         cmd.args(rest);
         harden(&mut cmd);
-        let out = with_timeout(cmd, &describe(wt, rest)).await?;
+        let what = describe(wt, rest);
+        let out = tokio::time::timeout(self.timeout, cmd.output())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!("{what} did not finish within {}s", self.timeout.as_secs())
+            })?
+            .with_context(|| format!("running {what}"))?;
         if !out.status.success() {
             bail!(
                 "updating origin in {} failed ({}): {}",
@@ -440,12 +465,18 @@ impl Git {
         let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let out = self.spawn(dir, &args, authed).await?;
         if !out.status.success() {
-            bail!(
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let message = format!(
                 "{} failed ({}): {}",
                 describe(dir, &args),
                 out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+                stderr.trim()
             );
+            // Only the commands that talk to the forge can meet an outage.
+            if authed && git_network_failure(&stderr) {
+                return Err(Unreachable(message).into());
+            }
+            bail!(message);
         }
         Ok(out)
     }
@@ -467,13 +498,25 @@ impl Git {
         if authed {
             cmd.envs(self.auth.env());
         }
-        with_timeout(cmd, &describe(dir, args)).await
+        let what = describe(dir, args);
+        match tokio::time::timeout(self.timeout, cmd.output()).await {
+            Ok(out) => out.with_context(|| format!("running {what}")),
+            // Dropping the future killed git. A forge that stops answering
+            // is an outage; a local command that hangs is not.
+            Err(_) => {
+                let message = format!("{what} did not finish within {}s", self.timeout.as_secs());
+                if authed {
+                    Err(Unreachable(message).into())
+                } else {
+                    bail!(message)
+                }
+            }
+        }
     }
 }
 
-/// The longest one git command may take: a forge or a mirror that stops
-/// answering mid-fetch stalls only the caller, and only this long.
-const GIT_TIMEOUT: Duration = Duration::from_secs(300);
+/// `Git::timeout` unless set otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Every git command forgehand runs starts from an empty environment (the
 /// daemon's holds its tokens), ignores the system and global configuration
@@ -501,14 +544,6 @@ fn harden(cmd: &mut Command) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-}
-
-async fn with_timeout(mut cmd: Command, what: &str) -> Result<Output> {
-    match tokio::time::timeout(GIT_TIMEOUT, cmd.output()).await {
-        Ok(out) => out.with_context(|| format!("running {what}")),
-        // Dropping the future killed git.
-        Err(_) => bail!("{what} did not finish within {}s", GIT_TIMEOUT.as_secs()),
-    }
 }
 
 /// The ref of forgehand's clone that holds an agent's latest commit.

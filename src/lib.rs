@@ -43,5 +43,6 @@ pub mod sandbox;
 pub mod store;
 pub mod text;
 pub mod tmux;
+pub mod transient;
 pub mod untrusted;
 pub mod webhook;

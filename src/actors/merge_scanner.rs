@@ -16,6 +16,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, call_t};
 use regex::Regex;
 use tokio::task::JoinHandle;
@@ -26,13 +27,14 @@ use crate::forge::{
 };
 use crate::store::{ClaimStatus, EventKind};
 
-use super::ProjectCtx;
 use super::dev::machine::{CiVerdict, Stage};
 use super::dev::verdict::{self, ReviewOutcome};
 use super::mirrors::push_mirrors;
+use super::outage::Outage;
 use super::periodic::Periodic;
 use super::reconcile;
 use super::supervisor::SupervisorMsg;
+use super::{ProjectCtx, Timings};
 
 /// How long the scanner waits for the supervisor's list of owned issues.
 const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,6 +49,7 @@ pub struct MergeScannerArgs {
     pub supervisor: ActorRef<SupervisorMsg>,
     /// Scan once, report `ScanDone`, and stop.
     pub once: bool,
+    pub timings: Timings,
 }
 
 pub enum MergeScannerMsg {
@@ -85,6 +88,7 @@ pub struct MergeScannerState {
     periodic: Periodic,
     hints: Vec<ScanHint>,
     not_ready: HashMap<PrNumber, NotReady>,
+    outage: Outage,
 }
 
 impl MergeScannerState {
@@ -131,6 +135,7 @@ impl Actor for MergeScanner {
             periodic: Periodic::default(),
             hints: Vec::new(),
             not_ready: HashMap::new(),
+            outage: args.timings.outage(),
         })
     }
 
@@ -176,9 +181,27 @@ impl Actor for MergeScanner {
         }
         let span = tracing::info_span!("merge_scan", project = %state.ctx.name());
         let mirror_pushes = match scan(state).instrument(span).await {
-            Ok(pushes) => pushes,
+            Ok(pushes) => {
+                if let Some(line) = state.outage.recovered(Utc::now()) {
+                    state
+                        .ctx
+                        .journal(None, EventKind::Daemon, &format!("merge scanner: {line}"));
+                }
+                pushes
+            }
+            // An outage: said once, and the scan is tried again after a
+            // backoff rather than only at the next interval.
+            Err(e) if crate::transient::is_transient(&e) && !state.once => {
+                let (line, wait) = state.outage.failed(Utc::now(), &e);
+                if let Some(line) = line {
+                    state
+                        .ctx
+                        .journal(None, EventKind::Error, &format!("merge scanner: {line}"));
+                }
+                myself.send_after(wait, || MergeScannerMsg::Tick);
+                Vec::new()
+            }
             Err(e) => {
-                // A forge outage outlasting the retry policy: try again next cycle.
                 tracing::warn!("merge scan failed: {e:#}");
                 state
                     .ctx
@@ -247,7 +270,9 @@ async fn scan(state: &mut MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()
             Ok(Considered::Skipped) => {
                 state.not_ready.remove(&pr.number);
             }
-            // One PR the forge chokes on must not stop the others.
+            // An outage stops the scan (it is tried again); one PR the forge
+            // chokes on must not stop the others.
+            Err(e) if crate::transient::is_transient(&e) => return Err(e),
             Err(e) => {
                 tracing::warn!("PR #{}: {e:#}", pr.number);
                 ctx.journal(

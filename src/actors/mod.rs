@@ -5,9 +5,12 @@ pub mod context;
 pub mod dev;
 pub mod merge_scanner;
 pub mod mirrors;
+pub mod outage;
 mod periodic;
 pub mod poller;
 pub mod reconcile;
 pub mod supervisor;
+pub mod timings;
 
 pub use context::ProjectCtx;
+pub use timings::Timings;

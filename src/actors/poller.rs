@@ -14,6 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, call_t};
 use tracing::Instrument;
 
@@ -23,9 +24,10 @@ use crate::store::{ClaimStatus, EventKind};
 
 use super::dev::machine::DevState;
 
-use super::ProjectCtx;
+use super::outage::Outage;
 use super::periodic::Periodic;
 use super::supervisor::SupervisorMsg;
+use super::{ProjectCtx, Timings};
 
 /// How long the poller waits for the supervisor's slot count.
 const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +42,7 @@ pub struct PollerArgs {
     pub supervisor: ActorRef<SupervisorMsg>,
     /// Poll once, report `PollDone`, and stop.
     pub once: bool,
+    pub timings: Timings,
 }
 
 pub enum PollerMsg {
@@ -97,6 +100,7 @@ pub struct PollerState {
     periodic: Periodic,
     changed: Changed,
     waiting: HashMap<IssueNumber, Waiting>,
+    outage: Outage,
 }
 
 impl Actor for Poller {
@@ -117,6 +121,7 @@ impl Actor for Poller {
             periodic: Periodic::default(),
             changed: Changed::Nothing,
             waiting: HashMap::new(),
+            outage: args.timings.outage(),
         })
     }
 
@@ -162,12 +167,31 @@ impl Actor for Poller {
         }
         state.periodic.running();
         let span = tracing::info_span!("poll", project = %state.ctx.name());
-        if let Err(e) = poll(state).instrument(span).await {
-            // A forge outage outlasting the retry policy: try again next cycle.
-            tracing::warn!("poll failed: {e:#}");
-            state
-                .ctx
-                .journal(None, EventKind::Error, &format!("poll failed: {e:#}"));
+        match poll(state).instrument(span).await {
+            Ok(()) => {
+                if let Some(line) = state.outage.recovered(Utc::now()) {
+                    state
+                        .ctx
+                        .journal(None, EventKind::Daemon, &format!("poller: {line}"));
+                }
+            }
+            // An outage: said once, and the poll is tried again after a
+            // backoff rather than only at the next interval.
+            Err(e) if crate::transient::is_transient(&e) && !state.once => {
+                let (line, wait) = state.outage.failed(Utc::now(), &e);
+                if let Some(line) = line {
+                    state
+                        .ctx
+                        .journal(None, EventKind::Error, &format!("poller: {line}"));
+                }
+                myself.send_after(wait, || PollerMsg::Tick);
+            }
+            Err(e) => {
+                tracing::warn!("poll failed: {e:#}");
+                state
+                    .ctx
+                    .journal(None, EventKind::Error, &format!("poll failed: {e:#}"));
+            }
         }
         if state.once {
             state.supervisor.send_message(SupervisorMsg::PollDone {
@@ -249,6 +273,7 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
                 };
                 state.waiting.insert(issue.number, waiting);
             }
+            Err(e) if crate::transient::is_transient(&e) => return Err(e),
             // Unsure is not ready: skip this one, the others may still go.
             Err(e) => tracing::warn!("cannot tell whether #{} is ready: {e:#}", issue.number),
         }

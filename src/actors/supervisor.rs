@@ -6,25 +6,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::forge::{IssueNumber, Nudge};
 use crate::store::{ClaimStatus, EventKind};
 
-use super::dev::machine::DevState;
+use super::dev::machine::{DevState, Stage};
 use super::dev::{DevActor, DevArgs, DevMsg};
 use super::merge_scanner::{MergeScanner, MergeScannerArgs, MergeScannerMsg, ScanHint};
 use super::poller::{Poller, PollerArgs, PollerMsg};
-use super::{ProjectCtx, reconcile};
-
-/// Restart backoff for a failed child: doubles from `FIRST` up to `MAX`.
-const RESTART_FIRST: Duration = Duration::from_secs(1);
-const RESTART_MAX: Duration = Duration::from_secs(60);
-/// A dev actor failing this often within `FAILURE_WINDOW` is given up on.
-const MAX_FAILURES: usize = 5;
-const FAILURE_WINDOW: Duration = Duration::from_secs(600);
+use super::{ProjectCtx, Timings, reconcile};
 
 pub struct Supervisor;
 
@@ -32,6 +25,7 @@ pub struct SupervisorArgs {
     pub projects: Vec<Arc<ProjectCtx>>,
     /// `run --once`: one poll per project, then stop when no dev actor is left.
     pub once: bool,
+    pub timings: Timings,
 }
 
 pub enum SupervisorMsg {
@@ -45,11 +39,13 @@ pub enum SupervisorMsg {
         project: String,
         reply: RpcReplyPort<usize>,
     },
-    /// Start (again) the dev actor of an issue, e.g. after its backoff.
+    /// Start (again) the dev actor of an issue, e.g. after its backoff;
+    /// with `give_up`, only to block the issue for that reason.
     StartDev {
         project: String,
         issue: IssueNumber,
         title: String,
+        give_up: Option<String>,
     },
     /// Start a project's poller again after it failed.
     RestartPoller { project: String },
@@ -92,6 +88,10 @@ pub struct SupervisorState {
     once: bool,
     /// With `--once`: pollers and merge scanners yet to report their cycle.
     polls_pending: usize,
+    timings: Timings,
+    /// Issues whose dev actor was started only to block them, and how often
+    /// that failed.
+    giving_up: HashMap<(String, IssueNumber), u32>,
 }
 
 impl SupervisorState {
@@ -136,6 +136,8 @@ impl Actor for Supervisor {
             scanners: HashMap::new(),
             scanner_failures: HashMap::new(),
             once: args.once,
+            timings: args.timings,
+            giving_up: HashMap::new(),
         })
     }
 
@@ -169,7 +171,7 @@ impl Actor for Supervisor {
                     EventKind::Daemon,
                     "resuming the claim after a restart",
                 );
-                start_dev(&myself, state, ctx.name(), issue, title, false).await;
+                start_dev(&myself, state, ctx.name(), issue, title, false, None).await;
             }
         }
         for name in state.projects.keys().cloned().collect::<Vec<_>>() {
@@ -199,7 +201,7 @@ impl Actor for Supervisor {
                         break;
                     }
                     if !state.holds(&project, issue) {
-                        start_dev(&myself, state, &project, issue, title, true).await;
+                        start_dev(&myself, state, &project, issue, title, true, None).await;
                     }
                 }
             }
@@ -214,9 +216,10 @@ impl Actor for Supervisor {
                 project,
                 issue,
                 title,
+                give_up,
             } => {
                 if !state.holds(&project, issue) {
-                    start_dev(&myself, state, &project, issue, title, false).await;
+                    start_dev(&myself, state, &project, issue, title, false, give_up).await;
                 }
             }
             SupervisorMsg::RestartPoller { project } => {
@@ -285,14 +288,14 @@ impl Actor for Supervisor {
             tracing::error!(project, "poller failed: {err}");
             let k = state.poller_failures.entry(project.clone()).or_default();
             *k += 1;
-            let delay = backoff(*k);
+            let delay = state.timings.restart_backoff(*k);
             myself.send_after(delay, move || SupervisorMsg::RestartPoller { project });
         } else if let Some((project, _)) = state.scanners.remove(&id) {
             let Some(err) = failure else { return Ok(()) };
             tracing::error!(project, "merge scanner failed: {err}");
             let k = state.scanner_failures.entry(project.clone()).or_default();
             *k += 1;
-            let delay = backoff(*k);
+            let delay = state.timings.restart_backoff(*k);
             myself.send_after(delay, move || SupervisorMsg::RestartScanner { project });
         }
         Ok(())
@@ -306,6 +309,7 @@ async fn start_dev(
     issue: IssueNumber,
     title: String,
     fresh: bool,
+    give_up: Option<String>,
 ) {
     let Some(ctx) = state.projects.get(project).cloned() else {
         return;
@@ -316,6 +320,8 @@ async fn start_dev(
         title: title.clone(),
         once: state.once,
         fresh,
+        give_up,
+        timings: state.timings.clone(),
     };
     match Actor::spawn_linked(None, DevActor, args, myself.get_cell()).await {
         Ok((actor, _)) => {
@@ -415,6 +421,7 @@ async fn start_poller(
         ctx,
         supervisor: myself.clone(),
         once: state.once,
+        timings: state.timings.clone(),
     };
     match Actor::spawn_linked(None, Poller, args, myself.get_cell()).await {
         Ok((actor, _)) => {
@@ -438,6 +445,7 @@ async fn start_scanner(
         ctx,
         supervisor: myself.clone(),
         once: state.once,
+        timings: state.timings.clone(),
     };
     match Actor::spawn_linked(None, MergeScanner, args, myself.get_cell()).await {
         Ok((actor, _)) => {
@@ -450,7 +458,10 @@ async fn start_scanner(
 }
 
 /// A dev actor failed: restart it from its persisted state after a backoff,
-/// unless it keeps failing.
+/// unless it keeps failing; then restart it once more, only to block the
+/// issue. A dev actor rides out forge outages, so the block lands whenever
+/// the forge answers again, and the claim is never left without an actor.
+/// (Passing outages never get here: they are not failures.)
 fn dev_failed(
     myself: &ActorRef<SupervisorMsg>,
     state: &mut SupervisorState,
@@ -468,31 +479,45 @@ fn dev_failed(
     if state.once {
         return;
     }
-    let now = Instant::now();
-    let failures = state
-        .failures
-        .entry((dev.project.clone(), dev.issue))
-        .or_default();
-    failures.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
-    failures.push(now);
-    if failures.len() >= MAX_FAILURES {
-        let why = format!(
-            "its supervisor gave up after {MAX_FAILURES} failures in {} minutes; the last: {err}",
-            FAILURE_WINDOW.as_secs() / 60
-        );
-        // Off the supervisor's path: the forge may be slow, the others must not wait.
-        tokio::spawn(async move {
-            if let Err(e) = reconcile::give_up(&ctx, dev.issue, &why).await {
-                ctx.journal(
-                    Some(dev.issue.0),
-                    EventKind::Error,
-                    &format!("could not mark the issue blocked: {e:#}"),
-                );
+    let key = (dev.project.clone(), dev.issue);
+    let timings = &state.timings;
+    if let Some(tries) = state.giving_up.get_mut(&key) {
+        // Blocking itself keeps failing for a reason that is not an outage
+        // (the issue was deleted, the token lost its rights): record the
+        // block here at least, so no restart resumes the issue.
+        *tries += 1;
+        if *tries >= timings.max_failures {
+            state.giving_up.remove(&key);
+            ctx.journal(
+                Some(dev.issue.0),
+                EventKind::Error,
+                &format!(
+                    "could not mark #{} blocked on the forge: {err}; recorded as blocked here",
+                    dev.issue
+                ),
+            );
+            if let Err(e) = reconcile::settle_claim(&ctx, dev.issue.0, Stage::Blocked) {
+                tracing::error!("recording the block of #{}: {e:#}", dev.issue);
             }
-        });
-        return;
+            return;
+        }
     }
-    let delay = backoff(failures.len() as u32);
+    let now = Instant::now();
+    let failures = state.failures.entry(key.clone()).or_default();
+    failures.retain(|t| now.duration_since(*t) < timings.failure_window);
+    failures.push(now);
+    let count = failures.len() as u32;
+    let give_up = if count >= timings.max_failures || state.giving_up.contains_key(&key) {
+        let why = format!(
+            "its supervisor gave up after {count} failures in {} minutes; the last: {err}",
+            timings.failure_window.as_secs() / 60
+        );
+        state.giving_up.entry(key).or_insert(0);
+        Some(why)
+    } else {
+        None
+    };
+    let delay = state.timings.restart_backoff(count);
     let DevEntry {
         project,
         issue,
@@ -503,13 +528,8 @@ fn dev_failed(
         project,
         issue,
         title,
+        give_up,
     });
-}
-
-fn backoff(attempt: u32) -> Duration {
-    RESTART_FIRST
-        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-        .min(RESTART_MAX)
 }
 
 fn stop_if_done(myself: &ActorRef<SupervisorMsg>, state: &SupervisorState) {

@@ -139,7 +139,10 @@ async fn a_hostile_agent_reaches_no_secret_approves_nothing_and_still_merges() {
     }
     // Its environment was built from scratch: no tmux variables either.
     let env = loot("env.txt");
-    assert!(!env.contains("TMUX=") && !env.contains("TMUX_PANE="), "{env}");
+    assert!(
+        !env.contains("TMUX=") && !env.contains("TMUX_PANE="),
+        "{env}"
+    );
     // No tmux server to ask.
     assert!(!tmux.contains("FORGE_TOKEN"), "{tmux}");
     // forgehand's clone is read-only to it.

@@ -19,10 +19,6 @@ use super::machine::{CiVerdict, Effect, Event, ReviewVerdict, Stage};
 use super::verdict::{self, ReviewOutcome};
 use super::{Delivery, DevMsg, DevRun, watch};
 
-/// How long an agent may take to show its ready prompt.
-const READY_TIMEOUT: Duration = Duration::from_secs(180);
-/// How often the pane is looked at while waiting for the prompt.
-const READY_POLL: Duration = Duration::from_millis(150);
 /// Pane size: wide enough that agents don't wrap everything.
 const PANE_WIDTH: u16 = 200;
 const PANE_HEIGHT: u16 = 50;
@@ -104,6 +100,7 @@ impl DevRun {
                 self.ensure_session().await?;
                 Ok(None)
             }
+            Effect::DeliverPrompt => self.deliver_prompt().await,
             Effect::Push { force } => {
                 let repo_dir = ctx.paths.repo_dir(ctx.name());
                 let key = ctx.issue_key(n.0);
@@ -467,8 +464,9 @@ impl DevRun {
     }
 
     fn wait_until_ready(&mut self) {
-        self.ready_deadline = Some(Instant::now() + READY_TIMEOUT);
-        self.myself.send_after(READY_POLL, || DevMsg::ReadyCheck);
+        self.ready_deadline = Some(Instant::now() + self.timings.ready_timeout);
+        self.myself
+            .send_after(self.timings.ready_poll, || DevMsg::ReadyCheck);
     }
 
     /// One look at the pane while waiting for the agent's prompt; delivers the
@@ -500,18 +498,25 @@ impl DevRun {
                 let reason = format!(
                     "the agent did not show its ready prompt {:?} within {}s",
                     ctx.project.agent.ready_pattern,
-                    READY_TIMEOUT.as_secs()
+                    self.timings.ready_timeout.as_secs()
                 );
                 return Ok(Some(Event::Phase(crate::phase::PhaseReport {
                     phase: crate::phase::Phase::Failed,
                     reason: Some(reason),
                 })));
             }
-            self.myself.send_after(READY_POLL, || DevMsg::ReadyCheck);
+            self.myself
+                .send_after(self.timings.ready_poll, || DevMsg::ReadyCheck);
             return Ok(None);
         }
         self.ready_deadline = None;
         self.ready_screen = None;
+        Ok(Some(Event::PromptShown))
+    }
+
+    /// Paste the task, or after a respawn the recovery prompt, into the
+    /// ready agent.
+    async fn deliver_prompt(&mut self) -> anyhow::Result<Option<Event>> {
         let task = self.first_prompt().await?;
         let (text, what) = match self.delivery {
             Delivery::Task => (task, "task"),

@@ -98,7 +98,11 @@ impl Transition<'_> {
                 _ => self.s.stage = Working,
             },
             (Merged, Event::Start) => self.push(Effect::Finish),
-            (Released | Blocked | Done, Event::Start) => self.push(Effect::Stop),
+            (Released | Blocked | Done, Event::Start | Event::GiveUp { .. }) => {
+                self.push(Effect::Stop)
+            }
+            (_, Event::GiveUp { reason }) => self.block(reason),
+            (stage, Event::PromptShown) if stage.has_session() => self.push(Effect::DeliverPrompt),
             (Starting, Event::AgentReady) => self.s.stage = Working,
             // A respawned agent got its recovery prompt: nothing else changes.
             (_, Event::AgentReady) => {}
@@ -245,7 +249,8 @@ impl Transition<'_> {
                 | Event::ChatReply { .. }
                 | Event::SessionDead
                 | Event::Idle
-                | Event::AgentStopped,
+                | Event::AgentStopped
+                | Event::PromptShown,
             ) => {}
             (stage, other) => self.journal(
                 EventKind::Daemon,
@@ -477,7 +482,9 @@ fn event_name(event: &Event) -> &'static str {
     match event {
         Event::Start => "start",
         Event::ClaimRecorded => "claim recorded",
+        Event::PromptShown => "prompt shown",
         Event::AgentReady => "agent ready",
+        Event::GiveUp { .. } => "give up",
         Event::Phase(_) => "phase",
         Event::Refused(_) => "refusal",
         Event::Pushed { .. } => "pushed",

@@ -25,14 +25,12 @@ use crate::paths::branch_name;
 use crate::phase::{self, PhaseError};
 use crate::store::{ClaimRow, ClaimStatus, EventKind};
 
-use super::ProjectCtx;
+use super::outage::Outage;
+use super::{ProjectCtx, Timings};
 use machine::{DevState, Effect, Event, PhaseWrite, Policy, Stage};
 
 /// Respawns of a dead session before the issue is blocked (DESIGN §5 "Liveness").
 const MAX_RESPAWNS: u32 = 3;
-
-/// After an agent reports its exit, how long until its pane is looked at.
-const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub struct DevActor;
 
@@ -47,11 +45,17 @@ pub struct DevArgs {
     /// Picked anew by a poller (rather than resumed): an old finished claim
     /// of the same issue starts over.
     pub fresh: bool,
+    /// Set when the supervisor gave up on this issue: block it (retrying
+    /// through outages like any effect) instead of working on it.
+    pub give_up: Option<String>,
+    pub timings: Timings,
 }
 
 pub enum DevMsg {
-    /// A state-machine event from outside.
-    Event(Event),
+    /// Begin (or resume) the issue's work from the persisted state.
+    Start,
+    /// Try again the effects a forge outage interrupted.
+    Retry,
     /// The phase file was written (inotify).
     PhaseFileChanged,
     /// Look at the pane for the agent's ready prompt.
@@ -102,6 +106,13 @@ pub struct DevRun {
     /// The last reason the phase file could not be read, so a file that
     /// stays unreadable is reported once, not at every write.
     phase_problem: Option<String>,
+    timings: Timings,
+    /// Effects not yet performed, in order: the front one met a forge
+    /// outage and is tried again at the next `Retry`.
+    pending: std::collections::VecDeque<Effect>,
+    outage: Outage,
+    /// Why the supervisor gave the issue up, when it did.
+    give_up: Option<String>,
 }
 
 /// The first message of a session.
@@ -184,6 +195,10 @@ impl Actor for DevActor {
             delivery: Delivery::Task,
             adapter: AgentAdapter::new(ctx.project.agent.kind),
             phase_problem: None,
+            outage: args.timings.outage(),
+            timings: args.timings,
+            pending: std::collections::VecDeque::new(),
+            give_up: args.give_up,
             ctx,
         };
         if is_new {
@@ -200,7 +215,7 @@ impl Actor for DevActor {
     ) -> Result<(), ActorProcessingErr> {
         let every = run.ctx.project.poll_interval;
         run.ticker = Some(myself.send_interval(every, || DevMsg::Tick));
-        myself.send_message(DevMsg::Event(Event::Start))?;
+        myself.send_message(DevMsg::Start)?;
         Ok(())
     }
 
@@ -228,9 +243,22 @@ impl Actor for DevActor {
             n = run.issue.0,
             stage = run.state.stage.as_str()
         );
-        async {
+        let result = async {
             let event = match msg {
-                DevMsg::Event(e) => Some(e),
+                DevMsg::Start => Some(match run.give_up.take() {
+                    Some(reason) => Event::GiveUp { reason },
+                    None => Event::Start,
+                }),
+                DevMsg::Retry if run.pending.is_empty() => {
+                    // Nothing was interrupted (the outage met a look outside
+                    // an effect): look at the forge as a tick would.
+                    run.forge_answered();
+                    Some(Event::Tick)
+                }
+                DevMsg::Retry => {
+                    run.drive(std::collections::VecDeque::new()).await?;
+                    None
+                }
                 DevMsg::Tick | DevMsg::Nudge => {
                     if let Some(news) = run.liveness().await? {
                         run.process(news).await?;
@@ -238,8 +266,17 @@ impl Actor for DevActor {
                     // Replies kept while the session was away go out now.
                     run.deliver_chat_replies().await?;
                     let nudged = matches!(msg, DevMsg::Nudge);
-                    run.looks_at_forge(nudged, Utc::now())
-                        .then_some(Event::Tick)
+                    if run.outage.is_down() {
+                        // The retry looks at the forge; a nudge (a webhook
+                        // arrived) says it may be back.
+                        if nudged {
+                            myself.send_message(DevMsg::Retry)?;
+                        }
+                        None
+                    } else {
+                        run.looks_at_forge(nudged, Utc::now())
+                            .then_some(Event::Tick)
+                    }
                 }
                 DevMsg::ChatReplies => {
                     run.deliver_chat_replies().await?;
@@ -253,7 +290,7 @@ impl Actor for DevActor {
                         Signal::Stopped => Some(Event::AgentStopped),
                         // The program is on its way out; look again once it is gone.
                         Signal::Exited => {
-                            myself.send_after(EXIT_GRACE, || DevMsg::Tick);
+                            myself.send_after(run.timings.exit_grace, || DevMsg::Tick);
                             None
                         }
                     }
@@ -268,8 +305,20 @@ impl Actor for DevActor {
             Ok::<(), anyhow::Error>(())
         }
         .instrument(span)
-        .await
-        .map_err(Into::into)
+        .await;
+        match result {
+            // An outage met outside an effect: look again after a backoff
+            // (a tick re-derives what to ask the forge), never a failure.
+            Err(e) if crate::transient::is_transient(&e) => {
+                let (line, wait) = run.outage.failed(Utc::now(), &e);
+                if let Some(line) = line {
+                    run.journal(EventKind::Error, &line);
+                }
+                myself.send_after(wait, || DevMsg::Retry);
+                Ok(())
+            }
+            other => other.map_err(Into::into),
+        }
     }
 }
 
@@ -302,15 +351,11 @@ fn read_phase(
     Ok((mtime, crate::untrusted::Capped { bytes, truncated }))
 }
 
-/// With the forge reporting its changes (webhooks, a watched folder), a
-/// waiting dev actor looks at the forge itself only every this many timer
-/// ticks: a safety net for a lost delivery, not the way news arrives.
-const SAFETY_NET_TICKS: u32 = 10;
-
 impl DevRun {
     /// Whether this tick looks at the forge. Always when nudged or when the
     /// forge does not report changes itself; while waiting on CI, a review or
-    /// an escalation's answer otherwise only every `SAFETY_NET_TICKS` ticks,
+    /// an escalation's answer otherwise only every `safety_net_ticks` ticks
+    /// (a safety net for a lost delivery, not the way news arrives),
     /// and on every tick once a deadline is within one tick, so timeouts
     /// still fire on time.
     fn looks_at_forge(&mut self, nudged: bool, now: DateTime<Utc>) -> bool {
@@ -329,7 +374,7 @@ impl DevRun {
         let tick = self.ctx.project.poll_interval;
         let deadline_near = deadline <= now + tick * 2;
         self.quiet_ticks += 1;
-        if deadline_near || self.quiet_ticks >= SAFETY_NET_TICKS {
+        if deadline_near || self.quiet_ticks >= self.timings.safety_net_ticks {
             self.quiet_ticks = 0;
             return true;
         }
@@ -338,21 +383,66 @@ impl DevRun {
     /// Feed an event through the transition function, persisting each new
     /// state before performing its effects; effects may raise further events.
     async fn process(&mut self, event: Event) -> anyhow::Result<()> {
-        let mut queue = std::collections::VecDeque::from([event]);
-        while let Some(event) = queue.pop_front() {
+        self.drive(std::collections::VecDeque::from([event])).await
+    }
+
+    /// Perform what is pending, then the events in `queue` in order (each
+    /// new state persisted before its effects). An effect that meets a forge
+    /// outage stays at the front of `pending` with everything after it, the
+    /// outage is journaled once, and a `Retry` comes after a backoff; the
+    /// events meanwhile still move the state, their effects wait in line.
+    async fn drive(&mut self, mut queue: std::collections::VecDeque<Event>) -> anyhow::Result<()> {
+        loop {
+            if !self.outage.is_down() {
+                self.perform_pending(&mut queue).await?;
+            }
+            let Some(event) = queue.pop_front() else {
+                return Ok(());
+            };
             let (next, effects) = machine::next(&self.state, event, &self.policy, Utc::now());
             self.set_state(next)?;
-            for effect in effects {
-                if effect == Effect::Stop {
-                    self.myself.stop(None);
-                    continue;
+            self.pending.extend(effects);
+        }
+    }
+
+    async fn perform_pending(
+        &mut self,
+        queue: &mut std::collections::VecDeque<Event>,
+    ) -> anyhow::Result<()> {
+        while let Some(effect) = self.pending.pop_front() {
+            if effect == Effect::Stop {
+                self.myself.stop(None);
+                continue;
+            }
+            match self.perform(effect.clone()).await {
+                Ok(follow) => {
+                    self.forge_answered();
+                    queue.extend(follow);
                 }
-                if let Some(follow) = self.perform(effect).await? {
-                    queue.push_back(follow);
+                Err(e) if crate::transient::is_transient(&e) => {
+                    self.pending.push_front(effect);
+                    let (line, wait) = self.outage.failed(Utc::now(), &e);
+                    if let Some(line) = line {
+                        self.journal(EventKind::Error, &line);
+                        self.persist()?;
+                    }
+                    self.myself.send_after(wait, || DevMsg::Retry);
+                    return Ok(());
                 }
+                Err(e) => return Err(e),
             }
         }
         Ok(())
+    }
+
+    /// An effect got through: an outage, if there was one, is over.
+    fn forge_answered(&mut self) {
+        if let Some(line) = self.outage.recovered(Utc::now()) {
+            self.journal(EventKind::Daemon, &line);
+            if let Err(e) = self.persist() {
+                tracing::warn!("recording the end of the outage: {e:#}");
+            }
+        }
     }
 
     fn set_state(&mut self, next: DevState) -> anyhow::Result<()> {

@@ -259,8 +259,14 @@ pub enum Event {
     Start,
     /// Labels changed on the forge.
     ClaimRecorded,
+    /// The agent shows its ready prompt (twice the same screen).
+    PromptShown,
     /// The task (or recovery) prompt was delivered to a ready agent.
     AgentReady,
+    /// The supervisor gave the issue up after repeated failures.
+    GiveUp {
+        reason: String,
+    },
     Phase(PhaseReport),
     /// `PHASE:failed` + `Reason: refused` with a readable summary.
     Refused(Refusal),
@@ -319,6 +325,9 @@ pub enum Effect {
     /// Worktree + tmux session (adopting a live one, starting a dead one
     /// again), then deliver the task or the recovery prompt: `AgentReady`.
     EnsureSession,
+    /// Paste the task (or, after a respawn, the recovery prompt) into the
+    /// ready agent: `AgentReady`.
+    DeliverPrompt,
     /// Push the branch if it has commits ahead of primary: `Pushed` or `NothingToPush`.
     Push {
         force: bool,
