@@ -127,10 +127,19 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     // Chat replies arrive before the supervisor exists to route them: they
     // queue here and are forwarded once it runs.
     let (replies_tx, mut replies_rx) = tokio::sync::mpsc::unbounded_channel();
+    let common = Common {
+        paths: &paths,
+        projects_dir: &projects_dir,
+        store: store.clone(),
+        daemon_env: &daemon_env,
+        replies: replies_tx.clone(),
+        listening: hooks.is_some(),
+        timings: &timings,
+    };
     let mut contexts = Vec::new();
     for project in projects {
         let ctx = tokio::select! {
-            ctx = project_context(project, &paths, &projects_dir, store.clone(), &daemon_env, replies_tx.clone(), hooks.is_some(), &timings) => ctx?,
+            ctx = project_context(project, &common) => ctx?,
             _ = sigterm.recv() => return Ok(()),
             _ = sigint.recv() => return Ok(()),
         };
@@ -229,16 +238,29 @@ async fn bind_webhooks(
     Ok((listener, WebhookConfig::new(targets)))
 }
 
-async fn project_context(
-    project: Project,
-    paths: &StatePaths,
-    projects_dir: &Path,
+/// What every project's context is built from.
+struct Common<'a> {
+    paths: &'a StatePaths,
+    projects_dir: &'a Path,
     store: Arc<Store>,
-    daemon_env: &[(String, String)],
+    daemon_env: &'a [(String, String)],
     replies: ChatReplies,
+    /// `--listen` was given.
     listening: bool,
-    timings: &Timings,
-) -> anyhow::Result<ProjectCtx> {
+    timings: &'a Timings,
+}
+
+async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Result<ProjectCtx> {
+    let Common {
+        paths,
+        projects_dir,
+        daemon_env,
+        listening,
+        timings,
+        ..
+    } = *common;
+    let store = common.store.clone();
+    let replies = common.replies.clone();
     let token = project.secrets.forge_token.clone();
     let sandbox = sandbox(&project, paths, projects_dir, daemon_env)?;
     let agent_base_env = base_env(daemon_env.iter().cloned(), &project.agent.pass_env);
