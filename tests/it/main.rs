@@ -23,6 +23,7 @@ mod matrix;
 mod matrix_e2e;
 mod merge_scanner;
 mod model_server;
+mod outage;
 mod phase;
 mod picking;
 mod recovery;

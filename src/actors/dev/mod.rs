@@ -256,7 +256,9 @@ impl Actor for DevActor {
                     Some(Event::Tick)
                 }
                 DevMsg::Retry => {
-                    run.drive(std::collections::VecDeque::new()).await?;
+                    let mut follow = std::collections::VecDeque::new();
+                    run.perform_pending(&mut follow).await?;
+                    run.drive(follow).await?;
                     None
                 }
                 DevMsg::Tick | DevMsg::Nudge => {

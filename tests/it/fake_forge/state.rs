@@ -296,6 +296,11 @@ impl ForgeState {
         &self.requests
     }
 
+    /// How many requests got an injected fault so far.
+    pub fn faults_injected(&self) -> u64 {
+        self.faults.injected
+    }
+
     /// Requests whose method matches and whose path contains `path_part`.
     pub fn requests_matching<'a>(
         &'a self,

@@ -1,0 +1,103 @@
+//! A forge outage loses nothing and blocks nothing: with issues in every
+//! waiting stage, the forge answers every API request with 503 for longer
+//! than one call's whole retry budget; once it is back, every issue carries
+//! on and merges, once, none blocked, and the outage is journaled once per
+//! issue that met it.
+
+use crate::fake_forge::{Chaos, CiBehaviour, Fault, ReviewBehaviour};
+use crate::harness::{Harness, STEP, auto};
+
+/// Quick recovery: an outage is tried again every second at most.
+const TIMINGS: &str = "outage_first=200ms,outage_max=1s,restart_first=200ms,restart_max=1s";
+
+fn down() -> Chaos {
+    Chaos {
+        rate: 1.0,
+        seed: 1,
+        faults: vec![Fault::Status {
+            status: 503,
+            retry_after: None,
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_with_issues_in_every_stage_loses_nothing() {
+    let mut h = Harness::new("max_sessions = 4", "").await;
+    h.env.push(("FORGEHAND_TIMINGS".into(), TIMINGS.into()));
+    // CI fails once on every PR, and the reviewer asks for changes once:
+    // the issues pass through CI fixes and review rounds.
+    h.forge.set_behaviour(auto(
+        CiBehaviour::FailFirst(1),
+        ReviewBehaviour::RequestChangesOnce {
+            body: "Say it louder.".into(),
+            comments: vec![],
+        },
+    ));
+    let issues: Vec<u64> = (1..=4)
+        .map(|i| h.forge.create_issue(&format!("Task {i}"), "", &["backlog"]))
+        .collect();
+    // A fifth waits in the backlog behind an open issue: the poller meets
+    // the outage too.
+    let blocker = h.forge.create_issue("Not yet", "", &[]);
+    let later = h
+        .forge
+        .create_issue("Later", &format!("Depends on #{blocker}"), &["backlog"]);
+    h.enable();
+    h.start_daemon();
+    for &n in &issues {
+        h.wait_for_pr(n).await;
+    }
+    // The forge goes down with the four in flight: CI being fixed, a review
+    // awaited or being answered.
+    h.forge.set_chaos(down());
+    let since = h.forge.faults_injected();
+    // Longer than a call's whole retry budget (a few seconds), long enough
+    // that every actor met it: measured in refused requests, not time.
+    h.forge
+        .wait_until(STEP, |s| s.faults_injected() >= since + 150)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "requests refused during the outage: {} since {since}\n{}\n{:#?}",
+                h.forge.faults_injected(),
+                h.daemon_log()
+                    .lines()
+                    .rev()
+                    .take(60)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                h.journal(1)
+            )
+        });
+    h.forge.clear_chaos();
+    h.forge.close_issue(blocker);
+
+    for &n in issues.iter().chain([&later]) {
+        let pr = h.wait_for_pr(n).await;
+        h.forge
+            .wait_until(STEP, |s| s.pull(pr).is_some_and(|p| p.merged))
+            .await
+            .unwrap_or_else(|e| panic!("#{n} merged after the outage: {e}\n{:#?}", h.journal(n)));
+        assert_eq!(h.forge.read(|s| s.merge_count(pr)), 1, "#{n} merged once");
+    }
+    for &n in &issues {
+        h.wait_cleaned_up(n).await;
+        let issue = h.forge.issue(n);
+        assert!(!issue.has_label("blocked"), "#{n} blocked");
+        let journal = h.journal(n);
+        let met = journal
+            .iter()
+            .filter(|(_, d)| d.contains("forge unreachable since"))
+            .count();
+        assert!(
+            met <= 1,
+            "#{n}: the outage journaled {met} times: {journal:#?}"
+        );
+        assert!(
+            !journal.iter().any(|(_, d)| d.contains("dev actor failed")),
+            "#{n}: an outage counted as a failure: {journal:#?}"
+        );
+    }
+    h.assert_no_violations();
+}
