@@ -15,21 +15,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, call_t};
 use regex::Regex;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::forge::{
-    CommitSha, ForgeError, IssueNumber, IssueState, MergeRequest, PrNumber, PullRequest,
-};
+use crate::forge::{CombinedStatus, CommitSha, IssueNumber, PrNumber, PullRequest};
 use crate::store::{ClaimStatus, EventKind};
 
-use super::dev::machine::{CiVerdict, Stage};
-use super::dev::verdict::{self, ReviewOutcome};
-use super::mirrors::push_mirrors;
+use super::dev::machine::Stage;
+use super::merging::{self, Decision, MergePolicy, Merged};
 use super::outage::Outage;
 use super::periodic::Periodic;
 use super::reconcile;
@@ -257,9 +253,9 @@ async fn scan(state: &mut MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()
             continue;
         }
         match consider(ctx, &pr, &owned).await {
-            Ok(Considered::Merged) => {
+            Ok(Considered::Merged(mirrors)) => {
                 state.not_ready.remove(&pr.number);
-                pushes.push(push_mirrors(ctx));
+                pushes.push(mirrors);
             }
             Ok(Considered::NotReady) => {
                 let at = Instant::now();
@@ -290,7 +286,8 @@ async fn scan(state: &mut MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()
 
 /// What `consider` made of a PR.
 enum Considered {
-    Merged,
+    /// Merged; the handle ends when its mirror pushes did.
+    Merged(JoinHandle<()>),
     /// Asked the forge: not green, not approved or not mergeable.
     NotReady,
     /// Not the scanner's to merge, seen from the list alone (a draft, another
@@ -299,15 +296,24 @@ enum Considered {
 }
 
 /// Merges `pr` if it is ready and nobody else will.
-async fn consider(ctx: &ProjectCtx, pr: &PullRequest, owned: &[u64]) -> anyhow::Result<Considered> {
+async fn consider(
+    ctx: &Arc<ProjectCtx>,
+    pr: &PullRequest,
+    owned: &[u64],
+) -> anyhow::Result<Considered> {
     let project = &ctx.project;
     let n = pr.number;
-    if pr.merged
-        || pr.state != IssueState::Open
-        || pr.base_ref != project.primary_branch
-        || is_draft(&pr.title)
-        || pr.mergeable == Some(false)
-    {
+    let head = &pr.head_sha;
+    let policy = MergePolicy {
+        primary_branch: &project.primary_branch,
+        ci_required: project.ci.required,
+        // Nobody is driving this PR, so an explicit approval is the only sign
+        // a person wants it in, whatever the project lets its agents skip.
+        required_approvals: project.review.required_approvals.max(1),
+        own_login: &ctx.own_login,
+    };
+    // What the list entry alone settles costs no request.
+    if merging::decide_on_pull(pr, head, &policy).is_some() {
         return Ok(Considered::Skipped);
     }
     let linked = linked_issues(&pr.head_ref, &pr.body, |k| ctx.forge.issue_for_key(k));
@@ -315,107 +321,34 @@ async fn consider(ctx: &ProjectCtx, pr: &PullRequest, owned: &[u64]) -> anyhow::
         tracing::debug!("PR #{n}: the dev actor of #{owner} merges it");
         return Ok(Considered::Skipped);
     }
-    let head = &pr.head_sha;
-    if project.ci.required {
-        let status = ctx.forge.combined_status(head).await?;
-        if verdict::ci(&status) != CiVerdict::Green {
-            return Ok(Considered::NotReady);
+    let status = if project.ci.required {
+        ctx.forge.combined_status(head).await?
+    } else {
+        CombinedStatus {
+            state: None,
+            statuses: Vec::new(),
         }
-    }
+    };
     let reviews = ctx.forge.list_reviews(n).await?;
-    // Nobody is driving this PR, so an explicit approval is the only sign a
-    // person wants it in, whatever the project lets its own agents skip.
-    let approvals = project.review.required_approvals.max(1);
-    if verdict::reviews(&reviews, head, approvals, &ctx.own_login) != ReviewOutcome::Approved {
+    if merging::decide(pr, head, &status, &reviews, &policy) != Decision::Merge {
         return Ok(Considered::NotReady);
     }
-    let req = MergeRequest {
-        method: project.merge.method,
-        // The approved and tested head: a PR pushed to meanwhile is refused.
-        head_sha: head.clone(),
-        delete_branch: project.merge.delete_branch,
-    };
-    match ctx.forge.merge_pull(n, &req).await {
-        Ok(()) | Err(ForgeError::AlreadyMerged) => {}
-        Err(ForgeError::Conflict(why)) => {
+    let mirrors = match merging::merge_and_finish(ctx, pr, head, &linked).await? {
+        Merged::Conflict(why) => {
             tracing::info!("PR #{n} not merged: {why}");
             return Ok(Considered::NotReady);
         }
-        Err(e) => return Err(e).with_context(|| format!("merging PR #{n}")),
-    }
-    let commit = match ctx.forge.get_pull(n).await {
-        Ok(p) => p
-            .merge_commit_sha
-            .map_or("merge commit unknown".into(), |c| c.0),
-        Err(e) => format!("merge commit unknown: {e}"),
+        Merged::Done { mirrors, .. } => mirrors,
     };
-    ctx.journal(
-        linked.first().map(|i| i.0),
-        EventKind::Merged,
-        &format!(
-            "merge scanner merged PR #{n} ({}) at {head} ({commit})",
-            pr.title
-        ),
-    );
     for issue in linked {
-        // The merge stands either way; the mirrors still get it.
-        if let Err(e) = finish_issue(ctx, issue, n.0).await {
-            ctx.journal(
-                Some(issue.0),
-                EventKind::Error,
-                &format!("PR #{n} is merged, but finishing #{issue} failed: {e:#}"),
-            );
+        // No restart resumes an issue whose PR is merged.
+        let done =
+            ctx.store.claim(ctx.name(), issue.0)?.map(|c| c.status) == Some(ClaimStatus::Done);
+        if !done {
+            reconcile::settle_claim(ctx, issue.0, Stage::Done)?;
         }
     }
-    Ok(Considered::Merged)
-}
-
-/// The PR that fixes `issue` is merged: close it, drop `in-progress`, and
-/// mark forgehand's claim done so no restart resumes it.
-async fn finish_issue(ctx: &ProjectCtx, issue: IssueNumber, pr: u64) -> anyhow::Result<()> {
-    let labels = &ctx.project.labels;
-    let current = match ctx.forge.get_issue(issue).await {
-        Ok(i) => i,
-        Err(ForgeError::NotFound(_)) => {
-            tracing::warn!("PR #{pr} names #{issue}, which does not exist");
-            return Ok(());
-        }
-        Err(e) => return Err(e).with_context(|| format!("reading #{issue}")),
-    };
-    if current.state == IssueState::Open {
-        ctx.forge
-            .close_issue(issue)
-            .await
-            .with_context(|| format!("closing #{issue}"))?;
-        ctx.journal(
-            Some(issue.0),
-            EventKind::Closed,
-            &format!("closed #{issue}: PR #{pr} merged"),
-        );
-    }
-    if current.has_label(&labels.in_progress) {
-        ctx.forge
-            .remove_label(issue, &labels.in_progress)
-            .await
-            .with_context(|| format!("removing {} from #{issue}", labels.in_progress))?;
-    }
-    let done = ctx.store.claim(ctx.name(), issue.0)?.map(|c| c.status) == Some(ClaimStatus::Done);
-    if !done {
-        reconcile::settle_claim(ctx, issue.0, Stage::Done)?;
-    }
-    Ok(())
-}
-
-/// Forgejo's own work-in-progress prefixes, and `Draft:`: such a PR is not
-/// meant to be merged yet, whatever its reviews say.
-pub fn is_draft(title: &str) -> bool {
-    let t = title.trim_start().to_ascii_lowercase();
-    if t.starts_with("[wip]") || t.starts_with("draft:") || t.starts_with("[draft]") {
-        return true;
-    }
-    // `WIP`, `WIP:`, `WIP - …`, but not `Wipe the cache`.
-    t.strip_prefix("wip")
-        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric()))
+    Ok(Considered::Merged(mirrors))
 }
 
 static CLOSING_KEYWORD: LazyLock<Regex> = LazyLock::new(|| {

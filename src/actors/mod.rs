@@ -4,6 +4,7 @@
 pub mod context;
 pub mod dev;
 pub mod merge_scanner;
+pub mod merging;
 pub mod mirrors;
 pub mod outage;
 mod periodic;

@@ -5,7 +5,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use forgehand::actors::merge_scanner::{is_draft, linked_issues};
+use forgehand::actors::merge_scanner::linked_issues;
+use forgehand::actors::merging::is_draft;
 use forgehand::forge::IssueNumber;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -6,16 +6,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::actors::mirrors::push_mirrors;
+use crate::actors::merging::{self, Decision, MergePolicy, Merged};
 use crate::actors::reconcile;
 use crate::agent::SessionCtx;
-use crate::forge::{ForgeError, MergeRequest, NewPull};
+use crate::forge::{CombinedStatus, CommitSha, NewPull, PrNumber};
 use crate::prompt::{self, TaskPrompt};
 use crate::store::EventKind;
 use crate::tmux::SessionSpec;
 
 use super::env::{SessionVars, session_env};
-use super::machine::{CiVerdict, Effect, Event, ReviewVerdict, Stage};
+use super::machine::{CiVerdict, Effect, Event, MergeWait, ReviewVerdict, Stage};
 use super::verdict::{self, ReviewOutcome};
 use super::{Delivery, DevMsg, DevRun, watch};
 
@@ -240,58 +240,13 @@ impl DevRun {
                 ctx.comment(n.0, &text).await?;
                 Ok(None)
             }
-            Effect::Merge { pr, head } => {
-                let current = ctx.forge.get_pull(pr).await?;
-                if current.merged {
-                    return Ok(Some(self.merged(pr, &head, current.merge_commit_sha)));
-                }
-                if current.mergeable == Some(false) {
-                    return Ok(Some(Event::MergeConflict {
-                        message: format!("the forge says PR #{pr} is not mergeable"),
-                    }));
-                }
-                let req = MergeRequest {
-                    method: project.merge.method,
-                    head_sha: head.clone(),
-                    delete_branch: project.merge.delete_branch,
-                };
-                match ctx.forge.merge_pull(pr, &req).await {
-                    Ok(()) | Err(ForgeError::AlreadyMerged) => {
-                        let merged = ctx.forge.get_pull(pr).await?;
-                        let commit = merged.merge_commit_sha.clone();
-                        self.journal(
-                            EventKind::Merged,
-                            &format!(
-                                "merged PR #{pr} at {head} ({})",
-                                commit
-                                    .as_ref()
-                                    .map_or("merge commit unknown".into(), |c| c.0.clone())
-                            ),
-                        );
-                        Ok(Some(Event::MergeDone {
-                            merge_commit: commit,
-                        }))
-                    }
-                    Err(ForgeError::Conflict(message)) => {
-                        Ok(Some(Event::MergeConflict { message }))
-                    }
-                    // Not the PR's fault: tried again at the next tick.
-                    Err(e) => {
-                        self.journal(
-                            EventKind::Error,
-                            &format!("merging PR #{pr} failed, trying again at the next tick: {e}"),
-                        );
-                        Ok(None)
-                    }
-                }
-            }
+            Effect::Merge { pr, head } => self.merge(pr, &head).await,
             Effect::Finish => {
-                ctx.forge.close_issue(n).await?;
-                ctx.forge
-                    .remove_label(n, &project.labels.in_progress)
-                    .await?;
-                self.journal(EventKind::Closed, &format!("closed #{n}"));
-                push_mirrors(&ctx);
+                // Done by the merge already, unless it was merged before a
+                // crash: then this is where the issue is closed.
+                if let Some(pr) = self.state.pr {
+                    merging::finish_issue(&ctx, n, pr).await?;
+                }
                 self.cleanup().await?;
                 Ok(Some(Event::Finished))
             }
@@ -310,6 +265,76 @@ impl DevRun {
             }
             Effect::Stop => Ok(None),
         }
+    }
+
+    /// Merge the PR if `merging::decide` says it may be, and finish the issue.
+    async fn merge(&mut self, pr: PrNumber, head: &CommitSha) -> anyhow::Result<Option<Event>> {
+        let ctx = self.ctx.clone();
+        let project = &ctx.project;
+        let current = ctx.forge.get_pull(pr).await?;
+        let policy = MergePolicy {
+            primary_branch: &project.primary_branch,
+            ci_required: project.ci.required,
+            required_approvals: project.review.required_approvals,
+            own_login: &ctx.own_login,
+        };
+        let decision = match merging::decide_on_pull(&current, head, &policy) {
+            Some(decided) => decided,
+            None => {
+                let status = if project.ci.required {
+                    ctx.forge.combined_status(head).await?
+                } else {
+                    CombinedStatus {
+                        state: None,
+                        statuses: Vec::new(),
+                    }
+                };
+                let reviews = ctx.forge.list_reviews(pr).await?;
+                merging::decide(&current, head, &status, &reviews, &policy)
+            }
+        };
+        let event = match decision {
+            Decision::Merge | Decision::AlreadyMerged => {
+                match merging::merge_and_finish(&ctx, &current, head, &[self.issue]).await {
+                    Ok(Merged::Done { commit, .. }) => Event::MergeDone {
+                        merge_commit: commit,
+                    },
+                    Ok(Merged::Conflict(message)) => Event::MergeConflict { message },
+                    Err(e) if crate::transient::is_transient(&e) => return Err(e),
+                    // Not the PR's fault (a local checkout with uncommitted
+                    // changes): tried again at the next tick.
+                    Err(e) => {
+                        self.journal(
+                            EventKind::Error,
+                            &format!(
+                                "merging PR #{pr} failed, trying again at the next tick: {e:#}"
+                            ),
+                        );
+                        return Ok(None);
+                    }
+                }
+            }
+            Decision::Conflict => Event::MergeConflict {
+                message: format!("the forge says PR #{pr} is not mergeable"),
+            },
+            Decision::MergeabilityUnknown => return Ok(None),
+            Decision::WaitCi(_) => Event::MergeDeferred {
+                wait: MergeWait::Ci,
+            },
+            Decision::WaitReview => Event::MergeDeferred {
+                wait: MergeWait::Review,
+            },
+            Decision::HeadMoved { now } => Event::MergeImpossible {
+                reason: format!(
+                    "someone else pushed to {} ({now}, not forgehand's {head}); merge it by hand or push it back",
+                    self.branch
+                ),
+            },
+            Decision::NotOurs(why) => Event::MergeImpossible {
+                reason: format!("PR #{pr} cannot be merged: {why}"),
+            },
+        };
+        Ok(Some(event))
     }
 
     /// Journal a CI or review state only when it differs from the last one.

@@ -148,24 +148,6 @@ impl DevRun {
         }
     }
 
-    pub(super) fn merged(
-        &self,
-        pr: PrNumber,
-        head: &CommitSha,
-        commit: Option<CommitSha>,
-    ) -> Event {
-        let what = commit
-            .as_ref()
-            .map_or("merge commit unknown".to_string(), |c| c.0.clone());
-        self.journal(
-            EventKind::Merged,
-            &format!("merged PR #{pr} at {head} ({what})"),
-        );
-        Event::MergeDone {
-            merge_commit: commit,
-        }
-    }
-
     /// Hand a refused issue back: comment, relabel, and clean up.
     pub(super) async fn release(
         &mut self,

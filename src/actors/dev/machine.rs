@@ -173,6 +173,29 @@ impl Transition<'_> {
                     &self.policy.primary_branch,
                 )));
             }
+            (Merging, Event::MergeDeferred { wait }) => {
+                let head = self.s.head.clone();
+                match (wait, head, self.s.pr) {
+                    (MergeWait::Ci, Some(head), _) => {
+                        self.s.stage = AwaitingCi;
+                        self.journal(
+                            EventKind::Merged,
+                            "not merged yet: CI is not green on the head",
+                        );
+                        self.push(Effect::CheckCi { head });
+                    }
+                    (MergeWait::Review, Some(head), Some(pr)) => {
+                        self.s.stage = AwaitingReview;
+                        self.journal(
+                            EventKind::Merged,
+                            "not merged yet: not approved on the head",
+                        );
+                        self.push(Effect::CheckReview { pr, head });
+                    }
+                    _ => self.s.stage = Working,
+                }
+            }
+            (Merging, Event::MergeImpossible { reason }) => self.block(reason),
             (Merged, Event::Finished) => {
                 self.s.stage = Done;
                 self.push(Effect::Stop);
@@ -495,6 +518,8 @@ fn event_name(event: &Event) -> &'static str {
         Event::Review { .. } => "review result",
         Event::MergeDone { .. } => "merge done",
         Event::MergeConflict { .. } => "merge conflict",
+        Event::MergeDeferred { .. } => "merge deferred",
+        Event::MergeImpossible { .. } => "merge impossible",
         Event::Finished => "finished",
         Event::HumanReply { .. } => "human reply",
         Event::ChatReply { .. } => "chat reply",

@@ -293,6 +293,15 @@ pub enum Event {
     MergeConflict {
         message: String,
     },
+    /// At the merge, the PR was not (or no longer) green or approved.
+    MergeDeferred {
+        wait: MergeWait,
+    },
+    /// The PR cannot be merged by forgehand (closed, retargeted, pushed to
+    /// by someone else).
+    MergeImpossible {
+        reason: String,
+    },
     Finished,
     /// Someone other than forgehand commented while an escalation was open.
     HumanReply {
@@ -313,6 +322,13 @@ pub enum Event {
     Idle,
     /// The agent ended its turn and waits for input (its own hook said so).
     AgentStopped,
+}
+
+/// What a deferred merge waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeWait {
+    Ci,
+    Review,
 }
 
 /// Side effects for the actor to perform, in order.
@@ -354,11 +370,15 @@ pub enum Effect {
     Paste(String),
     /// Post a comment on the issue.
     Comment(String),
+    /// Merge the PR at `head` if it still may be (`merging::decide`), then
+    /// close the issue and drop `in-progress`: `MergeDone`, `MergeConflict`,
+    /// `MergeDeferred` or `MergeImpossible`.
     Merge {
         pr: PrNumber,
         head: CommitSha,
     },
-    /// Close the issue, drop `in-progress`, kill the session, remove the worktree: `Finished`.
+    /// Make sure the issue is closed and unlabelled, kill the session,
+    /// remove the worktree: `Finished`.
     Finish,
     /// Diagnostic comment with the pane's last lines, label `blocked`, drop
     /// `in-progress`, kill the session; the worktree stays when a PR exists.

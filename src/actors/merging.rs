@@ -1,0 +1,208 @@
+//! The one merge decision and the one way to merge (DESIGN §5 "Merge"), used
+//! by the dev actor for its own pull request and by the merge scanner for
+//! every other one: `decide` is pure (what the forge says of a PR, its CI and
+//! its reviews in, a verdict out), `merge_and_finish` performs it.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::forge::{
+    CombinedStatus, CommitSha, ForgeError, IssueNumber, IssueState, MergeRequest, PrNumber,
+    PullRequest, Review,
+};
+use crate::store::EventKind;
+
+use super::ProjectCtx;
+use super::dev::machine::CiVerdict;
+use super::dev::verdict::{self, ReviewOutcome};
+use super::mirrors::push_mirrors;
+
+/// What a merge needs to know of the project.
+#[derive(Debug, Clone)]
+pub struct MergePolicy<'a> {
+    pub primary_branch: &'a str,
+    pub ci_required: bool,
+    pub required_approvals: u32,
+    /// forgehand's own login: its reviews never count.
+    pub own_login: &'a str,
+}
+
+/// What to do with a pull request now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Approved and green on `head`, and mergeable: merge it.
+    Merge,
+    /// Merged already (by a person, or before a crash): only finish.
+    AlreadyMerged,
+    /// Closed without merging, aimed at another branch, or a draft: not
+    /// forgehand's to merge.
+    NotOurs(String),
+    /// The head moved away from the one tested and approved.
+    HeadMoved { now: CommitSha },
+    /// The forge says it cannot be merged as it is: a rebase is needed.
+    Conflict,
+    /// The forge is still working out whether it can be merged.
+    MergeabilityUnknown,
+    /// CI is not green on the head.
+    WaitCi(CiVerdict),
+    /// Not (or no longer) approved on the head.
+    WaitReview,
+}
+
+/// The decision for `pr`, whose head must be `head`, given the combined
+/// status of that head and the PR's reviews.
+pub fn decide(
+    pr: &PullRequest,
+    head: &CommitSha,
+    status: &CombinedStatus,
+    reviews: &[Review],
+    policy: &MergePolicy<'_>,
+) -> Decision {
+    if let Some(decided) = decide_on_pull(pr, head, policy) {
+        return decided;
+    }
+    if policy.ci_required {
+        let ci = verdict::ci(status);
+        if ci != CiVerdict::Green {
+            return Decision::WaitCi(ci);
+        }
+    }
+    let approvals = verdict::reviews(reviews, head, policy.required_approvals, policy.own_login);
+    if approvals != ReviewOutcome::Approved {
+        return Decision::WaitReview;
+    }
+    match pr.mergeable {
+        None => Decision::MergeabilityUnknown,
+        Some(_) => Decision::Merge,
+    }
+}
+
+/// The part of `decide` the pull request alone settles, so a caller can
+/// skip asking for its statuses and reviews: `None` means those decide.
+pub fn decide_on_pull(
+    pr: &PullRequest,
+    head: &CommitSha,
+    policy: &MergePolicy<'_>,
+) -> Option<Decision> {
+    if pr.merged {
+        return Some(Decision::AlreadyMerged);
+    }
+    if pr.state != IssueState::Open {
+        return Some(Decision::NotOurs("it was closed without merging".into()));
+    }
+    if pr.base_ref != policy.primary_branch {
+        return Some(Decision::NotOurs(format!("it targets {}", pr.base_ref)));
+    }
+    if is_draft(&pr.title) {
+        return Some(Decision::NotOurs("it is a draft".into()));
+    }
+    if &pr.head_sha != head {
+        return Some(Decision::HeadMoved {
+            now: pr.head_sha.clone(),
+        });
+    }
+    (pr.mergeable == Some(false)).then_some(Decision::Conflict)
+}
+
+/// What `merge_and_finish` did.
+#[derive(Debug)]
+pub enum Merged {
+    /// Merged (now or before), the linked issues closed and unlabelled;
+    /// `mirrors` ends when the mirror pushes did (callers may ignore it).
+    Done {
+        commit: Option<CommitSha>,
+        mirrors: tokio::task::JoinHandle<()>,
+    },
+    /// The forge refused: the branch needs a rebase.
+    Conflict(String),
+}
+
+/// Merge `pr` at `head` (unless it is merged already), then finish every
+/// issue it fixes: closed, `in-progress` removed; and push the mirrors.
+/// Every step is safe to repeat: after a crash, a merged PR is only finished.
+pub async fn merge_and_finish(
+    ctx: &Arc<ProjectCtx>,
+    pr: &PullRequest,
+    head: &CommitSha,
+    issues: &[IssueNumber],
+) -> anyhow::Result<Merged> {
+    let project = &ctx.project;
+    let n = pr.number;
+    let mut commit = pr.merge_commit_sha.clone();
+    if !pr.merged {
+        let req = MergeRequest {
+            method: project.merge.method,
+            // The tested and approved head: a PR pushed to meanwhile is refused.
+            head_sha: head.clone(),
+            delete_branch: project.merge.delete_branch,
+        };
+        match ctx.forge.merge_pull(n, &req).await {
+            Ok(()) | Err(ForgeError::AlreadyMerged) => {}
+            Err(ForgeError::Conflict(why)) => return Ok(Merged::Conflict(why)),
+            Err(e) => return Err(e).with_context(|| format!("merging PR #{n}")),
+        }
+        commit = ctx.forge.get_pull(n).await?.merge_commit_sha;
+        let shown = commit
+            .as_ref()
+            .map_or("merge commit unknown".to_string(), |c| c.0.clone());
+        ctx.journal(
+            issues.first().map(|i| i.0),
+            EventKind::Merged,
+            &format!("merged PR #{n} at {head} ({shown})"),
+        );
+    }
+    for &issue in issues {
+        finish_issue(ctx, issue, n).await?;
+    }
+    let mirrors = push_mirrors(ctx);
+    Ok(Merged::Done { commit, mirrors })
+}
+
+/// The PR that fixes `issue` is merged: close the issue, drop `in-progress`.
+/// Safe to repeat; an issue the PR names that does not exist is skipped.
+pub async fn finish_issue(
+    ctx: &ProjectCtx,
+    issue: IssueNumber,
+    pr: PrNumber,
+) -> anyhow::Result<()> {
+    let labels = &ctx.project.labels;
+    let current = match ctx.forge.get_issue(issue).await {
+        Ok(i) => i,
+        Err(ForgeError::NotFound(_)) => {
+            tracing::warn!("PR #{pr} names #{issue}, which does not exist");
+            return Ok(());
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading #{issue}")),
+    };
+    if current.state == IssueState::Open {
+        ctx.forge
+            .close_issue(issue)
+            .await
+            .with_context(|| format!("closing #{issue}"))?;
+        ctx.journal(
+            Some(issue.0),
+            EventKind::Closed,
+            &format!("closed #{issue}: PR #{pr} merged"),
+        );
+    }
+    if current.has_label(&labels.in_progress) {
+        ctx.forge
+            .remove_label(issue, &labels.in_progress)
+            .await
+            .with_context(|| format!("removing {} from #{issue}", labels.in_progress))?;
+    }
+    Ok(())
+}
+
+/// Forgejo's own work-in-progress prefixes, and `Draft:`: such a PR is not
+/// meant to be merged yet, whatever its reviews say.
+pub fn is_draft(title: &str) -> bool {
+    let t = title.trim_start().to_ascii_lowercase();
+    if t.starts_with("[wip]") || t.starts_with("draft:") || t.starts_with("[draft]") {
+        return true;
+    }
+    // `WIP`, `WIP:`, `WIP - …`, but not `Wipe the cache`.
+    t.strip_prefix("wip")
+        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric()))
+}
