@@ -361,9 +361,11 @@ async fn a_hostile_agent_cannot_approve_itself_and_ci_sees_no_secret() {
     let report = h.plans.join("done/sly.report.md");
     crate::support::wait_for_file(&report, STEP, |t| t.contains("status: merged")).await;
     let approve = git(&h.repo, &["show", "main:loot/approve.txt"]);
-    // Its `forgehand approve` found no project to approve in (and its review
-    // files went to a private scratch space: the real folder stayed empty).
-    assert!(approve.contains("no project files"), "{approve}");
+    // Its `forgehand approve` did not go through (no project file to read,
+    // or, when the checkout is in a hidden folder, no binary to run), and
+    // its review files went to a private scratch space: the real folder
+    // stayed empty.
+    assert!(approve.contains("forgehand approve"), "{approve}");
     assert!(!approve.contains("\nexit 0\n"), "{approve}");
     let history = git(&h.repo, &["log", "--all", "-p"]);
     assert!(
