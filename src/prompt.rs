@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::forge::{Comment, CommitStatus};
+use crate::forge::{Comment, CommitStatus, Review, ReviewComment};
 use crate::phase::RefusalKind;
 
 /// What the first prompt is built from.
@@ -137,10 +137,49 @@ pub fn changes_requested(round: u32, max: u32, feedback: &str) -> String {
     )
 }
 
+/// What the reviewers asked for, for `changes_requested`: each review's
+/// body and its inline comments as `path:line: text`, then the comments
+/// people wrote since the last push.
+pub fn review_feedback(reviews: &[(&Review, Vec<ReviewComment>)], comments: &[Comment]) -> String {
+    let mut out = String::new();
+    for (review, inline) in reviews {
+        let _ = writeln!(out, "Review by {}:\n{}", review.author, review.body.trim());
+        for c in inline {
+            let line = c.position.map_or("?".to_string(), |p| p.to_string());
+            let _ = writeln!(out, "{}:{line}: {}", c.path, c.body.trim());
+        }
+    }
+    if !comments.is_empty() {
+        out.push_str("\nComments since your last push:\n");
+        for c in comments {
+            let _ = writeln!(out, "--- {}:\n{}", c.author, c.body.trim());
+        }
+    }
+    out
+}
+
+/// The phase file could not be read at all (a link, a pipe, a device…).
+pub fn phase_file_unreadable(problem: &str) -> String {
+    format!(
+        "forgehand: {problem}. Write the phase as a plain file: line 1 \
+         PHASE:<name>, optional line 2 Reason: <text>."
+    )
+}
+
+/// The phase file was read but does not say a phase.
+pub fn phase_file_invalid(path: &Path, error: &str) -> String {
+    format!(
+        "forgehand: could not read your phase file {}: {error}. \
+         Write the whole file again: line 1 PHASE:<name>, optional line 2 Reason: <text>.",
+        path.display()
+    )
+}
+
 pub fn rebase_needed(primary: &str) -> String {
     format!(
         "forgehand: the pull request cannot be merged as it is: it conflicts with {primary}. \
-         Rebase your branch onto origin/{primary} (already fetched), resolve the conflicts, \
+         Rebase your branch onto origin/{primary} (already fetched; `git fetch origin` \
+         fetches it again), resolve the conflicts, \
          commit, then write PHASE:awaiting_ci; forgehand pushes the rebased branch."
     )
 }

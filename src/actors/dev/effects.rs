@@ -193,35 +193,16 @@ impl DevRun {
                     ReviewOutcome::Waiting => ReviewVerdict::Waiting,
                     ReviewOutcome::Approved => ReviewVerdict::Approved,
                     ReviewOutcome::ChangesRequested(rs) => {
-                        let mut feedback = String::new();
+                        let mut asked = Vec::new();
                         for r in rs {
-                            feedback.push_str(&format!(
-                                "Review by {}:\n{}\n",
-                                r.author,
-                                r.body.trim()
-                            ));
-                            for c in ctx.forge.list_review_comments(pr, r.id).await? {
-                                let line = c.position.map_or("?".to_string(), |p| p.to_string());
-                                feedback.push_str(&format!(
-                                    "{}:{line}: {}\n",
-                                    c.path,
-                                    c.body.trim()
-                                ));
-                            }
+                            let inline = ctx.forge.list_review_comments(pr, r.id).await?;
+                            asked.push((r, inline));
                         }
                         let since = self.state.last_push_at;
                         let comments = self.human_comments(Some(pr), since).await?;
-                        if !comments.is_empty() {
-                            feedback.push_str("\nComments since your last push:\n");
-                            for c in comments {
-                                feedback.push_str(&format!(
-                                    "--- {}:\n{}\n",
-                                    c.author,
-                                    c.body.trim()
-                                ));
-                            }
+                        ReviewVerdict::ChangesRequested {
+                            feedback: prompt::review_feedback(&asked, &comments),
                         }
-                        ReviewVerdict::ChangesRequested { feedback }
                     }
                 };
                 let label = match &verdict {

@@ -510,11 +510,8 @@ impl DevRun {
                 let problem = e.to_string();
                 if self.phase_problem.as_deref() != Some(problem.as_str()) {
                     self.journal(EventKind::PhaseInvalid, &problem);
-                    self.paste(&format!(
-                        "forgehand: {problem}. Write the phase as a plain file: line 1 \
-                         PHASE:<name>, optional line 2 Reason: <text>."
-                    ))
-                    .await?;
+                    self.paste(&crate::prompt::phase_file_unreadable(&problem))
+                        .await?;
                     self.phase_problem = Some(problem);
                 }
                 return Ok(None);
@@ -548,12 +545,8 @@ impl DevRun {
             Ok(report) => Ok(Some(Event::Phase(report))),
             Err(e) => {
                 self.journal(EventKind::PhaseInvalid, &e.to_string());
-                self.paste(&format!(
-                    "forgehand: could not read your phase file {}: {e}. \
-                     Write the whole file again: line 1 PHASE:<name>, optional line 2 Reason: <text>.",
-                    path.display()
-                ))
-                .await?;
+                self.paste(&crate::prompt::phase_file_invalid(&path, &e.to_string()))
+                    .await?;
                 Ok(None)
             }
         }
