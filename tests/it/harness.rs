@@ -45,6 +45,9 @@ pub struct ProjectFile<'a> {
     /// More paths the sandboxed agent may read (its program, if outside the
     /// checkout), besides `scripts/`.
     pub readable: Vec<PathBuf>,
+    /// Where forgehand clones from and pushes to; the bare repository's
+    /// path when `None`.
+    pub clone_url: Option<String>,
 }
 
 impl Default for ProjectFile<'_> {
@@ -56,6 +59,7 @@ impl Default for ProjectFile<'_> {
             agent_extra: "",
             sections: "",
             readable: Vec::new(),
+            clone_url: None,
         }
     }
 }
@@ -125,7 +129,10 @@ sandbox_ro = [{readable}]
 
 {sections}
 "#,
-            clone = self.git.bare.display(),
+            clone = file
+                .clone_url
+                .clone()
+                .unwrap_or_else(|| self.git.bare.display().to_string()),
             url = self.forge.url(),
             poll = file.poll_interval,
             readable = std::iter::once(fake_agent.parent().expect("scripts/"))

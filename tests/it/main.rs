@@ -14,6 +14,7 @@ mod fake_woodpecker;
 mod feedback;
 mod forge_faults;
 mod forgejo_client;
+mod git_http;
 mod harness;
 mod local_e2e;
 mod local_forge;

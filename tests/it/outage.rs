@@ -5,7 +5,9 @@
 //! issue that met it.
 
 use crate::fake_forge::{Chaos, CiBehaviour, Fault, ReviewBehaviour};
-use crate::harness::{Harness, STEP, auto};
+use crate::git_http::GitHttp;
+use crate::harness::{Harness, ProjectFile, STEP, auto};
+use crate::support::wait_until;
 
 /// Quick recovery: an outage is tried again every second at most.
 const TIMINGS: &str = "outage_first=200ms,outage_max=1s,restart_first=200ms,restart_max=1s";
@@ -99,5 +101,77 @@ async fn a_long_outage_with_issues_in_every_stage_loses_nothing() {
             "#{n}: an outage counted as a failure: {journal:#?}"
         );
     }
+    h.assert_no_violations();
+}
+
+/// Over git's HTTP protocol, fetches hang (a stuck connection to the forge)
+/// while pushes go through: the issue that needs a fetch to start waits, with
+/// each fetch cut off at `git_timeout` and tried again; the issue already in
+/// flight pushes and merges meanwhile. Once fetches answer, the other starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_fetch_stalls_only_its_own_issue() {
+    let mut h = Harness::new("", "").await;
+    let http = GitHttp::start(&h.git.bare).await;
+    h.write_project_file(&ProjectFile {
+        agent_extra: "max_sessions = 2",
+        clone_url: Some(http.url().to_string()),
+        ..ProjectFile::default()
+    });
+    h.env.push((
+        "FORGEHAND_TIMINGS".into(),
+        format!("{TIMINGS},git_timeout=3s"),
+    ));
+    h.forge.set_behaviour(auto(
+        CiBehaviour::Succeed,
+        ReviewBehaviour::ApproveWhenGreen,
+    ));
+    // The first issue's agent asks a question first, so it is in flight
+    // (its session made, nothing pushed) when fetches start to hang.
+    let first = h.forge.create_issue(
+        "Ask first",
+        "fake-agent: escalate which greeting?",
+        &["backlog"],
+    );
+    h.enable();
+    h.start_daemon();
+    // Its question reaches the issue as a comment.
+    h.forge
+        .wait_until(STEP, |s| {
+            s.comments(first).any(|c| c.body.contains("needs a human"))
+        })
+        .await
+        .expect("the first agent to ask");
+    http.hang_fetches(true);
+    let second = h.forge.create_issue("Start later", "", &["backlog"]);
+    wait_until("the second issue's fetch to hang", STEP, || async {
+        (http.hung() >= 2).then_some(())
+    })
+    .await;
+    h.forge.add_comment(first, "alice", "Say hello.");
+    let pr = h.wait_for_pr(first).await;
+    h.forge
+        .wait_until(STEP, |s| s.pull(pr).is_some_and(|p| p.merged))
+        .await
+        .expect("the first issue merged while fetches hang");
+    assert!(
+        !h.has_session(&h.session(second)),
+        "the second issue started without a fetch"
+    );
+    assert!(
+        h.journal(second)
+            .iter()
+            .any(|(_, d)| d.contains("forge unreachable since") && d.contains("did not finish")),
+        "{:#?}",
+        h.journal(second)
+    );
+
+    http.hang_fetches(false);
+    let pr = h.wait_for_pr(second).await;
+    h.forge
+        .wait_until(STEP, |s| s.pull(pr).is_some_and(|p| p.merged))
+        .await
+        .expect("the second issue merged once fetches answer");
+    let (requests, authorized) = http.requests();
+    assert!(authorized > 0 && authorized <= requests);
     h.assert_no_violations();
 }

@@ -590,7 +590,12 @@ impl DevRun {
     /// Is the agent still there, and still doing something? Checked on
     /// every tick in the stages where a session should exist.
     async fn liveness(&mut self) -> anyhow::Result<Option<Event>> {
-        if !self.state.stage.has_session() || self.ready_deadline.is_some() {
+        // Work waiting for the forge (the session's own start, say) is not
+        // done yet: a session missing meanwhile is expected, not dead.
+        if !self.state.stage.has_session()
+            || self.ready_deadline.is_some()
+            || !self.pending.is_empty()
+        {
             return Ok(None);
         }
         if self.ctx.tmux.pane_dead(&self.session).await? != Some(false) {
