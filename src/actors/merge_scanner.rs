@@ -21,7 +21,7 @@ use regex::Regex;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::forge::{CombinedStatus, CommitSha, IssueNumber, PrNumber, PullRequest};
+use crate::forge::{CommitSha, IssueNumber, PrNumber, PullRequest};
 use crate::store::{ClaimStatus, EventKind};
 
 use super::dev::machine::Stage;
@@ -301,17 +301,11 @@ async fn consider(
     pr: &PullRequest,
     owned: &[u64],
 ) -> anyhow::Result<Considered> {
-    let project = &ctx.project;
     let n = pr.number;
     let head = &pr.head_sha;
-    let policy = MergePolicy {
-        primary_branch: &project.primary_branch,
-        ci_required: project.ci.required,
-        // Nobody is driving this PR, so an explicit approval is the only sign
-        // a person wants it in, whatever the project lets its agents skip.
-        required_approvals: project.review.required_approvals.max(1),
-        own_login: &ctx.own_login,
-    };
+    // Nobody is driving this PR, so an explicit approval is the only sign a
+    // person wants it in, whatever the project lets its agents skip.
+    let policy = MergePolicy::of(ctx, 1);
     // What the list entry alone settles costs no request.
     if merging::decide_on_pull(pr, head, &policy).is_some() {
         return Ok(Considered::Skipped);
@@ -321,16 +315,7 @@ async fn consider(
         tracing::debug!("PR #{n}: the dev actor of #{owner} merges it");
         return Ok(Considered::Skipped);
     }
-    let status = if project.ci.required {
-        ctx.forge.combined_status(head).await?
-    } else {
-        CombinedStatus {
-            state: None,
-            statuses: Vec::new(),
-        }
-    };
-    let reviews = ctx.forge.list_reviews(n).await?;
-    if merging::decide(pr, head, &status, &reviews, &policy) != Decision::Merge {
+    if merging::look(ctx, pr, head, &policy).await? != Decision::Merge {
         return Ok(Considered::NotReady);
     }
     let mirrors = match merging::merge_and_finish(ctx, pr, head, &linked).await? {

@@ -105,6 +105,43 @@ pub fn decide_on_pull(
     (pr.mergeable == Some(false)).then_some(Decision::Conflict)
 }
 
+impl<'a> MergePolicy<'a> {
+    /// The project's policy; `required_approvals` at least `min_approvals`.
+    pub fn of(ctx: &'a ProjectCtx, min_approvals: u32) -> MergePolicy<'a> {
+        let project = &ctx.project;
+        MergePolicy {
+            primary_branch: &project.primary_branch,
+            ci_required: project.ci.required,
+            required_approvals: project.review.required_approvals.max(min_approvals),
+            own_login: &ctx.own_login,
+        }
+    }
+}
+
+/// `decide` on what the forge says now: the PR as given, its head's
+/// combined status (only when CI is required) and its reviews, asked for
+/// only when the PR alone does not settle it.
+pub async fn look(
+    ctx: &ProjectCtx,
+    pr: &PullRequest,
+    head: &CommitSha,
+    policy: &MergePolicy<'_>,
+) -> anyhow::Result<Decision> {
+    if let Some(decided) = decide_on_pull(pr, head, policy) {
+        return Ok(decided);
+    }
+    let status = if policy.ci_required {
+        ctx.forge.combined_status(head).await?
+    } else {
+        CombinedStatus {
+            state: None,
+            statuses: Vec::new(),
+        }
+    };
+    let reviews = ctx.forge.list_reviews(pr.number).await?;
+    Ok(decide(pr, head, &status, &reviews, policy))
+}
+
 /// What `merge_and_finish` did.
 #[derive(Debug)]
 pub enum Merged {

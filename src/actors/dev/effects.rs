@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::actors::merging::{self, Decision, MergePolicy, Merged};
 use crate::actors::reconcile;
 use crate::agent::SessionCtx;
-use crate::forge::{CombinedStatus, CommitSha, NewPull, PrNumber};
+use crate::forge::{CommitSha, NewPull, PrNumber};
 use crate::prompt::{self, TaskPrompt};
 use crate::store::EventKind;
 use crate::tmux::SessionSpec;
@@ -251,29 +251,9 @@ impl DevRun {
     /// Merge the PR if `merging::decide` says it may be, and finish the issue.
     async fn merge(&mut self, pr: PrNumber, head: &CommitSha) -> anyhow::Result<Option<Event>> {
         let ctx = self.ctx.clone();
-        let project = &ctx.project;
         let current = ctx.forge.get_pull(pr).await?;
-        let policy = MergePolicy {
-            primary_branch: &project.primary_branch,
-            ci_required: project.ci.required,
-            required_approvals: project.review.required_approvals,
-            own_login: &ctx.own_login,
-        };
-        let decision = match merging::decide_on_pull(&current, head, &policy) {
-            Some(decided) => decided,
-            None => {
-                let status = if project.ci.required {
-                    ctx.forge.combined_status(head).await?
-                } else {
-                    CombinedStatus {
-                        state: None,
-                        statuses: Vec::new(),
-                    }
-                };
-                let reviews = ctx.forge.list_reviews(pr).await?;
-                merging::decide(&current, head, &status, &reviews, &policy)
-            }
-        };
+        let policy = MergePolicy::of(&ctx, 0);
+        let decision = merging::look(&ctx, &current, head, &policy).await?;
         let event = match decision {
             Decision::Merge | Decision::AlreadyMerged => {
                 match merging::merge_and_finish(&ctx, &current, head, &[self.issue]).await {
