@@ -23,6 +23,7 @@ mod machine;
 mod matrix;
 mod matrix_e2e;
 mod merge_scanner;
+mod merging;
 mod model_server;
 mod outage;
 mod phase;
