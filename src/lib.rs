@@ -31,6 +31,7 @@ pub mod daemon;
 pub mod demo;
 pub mod forge;
 pub mod git;
+pub mod http;
 pub mod lockfile;
 pub mod matrix;
 pub mod notify;

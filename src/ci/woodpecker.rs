@@ -1,9 +1,8 @@
 //! Woodpecker CI client: finds the pipeline that ran on a commit, reads its failing steps
 //! and their logs, and restarts pipelines, over `<woodpecker_url>/api` with every request
-//! through `forge::retry::perform_retryable`. Every path used here exists with that
+//! through `http::retry::perform_retryable`. Every path used here exists with that
 //! method in Woodpecker 3.x's swagger (checked by the test suite against a fake server).
 
-use crate::forge::http;
 use std::fmt;
 
 use anyhow::Context;
@@ -14,7 +13,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{FailedStep, FailureReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, clean_line, log_tail};
-use crate::forge::retry::{HttpError, Replay, RetryPolicy, perform_retryable};
+use crate::forge::ForgeError;
+use crate::http::retry::{Replay, RetryPolicy, perform_retryable};
+use crate::http::{self, HttpError};
 
 /// Pipelines per page (Woodpecker's default page size too).
 const PER_PAGE: usize = 50;
@@ -216,7 +217,7 @@ impl WoodpeckerClient {
         perform_retryable(&self.policy, &attempt, build, decode)
             .await
             .map(|reply| reply.value)
-            .map_err(|e: HttpError| anyhow::Error::new(e.into_forge_error(&self.token)))
+            .map_err(|e: HttpError| anyhow::Error::new(ForgeError::from_http(e, &self.token)))
     }
 }
 

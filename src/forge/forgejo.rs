@@ -1,5 +1,5 @@
 //! Forgejo/Gitea REST v1 client: the `Forge` trait over `<forge_url>/api/v1`,
-//! every request through `retry::perform_retryable`. Every path used here exists
+//! every request through `http::retry::perform_retryable`. Every path used here exists
 //! with that method in Forgejo 11.0.3's swagger (checked by the test suite).
 
 mod conditional;
@@ -7,7 +7,6 @@ mod labels;
 mod permissions;
 mod wire;
 
-use crate::forge::http;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
@@ -21,14 +20,14 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::retry::{
-    Attempt, CheckedError, HttpError, Replay, Reply, RetryPolicy, perform_checked,
-    perform_retryable, redact,
-};
 use super::{
     CombinedStatus, Comment, CommitSha, Forge, ForgeError, ForgeResult, Issue, IssueNumber,
     MergeRequest, NewPull, PrNumber, PullRequest, Review, ReviewComment,
 };
+use crate::http::retry::{
+    Attempt, CheckedError, Replay, Reply, RetryPolicy, perform_checked, perform_retryable,
+};
+use crate::http::{self, HttpError, redact};
 use wire::{
     WireCombinedStatus, WireComment, WireIssue, WirePull, WireReview, WireReviewComment, WireUser,
 };
@@ -286,7 +285,7 @@ impl ForgejoClient {
     }
 
     fn error(&self, e: HttpError) -> ForgeError {
-        e.into_forge_error(&self.token)
+        ForgeError::from_http(e, &self.token)
     }
 
     /// Our comment with exactly this body on issue `n` created since `since`, if

@@ -3,9 +3,8 @@
 //! which forge answers. `forgejo` implements it for Forgejo and Gitea.
 
 pub mod forgejo;
-pub mod http;
+mod from_http;
 pub mod local;
-pub mod retry;
 
 use std::fmt;
 use std::time::Duration;
@@ -232,7 +231,7 @@ impl ForgeError {
 pub type ForgeResult<T> = Result<T, ForgeError>;
 
 /// Everything forgehand asks of a forge. Implementations retry transient faults
-/// themselves (one policy, `retry`), so a returned error is final for this call.
+/// themselves (one policy, `http::retry`), so a returned error is final for this call.
 #[async_trait]
 pub trait Forge: Send + Sync {
     /// Login of the account whose token forgehand uses (its own comments are not "human").

@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use forgehand::forge::forgejo::ForgejoClient;
-use forgehand::forge::retry::RetryPolicy;
 use forgehand::forge::{
     CommitSha, Forge, ForgeError, IssueNumber, MergeMethod, MergeRequest, NewPull, PrNumber,
 };
+use forgehand::http::retry::RetryPolicy;
 
 use crate::fake_forge::fixture::GitFixture;
 use crate::fake_forge::{Chaos, FakeForge, FakeForgeOptions, Fault, FaultRule};

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use forgehand::forge::retry::RetryPolicy;
 use forgehand::forge::{
     CommitSha, Forge, ForgeError, IssueNumber, IssueState, MergeMethod, MergeRequest, NewPull,
     PrNumber, ReviewState, StatusState,
 };
+use forgehand::http::retry::RetryPolicy;
 use mock::{Seen, TOKEN, empty, fast, html, issue, not_found, pull, reply, serve, with_headers};
 use serde_json::{Value, json};
 

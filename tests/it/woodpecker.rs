@@ -8,7 +8,7 @@ use forgehand::ci::{
     FailedStep, FailureReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, WoodpeckerClient, clean_line,
     log_tail,
 };
-use forgehand::forge::retry::RetryPolicy;
+use forgehand::http::retry::RetryPolicy;
 
 use crate::fake_woodpecker::{FakeStep, FakeWoodpecker, FakeWorkflow, Restart};
 

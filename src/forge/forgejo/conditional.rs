@@ -13,8 +13,8 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use super::ForgejoClient;
-use crate::forge::retry::{Replay, perform_retryable};
 use crate::forge::{ForgeError, ForgeResult};
+use crate::http::retry::{Replay, perform_retryable};
 
 /// One page as the forge last sent it.
 #[derive(Clone)]

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::ForgejoClient;
 use super::wire::WireLabel;
 use crate::forge::ForgeResult;
-use crate::forge::retry::CheckedError;
+use crate::http::retry::CheckedError;
 
 impl ForgejoClient {
     /// Refetches every label of the repository into the cache.

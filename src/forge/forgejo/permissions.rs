@@ -8,8 +8,8 @@ use reqwest::{Method, StatusCode};
 
 use super::ForgejoClient;
 use super::wire::WirePermission;
-use crate::forge::retry::Replay;
 use crate::forge::{ForgeError, ForgeResult};
+use crate::http::retry::Replay;
 
 /// How long an answer is trusted. Every look at an issue's comments asks
 /// about each commenter; rights change rarely, and a revoked right is

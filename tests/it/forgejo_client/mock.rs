@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use forgehand::forge::forgejo::ForgejoClient;
-use forgehand::forge::retry::RetryPolicy;
+use forgehand::http::retry::RetryPolicy;
 use serde_json::{Value, json};
 
 pub const TOKEN: &str = "s3cr3t-t0ken-xyz";

@@ -1,12 +1,19 @@
-//! What every HTTP API client of forgehand sets up the same way: the API's
-//! base address (credentials and queries stripped, so they never reach an
-//! error message) and the HTTP client itself.
+//! What every HTTP API client of forgehand (the forge clients in `forge/`, the
+//! CI client in `ci/`) shares: the API's base address (credentials and queries
+//! stripped, so they never reach an error message), the HTTP client itself,
+//! the `Authorization` header, and one retry policy (`retry`) whose failures
+//! are described by `error`.
+
+mod error;
+pub mod retry;
+
+pub use error::{HttpError, HttpErrorKind, redact};
 
 use anyhow::{Context, bail};
 use reqwest::header::HeaderValue;
 use reqwest::{Method, Url};
 
-use super::retry::{Attempt, Replay, RetryPolicy};
+use retry::{Attempt, Replay, RetryPolicy};
 
 /// `<url>/<segments…>` for a service the user names by its web address.
 /// `what` names the setting in messages ("forge url", "woodpecker url").

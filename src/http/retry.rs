@@ -1,11 +1,13 @@
-//! The one retry policy every forge request goes through: `perform_retryable`
-//! sends a request, classifies the outcome (retry, give up, success) and waits
-//! with jittered exponential backoff, honouring the forge's rate-limit headers.
-//! `perform_checked` does the same for a request that must not land twice, looking
-//! for an attempt that may have landed before sending it again.
+//! The retry policy every HTTP call of forgehand goes through (forges and the CI
+//! server alike, DESIGN §7): `perform_retryable` sends a request, classifies the
+//! outcome (retry, give up, success) and waits with jittered exponential
+//! backoff, honouring the server's rate-limit headers (`Retry-After`,
+//! `X-RateLimit-*`). `perform_checked` does the same for a request that must not
+//! land twice, looking for an attempt that may have landed before sending it
+//! again. What a call that failed for good looks like is `error.rs`'s; what it
+//! means to a forge is `forge::from_http`'s.
 
 use std::collections::hash_map::RandomState;
-use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, StatusCode};
 
-use super::ForgeError;
+use super::error::{HttpError, HttpErrorKind};
 
 /// How hard to try before a forge call fails.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,128 +106,6 @@ pub struct Reply<T> {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub value: T,
-}
-
-/// A call that failed for good, with what is needed to map it to a `ForgeError`.
-#[derive(Debug)]
-pub struct HttpError {
-    pub method: Method,
-    pub path: String,
-    pub attempts: u32,
-    pub kind: HttpErrorKind,
-}
-
-#[derive(Debug)]
-pub enum HttpErrorKind {
-    /// The forge answered with a non-2xx status that is final or kept recurring.
-    Status {
-        status: StatusCode,
-        /// The forge's `message` field when the body was JSON.
-        message: Option<String>,
-        /// 429, or 403 with rate-limit headers.
-        rate_limited: bool,
-        retry_after: Option<Duration>,
-    },
-    /// No usable answer: connect error, timeout, broken body.
-    Transport(reqwest::Error),
-    /// A 2xx whose body is not what the API describes (e.g. a proxy's HTML page).
-    Decode(serde_json::Error),
-    /// A 2xx web page: a proxy or login page answered, not the API, whatever the
-    /// status says (the API never answers HTML).
-    Html,
-}
-
-impl HttpError {
-    pub fn status(&self) -> Option<StatusCode> {
-        match &self.kind {
-            HttpErrorKind::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    pub fn message(&self) -> Option<&str> {
-        match &self.kind {
-            HttpErrorKind::Status { message, .. } => message.as_deref(),
-            _ => None,
-        }
-    }
-
-    /// The error callers branch on. `secret` (the API token) is cut out of every
-    /// text the forge sent back, in case a proxy echoes request headers.
-    pub fn into_forge_error(self, secret: &str) -> ForgeError {
-        let what = format!("{} {}", self.method, self.path);
-        let redact = |text: &str| redact(text, secret);
-        let tries = if self.attempts > 1 {
-            format!(" (after {} attempts)", self.attempts)
-        } else {
-            String::new()
-        };
-        match self.kind {
-            HttpErrorKind::Status {
-                status,
-                message,
-                rate_limited,
-                retry_after,
-            } => {
-                let detail = match &message {
-                    Some(m) => format!("{what}: HTTP {status}{tries}: {}", redact(m)),
-                    None => format!("{what}: HTTP {status}{tries}"),
-                };
-                if rate_limited {
-                    return ForgeError::RateLimited { retry_after };
-                }
-                match status {
-                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                        ForgeError::Unauthorized(detail)
-                    }
-                    StatusCode::NOT_FOUND => ForgeError::NotFound(detail),
-                    StatusCode::CONFLICT => ForgeError::Conflict(detail),
-                    s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
-                        ForgeError::Unavailable(detail)
-                    }
-                    _ => ForgeError::Other(anyhow::anyhow!(detail)),
-                }
-            }
-            HttpErrorKind::Transport(e) => {
-                // The URL may carry credentials of the host; the path is in `what`.
-                let e = e.without_url();
-                let msg = redact(&format!("{:#}", anyhow::Error::new(e)));
-                ForgeError::Unavailable(format!("{what}{tries}: {msg}"))
-            }
-            HttpErrorKind::Decode(e) => ForgeError::Other(anyhow::anyhow!(
-                "{what}{tries}: the forge's answer is not the expected JSON: {e}"
-            )),
-            HttpErrorKind::Html => ForgeError::Other(anyhow::anyhow!(
-                "{what}{tries}: an HTML page answered instead of the forge's API"
-            )),
-        }
-    }
-}
-
-/// A one-line summary for log lines. It leaves out what the forge wrote back
-/// (which could echo request headers) and the URL (which could carry the host's
-/// credentials); `into_forge_error` gives the full, redacted story.
-impl fmt::Display for HttpError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: ", self.method, self.path)?;
-        match &self.kind {
-            HttpErrorKind::Status { status, .. } => write!(f, "HTTP {status}"),
-            HttpErrorKind::Transport(e) if e.is_timeout() => f.write_str("timed out"),
-            HttpErrorKind::Transport(e) if e.is_connect() => f.write_str("could not connect"),
-            HttpErrorKind::Transport(_) => f.write_str("connection failed"),
-            HttpErrorKind::Decode(_) => f.write_str("the answer is not the expected JSON"),
-            HttpErrorKind::Html => f.write_str("an HTML page answered, not the API"),
-        }
-    }
-}
-
-/// `text` with every occurrence of `secret` replaced by a marker.
-pub fn redact(text: &str, secret: &str) -> String {
-    if secret.is_empty() {
-        text.to_string()
-    } else {
-        text.replace(secret, "[REDACTED]")
-    }
 }
 
 /// One attempt's outcome, before the call's `Replay` decides what follows.
