@@ -438,7 +438,19 @@ fn review(
         return Ok(ExitCode::from(EXIT_CONFIG));
     }
     let args = LocalArgs::from_project(project, None);
-    let path = submit_review(&args.plans, &args.repo, key, verdict, message)
+    // The local backend runs git on the async runtime, as in the daemon.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let path = runtime
+        .block_on(submit_review(
+            &args.plans,
+            &args.repo,
+            key,
+            verdict,
+            message,
+        ))
         .with_context(|| format!("reviewing plan `{key}` of project {name}"))?;
     let what = match verdict {
         ReviewVerdict::Approved => "approved",

@@ -7,6 +7,10 @@
 //! pushes from the clone. Push credentials go in through environment variables
 //! on the one command that needs them, so no token is ever written to a config
 //! file or into a URL on disk, and no git process forgehand starts runs a hook.
+//!
+//! `GitRunner` is how every git command of forgehand runs, here and in the
+//! local forge backend alike: one hardened environment, one timeout, one
+//! shape of error.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -35,23 +39,20 @@ impl GitAuth {
         Self { token }
     }
 
-    /// Variables for one git command: an `Authorization` header through git's
-    /// `GIT_CONFIG_*` environment config (never a file), and no password prompt that
-    /// would hang a daemon.
-    pub fn env(&self) -> Vec<(String, String)> {
-        let mut env = vec![("GIT_TERMINAL_PROMPT".to_owned(), "0".to_owned())];
-        if let Some(token) = &self.token {
-            let basic = BASE64.encode(format!("x-access-token:{token}"));
-            env.extend([
-                ("GIT_CONFIG_COUNT".to_owned(), "1".to_owned()),
-                ("GIT_CONFIG_KEY_0".to_owned(), "http.extraHeader".to_owned()),
-                (
-                    "GIT_CONFIG_VALUE_0".to_owned(),
+    /// The configuration one git command that talks to the forge gets: an
+    /// `Authorization` header, passed through git's `GIT_CONFIG_*` environment
+    /// config by `GitRunner` (never a file, never the URL). Empty without a token.
+    pub fn config(&self) -> Vec<(String, String)> {
+        match &self.token {
+            Some(token) => {
+                let basic = BASE64.encode(format!("x-access-token:{token}"));
+                vec![(
+                    "http.extraHeader".to_owned(),
                     format!("Authorization: Basic {basic}"),
-                ),
-            ]);
+                )]
+            }
+            None => Vec::new(),
         }
-        env
     }
 }
 
@@ -63,18 +64,18 @@ impl fmt::Debug for GitAuth {
     }
 }
 
-/// Runs git for forgehand.
+/// forgehand's git work on its clone and the agents' repositories.
 #[derive(Debug, Clone)]
 pub struct Git {
     auth: GitAuth,
-    /// The longest one git command may take: a forge or a mirror that stops
-    /// answering mid-fetch stalls only the caller, and only this long.
-    timeout: Duration,
+    /// Isolated from every configuration but the repository's own: these
+    /// repositories are forgehand's and the agents', never the user's.
+    runner: GitRunner,
 }
 
 impl Default for Git {
     fn default() -> Self {
-        Git::new(GitAuth::default())
+        Self::new(GitAuth::default())
     }
 }
 
@@ -82,13 +83,13 @@ impl Git {
     pub fn new(auth: GitAuth) -> Self {
         Self {
             auth,
-            timeout: DEFAULT_TIMEOUT,
+            runner: GitRunner::new(GitConfig::Isolated),
         }
     }
 
-    /// The same runner with another time limit per command.
+    /// The same, with another time limit per command.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.runner = self.runner.with_timeout(timeout);
         self
     }
 
@@ -268,14 +269,11 @@ impl Git {
         let (program, rest) = args.split_first().context("a command")?;
         let mut cmd = Command::new(program);
         cmd.args(rest);
-        harden(&mut cmd);
-        let what = describe(wt, rest);
-        let out = tokio::time::timeout(self.timeout, cmd.output())
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!("{what} did not finish within {}s", self.timeout.as_secs())
-            })?
-            .with_context(|| format!("running {what}"))?;
+        self.runner.harden(&mut cmd, &[]);
+        let out = self
+            .runner
+            .finish(cmd, &describe(wt, rest), Reach::Local)
+            .await?;
         if !out.status.success() {
             bail!(
                 "updating origin in {} failed ({}): {}",
@@ -427,7 +425,7 @@ impl Git {
             .into_iter()
             .map(OsString::from)
             .collect();
-        let out = self.spawn(repo_dir, &args, false).await?;
+        let out = self.output(repo_dir, &args).await?;
         if !out.status.success() {
             // Not `describe`: the URL may carry the mirror's own credentials.
             bail!(
@@ -445,7 +443,7 @@ impl Git {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.checked(dir, args, false).await
+        self.runner.run(dir, args).await
     }
 
     /// A git command that talks to the forge and so carries the credentials.
@@ -454,16 +452,129 @@ impl Git {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.checked(dir, args, true).await
+        self.runner
+            .run_with(dir, args, &self.auth.config(), Reach::Remote)
+            .await
     }
 
-    async fn checked<I, S>(&self, dir: &Path, args: I, authed: bool) -> Result<Output>
+    /// A git command whose failure the caller interprets, without credentials.
+    async fn output<I, S>(&self, dir: &Path, args: I) -> Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.runner.output(dir, args).await
+    }
+}
+
+/// The longest one git command may take unless set otherwise
+/// (`GitRunner::with_timeout`): a forge or a mirror that stops answering
+/// mid-fetch stalls only the caller, and only this long.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Whether a command talks to the forge, and so can meet an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    Local,
+    Remote,
+}
+
+/// Which configuration files a git command reads besides the repository's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GitConfig {
+    /// None: `~/.gitconfig` and `/etc/gitconfig` may rewrite URLs, name
+    /// credential helpers or set filters, none of which belongs in
+    /// forgehand's clone or in anything near an agent's work.
+    Isolated,
+    /// The system's and the user's too, for the user's own repository (the
+    /// local backend's): git there must behave as it does for the user, or
+    /// a filter configured in `~/.gitconfig` (git-lfs, say) goes missing and
+    /// `status` sees changes that are not there, or a fast-forward of the
+    /// user's checkout writes pointer files where the content belongs.
+    User,
+}
+
+/// Runs git the one way forgehand runs it, whichever backend asks: from a
+/// cleared environment (the daemon's holds its tokens), with no hook and no
+/// file-system monitor whatever the repository's configuration says (the
+/// commits git handles are an agent's), with no password prompt that would
+/// hang a daemon, killed after a timeout, and with errors that name the
+/// command and the folder.
+#[derive(Debug, Clone)]
+pub struct GitRunner {
+    config: GitConfig,
+    timeout: Duration,
+    /// Variables every command of this runner gets besides the hardened
+    /// environment (the local backend's commit identity).
+    env: Vec<(String, String)>,
+}
+
+impl GitRunner {
+    pub fn new(config: GitConfig) -> Self {
+        Self {
+            config,
+            timeout: DEFAULT_TIMEOUT,
+            env: Vec::new(),
+        }
+    }
+
+    /// Sets `key` to `value` for every command of this runner.
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The same runner with another time limit per command.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// A git command whose failure the caller interprets.
+    pub async fn output<I, S>(&self, dir: &Path, args: I) -> Result<Output>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
         let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-        let out = self.spawn(dir, &args, authed).await?;
+        self.spawn(dir, &args, &[], Reach::Local).await
+    }
+
+    /// A git command that must succeed.
+    pub async fn run<I, S>(&self, dir: &Path, args: I) -> Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.run_with(dir, args, &[], Reach::Local).await
+    }
+
+    /// A git command that must succeed; its standard output, trimmed.
+    pub async fn text<I, S>(&self, dir: &Path, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = self.run(dir, args).await?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// `run` with `config` (key, value) pairs for this one command; a
+    /// command that talks to the forge fails with `Unreachable` when the
+    /// network does.
+    async fn run_with<I, S>(
+        &self,
+        dir: &Path,
+        args: I,
+        config: &[(String, String)],
+        reach: Reach,
+    ) -> Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let out = self.spawn(dir, &args, config, reach).await?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let message = format!(
@@ -472,8 +583,7 @@ impl Git {
                 out.status,
                 stderr.trim()
             );
-            // Only the commands that talk to the forge can meet an outage.
-            if authed && git_network_failure(&stderr) {
+            if reach == Reach::Remote && git_network_failure(&stderr) {
                 return Err(Unreachable(message).into());
             }
             bail!(message);
@@ -481,31 +591,67 @@ impl Git {
         Ok(out)
     }
 
-    /// A git command whose failure the caller interprets.
-    async fn output<I, S>(&self, dir: &Path, args: I) -> Result<Output>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-        self.spawn(dir, &args, false).await
-    }
-
-    async fn spawn(&self, dir: &Path, args: &[OsString], authed: bool) -> Result<Output> {
+    /// `git -C dir args…` with `config` (key, value) pairs on top of the
+    /// hardening, through the same `GIT_CONFIG_*` variables, so that neither
+    /// overrides the other.
+    async fn spawn(
+        &self,
+        dir: &Path,
+        args: &[OsString],
+        config: &[(String, String)],
+        reach: Reach,
+    ) -> Result<Output> {
         let mut cmd = Command::new("git");
         cmd.arg("-C").arg(dir).args(args);
-        harden(&mut cmd);
-        if authed {
-            cmd.envs(self.auth.env());
+        self.harden(&mut cmd, config);
+        self.finish(cmd, &describe(dir, args), reach).await
+    }
+
+    /// The environment and stdio every command gets, git or a wrapper that
+    /// runs git (the sandbox).
+    fn harden(&self, cmd: &mut Command, config: &[(String, String)]) {
+        cmd.env_clear();
+        for (key, value) in std::env::vars_os() {
+            let keep = key.to_str().is_some_and(|k| {
+                ["PATH", "HOME", "LANG", "TMPDIR"].contains(&k)
+                    || k.starts_with("LC_")
+                    // Where git looks for the user's configuration besides `~`.
+                    || (self.config == GitConfig::User && k == "XDG_CONFIG_HOME")
+            });
+            if keep {
+                cmd.env(key, value);
+            }
         }
-        let what = describe(dir, args);
+        if self.config == GitConfig::Isolated {
+            cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null");
+        }
+        cmd.env("GIT_TERMINAL_PROMPT", "0");
+        let hardening = [("core.hooksPath", "/dev/null"), ("core.fsmonitor", "false")];
+        let all: Vec<(&str, &str)> = hardening
+            .into_iter()
+            .chain(config.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .collect();
+        cmd.env("GIT_CONFIG_COUNT", all.len().to_string());
+        for (i, (key, value)) in all.into_iter().enumerate() {
+            cmd.env(format!("GIT_CONFIG_KEY_{i}"), key)
+                .env(format!("GIT_CONFIG_VALUE_{i}"), value);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+    }
+
+    async fn finish(&self, mut cmd: Command, what: &str, reach: Reach) -> Result<Output> {
         match tokio::time::timeout(self.timeout, cmd.output()).await {
             Ok(out) => out.with_context(|| format!("running {what}")),
             // Dropping the future killed git. A forge that stops answering
             // is an outage; a local command that hangs is not.
             Err(_) => {
                 let message = format!("{what} did not finish within {}s", self.timeout.as_secs());
-                if authed {
+                if reach == Reach::Remote {
                     Err(Unreachable(message).into())
                 } else {
                     bail!(message)
@@ -513,37 +659,6 @@ impl Git {
             }
         }
     }
-}
-
-/// `Git::timeout` unless set otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// Every git command forgehand runs starts from an empty environment (the
-/// daemon's holds its tokens), ignores the system and global configuration
-/// (`~/.gitconfig` may rewrite URLs or name helpers), and runs no hook and no
-/// file-system monitor, whatever a repository's own configuration says.
-fn harden(cmd: &mut Command) {
-    cmd.env_clear();
-    for (key, value) in std::env::vars_os() {
-        let keep = key.to_str().is_some_and(|k| {
-            ["PATH", "HOME", "LANG", "TMPDIR"].contains(&k) || k.starts_with("LC_")
-        });
-        if keep {
-            cmd.env(key, value);
-        }
-    }
-    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_CONFIG_COUNT", "2")
-        .env("GIT_CONFIG_KEY_0", "core.hooksPath")
-        .env("GIT_CONFIG_VALUE_0", "/dev/null")
-        .env("GIT_CONFIG_KEY_1", "core.fsmonitor")
-        .env("GIT_CONFIG_VALUE_1", "false");
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
 }
 
 /// The ref of forgehand's clone that holds an agent's latest commit.

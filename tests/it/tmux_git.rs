@@ -259,7 +259,7 @@ async fn pipe_pane_appends_output_to_a_log_with_an_awkward_path() {
 }
 
 #[test]
-fn git_auth_env_carries_the_header_and_debug_hides_the_token() {
+fn git_auth_config_carries_the_header_and_debug_hides_the_token() {
     let cases = [
         ("a", "eC1hY2Nlc3MtdG9rZW46YQ=="),
         ("ab", "eC1hY2Nlc3MtdG9rZW46YWI="),
@@ -267,21 +267,16 @@ fn git_auth_env_carries_the_header_and_debug_hides_the_token() {
         ("s3cr3t-token", "eC1hY2Nlc3MtdG9rZW46czNjcjN0LXRva2Vu"),
     ];
     for (token, encoded) in cases {
-        let env: BTreeMap<String, String> = GitAuth::new(Some(token.to_owned()))
-            .env()
-            .into_iter()
-            .collect();
-        assert_eq!(env["GIT_CONFIG_COUNT"], "1");
-        assert_eq!(env["GIT_CONFIG_KEY_0"], "http.extraHeader");
+        let config = GitAuth::new(Some(token.to_owned())).config();
         assert_eq!(
-            env["GIT_CONFIG_VALUE_0"],
-            format!("Authorization: Basic {encoded}")
+            config,
+            [(
+                "http.extraHeader".to_owned(),
+                format!("Authorization: Basic {encoded}")
+            )]
         );
-        assert_eq!(env["GIT_TERMINAL_PROMPT"], "0");
     }
-    let anonymous: BTreeMap<String, String> = GitAuth::new(None).env().into_iter().collect();
-    assert_eq!(anonymous.len(), 1);
-    assert_eq!(anonymous["GIT_TERMINAL_PROMPT"], "0");
+    assert!(GitAuth::new(None).config().is_empty());
 
     let auth = GitAuth::new(Some("s3cr3t-token".to_owned()));
     let shown = format!("{auth:?} {:?}", Git::new(auth.clone()));
@@ -485,6 +480,31 @@ async fn clone_agent_repo_commit_push_and_cleanup() {
         .remove_agent_repo(&state.path().join("nope"), &wt, "7", branch)
         .await
         .unwrap();
+}
+
+/// The credentials travel through the same `GIT_CONFIG_*` variables as the
+/// hardening: a command that carries them still runs no hook of the clone.
+#[tokio::test]
+async fn a_fetch_with_credentials_runs_no_hook() {
+    let forge = Forge::new();
+    let state = tempfile::tempdir().unwrap();
+    let repo = state.path().join("repos/proj");
+    let git_fh = Git::new(GitAuth::new(Some("s3cr3t-token".to_owned())));
+    git_fh.ensure_clone(&forge.url(), &repo).await.unwrap();
+    let witness = state.path().join("ran");
+    let hook = repo.join("hooks/reference-transaction");
+    std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    std::fs::write(&hook, format!("#!/bin/sh\ntouch {}\n", witness.display())).unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // Something to fetch, so refs are updated (and the hook would be called).
+    git(&forge.bare, &["branch", "fresh", "main"]);
+    git_fh.fetch(&repo).await.unwrap();
+    assert_eq!(
+        git(&repo, &["rev-parse", "origin/fresh"]),
+        forge.main_sha,
+        "fetched"
+    );
+    assert!(!witness.exists(), "a hook ran in a fetch with credentials");
 }
 
 /// The header really reaches an HTTP remote: a one-shot server records the request.

@@ -24,14 +24,16 @@ use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::{Labels, Project};
 use crate::forge::{ForgeError, Nudge};
+use crate::git::{GitConfig, GitRunner};
 use crate::sandbox::Sandbox;
 use crate::store::{EventKind, Store};
 
@@ -201,46 +203,34 @@ pub fn repo_path(clone_url: &str) -> PathBuf {
     PathBuf::from(clone_url.strip_prefix("file://").unwrap_or(clone_url))
 }
 
-/// Runs git in `dir` as forgehand (the identity of the merge commits it makes).
-async fn git_output<I, S>(dir: &Path, args: I) -> anyhow::Result<Output>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    tokio::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(&args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_AUTHOR_NAME", "forgehand")
-        .env("GIT_AUTHOR_EMAIL", "forgehand@localhost")
-        .env("GIT_COMMITTER_NAME", "forgehand")
-        .env("GIT_COMMITTER_EMAIL", "forgehand@localhost")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .with_context(|| format!("running git in {}", dir.display()))
-}
+/// How the local backend runs git: through forgehand's one hardened runner,
+/// but with the user's configuration (the repository is the user's own, see
+/// `GitConfig::User`) and as forgehand, the author of the merge commits it
+/// makes, whatever identity the user's configuration names.
+static GIT: LazyLock<GitRunner> = LazyLock::new(|| {
+    GitRunner::new(GitConfig::User)
+        .with_env("GIT_AUTHOR_NAME", "forgehand")
+        .with_env("GIT_AUTHOR_EMAIL", "forgehand@localhost")
+        .with_env("GIT_COMMITTER_NAME", "forgehand")
+        .with_env("GIT_COMMITTER_EMAIL", "forgehand@localhost")
+});
 
-/// Like `git_output`, but a failure is an error naming the command; the trimmed stdout.
+/// Runs git in `dir`; a failure is an error naming the command. The trimmed stdout.
 async fn git<I, S>(dir: &Path, args: I) -> anyhow::Result<String>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    let out = git_output(dir, &args).await?;
-    if !out.status.success() {
-        let shown: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
-        bail!(
-            "git {} in {} failed: {}",
-            shown.join(" "),
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    GIT.text(dir, args).await
+}
+
+/// Runs git in `dir`, leaving its exit status to the caller.
+async fn git_output<I, S>(dir: &Path, args: I) -> anyhow::Result<Output>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    GIT.output(dir, args).await
 }
 
 /// The commit a branch of `repo` points at, `None` if there is no such branch.

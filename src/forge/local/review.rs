@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::branch_sha;
 use super::state::{State, write_atomically};
 use crate::forge::{CommitSha, IssueState, Review, ReviewState};
 
@@ -41,7 +42,7 @@ pub(super) fn reviews_dir(plans: &Path) -> PathBuf {
 
 /// Records a review of plan `key`'s open pull request on the current head of its
 /// branch in `repo`; the path of the review file.
-pub fn submit_review(
+pub async fn submit_review(
     plans: &Path,
     repo: &Path,
     key: &str,
@@ -61,17 +62,9 @@ pub fn submit_review(
             State::path(plans).display()
         );
     };
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["rev-parse", "--verify", "--quiet"])
-        .arg(format!("refs/heads/{branch}^{{commit}}"))
-        .output()
-        .with_context(|| format!("running git in {}", repo.display()))?;
-    if !out.status.success() {
+    let Some(commit) = branch_sha(repo, &branch).await? else {
         bail!("there is no branch {branch} in {}", repo.display());
-    }
-    let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    };
     let now = Utc::now();
     let id = now
         .timestamp_nanos_opt()
