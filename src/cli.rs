@@ -8,7 +8,7 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, ForgeKind};
+use crate::config::{self, ForgeConfig};
 use crate::daemon::{self, RunError, RunOptions};
 use crate::forge::local::{LocalArgs, ReviewVerdict, submit_review};
 use crate::paths::{StatePaths, session_name};
@@ -426,18 +426,18 @@ fn review(
         );
         return Ok(ExitCode::from(EXIT_CONFIG));
     };
-    if project.forge.kind != ForgeKind::Local {
+    let ForgeConfig::Local(local) = &project.forge else {
         eprintln!(
             "forgehand: project `{name}` ({}) is not local: review it on its forge",
             project.source.display()
         );
         return Ok(ExitCode::from(EXIT_CONFIG));
-    }
+    };
     if verdict == ReviewVerdict::ChangesRequested && message.trim().is_empty() {
         eprintln!("forgehand: --message must say what to change");
         return Ok(ExitCode::from(EXIT_CONFIG));
     }
-    let args = LocalArgs::from_project(project, None);
+    let args = LocalArgs::from_project(project, local, None);
     // The local backend runs git on the async runtime, as in the daemon.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

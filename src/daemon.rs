@@ -14,7 +14,7 @@ use crate::actors::dev::env::base_env;
 use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::{ProjectCtx, Timings};
 use crate::ci::woodpecker::WoodpeckerClient;
-use crate::config::{self, ConfigError, ForgeKind, Project};
+use crate::config::{self, ConfigError, ForgeConfig, ForgeKind, Project};
 use crate::forge::forgejo::ForgejoClient;
 use crate::forge::local::{CiConfinement, LocalArgs, LocalForge};
 use crate::forge::{Forge, ForgeError, Nudge};
@@ -264,30 +264,32 @@ async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Resul
     let token = project.secrets.forge_token.clone();
     let sandbox = sandbox(&project, paths, projects_dir, daemon_env)?;
     let agent_base_env = base_env(daemon_env.iter().cloned(), &project.agent.pass_env);
-    let forge: Arc<dyn Forge> = match project.forge.kind {
-        ForgeKind::Forgejo | ForgeKind::Gitea => Arc::new(ForgejoClient::new(
-            &project.forge.url,
-            &project.repo,
-            token.clone().unwrap_or_default(),
-            RetryPolicy::default(),
-        )?),
-        ForgeKind::Local => Arc::new(
+    let forge: Arc<dyn Forge> = match &project.forge {
+        ForgeConfig::Forgejo(forgejo) | ForgeConfig::Gitea(forgejo) => {
+            Arc::new(ForgejoClient::new(
+                &forgejo.url,
+                &project.repo,
+                token.clone().unwrap_or_default(),
+                RetryPolicy::default(),
+            )?)
+        }
+        ForgeConfig::Local(local) => Arc::new(
             LocalForge::open(LocalArgs {
                 ci_confinement: CiConfinement {
                     sandbox: sandbox.clone(),
                     env: agent_base_env.clone(),
                 },
-                ..LocalArgs::from_project(&project, Some(store.clone()))
+                ..LocalArgs::from_project(&project, local, Some(store.clone()))
             })
             .with_context(|| format!("{}: [forge] kind \"local\"", project.source.display()))?,
         ),
-        ForgeKind::Github => anyhow::bail!(
+        ForgeConfig::Github(_) => anyhow::bail!(
             "{}: [forge] kind {:?} is not supported by this version yet",
             project.source.display(),
-            project.forge.kind
+            project.forge.kind()
         ),
     };
-    let own_login = whoami(forge.as_ref(), &project.forge.url).await?;
+    let own_login = whoami(forge.as_ref(), &project.forge.location()).await?;
     let woodpecker = match &project.ci.woodpecker {
         Some(w) => Some(WoodpeckerClient::new(
             &w.url,
@@ -312,7 +314,7 @@ async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Resul
         repo_lock: tokio::sync::Mutex::new(()),
         // Webhooks for this project, or the local backend's folder watch.
         forge_reports_changes: (listening && project.secrets.webhook_secret.is_some())
-            || project.forge.kind == ForgeKind::Local,
+            || project.forge.kind() == ForgeKind::Local,
         notifier,
         woodpecker,
         project,
@@ -351,8 +353,8 @@ fn sandbox(
     })?;
     let home = var("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
     let mut hidden = vec![paths.root().to_path_buf(), projects_dir.to_path_buf()];
-    if project.forge.kind == ForgeKind::Local {
-        hidden.push(PathBuf::from(&project.forge.url));
+    if let ForgeConfig::Local(local) = &project.forge {
+        hidden.push(local.plans.clone());
     }
     // Where tmux keeps its sockets when not in `/tmp` (already private).
     if let Some(dir) = var("TMUX_TMPDIR").filter(|d| !d.is_empty()) {
@@ -376,10 +378,8 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 
 /// The local backend's folders and a clone URL that is a path, made absolute.
 fn absolute_paths(project: &mut Project) -> anyhow::Result<()> {
-    if project.forge.kind == ForgeKind::Local {
-        project.forge.url = absolute(Path::new(&project.forge.url))?
-            .to_string_lossy()
-            .into_owned();
+    if let ForgeConfig::Local(local) = &mut project.forge {
+        local.plans = absolute(&local.plans)?;
     }
     let url = &project.clone_url;
     // Not `scheme://…` and not scp-like `host:path`: a path.

@@ -44,6 +44,8 @@ pub struct Project {
     pub secrets: Secrets,
 }
 
+/// What `[forge] kind` names, without what each kind carries: for messages
+/// and for code that only asks which kind it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForgeKind {
     Forgejo,
@@ -52,15 +54,97 @@ pub enum ForgeKind {
     Local,
 }
 
+/// `[forge]`, validated: each kind with what it needs and nothing else.
 #[derive(Debug, Clone)]
-pub struct ForgeConfig {
-    pub kind: ForgeKind,
+pub enum ForgeConfig {
+    Forgejo(HttpForgeConfig),
+    /// Gitea speaks Forgejo's API (`<url>/api/v1`): the same client.
+    Gitea(HttpForgeConfig),
+    /// Accepted in project files, refused by `forgehand run` for now.
+    Github(GithubConfig),
+    Local(LocalForgeConfig),
+}
+
+/// A Forgejo or Gitea instance.
+#[derive(Debug, Clone)]
+pub struct HttpForgeConfig {
+    /// The instance's web address; the API is `<url>/api/v1`.
     pub url: String,
-    /// Name of the variable holding the forge token (required except for `local`).
-    pub token_env: Option<String>,
+    /// Name of the variable holding the forge token.
+    pub token_env: String,
     /// Name of the variable holding the shared secret webhooks are signed
     /// with; without it `run --listen` refuses this project's deliveries.
     pub webhook_secret_env: Option<String>,
+}
+
+/// GitHub (github.com, or an Enterprise server's `https://HOST/api/v3`).
+#[derive(Debug, Clone)]
+pub struct GithubConfig {
+    /// The REST API's address.
+    pub url: String,
+    pub auth: GithubAuth,
+    /// As for Forgejo: the secret webhook deliveries are signed with.
+    pub webhook_secret_env: Option<String>,
+}
+
+/// How forgehand signs in to GitHub.
+#[derive(Debug, Clone)]
+pub enum GithubAuth {
+    /// A personal access token (fine-grained or classic) in this variable.
+    Token { token_env: String },
+}
+
+/// The local backend: a folder of plan files, no server.
+#[derive(Debug, Clone)]
+pub struct LocalForgeConfig {
+    /// The plans folder (`[forge] url`); absolute once `forgehand run` has
+    /// resolved it.
+    pub plans: PathBuf,
+}
+
+impl ForgeConfig {
+    pub fn kind(&self) -> ForgeKind {
+        match self {
+            ForgeConfig::Forgejo(_) => ForgeKind::Forgejo,
+            ForgeConfig::Gitea(_) => ForgeKind::Gitea,
+            ForgeConfig::Github(_) => ForgeKind::Github,
+            ForgeConfig::Local(_) => ForgeKind::Local,
+        }
+    }
+
+    /// The variable holding the API token, for forges that take one.
+    pub fn token_env(&self) -> Option<&str> {
+        match self {
+            ForgeConfig::Forgejo(f) | ForgeConfig::Gitea(f) => Some(&f.token_env),
+            ForgeConfig::Github(g) => match &g.auth {
+                GithubAuth::Token { token_env } => Some(token_env),
+            },
+            ForgeConfig::Local(_) => None,
+        }
+    }
+
+    /// The variable holding the webhook secret, for forges that send webhooks.
+    pub fn webhook_secret_env(&self) -> Option<&str> {
+        match self {
+            ForgeConfig::Forgejo(f) | ForgeConfig::Gitea(f) => f.webhook_secret_env.as_deref(),
+            ForgeConfig::Github(g) => g.webhook_secret_env.as_deref(),
+            ForgeConfig::Local(_) => None,
+        }
+    }
+
+    /// Where the forge is, for messages: its URL, or the plans folder.
+    pub fn location(&self) -> String {
+        match self {
+            ForgeConfig::Forgejo(f) | ForgeConfig::Gitea(f) => f.url.clone(),
+            ForgeConfig::Github(g) => g.url.clone(),
+            ForgeConfig::Local(l) => l.plans.display().to_string(),
+        }
+    }
+
+    /// `clone_url` when the project file gives none: `<url>/<repo>.git`.
+    pub fn default_clone_url(&self, repo: &str) -> String {
+        format!("{}/{repo}.git", self.location().trim_end_matches('/'))
+    }
 }
 
 #[derive(Debug, Clone)]

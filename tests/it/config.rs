@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use forgehand::config::{ConfigError, ForgeKind, check_dir_with, load_dir_with, load_file_with};
+use forgehand::config::{
+    ConfigError, ForgeConfig, ForgeKind, GithubAuth, check_dir_with, load_dir_with, load_file_with,
+};
 use forgehand::forge::MergeMethod;
 use tempfile::TempDir;
 
@@ -85,8 +87,8 @@ fn minimal_file_gets_defaults_and_derived_clone_url() {
     assert_eq!(p.primary_branch, "main");
     assert_eq!(p.clone_url, "https://forge.example/owner/proj.git");
     assert_eq!(p.poll_interval, Duration::from_secs(60));
-    assert_eq!(p.forge.kind, ForgeKind::Forgejo);
-    assert_eq!(p.forge.token_env.as_deref(), Some("FORGE_TOKEN"));
+    assert_eq!(p.forge.kind(), ForgeKind::Forgejo);
+    assert_eq!(p.forge.token_env(), Some("FORGE_TOKEN"));
     assert_eq!(p.labels.backlog, "backlog");
     assert_eq!(p.labels.priority, "priority");
     assert_eq!(p.labels.in_progress, "in-progress");
@@ -184,8 +186,11 @@ fn full_file_keeps_every_value() {
     assert_eq!(p.primary_branch, "trunk");
     assert_eq!(p.clone_url, "ssh://git@forge.example/org/full.git");
     assert_eq!(p.poll_interval, Duration::from_secs(90));
-    assert_eq!(p.forge.kind, ForgeKind::Gitea);
-    assert_eq!(p.forge.url, "http://gitea.local:3000");
+    assert_eq!(p.forge.kind(), ForgeKind::Gitea);
+    let ForgeConfig::Gitea(gitea) = &p.forge else {
+        panic!("a Gitea forge: {:?}", p.forge)
+    };
+    assert_eq!(gitea.url, "http://gitea.local:3000");
     assert_eq!(p.labels.backlog, "todo");
     assert_eq!(p.labels.in_progress, "doing");
     assert_eq!(p.labels.underspecified, "vague");
@@ -231,9 +236,30 @@ fn local_forge_needs_no_token() {
     let dir = TempDir::new().unwrap();
     let path = write(dir.path(), "solo.toml", src);
     let p = load_file_with(&path, &env(&[])).expect("local forge without token is valid");
-    assert_eq!(p.forge.kind, ForgeKind::Local);
-    assert_eq!(p.forge.token_env, None);
+    assert_eq!(p.forge.kind(), ForgeKind::Local);
+    assert_eq!(p.forge.token_env(), None);
     assert_eq!(p.clone_url, "plans/me/solo.git");
+}
+
+/// GitHub parses into its own shape (a token for now), though `run` does not
+/// serve it yet.
+#[test]
+fn github_forge_has_its_own_shape() {
+    let src = MINIMAL
+        .replace("\"forgejo\"", "\"github\"")
+        .replace("https://forge.example/", "https://api.github.com");
+    let dir = TempDir::new().unwrap();
+    let path = write(dir.path(), "gh.toml", &src);
+    let p = load_file_with(&path, &env(TOKEN)).expect("a GitHub project parses");
+    assert_eq!(p.forge.kind(), ForgeKind::Github);
+    let ForgeConfig::Github(github) = &p.forge else {
+        panic!("a GitHub forge: {:?}", p.forge)
+    };
+    assert_eq!(github.url, "https://api.github.com");
+    let GithubAuth::Token { token_env } = &github.auth;
+    assert_eq!(token_env, "FORGE_TOKEN");
+    assert_eq!(p.forge.token_env(), Some("FORGE_TOKEN"));
+    assert_eq!(p.secrets.forge_token.as_deref(), Some("forge-secret"));
 }
 
 #[test]
@@ -342,7 +368,7 @@ fn check_dir_renders_good_and_bad_files() {
 fn example_project_file_validates() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/example.toml");
     let p = load_file_with(&path, &env(&[("FORGE_TOKEN", "t")])).expect("example.toml is valid");
-    assert_eq!(p.forge.kind, ForgeKind::Forgejo);
+    assert_eq!(p.forge.kind(), ForgeKind::Forgejo);
     assert!(p.matrix.is_none() && p.mirrors.is_empty());
     let errors = load_file_with(&path, &env(&[])).expect_err("FORGE_TOKEN unset");
     assert_eq!(errors.len(), 1, "{errors:?}");

@@ -705,7 +705,7 @@ fn a_missing_plans_folder_is_a_clear_error_and_ci_command_is_read() {
     std::fs::write(&file, &text).unwrap();
     let project = forgehand::config::load_file(&file).expect("a valid local project");
     assert_eq!(project.ci.command.as_deref(), Some("make test"));
-    assert!(project.forge.token_env.is_none());
+    assert!(project.forge.token_env().is_none());
     std::fs::write(&file, text.replace("make test", " ")).unwrap();
     let errors = forgehand::config::load_file(&file).expect_err("an empty command");
     assert!(

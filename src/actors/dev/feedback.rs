@@ -23,7 +23,7 @@ impl DevRun {
             session: self.session.clone(),
             issue_url: format!(
                 "{}/{}/issues/{}",
-                p.forge.url.trim_end_matches('/'),
+                p.forge.location().trim_end_matches('/'),
                 p.repo,
                 self.issue
             ),

@@ -89,15 +89,11 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
         return Err(c.into_errors());
     };
     let name = c.name(top.name);
-    let repo = c.repo(top.repo, forge.api.config.kind == ForgeKind::Local);
+    let repo = c.repo(top.repo, forge.config.kind() == ForgeKind::Local);
     let primary_branch = c.text_or(top.primary_branch, "primary_branch", "main");
     let clone_url = match top.clone_url {
         Some(url) => c.non_empty(url, "clone_url"),
-        None => format!(
-            "{}/{}.git",
-            forge.api.config.url.trim_end_matches('/'),
-            repo
-        ),
+        None => forge.config.default_clone_url(&repo),
     };
     let poll_interval = c.duration(top.poll_interval, "poll_interval", Duration::from_secs(60));
 
@@ -121,7 +117,7 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
             primary_branch,
             clone_url,
             poll_interval,
-            forge: forge.api.config,
+            forge: forge.config,
             labels,
             agent,
             ci: ci.config,

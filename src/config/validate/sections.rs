@@ -4,6 +4,7 @@
 //! sections are still checked.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use toml::Spanned;
@@ -13,8 +14,9 @@ use crate::config::raw::{
     RawAgent, RawCi, RawForge, RawLabels, RawMatrix, RawMerge, RawMirrors, RawReview,
 };
 use crate::config::{
-    AgentConfig, AgentKind, CiConfig, ForgeConfig, ForgeKind, Labels, MatrixConfig, MergeConfig,
-    ReviewConfig, WoodpeckerConfig,
+    AgentConfig, AgentKind, CiConfig, ForgeConfig, ForgeKind, GithubAuth, GithubConfig,
+    HttpForgeConfig, Labels, LocalForgeConfig, MatrixConfig, MergeConfig, ReviewConfig,
+    WoodpeckerConfig,
 };
 use crate::forge::MergeMethod;
 use crate::sandbox::{self, SandboxKind};
@@ -27,10 +29,29 @@ pub(super) struct WithSecret<T> {
     pub secret_var: Option<(String, &'static str)>,
 }
 
-/// `[forge]` names two secrets: the API token and the webhook secret.
+/// `[forge]` and the two secrets it names: the API token and the webhook secret.
 pub(super) struct ForgeSection {
-    pub api: WithSecret<ForgeConfig>,
+    pub config: ForgeConfig,
+    pub api: WithSecret<()>,
     pub webhook: WithSecret<()>,
+}
+
+/// Forgejo or Gitea, which share their configuration.
+fn http_forge(
+    kind: ForgeKind,
+    url: String,
+    token_env: String,
+    webhook_secret_env: Option<String>,
+) -> ForgeConfig {
+    let config = HttpForgeConfig {
+        url,
+        token_env,
+        webhook_secret_env,
+    };
+    match kind {
+        ForgeKind::Gitea => ForgeConfig::Gitea(config),
+        _ => ForgeConfig::Forgejo(config),
+    }
 }
 
 const FORGE_KINDS: &[(&str, ForgeKind)] = &[
@@ -72,11 +93,10 @@ impl Checker<'_> {
             None => (0..0, None),
         };
         let section_present = self.doc.iter().any(|(k, _)| k.get_ref() == "forge");
-        let mut config = ForgeConfig {
-            kind: ForgeKind::Forgejo,
-            url: String::new(),
-            token_env: None,
-            webhook_secret_env: None,
+        let mut api = WithSecret {
+            config: (),
+            token: None,
+            secret_var: None,
         };
         let mut webhook = WithSecret {
             config: (),
@@ -87,56 +107,78 @@ impl Checker<'_> {
             if !section_present {
                 self.push(0..0, "[forge]", "required section is missing");
             }
-            let api = WithSecret {
+            // Never used: the error above (or the malformed section's) fails the file.
+            let config = http_forge(ForgeKind::Forgejo, String::new(), String::new(), None);
+            return ForgeSection {
                 config,
-                token: None,
-                secret_var: None,
+                api,
+                webhook,
             };
-            return ForgeSection { api, webhook };
         };
         let kind_field = "[forge] kind";
-        if let Some(kind) = self.required(raw.kind, header.clone(), kind_field) {
-            match FORGE_KINDS.iter().find(|(n, _)| n == kind.get_ref()) {
-                Some((_, k)) => config.kind = *k,
+        let mut kind = ForgeKind::Forgejo;
+        if let Some(named) = self.required(raw.kind, header.clone(), kind_field) {
+            match FORGE_KINDS.iter().find(|(n, _)| n == named.get_ref()) {
+                Some((_, k)) => kind = *k,
                 None => {
                     let message = format!(
                         "unknown forge kind \"{}\"; allowed: {}",
-                        kind.get_ref(),
+                        named.get_ref(),
                         names(FORGE_KINDS)
                     );
-                    self.push(kind.span(), kind_field, message);
+                    self.push(named.span(), kind_field, message);
                 }
             }
         }
-        let local = config.kind == ForgeKind::Local;
-        if let Some(url) = self.required(raw.url, header.clone(), "[forge] url") {
+        let local = kind == ForgeKind::Local;
+        let mut url = String::new();
+        if let Some(given) = self.required(raw.url, header.clone(), "[forge] url") {
             // `local` names a folder, not a server.
             if !local {
-                self.http_url(&url, "[forge] url");
+                self.http_url(&given, "[forge] url");
             }
-            config.url = url.into_inner();
+            url = given.into_inner();
         }
         let token_field = "[forge] token_env";
         let token_env = match raw.token_env {
             None if local => None,
             other => self.required(other, header, token_field),
         };
-        let token = token_env.as_ref().and_then(|v| self.secret(v, token_field));
-        config.token_env = token_env.map(Spanned::into_inner);
+        api.token = token_env.as_ref().and_then(|v| self.secret(v, token_field));
+        let token_env = token_env.map(Spanned::into_inner);
+        api.secret_var = token_env.clone().map(|v| (v, token_field));
         // Optional: only `run --listen` needs it, and a project without it
         // simply gets no webhooks.
         let hook_field = "[forge] webhook_secret_env";
+        let mut webhook_secret_env = None;
         if let Some(var) = raw.webhook_secret_env {
             webhook.token = self.secret(&var, hook_field);
             webhook.secret_var = Some((var.get_ref().clone(), hook_field));
-            config.webhook_secret_env = Some(var.into_inner());
+            webhook_secret_env = Some(var.into_inner());
         }
-        let api = WithSecret {
-            secret_var: config.token_env.clone().map(|v| (v, token_field)),
-            config,
-            token,
+        // A missing token was reported above, so the empty default never runs.
+        let token_env = token_env.unwrap_or_default();
+        let config = match kind {
+            ForgeKind::Forgejo | ForgeKind::Gitea => {
+                http_forge(kind, url, token_env, webhook_secret_env)
+            }
+            ForgeKind::Github => ForgeConfig::Github(GithubConfig {
+                url,
+                auth: GithubAuth::Token { token_env },
+                webhook_secret_env,
+            }),
+            // The keys of server forges are accepted here as they always
+            // were (their secrets are still kept from the agent), though a
+            // folder has no use for them.
+            ForgeKind::Local => ForgeConfig::Local(LocalForgeConfig {
+                plans: PathBuf::from(url),
+            }),
         };
-        ForgeSection { api, webhook }
+        ForgeSection {
+            config,
+            api,
+            webhook,
+        }
     }
 
     pub(super) fn labels(&mut self) -> Labels {

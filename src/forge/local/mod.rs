@@ -31,7 +31,7 @@ use anyhow::{Context, bail};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::config::{Labels, Project};
+use crate::config::{Labels, LocalForgeConfig, Project};
 use crate::forge::{ForgeError, Nudge};
 use crate::git::{GitConfig, GitRunner};
 use crate::sandbox::Sandbox;
@@ -87,9 +87,13 @@ impl CiConfinement {
 }
 
 impl LocalArgs {
-    pub fn from_project(project: &Project, store: Option<Arc<Store>>) -> LocalArgs {
+    pub fn from_project(
+        project: &Project,
+        local: &LocalForgeConfig,
+        store: Option<Arc<Store>>,
+    ) -> LocalArgs {
         LocalArgs {
-            plans: PathBuf::from(&project.forge.url),
+            plans: local.plans.clone(),
             repo: repo_path(&project.clone_url),
             primary_branch: project.primary_branch.clone(),
             labels: project.labels.clone(),

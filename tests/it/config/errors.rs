@@ -421,7 +421,7 @@ fn webhook_secret_is_a_secret() {
     let dir = TempDir::new().unwrap();
     let file = write(dir.path(), "proj.toml", &src);
     let p = load_file_with(&file, &env(vars)).expect("loads");
-    assert_eq!(p.forge.webhook_secret_env.as_deref(), Some("HOOK_SECRET"));
+    assert_eq!(p.forge.webhook_secret_env(), Some("HOOK_SECRET"));
     assert_eq!(p.secrets.webhook_secret.as_deref(), Some("h00k-value"));
     assert!(p.secrets.values().contains(&"h00k-value".to_string()));
     let plain = write(dir.path(), "plain.toml", MINIMAL);
