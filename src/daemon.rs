@@ -14,7 +14,7 @@ use crate::actors::dev::env::base_env;
 use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::{ProjectCtx, Timings};
 use crate::ci::woodpecker::WoodpeckerClient;
-use crate::config::{self, ConfigError, ForgeConfig, ForgeKind, Project};
+use crate::config::{self, ConfigError, ForgeConfig, Project};
 use crate::forge::forgejo::ForgejoClient;
 use crate::forge::local::{CiConfinement, LocalArgs, LocalForge};
 use crate::forge::{Forge, ForgeError, Nudge};
@@ -299,6 +299,9 @@ async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Resul
         )?),
         None => None,
     };
+    // The forge itself (the local backend's folder watch), or webhooks.
+    let forge_reports_changes =
+        forge.reports_changes() || (listening && project.secrets.webhook_secret.is_some());
     let redactor = Redactor::with_env(project.secrets.values(), daemon_env.iter().cloned());
     let notifier = notifier(&project, store.clone(), &redactor, replies);
     Ok(ProjectCtx {
@@ -312,9 +315,7 @@ async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Resul
         redactor,
         own_login,
         repo_lock: tokio::sync::Mutex::new(()),
-        // Webhooks for this project, or the local backend's folder watch.
-        forge_reports_changes: (listening && project.secrets.webhook_secret.is_some())
-            || project.forge.kind() == ForgeKind::Local,
+        forge_reports_changes,
         notifier,
         woodpecker,
         project,

@@ -46,6 +46,8 @@ pub struct ForgejoClient {
     http: reqwest::Client,
     /// `<forge_url>/api/v1`, without any credentials of the host.
     api: Url,
+    /// `<forge_url>` itself, where people see the repository's pages.
+    web: Url,
     owner: String,
     repo: String,
     /// Sent as `Authorization: token …`; never printed (see the `Debug` impl).
@@ -85,6 +87,7 @@ impl ForgejoClient {
         policy: RetryPolicy,
     ) -> anyhow::Result<Self> {
         let api = http::api_base(forge_url, "forge url", &["api", "v1"])?;
+        let web = http::api_base(forge_url, "forge url", &[])?;
 
         let (owner, name) = match repo.split_once('/') {
             Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/') => (o, n),
@@ -95,6 +98,7 @@ impl ForgejoClient {
         Ok(ForgejoClient {
             http,
             api,
+            web,
             owner: owner.to_string(),
             repo: name.to_string(),
             token,
@@ -467,10 +471,17 @@ impl Forge for ForgejoClient {
 
     async fn create_pull(&self, new: &NewPull) -> ForgeResult<PullRequest> {
         let url = self.repo_url(&["pulls"], &[]);
+        // Forgejo has no draft flag: a title with a work-in-progress prefix
+        // is how a pull request becomes one there.
+        let title = if new.draft {
+            format!("WIP: {}", new.title)
+        } else {
+            new.title.clone()
+        };
         let body = json!({
             "head": new.head,
             "base": new.base,
-            "title": new.title,
+            "title": title,
             "body": new.body,
         });
         // Safe to send again: Forgejo refuses a second open PR for one head and base,
@@ -583,6 +594,14 @@ impl Forge for ForgejoClient {
 
     async fn can_write(&self, login: &str) -> ForgeResult<bool> {
         self.may_write(login).await
+    }
+
+    fn issue_url(&self, n: IssueNumber) -> String {
+        let mut url = self.web.clone();
+        url.path_segments_mut()
+            .expect("checked in new: the forge url is a base")
+            .extend([self.owner.as_str(), &self.repo, "issues", &n.to_string()]);
+        url.into()
     }
 }
 

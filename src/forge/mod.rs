@@ -1,6 +1,8 @@
 //! The forge interface: what forgehand needs from a code forge (issues, labels,
 //! comments, pull requests, reviews, commit statuses, merges), independent of
-//! which forge answers. `forgejo` implements it for Forgejo and Gitea.
+//! which forge answers. `forgejo` implements it for Forgejo and Gitea, `local`
+//! for a folder of plan files and a local repository; the test suite's
+//! conformance checks hold every implementation to the same contract.
 
 pub mod forgejo;
 mod from_http;
@@ -186,6 +188,8 @@ pub struct NewPull {
     pub base: String,
     pub title: String,
     pub body: String,
+    /// Open it as a draft (see `Forge::opens_drafts`).
+    pub draft: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -271,6 +275,24 @@ pub trait Forge: Send + Sync {
     /// comments reach the agent: anyone else's text is not an instruction.
     /// An unknown account may not.
     async fn can_write(&self, login: &str) -> ForgeResult<bool>;
+
+    /// The issue's page, for people (notices link it). Each forge knows its
+    /// own address scheme; the local backend links the plan file.
+    fn issue_url(&self, n: IssueNumber) -> String;
+
+    /// Whether forgehand opens its pull requests here as drafts (`NewPull::draft`).
+    /// No forge so far: on Forgejo a draft is a `WIP:` title, which blocks the
+    /// merge until someone edits it away.
+    fn opens_drafts(&self) -> bool {
+        false
+    }
+
+    /// Whether the forge tells forgehand of every change itself, through
+    /// `watch`, so that waiting actors poll only as a safety net. Forges
+    /// reached over HTTP do not (webhooks may, which the daemon knows about).
+    fn reports_changes(&self) -> bool {
+        false
+    }
 
     /// How people name the issue: in session, branch and worktree names and in
     /// `forgehand attach`. Forges use the number; the local backend its plan's name.

@@ -81,6 +81,7 @@ fn new_pull(head: &str) -> NewPull {
         base: "main".to_owned(),
         title: format!("fix: {head}"),
         body: "Fixes #1".to_owned(),
+        draft: false,
     }
 }
 

@@ -358,6 +358,50 @@ async fn merge_405_on_a_merged_pull_is_already_merged() {
     );
 }
 
+/// Forgejo has no draft flag: a draft is opened with its work-in-progress prefix.
+#[tokio::test]
+async fn a_draft_pull_is_opened_with_the_wip_prefix() {
+    let mock = serve(
+        |s: &Seen| match (s.method.as_str(), s.repo_segs().as_slice()) {
+            ("POST", ["pulls"]) => reply(201, pull(9, "fix/issue-1", "main", false)),
+            _ => not_found(),
+        },
+    )
+    .await;
+    let client = mock.client(fast());
+    assert!(
+        !client.opens_drafts(),
+        "forgehand opens no drafts on Forgejo"
+    );
+    let new = NewPull {
+        head: "fix/issue-1".into(),
+        base: "main".into(),
+        title: "fix: things (#1)".into(),
+        body: "Fixes #1".into(),
+        draft: true,
+    };
+    client.create_pull(&new).await.unwrap();
+    let post = &mock.hits("POST", "/pulls")[0];
+    assert_eq!(post.json()["title"], "WIP: fix: things (#1)");
+}
+
+/// The issue's page is on the forge's web address, without the credentials
+/// or query a configured URL may carry.
+#[test]
+fn issue_urls_are_web_pages_of_the_repository() {
+    let client = |url: &str| {
+        forgehand::forge::forgejo::ForgejoClient::new(url, "o/r", TOKEN.into(), fast()).unwrap()
+    };
+    assert_eq!(
+        client("https://forge.example/").issue_url(IssueNumber(7)),
+        "https://forge.example/o/r/issues/7"
+    );
+    assert_eq!(
+        client("https://bot:pw@forge.example/sub?x=1").issue_url(IssueNumber(7)),
+        "https://forge.example/sub/o/r/issues/7"
+    );
+}
+
 #[tokio::test]
 async fn merge_405_on_an_open_pull_is_a_conflict_and_200_is_ok() {
     let mock = serve(
@@ -403,6 +447,7 @@ async fn create_pull_conflict_returns_the_existing_pull() {
         base: "main".into(),
         title: "fix: things (#1)".into(),
         body: "Fixes #1".into(),
+        draft: false,
     };
     let pr = mock.client(fast()).create_pull(&new).await.unwrap();
     assert_eq!(pr.number, PrNumber(9));

@@ -125,6 +125,7 @@ async fn open_pull(forge: &LocalForge, key: &str) -> forgehand::forge::PullReque
             base: "main".into(),
             title: format!("fix: {key}"),
             body: format!("The agent fixed {key}."),
+            draft: false,
         })
         .await
         .expect("creating the pull")

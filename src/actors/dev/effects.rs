@@ -147,6 +147,7 @@ impl DevRun {
                     head: self.branch.clone(),
                     base: project.primary_branch.clone(),
                     title: format!("fix: {} (#{n})", self.title),
+                    draft: ctx.forge.opens_drafts(),
                     // Room kept for the closing line, which must survive the cap.
                     body: ctx.posted(&format!(
                         "{}\n\nFixes #{n}",

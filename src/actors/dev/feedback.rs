@@ -21,12 +21,7 @@ impl DevRun {
             issue: self.issue.0,
             title: self.title.clone(),
             session: self.session.clone(),
-            issue_url: format!(
-                "{}/{}/issues/{}",
-                p.forge.location().trim_end_matches('/'),
-                p.repo,
-                self.issue
-            ),
+            issue_url: self.ctx.forge.issue_url(self.issue),
         }
     }
 

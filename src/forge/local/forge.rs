@@ -247,6 +247,16 @@ impl Forge for LocalForge {
         Ok(true)
     }
 
+    /// The plan file, wherever it lies now (top folder, `blocked/`, `done/`).
+    fn issue_url(&self, n: IssueNumber) -> String {
+        self.inner.plan_url(n)
+    }
+
+    /// The folder watch (`watch`) sees every change: plans, reviews, CI results.
+    fn reports_changes(&self) -> bool {
+        true
+    }
+
     fn issue_key(&self, n: IssueNumber) -> String {
         self.inner.key_of(n.0).unwrap_or_else(|| n.to_string())
     }
@@ -325,6 +335,24 @@ impl Inner {
         self.write_outcome(key, n.0, &title, to)
             .await
             .map_err(other)
+    }
+
+    /// `file://` and the path of issue `n`'s plan, as its `Issue::html_url`
+    /// gives it; the plans folder for a number no plan has.
+    fn plan_url(&self, n: IssueNumber) -> String {
+        let state = self.state();
+        let found = state.issues.iter().find(|(_, r)| r.number == n.0);
+        let path = match found {
+            Some((key, record)) => {
+                let dir = match record.location.folder() {
+                    Some(folder) => self.plans.join(folder),
+                    None => self.plans.clone(),
+                };
+                dir.join(format!("{key}.md"))
+            }
+            None => self.plans.clone(),
+        };
+        format!("file://{}", path.display())
     }
 
     /// The pull request as the forge shows it: head and mergeability read live.

@@ -36,6 +36,7 @@ async fn every_request_exists_in_the_swagger() {
         base: "main".into(),
         title: "t".into(),
         body: "b".into(),
+        draft: false,
     };
     client.create_pull(&new).await.unwrap();
     client.list_reviews(PrNumber(2)).await.unwrap();
