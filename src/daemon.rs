@@ -13,7 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::actors::dev::env::base_env;
 use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::actors::{ProjectCtx, Timings};
-use crate::ci::woodpecker::WoodpeckerClient;
+use crate::ci::{CiServer, WoodpeckerClient};
 use crate::config::{self, ConfigError, ForgeConfig, Project};
 use crate::forge::forgejo::ForgejoClient;
 use crate::forge::local::{CiConfinement, LocalArgs, LocalForge};
@@ -290,13 +290,13 @@ async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Resul
         ),
     };
     let own_login = whoami(forge.as_ref(), &project.forge.location()).await?;
-    let woodpecker = match &project.ci.woodpecker {
-        Some(w) => Some(WoodpeckerClient::new(
+    let ci_server: Option<Arc<dyn CiServer>> = match &project.ci.woodpecker {
+        Some(w) => Some(Arc::new(WoodpeckerClient::new(
             &w.url,
             w.repo_id,
             project.secrets.woodpecker_token.clone().unwrap_or_default(),
             RetryPolicy::default(),
-        )?),
+        )?)),
         None => None,
     };
     // The forge itself (the local backend's folder watch), or webhooks.
@@ -317,7 +317,7 @@ async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Resul
         repo_lock: tokio::sync::Mutex::new(()),
         forge_reports_changes,
         notifier,
-        woodpecker,
+        ci_server,
         project,
     })
 }

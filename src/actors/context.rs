@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::ci::woodpecker::WoodpeckerClient;
+use crate::ci::CiServer;
 use crate::config::Project;
 use crate::forge::Forge;
 use crate::git::Git;
@@ -34,8 +34,9 @@ pub struct ProjectCtx {
     pub own_login: String,
     /// Where notices for people go (Matrix, or just the log).
     pub notifier: Arc<dyn Notifier>,
-    /// The CI server to read failing steps' logs from, when configured.
-    pub woodpecker: Option<WoodpeckerClient>,
+    /// The CI server to read failing steps' logs from and restart pipelines
+    /// on, when configured.
+    pub ci_server: Option<Arc<dyn CiServer>>,
     /// Serialises fetches and worktree changes in the project's one clone
     /// (git's own locks would make concurrent ones fail).
     pub repo_lock: tokio::sync::Mutex<()>,

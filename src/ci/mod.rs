@@ -3,16 +3,32 @@
 //! message says what broke. Infrastructure failures are told apart to be restarted once
 //! instead of being counted against the agent.
 //!
-//! The report types and log trimming are CI-neutral; `woodpecker.rs` fills them from a
-//! Woodpecker server.
+//! `CiServer` is what the dev actor asks of a CI server; the report types and log
+//! trimming are CI-neutral; `woodpecker.rs` implements it all for a Woodpecker server.
 
 pub mod woodpecker;
 
 use std::sync::LazyLock;
 
+use async_trait::async_trait;
 use regex::Regex;
 
+use crate::forge::CommitSha;
+
 pub use woodpecker::WoodpeckerClient;
+
+/// A CI server, asked for more than the commit statuses it posts on the forge.
+/// Like the forge clients, implementations retry transient faults themselves.
+#[async_trait]
+pub trait CiServer: Send + Sync {
+    /// The newest pipeline that ran on commit `sha`, with its failing steps and
+    /// their log tails; `None` when no pipeline ran on that commit (yet).
+    async fn failure_report(&self, sha: &CommitSha) -> anyhow::Result<Option<FailureReport>>;
+
+    /// Runs `pipeline` again, as a new pipeline on the same commit; the new one's
+    /// number. For failures outside the code (see `FailureReport::is_infrastructure`).
+    async fn restart(&self, pipeline: u64) -> anyhow::Result<u64>;
+}
 
 /// Lines of a failing step's log kept for the agent: its last screenful.
 pub const LOG_TAIL_LINES: usize = 80;

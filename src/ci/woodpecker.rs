@@ -6,14 +6,17 @@
 use std::fmt;
 
 use anyhow::Context;
+use async_trait::async_trait;
 use base64::Engine;
 use reqwest::header::{ACCEPT, AUTHORIZATION};
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{FailedStep, FailureReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, clean_line, log_tail};
-use crate::forge::ForgeError;
+use super::{
+    CiServer, FailedStep, FailureReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, clean_line, log_tail,
+};
+use crate::forge::{CommitSha, ForgeError};
 use crate::http::retry::{Replay, RetryPolicy, perform_retryable};
 use crate::http::{self, HttpError};
 
@@ -71,60 +74,6 @@ impl WoodpeckerClient {
             token,
             policy,
         })
-    }
-
-    /// The newest pipeline whose commit is `sha`, with its failing steps and their log
-    /// tails; `None` when no pipeline ran on that commit (yet).
-    pub async fn failure_report(&self, sha: &str) -> anyhow::Result<Option<FailureReport>> {
-        let Some(number) = self.find_pipeline(sha).await? else {
-            return Ok(None);
-        };
-        let pipeline: WirePipeline = self
-            .get(&["pipelines", &number.to_string()], &[])
-            .await
-            .with_context(|| format!("reading woodpecker pipeline #{number}"))?;
-
-        let mut errors: Vec<String> = pipeline
-            .errors
-            .iter()
-            .filter(|e| !e.is_warning)
-            .filter_map(|e| e.message.clone())
-            .collect();
-        let mut steps = Vec::new();
-        for workflow in &pipeline.workflows {
-            if let Some(error) = workflow.error.as_deref().filter(|e| !e.is_empty()) {
-                errors.push(format!("workflow \"{}\": {error}", workflow.name));
-            }
-            for step in workflow.children.iter().filter(|s| s.failed()) {
-                steps.push(FailedStep {
-                    workflow: workflow.name.clone(),
-                    name: step.name.clone(),
-                    kind: step.kind.clone().unwrap_or_default(),
-                    state: step.state.clone().unwrap_or_default(),
-                    exit_code: step.exit_code,
-                    error: step.error.clone().filter(|e| !e.is_empty()),
-                    log_tail: self.log_tail(number, step).await,
-                });
-            }
-        }
-        Ok(Some(FailureReport {
-            pipeline: number,
-            status: pipeline.status.unwrap_or_default(),
-            errors,
-            steps,
-        }))
-    }
-
-    /// Restarts a pipeline (`POST /repos/{repo_id}/pipelines/{number}`); Woodpecker runs it
-    /// again as a new pipeline on the same commit, whose number is returned.
-    pub async fn restart(&self, pipeline: u64) -> anyhow::Result<u64> {
-        let url = self.repo_url(&["pipelines", &pipeline.to_string()], &[]);
-        // Sent once only: a restart the server received twice would run the pipeline twice.
-        let new: WirePipeline = self
-            .request(Method::POST, url, Replay::OnlyIfNotApplied)
-            .await
-            .with_context(|| format!("restarting woodpecker pipeline #{pipeline}"))?;
-        Ok(new.number)
     }
 
     /// The number of the newest pipeline on `sha`. Woodpecker lists pipelines newest
@@ -218,6 +167,63 @@ impl WoodpeckerClient {
             .await
             .map(|reply| reply.value)
             .map_err(|e: HttpError| anyhow::Error::new(ForgeError::from_http(e, &self.token)))
+    }
+}
+
+#[async_trait]
+impl CiServer for WoodpeckerClient {
+    /// The newest pipeline whose commit is `sha`, with its failing steps and their log
+    /// tails; `None` when no pipeline ran on that commit (yet).
+    async fn failure_report(&self, sha: &CommitSha) -> anyhow::Result<Option<FailureReport>> {
+        let Some(number) = self.find_pipeline(&sha.0).await? else {
+            return Ok(None);
+        };
+        let pipeline: WirePipeline = self
+            .get(&["pipelines", &number.to_string()], &[])
+            .await
+            .with_context(|| format!("reading woodpecker pipeline #{number}"))?;
+
+        let mut errors: Vec<String> = pipeline
+            .errors
+            .iter()
+            .filter(|e| !e.is_warning)
+            .filter_map(|e| e.message.clone())
+            .collect();
+        let mut steps = Vec::new();
+        for workflow in &pipeline.workflows {
+            if let Some(error) = workflow.error.as_deref().filter(|e| !e.is_empty()) {
+                errors.push(format!("workflow \"{}\": {error}", workflow.name));
+            }
+            for step in workflow.children.iter().filter(|s| s.failed()) {
+                steps.push(FailedStep {
+                    workflow: workflow.name.clone(),
+                    name: step.name.clone(),
+                    kind: step.kind.clone().unwrap_or_default(),
+                    state: step.state.clone().unwrap_or_default(),
+                    exit_code: step.exit_code,
+                    error: step.error.clone().filter(|e| !e.is_empty()),
+                    log_tail: self.log_tail(number, step).await,
+                });
+            }
+        }
+        Ok(Some(FailureReport {
+            pipeline: number,
+            status: pipeline.status.unwrap_or_default(),
+            errors,
+            steps,
+        }))
+    }
+
+    /// Restarts a pipeline (`POST /repos/{repo_id}/pipelines/{number}`); Woodpecker runs it
+    /// again as a new pipeline on the same commit, whose number is returned.
+    async fn restart(&self, pipeline: u64) -> anyhow::Result<u64> {
+        let url = self.repo_url(&["pipelines", &pipeline.to_string()], &[]);
+        // Sent once only: a restart the server received twice would run the pipeline twice.
+        let new: WirePipeline = self
+            .request(Method::POST, url, Replay::OnlyIfNotApplied)
+            .await
+            .with_context(|| format!("restarting woodpecker pipeline #{pipeline}"))?;
+        Ok(new.number)
     }
 }
 

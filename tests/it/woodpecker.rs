@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use forgehand::ci::{
-    FailedStep, FailureReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, WoodpeckerClient, clean_line,
-    log_tail,
+    CiServer, FailedStep, FailureReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, WoodpeckerClient,
+    clean_line, log_tail,
 };
+use forgehand::forge::CommitSha;
 use forgehand::http::retry::RetryPolicy;
 
 use crate::fake_woodpecker::{FakeStep, FakeWoodpecker, FakeWorkflow, Restart};
@@ -29,6 +30,10 @@ fn fast() -> RetryPolicy {
 
 fn client(ci: &FakeWoodpecker) -> WoodpeckerClient {
     WoodpeckerClient::new(ci.url(), REPO_ID, TOKEN.to_owned(), fast()).unwrap()
+}
+
+fn sha(text: &str) -> CommitSha {
+    CommitSha(text.to_owned())
 }
 
 fn numbered(n: usize, text: impl Fn(usize) -> String) -> Vec<String> {
@@ -68,7 +73,11 @@ async fn reports_the_failing_step_with_the_tail_of_its_log() {
         ],
     );
 
-    let report = client(&ci).failure_report(SHA).await.unwrap().unwrap();
+    let report = client(&ci)
+        .failure_report(&sha(SHA))
+        .await
+        .unwrap()
+        .unwrap();
 
     assert_eq!(report.pipeline, n);
     assert_eq!(report.status, "failure");
@@ -108,7 +117,11 @@ async fn long_lines_are_cut_to_eight_kilobytes_of_whole_lines() {
     let log = numbered(500, |i| format!("{i:03} {}", "ü€x".repeat(50)));
     ci.add_pipeline(SHA, vec![FakeStep::new("lint", "commands", 1, log.clone())]);
 
-    let report = client(&ci).failure_report(SHA).await.unwrap().unwrap();
+    let report = client(&ci)
+        .failure_report(&sha(SHA))
+        .await
+        .unwrap()
+        .unwrap();
 
     let tail = &report.steps[0].log_tail;
     assert!(tail.len() <= LOG_TAIL_BYTES, "{} bytes", tail.len());
@@ -154,7 +167,11 @@ async fn reports_failing_steps_of_every_workflow() {
         ],
     );
 
-    let report = client(&ci).failure_report(SHA).await.unwrap().unwrap();
+    let report = client(&ci)
+        .failure_report(&sha(SHA))
+        .await
+        .unwrap()
+        .unwrap();
 
     let got: Vec<(&str, &str, i64, &str)> = report
         .steps
@@ -187,7 +204,7 @@ async fn no_pipeline_for_the_commit_is_none_and_a_short_page_ends_the_search() {
     ci.add_pipeline("aaaa", vec![FakeStep::ok("test")]);
     ci.add_pipeline("bbbb", vec![FakeStep::new("test", "commands", 1, vec![])]);
 
-    assert_eq!(client(&ci).failure_report(SHA).await.unwrap(), None);
+    assert_eq!(client(&ci).failure_report(&sha(SHA)).await.unwrap(), None);
 
     let lists: Vec<_> = ci.requests();
     assert_eq!(lists.len(), 1, "{lists:#?}");
@@ -206,7 +223,11 @@ async fn a_passing_pipeline_has_no_failing_steps() {
         ],
     );
 
-    let report = client(&ci).failure_report(SHA).await.unwrap().unwrap();
+    let report = client(&ci)
+        .failure_report(&sha(SHA))
+        .await
+        .unwrap()
+        .unwrap();
 
     assert_eq!(report.pipeline, n);
     assert_eq!(report.status, "success");
@@ -243,13 +264,17 @@ async fn infrastructure_failures_are_a_clone_128_or_any_137() {
     );
     let client = client(&ci);
 
-    let report = client.failure_report(clone_failed).await.unwrap().unwrap();
+    let report = client
+        .failure_report(&sha(clone_failed))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(report.steps[0].is_infrastructure() && report.is_infrastructure());
     assert!(report.steps[0].log_tail.contains("fatal: could not read"));
-    let report = client.failure_report(oom).await.unwrap().unwrap();
+    let report = client.failure_report(&sha(oom)).await.unwrap().unwrap();
     assert!(report.is_infrastructure(), "{report:#?}");
     // A real failure next to a killed step is the agent's to fix.
-    let report = client.failure_report(mixed).await.unwrap().unwrap();
+    let report = client.failure_report(&sha(mixed)).await.unwrap().unwrap();
     assert!(report.steps[0].is_infrastructure());
     assert!(!report.steps[1].is_infrastructure());
     assert!(!report.is_infrastructure());
@@ -287,7 +312,7 @@ async fn a_restart_runs_the_pipeline_again_on_the_same_commit() {
         ],
     )]);
     let client = client(&ci);
-    let report = client.failure_report(SHA).await.unwrap().unwrap();
+    let report = client.failure_report(&sha(SHA)).await.unwrap().unwrap();
     assert!(report.is_infrastructure());
 
     let new = client.restart(report.pipeline).await.unwrap();
@@ -302,7 +327,7 @@ async fn a_restart_runs_the_pipeline_again_on_the_same_commit() {
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].path, format!("/api/repos/{REPO_ID}/pipelines/{n}"));
     // The newest pipeline on the commit is now the restarted one, and it passed.
-    let report = client.failure_report(SHA).await.unwrap().unwrap();
+    let report = client.failure_report(&sha(SHA)).await.unwrap().unwrap();
     assert_eq!(report.pipeline, new);
     assert!(report.steps.is_empty(), "{report:#?}");
     assert_no_violations(&ci);
@@ -316,7 +341,7 @@ async fn the_token_never_shows_in_errors_or_debug_output() {
     // The fake echoes the Authorization header in its 401, as a careless proxy might.
     let client = WoodpeckerClient::new(ci.url(), REPO_ID, wrong.clone(), fast()).unwrap();
 
-    let err = client.failure_report(SHA).await.unwrap_err();
+    let err = client.failure_report(&sha(SHA)).await.unwrap_err();
     let restart_err = client.restart(1).await.unwrap_err();
 
     for text in [
@@ -339,7 +364,7 @@ async fn the_token_never_shows_in_errors_or_debug_output() {
     let with_user = ci.url().replace("http://", "http://user:pw@");
     let client = WoodpeckerClient::new(&with_user, REPO_ID, TOKEN.into(), fast()).unwrap();
     assert!(!format!("{client:?}").contains("pw"));
-    assert!(client.failure_report(SHA).await.unwrap().is_some());
+    assert!(client.failure_report(&sha(SHA)).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -351,7 +376,7 @@ async fn pages_through_newer_pipelines_up_to_a_limit() {
     }
     let client = client(&ci);
 
-    let report = client.failure_report(SHA).await.unwrap().unwrap();
+    let report = client.failure_report(&sha(SHA)).await.unwrap().unwrap();
 
     assert_eq!(report.pipeline, n);
     let pages: Vec<(Option<String>, Option<String>)> = ci
@@ -371,12 +396,12 @@ async fn pages_through_newer_pipelines_up_to_a_limit() {
         ci.add_pipeline(&format!("newer{i}"), vec![FakeStep::ok("test")]);
     }
     let before = ci.requests().len();
-    assert_eq!(client.failure_report(SHA).await.unwrap(), None);
+    assert_eq!(client.failure_report(&sha(SHA)).await.unwrap(), None);
     assert_eq!(ci.requests().len() - before, 4);
 
     // Two pipelines on one commit: the newer one counts.
     let newer = ci.add_pipeline(SHA, vec![FakeStep::ok("test")]);
-    let report = client.failure_report(SHA).await.unwrap().unwrap();
+    let report = client.failure_report(&sha(SHA)).await.unwrap().unwrap();
     assert_eq!(report.pipeline, newer);
     assert_no_violations(&ci);
 }
@@ -389,7 +414,7 @@ async fn every_request_fits_the_woodpecker_swagger() {
         vec![FakeStep::new("test", "commands", 1, vec!["x".into()])],
     );
     let client = client(&ci);
-    client.failure_report(SHA).await.unwrap().unwrap();
+    client.failure_report(&sha(SHA)).await.unwrap().unwrap();
     client.restart(n).await.unwrap();
 
     let templates: Vec<(String, String)> = ci

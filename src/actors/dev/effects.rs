@@ -50,7 +50,7 @@ impl DevRun {
                 Ok(None)
             }
             Effect::RestartCi { pipeline } => {
-                match &ctx.woodpecker {
+                match &ctx.ci_server {
                     Some(ci) => {
                         let again = ci.restart(pipeline).await?;
                         self.journal(

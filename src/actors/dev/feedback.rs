@@ -104,14 +104,14 @@ impl DevRun {
         let CiVerdict::Red { failures, .. } = verdict else {
             return verdict;
         };
-        let Some(ci) = &self.ctx.woodpecker else {
+        let Some(ci) = &self.ctx.ci_server else {
             return CiVerdict::Red {
                 failures,
                 details: None,
                 infrastructure: None,
             };
         };
-        match ci.failure_report(&head.0).await {
+        match ci.failure_report(head).await {
             // The newest pipeline on this head (say, one restarted after an
             // infrastructure failure) is still running or did not fail: the
             // forge's red status is stale, so wait for the new verdict.
