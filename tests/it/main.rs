@@ -6,6 +6,7 @@ mod claude;
 mod claude_e2e;
 mod cli;
 mod config;
+mod conformance;
 mod demo;
 mod e2e;
 mod fake_forge;
