@@ -5,12 +5,22 @@
 //! # Layout
 //!
 //! - `cli.rs`: the command line; `daemon.rs`: what `forgehand run` sets up.
-//! - `config/`: project files (`projects/*.toml`): parsing and validation.
+//! - `config/`: project files (`projects/*.toml`): parsing and validation;
+//!   `[forge]` becomes one `ForgeConfig` variant per kind.
 //! - `actors/`: the supervisor, per-project pollers and one dev actor per issue
 //!   (`actors/dev/machine.rs` is its pure transition function).
-//! - `forge/`: the forge interface and its Forgejo/Gitea client, with one retry policy.
+//! - `forge/`: the `Forge` trait, everything actors ask of a forge (issues,
+//!   labels, pulls, reviews, statuses, merges, issue links, drafts, whether it
+//!   reports its own changes), and its implementations: `forgejo/` for Forgejo
+//!   and Gitea, `local/` for a folder of plan files and a local repository.
+//!   The test suite's `conformance/` holds every implementation to one contract.
+//! - `ci/`: the `CiServer` trait (a failing pipeline's steps and log tails,
+//!   restarts) and its Woodpecker client.
+//! - `http/`: what the forge and CI clients share: set-up, the one retry
+//!   policy (`retry.rs`) and how a failed call is described (`error.rs`).
 //! - `store/`: the SQLite state (`state/forgehand.db`) and the event journal.
-//! - `tmux.rs`, `git.rs`: the external programs forgehand drives.
+//! - `tmux.rs`, `git.rs`: the external programs forgehand drives; `git.rs`'s
+//!   `GitRunner` runs every git command, the local backend's included.
 //! - `agent/`: what differs per agent program (`[agent] kind`): preparing a
 //!   session, readiness, the agent's own signals, token use, clean-up.
 //! - `phase.rs`: the phase-file protocol the agent speaks; `prompt.rs`: what is pasted to it.
