@@ -12,7 +12,7 @@ use crate::config::{self, ForgeConfig};
 use crate::daemon::{self, RunError, RunOptions};
 use crate::forge::local::{LocalArgs, ReviewVerdict, submit_review};
 use crate::paths::{StatePaths, session_name};
-use crate::store::{ClaimRow, EventRow, Store, TokenUsage};
+use crate::store::{ClaimRow, Db, EventRow, TokenUsage};
 use crate::text::{escape_line, escape_lines, json_for_terminal};
 
 #[derive(Debug, Parser)]
@@ -244,7 +244,9 @@ fn status(
     project: Option<String>,
     issue: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
-    let store = Store::open_existing(&StatePaths::new(state).db())?;
+    // Read-only: a look at the state must never change it, whether the
+    // daemon runs or not, and must work on a database it may not write.
+    let store = Db::open_read_only(&StatePaths::new(state).db())?;
     if let (Some(project), Some(issue)) = (&project, issue) {
         let events = store.events(project, Some(issue))?;
         if json {

@@ -100,7 +100,12 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         LockError::Held { .. } => anyhow::anyhow!("{e}"),
         LockError::Io(e) => e,
     })?;
-    let store = Arc::new(Store::open(&paths.db())?);
+    let db = paths.db();
+    let store = Arc::new(
+        tokio::task::spawn_blocking(move || Store::open(&db))
+            .await
+            .context("opening the database")??,
+    );
     for file in [paths.db(), paths.lock(), paths.dev_active()] {
         if file.exists() {
             private(&file, 0o600)?;
@@ -201,6 +206,9 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
             &format!("daemon stopped ({reason})"),
         );
     }
+    // Journal lines are queued, not awaited: all of them are written before
+    // the process ends.
+    store.flush().await?;
     Ok(())
 }
 

@@ -18,7 +18,8 @@
 //!   restarts) and its Woodpecker client.
 //! - `http/`: what the forge and CI clients share: set-up, the one retry
 //!   policy (`retry.rs`) and how a failed call is described (`error.rs`).
-//! - `store/`: the SQLite state (`state/forgehand.db`) and the event journal.
+//! - `store/`: the SQLite state (`state/forgehand.db`) and the event journal, on a
+//!   thread of its own for the daemon, read-only for `forgehand status`.
 //! - `tmux.rs`, `git.rs`: the external programs forgehand drives; `git.rs`'s
 //!   `GitRunner` runs every git command, the local backend's included.
 //! - `agent/`: what differs per agent program (`[agent] kind`): preparing a

@@ -327,10 +327,14 @@ async fn consider(
     };
     for issue in linked {
         // No restart resumes an issue whose PR is merged.
-        let done =
-            ctx.store.claim(ctx.name(), issue.0)?.map(|c| c.status) == Some(ClaimStatus::Done);
+        let done = ctx
+            .store
+            .claim(ctx.name(), issue.0)
+            .await?
+            .map(|c| c.status)
+            == Some(ClaimStatus::Done);
         if !done {
-            reconcile::settle_claim(ctx, issue.0, Stage::Done)?;
+            reconcile::settle_claim(ctx, issue.0, Stage::Done).await?;
         }
     }
     Ok(Considered::Merged(mirrors))

@@ -293,7 +293,7 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
 /// "not ready", so the list may be short of the whole truth.
 async fn open_dependencies(ctx: &ProjectCtx, issue: &Issue) -> anyhow::Result<Vec<IssueNumber>> {
     let mut deps = picking::body_dependencies(&issue.body);
-    deps.extend(refused_for(ctx, issue)?);
+    deps.extend(refused_for(ctx, issue).await?);
     for dep in deps {
         match ctx.forge.get_issue(dep).await {
             Ok(d) if d.state == IssueState::Closed => {}
@@ -322,8 +322,8 @@ async fn open_dependencies(ctx: &ProjectCtx, issue: &Issue) -> anyhow::Result<Ve
 
 /// Issues an agent said this one waits for when it refused it earlier
 /// (`unmet_dependency`): it is not picked again until they are closed.
-fn refused_for(ctx: &ProjectCtx, issue: &Issue) -> anyhow::Result<Vec<IssueNumber>> {
-    let Some(claim) = ctx.store.claim(ctx.name(), issue.number.0)? else {
+async fn refused_for(ctx: &ProjectCtx, issue: &Issue) -> anyhow::Result<Vec<IssueNumber>> {
+    let Some(claim) = ctx.store.claim(ctx.name(), issue.number.0).await? else {
         return Ok(Vec::new());
     };
     if claim.status != ClaimStatus::Released {

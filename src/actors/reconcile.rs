@@ -21,7 +21,8 @@ pub async fn reconcile(ctx: &ProjectCtx) -> anyhow::Result<Vec<(IssueNumber, Str
     let mut resume = Vec::new();
     for claim in ctx
         .store
-        .claims(Some(ctx.name()), Some(ClaimStatus::Active))?
+        .claims(Some(ctx.name()), Some(ClaimStatus::Active))
+        .await?
     {
         let n = IssueNumber(claim.issue);
         let state: DevState =
@@ -66,7 +67,7 @@ async fn release(ctx: &ProjectCtx, claim: &ClaimRow, why: &str) -> anyhow::Resul
     let n = claim.issue;
     ctx.tmux.kill_session(&ctx.session_name(n)).await?;
     remove_worktree(ctx, &ctx.issue_key(n)).await?;
-    settle_claim(ctx, n, Stage::Released)?;
+    settle_claim(ctx, n, Stage::Released).await?;
     ctx.journal(Some(n), EventKind::Released, &format!("released: {why}"));
     Ok(())
 }
@@ -106,17 +107,16 @@ pub(super) async fn remove_worktree(ctx: &ProjectCtx, key: &str) -> anyhow::Resu
 /// left by a crash between creating them and recording it, or by hand.
 /// A blocked claim keeps its worktree (a human may want to look at it).
 async fn remove_strays(ctx: &ProjectCtx) -> anyhow::Result<()> {
-    let keyed = |status: &[ClaimStatus]| -> anyhow::Result<BTreeMap<String, u64>> {
-        Ok(ctx
-            .store
-            .claims(Some(ctx.name()), None)?
-            .into_iter()
+    let claims = ctx.store.claims(Some(ctx.name()), None).await?;
+    let keyed = |status: &[ClaimStatus]| -> BTreeMap<String, u64> {
+        claims
+            .iter()
             .filter(|c| status.contains(&c.status))
             .map(|c| (ctx.issue_key(c.issue), c.issue))
-            .collect())
+            .collect()
     };
-    let keep = keyed(&[ClaimStatus::Active, ClaimStatus::Blocked])?;
-    let live = keyed(&[ClaimStatus::Active])?;
+    let keep = keyed(&[ClaimStatus::Active, ClaimStatus::Blocked]);
+    let live = keyed(&[ClaimStatus::Active]);
     // The journal names the issue when the key still maps to one.
     let issue_of = |key: &str| ctx.forge.issue_for_key(key).map(|n| n.0);
     if let Ok(entries) = std::fs::read_dir(ctx.paths.worktrees(ctx.name())) {
@@ -136,9 +136,7 @@ async fn remove_strays(ctx: &ProjectCtx) -> anyhow::Result<()> {
     }
     // Only sessions this project's claims name: a `dev-<project>-…` name
     // alone could be another project's, or a person's.
-    let recorded: BTreeMap<String, u64> = ctx
-        .store
-        .claims(Some(ctx.name()), None)?
+    let recorded: BTreeMap<String, u64> = claims
         .into_iter()
         .filter(|c| c.status != ClaimStatus::Active)
         .map(|c| (c.session, c.issue))
@@ -189,13 +187,13 @@ pub async fn block(ctx: &ProjectCtx, n: IssueNumber, why: &str) -> anyhow::Resul
 /// the issue and stop resuming it.
 pub async fn give_up(ctx: &ProjectCtx, n: IssueNumber, why: &str) -> anyhow::Result<()> {
     block(ctx, n, why).await?;
-    settle_claim(ctx, n.0, Stage::Blocked)
+    settle_claim(ctx, n.0, Stage::Blocked).await
 }
 
 /// Put a claim in a final stage from outside its dev actor (none is running),
 /// keeping the row and the dev actor's persisted state in agreement.
-pub fn settle_claim(ctx: &ProjectCtx, issue: u64, stage: Stage) -> anyhow::Result<()> {
-    let Some(mut row) = ctx.store.claim(ctx.name(), issue)? else {
+pub async fn settle_claim(ctx: &ProjectCtx, issue: u64, stage: Stage) -> anyhow::Result<()> {
+    let Some(mut row) = ctx.store.claim(ctx.name(), issue).await? else {
         return Ok(());
     };
     let now = Utc::now();
@@ -208,5 +206,5 @@ pub fn settle_claim(ctx: &ProjectCtx, issue: u64, stage: Stage) -> anyhow::Resul
     row.stage = stage.as_str().to_string();
     row.stage_since = now;
     row.updated_at = now;
-    ctx.store.save_claim(&row)
+    ctx.store.save_claim(&row).await
 }

@@ -159,7 +159,8 @@ impl Actor for Supervisor {
                         &format!("reconciliation failed: {e:#}"),
                     );
                     ctx.store
-                        .claims(Some(ctx.name()), Some(ClaimStatus::Active))?
+                        .claims(Some(ctx.name()), Some(ClaimStatus::Active))
+                        .await?
                         .into_iter()
                         .map(|c| (IssueNumber(c.issue), c.title))
                         .collect()
@@ -246,7 +247,11 @@ impl Actor for Supervisor {
                 // restart backoff): merging its PR meanwhile would leave that
                 // actor, if it had not recorded the PR yet, to open a second one.
                 if let Some(ctx) = state.projects.get(&project) {
-                    match ctx.store.claims(Some(&project), Some(ClaimStatus::Active)) {
+                    match ctx
+                        .store
+                        .claims(Some(&project), Some(ClaimStatus::Active))
+                        .await
+                    {
                         Ok(claims) => owned.extend(claims.into_iter().map(|c| c.issue)),
                         Err(e) => tracing::warn!(project, "reading claims: {e:#}"),
                     }
@@ -258,7 +263,7 @@ impl Actor for Supervisor {
             SupervisorMsg::RestartScanner { project } => {
                 start_scanner(&myself, state, &project).await
             }
-            SupervisorMsg::Nudge { project, nudge } => route_nudge(state, &project, nudge),
+            SupervisorMsg::Nudge { project, nudge } => route_nudge(state, &project, nudge).await,
         }
         Ok(())
     }
@@ -280,7 +285,7 @@ impl Actor for Supervisor {
             // waiting for it are ready): pick now rather than at the next poll.
             nudge_poller(state, &dev.project, Some(dev.issue));
             if let Some(err) = failure {
-                dev_failed(&myself, state, dev, err);
+                dev_failed(&myself, state, dev, err).await;
             }
             stop_if_done(&myself, state);
         } else if let Some((project, _)) = state.pollers.remove(&id) {
@@ -348,7 +353,7 @@ async fn start_dev(
 /// Hand a nudge to the actor that owns what changed: the dev actor holding
 /// the issue, pull request or head; otherwise the poller (issues) or the merge
 /// scanner (pull requests, statuses). A nudge only makes an actor look now.
-fn route_nudge(state: &SupervisorState, project: &str, nudge: Nudge) {
+async fn route_nudge(state: &SupervisorState, project: &str, nudge: Nudge) {
     let Some(ctx) = state.projects.get(project) else {
         tracing::debug!(project, "nudge for an unknown project ignored");
         return;
@@ -367,12 +372,16 @@ fn route_nudge(state: &SupervisorState, project: &str, nudge: Nudge) {
             .is_some_and(|d| d.actor.send_message(DevMsg::Nudge).is_ok())
     };
     // Which live claim has this PR or head, per the dev actors' persisted state.
-    let holder = |owns: &dyn Fn(&DevState) -> bool| -> Option<u64> {
-        let claims = ctx
+    let active = match &nudge {
+        Nudge::Pull(_) | Nudge::Commit(_) => ctx
             .store
             .claims(Some(project), Some(ClaimStatus::Active))
-            .ok()?;
-        claims.into_iter().find_map(|c| {
+            .await
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let holder = |owns: &dyn Fn(&DevState) -> bool| -> Option<u64> {
+        active.iter().find_map(|c| {
             let state = serde_json::from_str::<DevState>(&c.state_json).ok()?;
             owns(&state).then_some(c.issue)
         })
@@ -462,7 +471,7 @@ async fn start_scanner(
 /// issue. A dev actor rides out forge outages, so the block lands whenever
 /// the forge answers again, and the claim is never left without an actor.
 /// (Passing outages never get here: they are not failures.)
-fn dev_failed(
+async fn dev_failed(
     myself: &ActorRef<SupervisorMsg>,
     state: &mut SupervisorState,
     dev: DevEntry,
@@ -496,7 +505,7 @@ fn dev_failed(
                     dev.issue
                 ),
             );
-            if let Err(e) = reconcile::settle_claim(&ctx, dev.issue.0, Stage::Blocked) {
+            if let Err(e) = reconcile::settle_claim(&ctx, dev.issue.0, Stage::Blocked).await {
                 tracing::error!("recording the block of #{}: {e:#}", dev.issue);
             }
             return;

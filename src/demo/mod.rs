@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 
 use crate::actors::dev::machine::DevState;
 use crate::paths::StatePaths;
-use crate::store::{ClaimRow, Store};
+use crate::store::{ClaimRow, Db};
 
 pub use assets::PLANS;
 
@@ -85,8 +85,6 @@ struct Demo {
     /// (plan, head) pairs the reviewer has answered.
     reviewed: BTreeSet<(String, String)>,
     changes_requested: bool,
-    /// Opened once the daemon has created the database.
-    store: Option<Store>,
 }
 
 impl Demo {
@@ -113,7 +111,6 @@ impl Demo {
             last_event: 0,
             reviewed: BTreeSet::new(),
             changes_requested: false,
-            store: None,
         })
     }
 
@@ -202,32 +199,30 @@ impl Demo {
         }
     }
 
-    fn store(&mut self) -> Option<&Store> {
-        if self.store.is_none() {
-            let db = StatePaths::new(self.root.join("state")).db();
-            self.store = db.exists().then(|| Store::open(&db).ok()).flatten();
-        }
-        self.store.as_ref()
+    /// The daemon's database, read-only, once it has one. Opened afresh for
+    /// every look: a read-only connection may be a snapshot.
+    fn db(&self) -> Option<Db> {
+        Db::open_read_only(&StatePaths::new(self.root.join("state")).db()).ok()
     }
 
     fn claims(&mut self) -> anyhow::Result<Vec<ClaimRow>> {
-        match self.store() {
-            Some(store) => store.claims(Some(assets::PROJECT), None),
+        match self.db() {
+            Some(db) => db.claims(Some(assets::PROJECT), None),
             None => Ok(Vec::new()),
         }
     }
 
     /// One line per new journal entry that says something to a newcomer.
     fn show_events(&mut self) -> anyhow::Result<()> {
-        let Some(store) = self.store() else {
+        let Some(db) = self.db() else {
             return Ok(());
         };
-        let names: BTreeMap<u64, String> = store
+        let names: BTreeMap<u64, String> = db
             .claims(Some(assets::PROJECT), None)?
             .iter()
             .map(|c| (c.issue, plan_of(&c.session).to_string()))
             .collect();
-        let events = store.events(assets::PROJECT, None)?;
+        let events = db.events(assets::PROJECT, None)?;
         for e in events {
             if e.id <= self.last_event {
                 continue;

@@ -253,7 +253,7 @@ impl Sender {
                 txn,
             } => {
                 let (project, issue) = (subject.project.as_str(), subject.issue);
-                let root = self.store.matrix_thread(project, issue)?;
+                let root = self.store.matrix_thread(project, issue).await?;
                 let mention = self.mention.as_deref();
                 let rendered = match &root {
                     Some(_) => message::in_thread(subject, notice, &self.redactor, mention),
@@ -267,7 +267,9 @@ impl Sender {
                 if root.is_none() {
                     // A failure here retries the same transaction: the
                     // homeserver answers with the same event, stored then.
-                    self.store.set_matrix_thread(project, issue, &event_id)?;
+                    self.store
+                        .set_matrix_thread(project, issue, &event_id)
+                        .await?;
                 }
             }
             Outgoing::Reaction { event_id, txn } => {

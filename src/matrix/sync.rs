@@ -62,7 +62,7 @@ impl Syncer {
 
     async fn once(&self) -> anyhow::Result<()> {
         let client = self.connector.client().await?;
-        let since = self.store.matrix_sync_token(&self.key())?;
+        let since = self.store.matrix_sync_token(&self.key()).await?;
         let mut request = sync_events::Request::new();
         request.filter = Some(sync_events::Filter::FilterDefinition(self.filter()));
         // The first sync (no token yet) only finds the position: it answers at
@@ -83,7 +83,7 @@ impl Syncer {
             }
             for raw in &joined.timeline.events {
                 match serde_json::from_str::<Value>(raw.json().get()) {
-                    Ok(event) => self.consider(&event)?,
+                    Ok(event) => self.consider(&event).await?,
                     Err(e) => tracing::warn!("skipping an unreadable Matrix event: {e}"),
                 }
             }
@@ -91,7 +91,8 @@ impl Syncer {
         // Replies are recorded before the position moves on: a crash in
         // between reads them again, and the event id de-duplicates them.
         self.store
-            .set_matrix_sync_token(&self.key(), &response.next_batch)?;
+            .set_matrix_sync_token(&self.key(), &response.next_batch)
+            .await?;
         Ok(())
     }
 
@@ -108,7 +109,7 @@ impl Syncer {
     }
 
     /// Record `event` if it is a human's message in one of our issue threads.
-    fn consider(&self, event: &Value) -> anyhow::Result<()> {
+    async fn consider(&self, event: &Value) -> anyhow::Result<()> {
         let text = |v: &Value| v.as_str().map(str::to_string);
         if event["type"] != "m.room.message" {
             return Ok(());
@@ -130,7 +131,7 @@ impl Syncer {
             text(&relation["m.in_reply_to"]["event_id"])
         };
         let Some(root) = root else { return Ok(()) };
-        let Some(issue) = self.store.matrix_thread_issue(&self.project, &root)? else {
+        let Some(issue) = self.store.matrix_thread_issue(&self.project, &root).await? else {
             return Ok(());
         };
         let body = message::strip_reply_fallback(content["body"].as_str().unwrap_or_default());
@@ -139,7 +140,8 @@ impl Syncer {
         }
         if self
             .store
-            .add_chat_reply(&self.project, issue, &sender, &body, &event_id)?
+            .add_chat_reply(&self.project, issue, &sender, &body, &event_id)
+            .await?
         {
             tracing::info!(
                 issue,

@@ -6,7 +6,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, parse_time};
+use super::{Db, Store, parse_time};
 
 /// A human's answer from an issue's Matrix thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub struct ChatReply {
     pub received_at: DateTime<Utc>,
 }
 
-impl Store {
+impl Db {
     /// Record a reply; `false` if this event was already recorded (a replayed
     /// sync), so the caller does not announce it twice.
     pub fn add_chat_reply(
@@ -50,8 +50,7 @@ impl Store {
         project: &str,
         issue: u64,
     ) -> anyhow::Result<Vec<ChatReply>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        let mut stmt = self.conn().prepare(
             "SELECT id, project, issue, author, body, event_id, received_at FROM chat_replies
              WHERE project = ?1 AND issue = ?2 AND delivered_at IS NULL ORDER BY id",
         )?;
@@ -149,5 +148,82 @@ impl Store {
             )
             .with_context(|| format!("saving the Matrix sync token of {key}"))?;
         Ok(())
+    }
+}
+
+/// The same, for the daemon's async callers: run on the store thread.
+impl Store {
+    /// Record a reply; `false` if this event was already recorded.
+    pub async fn add_chat_reply(
+        &self,
+        project: &str,
+        issue: u64,
+        author: &str,
+        body: &str,
+        event_id: &str,
+    ) -> anyhow::Result<bool> {
+        let (project, author, body, event_id) = (
+            project.to_string(),
+            author.to_string(),
+            body.to_string(),
+            event_id.to_string(),
+        );
+        self.call(move |db| db.add_chat_reply(&project, issue, &author, &body, &event_id))
+            .await
+    }
+
+    /// Replies not yet delivered to the agent, oldest first.
+    pub async fn pending_chat_replies(
+        &self,
+        project: &str,
+        issue: u64,
+    ) -> anyhow::Result<Vec<ChatReply>> {
+        let project = project.to_string();
+        self.call(move |db| db.pending_chat_replies(&project, issue))
+            .await
+    }
+
+    pub async fn mark_chat_reply_delivered(&self, id: i64) -> anyhow::Result<()> {
+        self.call(move |db| db.mark_chat_reply_delivered(id)).await
+    }
+
+    /// The event id of the issue's thread root, if one was posted.
+    pub async fn matrix_thread(&self, project: &str, issue: u64) -> anyhow::Result<Option<String>> {
+        let project = project.to_string();
+        self.call(move |db| db.matrix_thread(&project, issue)).await
+    }
+
+    pub async fn set_matrix_thread(
+        &self,
+        project: &str,
+        issue: u64,
+        root_event_id: &str,
+    ) -> anyhow::Result<()> {
+        let (project, root) = (project.to_string(), root_event_id.to_string());
+        self.call(move |db| db.set_matrix_thread(&project, issue, &root))
+            .await
+    }
+
+    /// Which of the project's issues a thread root belongs to.
+    pub async fn matrix_thread_issue(
+        &self,
+        project: &str,
+        root_event_id: &str,
+    ) -> anyhow::Result<Option<u64>> {
+        let (project, root) = (project.to_string(), root_event_id.to_string());
+        self.call(move |db| db.matrix_thread_issue(&project, &root))
+            .await
+    }
+
+    /// The `next_batch` of the last sync under `key` (one per notifier).
+    pub async fn matrix_sync_token(&self, key: &str) -> anyhow::Result<Option<String>> {
+        let key = key.to_string();
+        self.call(move |db| db.matrix_sync_token(&key)).await
+    }
+
+    pub async fn set_matrix_sync_token(&self, key: &str, token: &str) -> anyhow::Result<()> {
+        let (key, token) = (key.to_string(), token.to_string());
+        self.call(move |db| db.set_matrix_sync_token(&key, &token))
+            .await
     }
 }

@@ -95,16 +95,29 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const CURRENT: usize = MIGRATIONS.len();
 
-pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
-    let version: usize = conn
+/// The schema version a database is at (0: nothing applied yet).
+pub fn version(conn: &Connection) -> anyhow::Result<usize> {
+    let version = conn
         .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-        .context("reading the schema version")? as usize;
+        .context("reading the schema version")?;
+    Ok(version as usize)
+}
+
+/// A schema this build can read and upgrade: not a newer one, whose columns
+/// may mean things it does not know.
+pub fn check_readable(version: usize) -> anyhow::Result<()> {
     if version > CURRENT {
         anyhow::bail!(
             "the database has schema version {version}, newer than this forgehand understands ({CURRENT}); \
              run a newer forgehand or use another --state directory"
         );
     }
+    Ok(())
+}
+
+pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
+    let version = version(conn)?;
+    check_readable(version)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)

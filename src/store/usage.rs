@@ -5,7 +5,9 @@ use chrono::Utc;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::Store;
+use anyhow::Context;
+
+use super::{Db, Store};
 
 /// Tokens an agent used, by the Anthropic API's four counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -41,10 +43,9 @@ impl std::iter::Sum for TokenUsage {
     }
 }
 
-impl Store {
+impl Db {
     pub fn save_usage(&self, project: &str, issue: u64, usage: &TokenUsage) -> anyhow::Result<()> {
-        let conn = self.conn();
-        conn.execute(
+        self.conn().execute(
             "INSERT INTO token_usage (project, issue, input, output, cache_creation, cache_read, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (project, issue) DO UPDATE SET
@@ -60,13 +61,18 @@ impl Store {
                 usage.cache_read as i64,
                 Utc::now().to_rfc3339()
             ],
-        )?;
+        )
+        .with_context(|| format!("saving the token use of {project}#{issue}"))?;
         Ok(())
     }
 
+    /// `None` when unknown, or when the schema predates token use.
     pub fn usage(&self, project: &str, issue: u64) -> anyhow::Result<Option<TokenUsage>> {
-        let conn = self.conn();
-        let row = conn
+        if !self.has_usage() {
+            return Ok(None);
+        }
+        let row = self
+            .conn()
             .query_row(
                 "SELECT input, output, cache_creation, cache_read FROM token_usage
                  WHERE project = ?1 AND issue = ?2",
@@ -80,7 +86,22 @@ impl Store {
                     })
                 },
             )
-            .optional()?;
+            .optional()
+            .with_context(|| format!("reading the token use of {project}#{issue}"))?;
         Ok(row)
+    }
+}
+
+/// The same, for the daemon's async callers: run on the store thread.
+impl Store {
+    pub async fn save_usage(
+        &self,
+        project: &str,
+        issue: u64,
+        usage: &TokenUsage,
+    ) -> anyhow::Result<()> {
+        let (project, usage) = (project.to_string(), *usage);
+        self.call(move |db| db.save_usage(&project, issue, &usage))
+            .await
     }
 }

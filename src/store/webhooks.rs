@@ -6,7 +6,7 @@ use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::params;
 
-use super::Store;
+use super::{Db, Store};
 
 /// How a delivery is recognised when it comes again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,7 @@ const ID_MEMORY: Duration = Duration::hours(24);
 /// and added again) and the later one should nudge again.
 const BODY_MEMORY: Duration = Duration::hours(1);
 
-impl Store {
+impl Db {
     /// Remember a delivery; `false` if it was already recorded (a replay).
     /// Deliveries past their memory are forgotten on the way.
     pub fn record_delivery(&self, delivery: &DeliveryKey) -> anyhow::Result<bool> {
@@ -73,5 +73,14 @@ impl Store {
                 ],
             )
             .context("pruning old webhook deliveries")
+    }
+}
+
+/// The same, for the daemon's async callers: run on the store thread.
+impl Store {
+    /// Remember a delivery; `false` if it was already recorded (a replay).
+    pub async fn record_delivery(&self, delivery: &DeliveryKey) -> anyhow::Result<bool> {
+        let delivery = delivery.clone();
+        self.call(move |db| db.record_delivery(&delivery)).await
     }
 }

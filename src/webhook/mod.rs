@@ -241,26 +241,19 @@ async fn handle(
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     }
     let delivery = delivery_key(dialect, header(dialect.delivery), &body);
-    let store = hooks.store.clone();
-    let key = delivery.clone();
-    let recorded = tokio::task::spawn_blocking(move || store.record_delivery(&key)).await;
-    match recorded {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => {
+    match hooks.store.record_delivery(&delivery).await {
+        Ok(true) => {}
+        Ok(false) => {
             tracing::debug!(forge = dialect.name, ?delivery, "webhook delivery replayed");
             return (StatusCode::OK, "already seen\n");
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::error!(
                 forge = dialect.name,
                 ?delivery,
                 error = format!("{e:#}"),
                 "recording a webhook delivery"
             );
-            return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n");
-        }
-        Err(e) => {
-            tracing::error!(forge = dialect.name, ?delivery, error = %e, "recording a webhook delivery");
             return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n");
         }
     }

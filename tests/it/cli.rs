@@ -110,10 +110,10 @@ fn status_without_a_database_is_a_runtime_error() {
 #[test]
 fn status_lists_claims_as_a_table_and_as_json() {
     use chrono::Utc;
-    use forgehand::store::{ClaimRow, ClaimStatus, EventKind, Store};
+    use forgehand::store::{ClaimRow, ClaimStatus, Db, EventKind};
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("state")).unwrap();
-    let store = Store::open(&dir.path().join("state/forgehand.db")).unwrap();
+    let store = Db::open(&dir.path().join("state/forgehand.db")).unwrap();
     store
         .save_claim(&ClaimRow {
             project: "proj".into(),
@@ -175,10 +175,10 @@ fn assert_no_controls(out: &[u8]) {
 #[test]
 fn status_escapes_control_characters_in_forge_text() {
     use chrono::Utc;
-    use forgehand::store::{ClaimRow, ClaimStatus, EventKind, Store};
+    use forgehand::store::{ClaimRow, ClaimStatus, Db, EventKind};
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("state")).unwrap();
-    let store = Store::open(&dir.path().join("state/forgehand.db")).unwrap();
+    let store = Db::open(&dir.path().join("state/forgehand.db")).unwrap();
     store
         .save_claim(&ClaimRow {
             project: "proj".into(),
@@ -255,4 +255,157 @@ fn status_escapes_control_characters_in_forge_text() {
             assert_eq!(value[1]["detail"], forged);
         }
     }
+}
+
+/// Every way of asking `status`, each of which must succeed.
+const STATUS_ASKS: [&[&str]; 4] = [
+    &["status", "--state", "state"],
+    &["status", "--state", "state", "--json"],
+    &["status", "--state", "state", "proj", "42"],
+    &["status", "--state", "state", "--json", "proj", "42"],
+];
+
+/// Runs every kind of `status`; the table's output.
+fn ask_status(dir: &std::path::Path) -> String {
+    let mut table = String::new();
+    for args in STATUS_ASKS {
+        let out = forgehand(dir, args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        if args.len() == 3 {
+            table = text(&out);
+        }
+    }
+    table
+}
+
+/// A state folder with one claim and its journal, written and closed the way
+/// a stopped daemon leaves it (no `-wal`, no `-shm`).
+fn stopped_daemon_state(dir: &std::path::Path) -> std::path::PathBuf {
+    use forgehand::store::{Db, EventKind};
+    let state = dir.join("state");
+    std::fs::create_dir(&state).unwrap();
+    let db = Db::open(&state.join("forgehand.db")).unwrap();
+    let mut claim = crate::store::row("proj", 42);
+    (claim.pr, claim.stage) = (Some(43), "awaiting_review".into());
+    db.save_claim(&claim).unwrap();
+    db.journal("proj", Some(42), EventKind::Pushed, "pushed fix/issue-42")
+        .unwrap();
+    drop(db);
+    state
+}
+
+fn wal_files(state: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("-wal") || n.ends_with("-shm"))
+        .collect()
+}
+
+#[test]
+fn status_never_changes_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = stopped_daemon_state(dir.path());
+    assert_eq!(wal_files(&state), Vec::<String>::new());
+    let before = crate::store::snapshot(&state);
+    let table = ask_status(dir.path());
+    assert!(table.contains("awaiting_review"), "{table}");
+    assert_eq!(
+        wal_files(&state),
+        Vec::<String>::new(),
+        "left beside the db"
+    );
+    assert!(
+        crate::store::snapshot(&state) == before,
+        "status changed the state folder"
+    );
+}
+
+#[test]
+fn status_reads_a_database_it_may_not_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = stopped_daemon_state(dir.path());
+    let mode = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode(&state.join("forgehand.db"), 0o400);
+    mode(&state, 0o500);
+    let before = crate::store::snapshot(&state);
+    let table = ask_status(dir.path());
+    let after = crate::store::snapshot(&state);
+    // Writable again, so the temporary folder can go.
+    mode(&state, 0o700);
+    assert!(table.contains("#42"), "{table}");
+    assert!(after == before, "status changed the state folder");
+}
+
+#[test]
+fn status_on_a_newer_schema_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = stopped_daemon_state(dir.path());
+    rusqlite::Connection::open(state.join("forgehand.db"))
+        .unwrap()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
+    let out = forgehand(dir.path(), &["status", "--state", "state"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("schema version 999, newer than this forgehand"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// While the daemon holds the database (its store thread, WAL), `status`
+/// reads the latest writes through the `-wal` and changes neither file.
+#[tokio::test]
+async fn status_reads_while_the_daemon_holds_the_database() {
+    use forgehand::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let store = Store::open(&state.join("forgehand.db")).unwrap();
+    let mut claim = crate::store::row("proj", 42);
+    claim.stage = "awaiting_ci".into();
+    store.save_claim(&claim).await.unwrap();
+    store
+        .journal(
+            "proj",
+            Some(42),
+            forgehand::store::EventKind::Pushed,
+            "pushed",
+        )
+        .unwrap();
+    store.flush().await.unwrap();
+    assert_eq!(wal_files(&state).len(), 2, "the daemon's WAL files");
+    let held = |snapshot: Vec<(String, Vec<u8>, std::time::SystemTime)>| {
+        // The shared-memory index is where readers say what they read.
+        snapshot
+            .into_iter()
+            .filter(|(name, ..)| !name.ends_with("-shm"))
+            .collect::<Vec<_>>()
+    };
+    let before = held(crate::store::snapshot(&state));
+    let table = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        move || ask_status(&dir)
+    })
+    .await
+    .unwrap();
+    assert!(
+        table.contains("#42") && table.contains("awaiting_ci"),
+        "{table}"
+    );
+    assert!(
+        held(crate::store::snapshot(&state)) == before,
+        "status wrote"
+    );
+
+    // The daemon writes on, and the next look sees it.
+    claim.stage = "awaiting_review".into();
+    store.save_claim(&claim).await.unwrap();
+    let out = forgehand(dir.path(), &["status", "--state", "state", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["stage"], "awaiting_review");
 }

@@ -335,7 +335,7 @@ sandbox_ro = [{readable}]
 
     /// The issue's journal as (kind, detail) pairs.
     pub fn journal(&self, issue: u64) -> Vec<(String, String)> {
-        let store = forgehand::store::Store::open_existing(&self.state.join("forgehand.db"))
+        let store = forgehand::store::Db::open_read_only(&self.state.join("forgehand.db"))
             .expect("the daemon's database");
         store
             .events(PROJECT, Some(issue))

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use forgehand::store::Store;
+use forgehand::store::Db;
 use tempfile::TempDir;
 
 use crate::support::{git, wait_until};
@@ -160,7 +160,7 @@ required_approvals = {required_approvals}
     }
 
     fn journal(&self) -> Vec<(String, String)> {
-        let Ok(store) = Store::open_existing(&self.state.join("forgehand.db")) else {
+        let Ok(store) = Db::open_read_only(&self.state.join("forgehand.db")) else {
             return Vec::new();
         };
         store

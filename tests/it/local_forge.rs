@@ -93,9 +93,12 @@ impl Fixture {
         git(&self.work, &["rev-parse", "HEAD"])
     }
 
-    fn journal(&self) -> Vec<String> {
+    /// Read through the store the forge journals to, so every line it
+    /// queued is there.
+    async fn journal(&self) -> Vec<String> {
         self.store
             .events("proj", None)
+            .await
             .unwrap()
             .into_iter()
             .map(|e| e.detail)
@@ -276,7 +279,7 @@ async fn a_bad_plan_is_reported_once_and_picked_once_fixed() {
     assert!(orphan.contains("no plan `nowhere`"), "{orphan}");
     assert!(f.plans.join("headless.md").exists(), "the plan stays");
 
-    let journal = f.journal();
+    let journal = f.journal().await;
     let about = |key: &str| {
         journal
             .iter()
@@ -486,6 +489,7 @@ async fn a_dirty_checked_out_primary_refuses_the_merge_until_it_is_clean() {
     assert!(f.read("m.report.md").contains("uncommitted changes"));
     assert!(
         f.journal()
+            .await
             .iter()
             .any(|d| d.contains("uncommitted changes"))
     );

@@ -11,7 +11,7 @@ use forgehand::forge::{CommitSha, PrNumber};
 use forgehand::matrix::{MatrixArgs, MatrixNotifier, MatrixTiming, OnReply};
 use forgehand::notify::{Notice, Notifier, Subject};
 use forgehand::redact::Redactor;
-use forgehand::store::Store;
+use forgehand::store::{Db, Store};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::mpsc;
@@ -158,7 +158,7 @@ async fn claim_opens_a_thread_and_later_notices_land_in_it() {
     assert!(html(root).contains("<a href=\"http://forge.example/acme/widget/issues/42\">"));
     assert_eq!(root["content"]["format"], "org.matrix.custom.html");
     assert_eq!(
-        f.store.matrix_thread(PROJECT, 42).unwrap().as_deref(),
+        f.store.matrix_thread(PROJECT, 42).await.unwrap().as_deref(),
         Some(root_id)
     );
 
@@ -311,12 +311,12 @@ async fn a_human_reply_is_recorded_once_announced_and_acknowledged() {
         .expect("on_reply was not called")
         .expect("reply channel");
     assert_eq!(got, (PROJECT.to_string(), 11));
-    let pending = f.store.pending_chat_replies(PROJECT, 11).unwrap();
+    let pending = f.store.pending_chat_replies(PROJECT, 11).await.unwrap();
     assert_eq!(pending.len(), 1, "{pending:#?}");
     assert_eq!(pending[0].body, "Blue, please.");
     assert_eq!(pending[0].author, f.synapse.alice.user_id);
     assert_eq!(pending[0].event_id, reply_id);
-    let journal = f.store.events(PROJECT, Some(11)).unwrap();
+    let journal = f.store.events(PROJECT, Some(11)).await.unwrap();
     assert!(
         journal
             .iter()
@@ -338,10 +338,14 @@ async fn a_human_reply_is_recorded_once_announced_and_acknowledged() {
         })
         .await;
     f.assert_clean(&events);
-    f.store.mark_chat_reply_delivered(pending[0].id).unwrap();
+    f.store
+        .mark_chat_reply_delivered(pending[0].id)
+        .await
+        .unwrap();
     assert!(
         f.store
             .pending_chat_replies(PROJECT, 11)
+            .await
             .unwrap()
             .is_empty()
     );
@@ -355,7 +359,7 @@ async fn a_human_reply_is_recorded_once_announced_and_acknowledged() {
         .expect("on_reply was not called for the second reply")
         .expect("reply channel");
     assert_eq!(got, (PROJECT.to_string(), 11));
-    let pending = f.store.pending_chat_replies(PROJECT, 11).unwrap();
+    let pending = f.store.pending_chat_replies(PROJECT, 11).await.unwrap();
     assert_eq!(pending.len(), 1, "{pending:#?}");
     assert_eq!(pending[0].event_id, second_id);
     assert!(
@@ -365,6 +369,7 @@ async fn a_human_reply_is_recorded_once_announced_and_acknowledged() {
     let recorded = f
         .store
         .events(PROJECT, Some(11))
+        .await
         .unwrap()
         .into_iter()
         .filter(|e| e.kind == "chat_reply")
@@ -413,7 +418,7 @@ fn a_first_notice_other_than_the_claim_still_opens_the_thread_with_it() {
 fn chat_replies_are_recorded_once_and_delivered_oldest_first() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("forgehand.db");
-    let store = Store::open(&path).unwrap();
+    let store = Db::open(&path).unwrap();
     assert!(
         store
             .add_chat_reply(PROJECT, 1, "@a:x", "first", "$e1")
@@ -447,7 +452,7 @@ fn chat_replies_are_recorded_once_and_delivered_oldest_first() {
     store.set_matrix_sync_token("k", "s2").unwrap();
     drop(store);
     // Everything survives a reopen (a daemon restart).
-    let store = Store::open(&path).unwrap();
+    let store = Db::open(&path).unwrap();
     assert_eq!(
         store.matrix_thread(PROJECT, 1).unwrap().as_deref(),
         Some("$root")

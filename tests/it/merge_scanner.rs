@@ -83,7 +83,7 @@ fn merge_requests(h: &Harness, pr: u64) -> Vec<Value> {
 
 /// The whole project's journal, issue-less entries included.
 fn project_journal(h: &Harness) -> Vec<(Option<u64>, String, String)> {
-    let store = forgehand::store::Store::open_existing(&h.state.join("forgehand.db"))
+    let store = forgehand::store::Db::open_read_only(&h.state.join("forgehand.db"))
         .expect("the daemon's database");
     store
         .events(PROJECT, None)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use forgehand::forge::{CommitSha, IssueNumber, Nudge, PrNumber};
-use forgehand::store::{DeliveryKey, Store};
+use forgehand::store::{Db, DeliveryKey, Store};
 use forgehand::webhook::{HookTarget, Limits, WebhookConfig, serve, sign};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -431,7 +431,7 @@ async fn deliveries_are_routed_by_repository_and_secret() {
 #[test]
 fn old_deliveries_are_forgotten() {
     let dir = TempDir::new().unwrap();
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let store = Db::open(&dir.path().join("db")).unwrap();
     let id = DeliveryKey::Id("forgejo:x".into());
     // The same text as a body hash is another delivery.
     let body = DeliveryKey::Body("forgejo:x".into());
@@ -472,7 +472,7 @@ fn delivery_ids_survive_the_schema_upgrade() {
         )
         .unwrap();
     }
-    let store = Store::open(&db).unwrap();
+    let store = Db::open(&db).unwrap();
     assert!(
         !store
             .record_delivery(&DeliveryKey::Id("forgejo:old".into()))

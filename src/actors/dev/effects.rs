@@ -37,7 +37,7 @@ impl DevRun {
                 Ok(None)
             }
             Effect::ChatReplyDelivered { id, event_id } => {
-                ctx.store.mark_chat_reply_delivered(id)?;
+                ctx.store.mark_chat_reply_delivered(id).await?;
                 ctx.notifier.acknowledge(ctx.name(), n.0, &event_id);
                 self.journal(
                     EventKind::ChatReply,
@@ -586,6 +586,7 @@ impl DevRun {
                     .ctx
                     .store
                     .save_usage(self.ctx.name(), self.issue.0, &usage)
+                    .await
                 {
                     tracing::warn!("storing token use: {e:#}");
                 }

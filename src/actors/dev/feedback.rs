@@ -55,7 +55,7 @@ impl DevRun {
             if may_write {
                 kept.push(c);
             } else {
-                self.comment_ignored(&c);
+                self.comment_ignored(&c).await;
             }
         }
         Ok(kept)
@@ -63,7 +63,7 @@ impl DevRun {
 
     /// Journal that `c` was left out, once per comment however often the
     /// comments are read again (a restart included).
-    fn comment_ignored(&self, c: &Comment) {
+    async fn comment_ignored(&self, c: &Comment) {
         let ctx = &self.ctx;
         let detail = ctx.redactor.redact(&format!(
             "comment {} by {} ignored: no write access to {}",
@@ -73,6 +73,7 @@ impl DevRun {
         match ctx
             .store
             .journaled(ctx.name(), Some(self.issue.0), kind, &detail)
+            .await
         {
             Ok(true) => {}
             Ok(false) => self.journal(kind, &detail),

@@ -139,7 +139,7 @@ impl Actor for DevActor {
         let key = ctx.issue_key(n);
         let session = ctx.session_name(n);
         let now = Utc::now();
-        let stored = ctx.store.claim(ctx.name(), n)?;
+        let stored = ctx.store.claim(ctx.name(), n).await?;
         let stored_state = |row: &ClaimRow| {
             serde_json::from_str::<DevState>(&row.state_json).unwrap_or_else(|e| {
                 tracing::error!("claim state of #{n} unreadable ({e}); starting over");
@@ -203,7 +203,7 @@ impl Actor for DevActor {
         };
         if is_new {
             // The claim exists in the store before any label changes on the forge.
-            run.persist()?;
+            run.persist().await?;
         }
         Ok(run)
     }
@@ -252,7 +252,7 @@ impl Actor for DevActor {
                 DevMsg::Retry if run.pending.is_empty() => {
                     // Nothing was interrupted (the outage met a look outside
                     // an effect): look at the forge as a tick would.
-                    run.forge_answered();
+                    run.forge_answered().await;
                     Some(Event::Tick)
                 }
                 DevMsg::Retry => {
@@ -402,7 +402,7 @@ impl DevRun {
                 return Ok(());
             };
             let (next, effects) = machine::next(&self.state, event, &self.policy, Utc::now());
-            self.set_state(next)?;
+            self.set_state(next).await?;
             self.pending.extend(effects);
         }
     }
@@ -418,7 +418,7 @@ impl DevRun {
             }
             match self.perform(effect.clone()).await {
                 Ok(follow) => {
-                    self.forge_answered();
+                    self.forge_answered().await;
                     queue.extend(follow);
                 }
                 Err(e) if crate::transient::is_transient(&e) => {
@@ -426,7 +426,7 @@ impl DevRun {
                     let (line, wait) = self.outage.failed(Utc::now(), &e);
                     if let Some(line) = line {
                         self.journal(EventKind::Error, &line);
-                        self.persist()?;
+                        self.persist().await?;
                     }
                     self.myself.send_after(wait, || DevMsg::Retry);
                     return Ok(());
@@ -438,16 +438,16 @@ impl DevRun {
     }
 
     /// An effect got through: an outage, if there was one, is over.
-    fn forge_answered(&mut self) {
+    async fn forge_answered(&mut self) {
         if let Some(line) = self.outage.recovered(Utc::now()) {
             self.journal(EventKind::Daemon, &line);
-            if let Err(e) = self.persist() {
+            if let Err(e) = self.persist().await {
                 tracing::warn!("recording the end of the outage: {e:#}");
             }
         }
     }
 
-    fn set_state(&mut self, next: DevState) -> anyhow::Result<()> {
+    async fn set_state(&mut self, next: DevState) -> anyhow::Result<()> {
         if next == self.state {
             return Ok(());
         }
@@ -459,12 +459,12 @@ impl DevRun {
             );
         }
         self.state = next;
-        self.persist()
+        self.persist().await
     }
 
-    fn persist(&self) -> anyhow::Result<()> {
+    async fn persist(&self) -> anyhow::Result<()> {
         let status = self.state.stage.claim_status();
-        self.ctx.store.save_claim(&ClaimRow {
+        let row = ClaimRow {
             project: self.ctx.name().to_string(),
             issue: self.issue.0,
             title: self.title.clone(),
@@ -478,7 +478,9 @@ impl DevRun {
             claimed_at: self.claimed_at,
             stage_since: self.state.stage_since,
             updated_at: Utc::now(),
-        })
+        };
+        // Awaited: the effects that follow rely on the state being on disk.
+        self.ctx.store.save_claim(&row).await
     }
 
     fn journal(&self, kind: EventKind, detail: &str) {
@@ -539,7 +541,7 @@ impl DevRun {
         }
         let mut next = self.state.clone();
         next.phase_seen = write;
-        self.set_state(next)?;
+        self.set_state(next).await?;
         match parsed {
             Ok(report) if report.is_refusal() => Ok(Some(self.read_refusal(report).await)),
             Ok(report) => Ok(Some(Event::Phase(report))),
@@ -630,7 +632,8 @@ impl DevRun {
         let pending = self
             .ctx
             .store
-            .pending_chat_replies(self.ctx.name(), self.issue.0)?;
+            .pending_chat_replies(self.ctx.name(), self.issue.0)
+            .await?;
         for reply in pending {
             self.process(Event::ChatReply {
                 id: reply.id,

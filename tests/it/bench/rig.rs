@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use forgehand::store::Store;
+use forgehand::store::Db;
 
 use crate::fake_forge::RequestRecord;
 
@@ -99,9 +99,9 @@ impl Rig {
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
-    /// The daemon's store, once it exists.
-    pub fn store(&self) -> Option<Store> {
-        Store::open_existing(&self.h.state.join("forgehand.db")).ok()
+    /// The daemon's store, read-only, once it exists.
+    pub fn store(&self) -> Option<Db> {
+        Db::open_read_only(&self.h.state.join("forgehand.db")).ok()
     }
 
     /// The stage the daemon persisted for `issue`.
