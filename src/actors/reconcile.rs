@@ -25,8 +25,9 @@ pub async fn reconcile(ctx: &ProjectCtx) -> anyhow::Result<Vec<(IssueNumber, Str
         .await?
     {
         let n = IssueNumber(claim.issue);
-        let state: DevState =
-            serde_json::from_str(&claim.state_json).unwrap_or_else(|_| DevState::new(Utc::now()));
+        // A stage this build does not know counts as just claimed: the
+        // safe side, which never takes forgehand's own doing for a human's.
+        let stage = Stage::parse(&claim.stage).unwrap_or(Stage::Claimed);
         let issue = match ctx.forge.get_issue(n).await {
             Ok(issue) => issue,
             Err(e) => {
@@ -39,9 +40,9 @@ pub async fn reconcile(ctx: &ProjectCtx) -> anyhow::Result<Vec<(IssueNumber, Str
         };
         let closed = issue.state == IssueState::Closed;
         let unlabelled =
-            state.stage > Stage::Claimed && !issue.has_label(&ctx.project.labels.in_progress);
+            stage > Stage::Claimed && !issue.has_label(&ctx.project.labels.in_progress);
         // Past the merge call, closing the issue is forgehand's own doing.
-        let finishing = state.stage >= Stage::Merging;
+        let finishing = stage >= Stage::Merging;
         if (closed || unlabelled) && !finishing {
             let why = if closed {
                 "closed"
@@ -204,6 +205,8 @@ pub async fn settle_claim(ctx: &ProjectCtx, issue: u64, stage: Stage) -> anyhow:
     }
     row.status = stage.claim_status();
     row.stage = stage.as_str().to_string();
+    // Every stage settled to is final: nothing is waited for any more.
+    row.waiting = None;
     row.stage_since = now;
     row.updated_at = now;
     ctx.store.save_claim(&row).await

@@ -11,9 +11,9 @@ use std::time::Instant;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::forge::{IssueNumber, Nudge};
-use crate::store::{ClaimStatus, EventKind};
+use crate::store::{ClaimRow, ClaimStatus, EventKind};
 
-use super::dev::machine::{DevState, Stage};
+use super::dev::machine::Stage;
 use super::dev::{DevActor, DevArgs, DevMsg};
 use super::merge_scanner::{MergeScanner, MergeScannerArgs, MergeScannerMsg, ScanHint};
 use super::poller::{Poller, PollerArgs, PollerMsg};
@@ -371,20 +371,13 @@ async fn route_nudge(state: &SupervisorState, project: &str, nudge: Nudge) {
             .dev(project, IssueNumber(issue))
             .is_some_and(|d| d.actor.send_message(DevMsg::Nudge).is_ok())
     };
-    // Which live claim has this PR or head, per the dev actors' persisted state.
-    let active = match &nudge {
-        Nudge::Pull(_) | Nudge::Commit(_) => ctx
-            .store
-            .claims(Some(project), Some(ClaimStatus::Active))
-            .await
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    let holder = |owns: &dyn Fn(&DevState) -> bool| -> Option<u64> {
-        active.iter().find_map(|c| {
-            let state = serde_json::from_str::<DevState>(&c.state_json).ok()?;
-            owns(&state).then_some(c.issue)
-        })
+    // The issue of the live claim with this PR or head, if any.
+    let holder = |claim: anyhow::Result<Option<ClaimRow>>| match claim {
+        Ok(claim) => claim.map(|c| c.issue),
+        Err(e) => {
+            tracing::warn!(project, "looking up a nudge's claim: {e:#}");
+            None
+        }
     };
     match nudge {
         Nudge::Issue(n) => {
@@ -393,12 +386,14 @@ async fn route_nudge(state: &SupervisorState, project: &str, nudge: Nudge) {
             }
         }
         Nudge::Pull(pr) => {
-            if !holder(&|s| s.pr == Some(pr)).is_some_and(tick) {
+            let claim = ctx.store.claim_holding_pr(project, pr.0).await;
+            if !holder(claim).is_some_and(tick) {
                 scan(ScanHint::Pull(pr));
             }
         }
         Nudge::Commit(sha) => {
-            if !holder(&|s| s.head.as_ref() == Some(&sha)).is_some_and(tick) {
+            let claim = ctx.store.claim_holding_head(project, &sha.0).await;
+            if !holder(claim).is_some_and(tick) {
                 scan(ScanHint::Commit(sha));
             }
         }

@@ -255,12 +255,9 @@ impl Demo {
     /// review plan's first head, which gets a change request.
     fn review(&mut self, claims: &[ClaimRow]) -> anyhow::Result<()> {
         for claim in claims.iter().filter(|c| c.stage == "awaiting_review") {
-            let Ok(state) = serde_json::from_str::<DevState>(&claim.state_json) else {
-                continue;
-            };
-            let Some(head) = state.head else { continue };
+            let Some(head) = &claim.head else { continue };
             let plan = plan_of(&claim.session).to_string();
-            if !self.reviewed.insert((plan.clone(), head.0.clone())) {
+            if !self.reviewed.insert((plan.clone(), head.clone())) {
                 continue;
             }
             let projects = self.root.join("projects");
@@ -285,16 +282,13 @@ impl Demo {
                     .args([assets::PROJECT, &plan]);
                 self.say(
                     &plan,
-                    &format!(
-                        "reviewer        approved {}",
-                        &head.0[..head.0.len().min(10)]
-                    ),
+                    &format!("reviewer        approved {}", &head[..head.len().min(10)]),
                 );
             }
             let out = cmd.output().context("running the demo's reviewer")?;
             if !out.status.success() {
                 // The head may have moved meanwhile: answer again next time.
-                self.reviewed.remove(&(plan.clone(), head.0.clone()));
+                self.reviewed.remove(&(plan.clone(), head.clone()));
                 self.say(
                     &plan,
                     &format!(

@@ -10,7 +10,7 @@ use anyhow::Context;
 use chrono::Utc;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{ClaimRow, ClaimStatus, EventKind, EventRow, migrations, parse_time};
+use super::{ClaimRow, ClaimStatus, EventKind, EventRow, Waiting, migrations, parse_time};
 
 /// How long a call waits for a lock another connection holds.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,6 +25,8 @@ pub struct Db {
 
 #[derive(Debug, Clone, Copy)]
 struct Schema {
+    /// `claims.head` and `claims.waiting`.
+    claim_facts: bool,
     /// The `token_usage` table.
     usage: bool,
 }
@@ -120,12 +122,14 @@ impl Db {
     pub fn save_claim(&self, row: &ClaimRow) -> anyhow::Result<()> {
         self.conn
             .execute(
-                "INSERT INTO claims (project, issue, title, status, stage, pr, ci_attempts,
-                    review_rounds, session, state_json, claimed_at, stage_since, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                "INSERT INTO claims (project, issue, title, status, stage, pr, head, waiting,
+                    ci_attempts, review_rounds, session, state_json, claimed_at, stage_since,
+                    updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                  ON CONFLICT (project, issue) DO UPDATE SET
                     title = excluded.title, status = excluded.status, stage = excluded.stage,
-                    pr = excluded.pr, ci_attempts = excluded.ci_attempts,
+                    pr = excluded.pr, head = excluded.head, waiting = excluded.waiting,
+                    ci_attempts = excluded.ci_attempts,
                     review_rounds = excluded.review_rounds, session = excluded.session,
                     state_json = excluded.state_json, claimed_at = excluded.claimed_at,
                     stage_since = excluded.stage_since, updated_at = excluded.updated_at",
@@ -136,6 +140,8 @@ impl Db {
                     row.status.as_str(),
                     row.stage,
                     row.pr,
+                    row.head,
+                    row.waiting.map(Waiting::as_str),
                     row.ci_attempts,
                     row.review_rounds,
                     row.session,
@@ -175,6 +181,39 @@ impl Db {
             .collect::<Result<Vec<_>, _>>()
             .context("reading claims")?;
         Ok(rows)
+    }
+
+    /// The active claim whose dev actor opened pull request `pr`.
+    pub fn claim_holding_pr(&self, project: &str, pr: u64) -> anyhow::Result<Option<ClaimRow>> {
+        self.conn
+            .query_row(
+                &self.claim_select(
+                    "WHERE project = ?1 AND status = 'active' AND pr = ?2
+                     ORDER BY claimed_at DESC LIMIT 1",
+                ),
+                params![project, pr],
+                claim_from_row,
+            )
+            .optional()
+            .with_context(|| format!("looking for the claim holding PR #{pr} of {project}"))
+    }
+
+    /// The active claim whose dev actor last pushed `sha`.
+    pub fn claim_holding_head(&self, project: &str, sha: &str) -> anyhow::Result<Option<ClaimRow>> {
+        if !self.schema.claim_facts {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                &self.claim_select(
+                    "WHERE project = ?1 AND status = 'active' AND head = ?2
+                     ORDER BY claimed_at DESC LIMIT 1",
+                ),
+                params![project, sha],
+                claim_from_row,
+            )
+            .optional()
+            .with_context(|| format!("looking for the claim holding head {sha} of {project}"))
     }
 
     /// Whether the journal already holds exactly this line: for facts that are
@@ -223,11 +262,17 @@ impl Db {
         self.schema.usage
     }
 
-    /// The claim query with `tail` (conditions, order) appended.
+    /// The claim query with `tail` (conditions, order) appended; columns an
+    /// older schema lacks read as NULL.
     fn claim_select(&self, tail: &str) -> String {
+        let facts = if self.schema.claim_facts {
+            "head, waiting"
+        } else {
+            "NULL, NULL"
+        };
         format!(
-            "SELECT project, issue, title, status, stage, pr, ci_attempts, review_rounds,
-                session, state_json, claimed_at, stage_since, updated_at
+            "SELECT project, issue, title, status, stage, pr, {facts}, ci_attempts,
+                review_rounds, session, state_json, claimed_at, stage_since, updated_at
              FROM claims {tail}"
         )
     }
@@ -246,6 +291,7 @@ impl Schema {
             .with_context(|| format!("reading the schema of {table}"))
         };
         Ok(Schema {
+            claim_facts: has_column("claims", "waiting")?,
             usage: has_column("token_usage", "project")?,
         })
     }
@@ -259,13 +305,17 @@ fn claim_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimRow> {
         status: ClaimStatus::parse(&r.get::<_, String>(3)?),
         stage: r.get(4)?,
         pr: r.get(5)?,
-        ci_attempts: r.get(6)?,
-        review_rounds: r.get(7)?,
-        session: r.get(8)?,
-        state_json: r.get(9)?,
-        claimed_at: parse_time(&r.get::<_, String>(10)?),
-        stage_since: parse_time(&r.get::<_, String>(11)?),
-        updated_at: parse_time(&r.get::<_, String>(12)?),
+        head: r.get(6)?,
+        waiting: r
+            .get::<_, Option<String>>(7)?
+            .and_then(|w| Waiting::parse(&w)),
+        ci_attempts: r.get(8)?,
+        review_rounds: r.get(9)?,
+        session: r.get(10)?,
+        state_json: r.get(11)?,
+        claimed_at: parse_time(&r.get::<_, String>(12)?),
+        stage_since: parse_time(&r.get::<_, String>(13)?),
+        updated_at: parse_time(&r.get::<_, String>(14)?),
     })
 }
 

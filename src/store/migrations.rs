@@ -90,6 +90,22 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE webhook_deliveries;
     ALTER TABLE webhook_deliveries_5 RENAME TO webhook_deliveries;
     CREATE INDEX webhook_deliveries_by_age ON webhook_deliveries (kind, received_at);",
+    // 6: what other actors need of an issue, in columns of their own rather
+    // than parsed out of the dev actor's `state_json`: the head it pushed and
+    // what it waits for (`ci`, `review`, `answer`, `forge`). Filled in from
+    // the persisted state of the claims there are; `pr` was a column already.
+    "ALTER TABLE claims ADD COLUMN head TEXT;
+    ALTER TABLE claims ADD COLUMN waiting TEXT;
+    UPDATE claims SET
+        head = json_extract(state_json, '$.head'),
+        pr = coalesce(pr, json_extract(state_json, '$.pr')),
+        waiting = CASE
+            WHEN status <> 'active' THEN NULL
+            WHEN json_type(state_json, '$.escalation') = 'object' THEN 'answer'
+            WHEN stage = 'awaiting_ci' THEN 'ci'
+            WHEN stage = 'awaiting_review' THEN 'review'
+        END
+    WHERE json_valid(state_json);",
 ];
 
 /// The schema version this build writes.

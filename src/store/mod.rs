@@ -1,6 +1,8 @@
 //! The SQLite store (`state/forgehand.db`, WAL): what forgehand itself has done.
 //! Claims hold each dev actor's persisted state, written before every side
-//! effect; the events table is the journal of every decision.
+//! effect, plus the facts other actors need of an issue (its PR, pushed head
+//! and what it waits for) in columns of their own; the events table is the
+//! journal of every decision.
 //!
 //! Two ways in:
 //! - [`Store`], the daemon's: one thread of its own owns the connection and
@@ -67,9 +69,47 @@ impl ClaimStatus {
     }
 }
 
-/// One issue forgehand holds or held. `stage`, `pr` and the counters repeat
-/// what `state_json` holds so `status` can show them without knowing the
-/// dev actor's types.
+/// What an active issue waits for, when it waits on something other than its
+/// agent: stored as a short word so `status` and other actors can tell
+/// without knowing the dev actor's types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Waiting {
+    /// CI on the pushed head.
+    Ci,
+    /// An approving review of the pushed head.
+    Review,
+    /// A human's answer to an escalation.
+    Answer,
+    /// The forge to come back.
+    Forge,
+}
+
+impl Waiting {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Waiting::Ci => "ci",
+            Waiting::Review => "review",
+            Waiting::Answer => "answer",
+            Waiting::Forge => "forge",
+        }
+    }
+
+    /// `None` for a word this build does not know (written by a newer one).
+    fn parse(s: &str) -> Option<Waiting> {
+        match s {
+            "ci" => Some(Waiting::Ci),
+            "review" => Some(Waiting::Review),
+            "answer" => Some(Waiting::Answer),
+            "forge" => Some(Waiting::Forge),
+            _ => None,
+        }
+    }
+}
+
+/// One issue forgehand holds or held. `stage`, `pr`, `head`, `waiting` and
+/// the counters repeat what `state_json` holds so `status` and the other
+/// actors can read them without knowing the dev actor's types.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClaimRow {
     pub project: String,
@@ -78,6 +118,9 @@ pub struct ClaimRow {
     pub status: ClaimStatus,
     pub stage: String,
     pub pr: Option<u64>,
+    /// The head forgehand last pushed to the PR's branch.
+    pub head: Option<String>,
+    pub waiting: Option<Waiting>,
     pub ci_attempts: u32,
     pub review_rounds: u32,
     pub session: String,

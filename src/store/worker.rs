@@ -130,6 +130,27 @@ impl Store {
         self.call(move |db| db.claims(project.as_deref(), status))
             .await
     }
+
+    /// The active claim whose dev actor opened pull request `pr`.
+    pub async fn claim_holding_pr(
+        &self,
+        project: &str,
+        pr: u64,
+    ) -> anyhow::Result<Option<ClaimRow>> {
+        let project = project.to_string();
+        self.call(move |db| db.claim_holding_pr(&project, pr)).await
+    }
+
+    /// The active claim whose dev actor last pushed `sha`.
+    pub async fn claim_holding_head(
+        &self,
+        project: &str,
+        sha: &str,
+    ) -> anyhow::Result<Option<ClaimRow>> {
+        let (project, sha) = (project.to_string(), sha.to_string());
+        self.call(move |db| db.claim_holding_head(&project, &sha))
+            .await
+    }
 }
 
 /// The store thread: runs each job in turn until every handle is gone. A

@@ -110,7 +110,7 @@ fn status_without_a_database_is_a_runtime_error() {
 #[test]
 fn status_lists_claims_as_a_table_and_as_json() {
     use chrono::Utc;
-    use forgehand::store::{ClaimRow, ClaimStatus, Db, EventKind};
+    use forgehand::store::{ClaimRow, ClaimStatus, Db, EventKind, Waiting};
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("state")).unwrap();
     let store = Db::open(&dir.path().join("state/forgehand.db")).unwrap();
@@ -122,6 +122,8 @@ fn status_lists_claims_as_a_table_and_as_json() {
             status: ClaimStatus::Active,
             stage: "awaiting_ci".into(),
             pr: Some(43),
+            head: Some("c0ffee".into()),
+            waiting: Some(Waiting::Ci),
             ci_attempts: 1,
             review_rounds: 0,
             session: "dev-proj-42".into(),
@@ -142,15 +144,22 @@ fn status_lists_claims_as_a_table_and_as_json() {
         "proj",
         "#42",
         "awaiting_ci",
+        "WAITING",
         "#43",
         "dev-proj-42",
     ] {
         assert!(table.contains(word), "{word} missing from\n{table}");
     }
+    let header = table.lines().next().unwrap();
+    let row = table.lines().nth(1).unwrap();
+    let at = header.find("WAITING").unwrap();
+    assert_eq!(&row[at..at + 3], "ci ", "{table}");
     let out = forgehand(dir.path(), &["status", "--state", "state", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json[0]["issue"], 42);
     assert_eq!(json[0]["pr"], 43);
+    assert_eq!(json[0]["head"], "c0ffee");
+    assert_eq!(json[0]["waiting"], "ci");
     assert_eq!(json[0]["session"], "dev-proj-42");
     let out = forgehand(dir.path(), &["status", "--state", "state", "proj", "42"]);
     assert!(text(&out).contains("pushed fix/issue-42"), "{}", text(&out));
@@ -187,6 +196,8 @@ fn status_escapes_control_characters_in_forge_text() {
             status: ClaimStatus::Active,
             stage: "working".into(),
             pr: None,
+            head: None,
+            waiting: None,
             ci_attempts: 0,
             review_rounds: 0,
             session: "dev-proj-42".into(),
@@ -281,12 +292,12 @@ fn ask_status(dir: &std::path::Path) -> String {
 /// A state folder with one claim and its journal, written and closed the way
 /// a stopped daemon leaves it (no `-wal`, no `-shm`).
 fn stopped_daemon_state(dir: &std::path::Path) -> std::path::PathBuf {
-    use forgehand::store::{Db, EventKind};
+    use forgehand::store::{Db, EventKind, Waiting};
     let state = dir.join("state");
     std::fs::create_dir(&state).unwrap();
     let db = Db::open(&state.join("forgehand.db")).unwrap();
     let mut claim = crate::store::row("proj", 42);
-    (claim.pr, claim.stage) = (Some(43), "awaiting_review".into());
+    (claim.pr, claim.waiting) = (Some(43), Some(Waiting::Review));
     db.save_claim(&claim).unwrap();
     db.journal("proj", Some(42), EventKind::Pushed, "pushed fix/issue-42")
         .unwrap();
@@ -309,7 +320,7 @@ fn status_never_changes_the_database() {
     assert_eq!(wal_files(&state), Vec::<String>::new());
     let before = crate::store::snapshot(&state);
     let table = ask_status(dir.path());
-    assert!(table.contains("awaiting_review"), "{table}");
+    assert!(table.contains("review"), "{table}");
     assert_eq!(
         wal_files(&state),
         Vec::<String>::new(),
@@ -341,6 +352,45 @@ fn status_reads_a_database_it_may_not_write() {
 }
 
 #[test]
+fn status_reads_the_previous_schema_without_upgrading_it() {
+    use forgehand::store::{Db, SCHEMA_VERSION};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let path = state.join("forgehand.db");
+    crate::store::previous_schema(&path);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO claims (project, issue, title, status, stage, pr, session, state_json,
+            claimed_at, stage_since, updated_at)
+         VALUES ('proj', 42, 'Old claim', 'active', 'awaiting_ci', 43, 'dev-proj-42', '{}',
+            ?1, ?1, ?1)",
+        [chrono::Utc::now().to_rfc3339()],
+    )
+    .unwrap();
+    drop(conn);
+    let before = crate::store::snapshot(&state);
+
+    let table = ask_status(dir.path());
+    assert!(table.contains("Old claim"), "{table}");
+    let out = forgehand(dir.path(), &["status", "--state", "state", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["pr"], 43);
+    assert_eq!(json[0]["waiting"], serde_json::Value::Null);
+    assert!(
+        crate::store::snapshot(&state) == before,
+        "status changed it"
+    );
+    let version: usize = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION - 1, "not migrated");
+    // The daemon's own open still upgrades it.
+    drop(Db::open(&path).unwrap());
+}
+
+#[test]
 fn status_on_a_newer_schema_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let state = stopped_daemon_state(dir.path());
@@ -361,13 +411,13 @@ fn status_on_a_newer_schema_says_so() {
 /// reads the latest writes through the `-wal` and changes neither file.
 #[tokio::test]
 async fn status_reads_while_the_daemon_holds_the_database() {
-    use forgehand::store::Store;
+    use forgehand::store::{Store, Waiting};
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
     let store = Store::open(&state.join("forgehand.db")).unwrap();
     let mut claim = crate::store::row("proj", 42);
-    claim.stage = "awaiting_ci".into();
+    claim.waiting = Some(Waiting::Ci);
     store.save_claim(&claim).await.unwrap();
     store
         .journal(
@@ -393,19 +443,16 @@ async fn status_reads_while_the_daemon_holds_the_database() {
     })
     .await
     .unwrap();
-    assert!(
-        table.contains("#42") && table.contains("awaiting_ci"),
-        "{table}"
-    );
+    assert!(table.contains("#42") && table.contains("ci"), "{table}");
     assert!(
         held(crate::store::snapshot(&state)) == before,
         "status wrote"
     );
 
     // The daemon writes on, and the next look sees it.
-    claim.stage = "awaiting_review".into();
+    claim.waiting = Some(Waiting::Review);
     store.save_claim(&claim).await.unwrap();
     let out = forgehand(dir.path(), &["status", "--state", "state", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json[0]["stage"], "awaiting_review");
+    assert_eq!(json[0]["waiting"], "review");
 }

@@ -258,6 +258,18 @@ async fn an_approval_from_the_cli_merges_the_plan() {
         !h.plans.join("done/tidy.md").exists(),
         "not without approval"
     );
+    // `status` reads the running daemon's database: the claim waits for a
+    // review of the head it pushed.
+    let state = h.state.display().to_string();
+    let out = h
+        .command(&["status", "--state", &state, "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let claims: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(claims[0]["waiting"], "review", "{claims:#}");
+    let pushed = git(&h.repo, &["rev-parse", "fix/issue-tidy"]);
+    assert_eq!(claims[0]["head"], pushed.trim(), "{claims:#}");
 
     let projects = h.projects.display().to_string();
     let out = h

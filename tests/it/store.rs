@@ -4,8 +4,10 @@
 use std::path::Path;
 
 use chrono::Utc;
+use forgehand::actors::dev::machine::{DevState, Escalation, Stage};
+use forgehand::forge::{CommitSha, PrNumber};
 use forgehand::lockfile::{DaemonLock, LockError};
-use forgehand::store::{ClaimRow, ClaimStatus, Db, EventKind, SCHEMA_VERSION, Store};
+use forgehand::store::{ClaimRow, ClaimStatus, Db, EventKind, SCHEMA_VERSION, Store, Waiting};
 
 pub fn row(project: &str, issue: u64) -> ClaimRow {
     ClaimRow {
@@ -15,6 +17,8 @@ pub fn row(project: &str, issue: u64) -> ClaimRow {
         status: ClaimStatus::Active,
         stage: "claimed".into(),
         pr: None,
+        head: None,
+        waiting: None,
         ci_attempts: 0,
         review_rounds: 0,
         session: format!("dev-{project}-{issue}"),
@@ -150,6 +154,106 @@ fn journaled_finds_exactly_the_same_line() {
     );
 }
 
+/// The database as it was before `claims.head` and `claims.waiting` (the
+/// previous schema version): today's, with the two columns taken out again.
+pub fn previous_schema(path: &Path) {
+    drop(Db::open(path).unwrap());
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(&format!(
+        "ALTER TABLE claims DROP COLUMN head;
+         ALTER TABLE claims DROP COLUMN waiting;
+         PRAGMA user_version = {};",
+        SCHEMA_VERSION - 1
+    ))
+    .unwrap();
+}
+
+/// A dev actor's persisted state, as the dev actor writes it.
+fn state_json(stage: Stage, pr: Option<u64>, head: Option<&str>, escalated: bool) -> String {
+    let mut state = DevState::new(Utc::now());
+    state.stage = stage;
+    state.pr = pr.map(PrNumber);
+    state.head = head.map(|h| CommitSha(h.into()));
+    state.escalation = escalated.then(|| Escalation {
+        reason: "which key store?".into(),
+        since: Utc::now(),
+    });
+    serde_json::to_string(&state).unwrap()
+}
+
+#[test]
+fn the_migration_fills_in_the_claim_facts_from_the_persisted_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forgehand.db");
+    previous_schema(&path);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let now = Utc::now().to_rfc3339();
+    let insert = |issue: u64, status: &str, stage: Stage, state: String| {
+        conn.execute(
+            "INSERT INTO claims (project, issue, title, status, stage, pr, session, state_json,
+                claimed_at, stage_since, updated_at)
+             VALUES ('p', ?1, 't', ?2, ?3, NULL, 's', ?4, ?5, ?5, ?5)",
+            rusqlite::params![issue, status, stage.as_str(), state, now],
+        )
+        .unwrap();
+    };
+    let ci = state_json(Stage::AwaitingCi, Some(11), Some("aaa"), false);
+    insert(1, "active", Stage::AwaitingCi, ci);
+    let review = state_json(Stage::AwaitingReview, Some(12), Some("bbb"), false);
+    insert(2, "active", Stage::AwaitingReview, review);
+    let asked = state_json(Stage::Working, None, None, true);
+    insert(3, "active", Stage::Working, asked);
+    let done = state_json(Stage::Done, Some(14), Some("ddd"), false);
+    insert(4, "done", Stage::Done, done);
+    insert(5, "active", Stage::Working, "not json".into());
+    drop(conn);
+
+    let db = Db::open(&path).unwrap();
+    let facts = |issue: u64| {
+        let c = db.claim("p", issue).unwrap().unwrap();
+        (c.pr, c.head, c.waiting)
+    };
+    let sha = |s: &str| Some(s.to_string());
+    assert_eq!(facts(1), (Some(11), sha("aaa"), Some(Waiting::Ci)));
+    assert_eq!(facts(2), (Some(12), sha("bbb"), Some(Waiting::Review)));
+    assert_eq!(facts(3), (None, None, Some(Waiting::Answer)));
+    // A finished claim waits for nothing; its PR and head stay known.
+    assert_eq!(facts(4), (Some(14), sha("ddd"), None));
+    assert_eq!(facts(5), (None, None, None));
+    assert_eq!(
+        db.claim_holding_head("p", "bbb").unwrap().map(|c| c.issue),
+        Some(2)
+    );
+}
+
+#[test]
+fn the_claim_holding_a_pr_or_head_is_an_active_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("db")).unwrap();
+    let mut old = row("p", 1);
+    (old.pr, old.head, old.status) = (Some(7), Some("abc".into()), ClaimStatus::Done);
+    old.claimed_at = Utc::now() - chrono::Duration::hours(1);
+    db.save_claim(&old).unwrap();
+    let mut live = row("p", 2);
+    (live.pr, live.head, live.waiting) = (Some(8), Some("def".into()), Some(Waiting::Review));
+    db.save_claim(&live).unwrap();
+    let mut other = row("q", 3);
+    (other.pr, other.head) = (Some(8), Some("def".into()));
+    db.save_claim(&other).unwrap();
+
+    let issue = |c: anyhow::Result<Option<ClaimRow>>| c.unwrap().map(|c| c.issue);
+    assert_eq!(issue(db.claim_holding_pr("p", 8)), Some(2));
+    assert_eq!(issue(db.claim_holding_head("p", "def")), Some(2));
+    assert_eq!(issue(db.claim_holding_pr("q", 8)), Some(3));
+    // Done with, it holds nothing any more.
+    assert_eq!(issue(db.claim_holding_pr("p", 7)), None);
+    assert_eq!(issue(db.claim_holding_head("p", "abc")), None);
+    assert_eq!(
+        db.claim("p", 2).unwrap().unwrap().waiting,
+        Some(Waiting::Review)
+    );
+}
+
 /// Calls reach the store thread in the order they were made; a journal line
 /// is queued without waiting, yet a later call already sees it, and dropping
 /// the store writes whatever is still queued.
@@ -176,10 +280,14 @@ async fn the_store_thread_keeps_the_order_of_calls() {
     );
 
     let mut claim = row("p", 1);
-    claim.pr = Some(4);
+    (claim.pr, claim.head, claim.waiting) = (Some(4), Some("abc".into()), Some(Waiting::Ci));
     store.save_claim(&claim).await.unwrap();
     let saved = store.claim("p", 1).await.unwrap().unwrap();
-    assert_eq!(saved.pr, Some(4));
+    assert_eq!((saved.pr, saved.waiting), (Some(4), Some(Waiting::Ci)));
+    let held = store.claim_holding_head("p", "abc").await.unwrap();
+    assert_eq!(held.map(|c| c.issue), Some(1));
+    let held = store.claim_holding_pr("p", 4).await.unwrap();
+    assert_eq!(held.map(|c| c.issue), Some(1));
 
     for i in 0..100 {
         store
@@ -206,6 +314,39 @@ pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
         .collect();
     files.sort();
     files
+}
+
+#[test]
+fn a_read_only_open_reads_an_older_schema_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forgehand.db");
+    previous_schema(&path);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO claims (project, issue, title, status, stage, pr, session, state_json,
+            claimed_at, stage_since, updated_at)
+         VALUES ('p', 1, 't', 'active', 'awaiting_ci', 5, 's', '{}', ?1, ?1, ?1)",
+        [Utc::now().to_rfc3339()],
+    )
+    .unwrap();
+    drop(conn);
+    let before = snapshot(dir.path());
+
+    let db = Db::open_read_only(&path).unwrap();
+    let claims = db.claims(None, None).unwrap();
+    assert_eq!(claims.len(), 1);
+    assert_eq!(
+        (claims[0].pr, claims[0].head.as_deref(), claims[0].waiting),
+        (Some(5), None, None)
+    );
+    assert_eq!(db.claim_holding_head("p", "abc").unwrap(), None);
+    assert_eq!(db.usage("p", 1).unwrap(), None);
+    drop(db);
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "the read-only open changed files"
+    );
 }
 
 /// The read-only open names the file in a URI: characters that mean

@@ -471,6 +471,8 @@ impl DevRun {
             status,
             stage: self.state.stage.as_str().to_string(),
             pr: self.state.pr.map(|p| p.0),
+            head: self.state.head.as_ref().map(|h| h.0.clone()),
+            waiting: self.state.waiting(),
             ci_attempts: self.state.ci_attempts,
             review_rounds: self.state.review_rounds,
             session: self.session.clone(),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::forge::{CommitSha, CommitStatus, IssueNumber, PrNumber};
 use crate::notify::Notice;
 use crate::phase::{Phase, PhaseReport, Refusal, RefusalKind};
-use crate::store::{ClaimStatus, EventKind};
+use crate::store::{ClaimStatus, EventKind, Waiting};
 
 /// Where an issue is in its life, in lifecycle order. Persisted by name in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -54,6 +54,14 @@ impl Stage {
             Stage::Blocked => "blocked",
             Stage::Done => "done",
         }
+    }
+
+    /// The stage [`Stage::as_str`] names, as the store's `stage` column
+    /// holds it; `None` for a name this build does not know.
+    pub fn parse(name: &str) -> Option<Stage> {
+        // Serde's names are the persisted ones (`rename_all = "snake_case"`).
+        use serde::de::value::{Error, StrDeserializer};
+        Stage::deserialize(StrDeserializer::<Error>::new(name)).ok()
     }
 
     /// Stages in which a live agent session is expected.
@@ -181,6 +189,23 @@ impl DevState {
             phase_seen: None,
             nudges: 0,
             phase_since_stop: false,
+        }
+    }
+
+    /// What the issue waits for, for the store's `waiting` column: an open
+    /// escalation waits for a human's answer whatever the stage; a finished
+    /// claim waits for nothing.
+    pub fn waiting(&self) -> Option<Waiting> {
+        if self.stage.is_terminal() {
+            return None;
+        }
+        if self.escalation.is_some() {
+            return Some(Waiting::Answer);
+        }
+        match self.stage {
+            Stage::AwaitingCi => Some(Waiting::Ci),
+            Stage::AwaitingReview => Some(Waiting::Review),
+            _ => None,
         }
     }
 }
