@@ -1,6 +1,7 @@
 //! The command line (DESIGN §3). Exit codes: 0 ok, 1 runtime error, 2 usage
 //! or configuration error.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,7 +13,7 @@ use crate::config::{self, ForgeConfig};
 use crate::daemon::{self, RunError, RunOptions};
 use crate::forge::local::{LocalArgs, ReviewVerdict, submit_review};
 use crate::paths::{StatePaths, session_name};
-use crate::store::{ClaimRow, Db, EventRow, TokenUsage};
+use crate::store::{ClaimRow, Db, EventRow, TokenUsage, Waiting};
 use crate::text::{escape_line, escape_lines, json_for_terminal};
 
 #[derive(Debug, Parser)]
@@ -380,6 +381,18 @@ fn render_table(claims: &[ClaimRow], usage: &[Option<TokenUsage>]) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+    }
+    let down: Vec<String> = claims
+        .iter()
+        .filter(|c| c.waiting == Some(Waiting::Forge))
+        .map(|c| format!("{} #{}", c.project, c.issue))
+        .collect();
+    if !down.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nwaiting for the forge (it does not answer; retried with backoff): {}",
+            down.join(", ")
+        );
     }
     out
 }

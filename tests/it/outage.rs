@@ -72,6 +72,14 @@ async fn a_long_outage_with_issues_in_every_stage_loses_nothing() {
                 h.journal(1)
             )
         });
+    // `forgehand status` says why nothing moves.
+    wait_until("status to show the outage", STEP, || async {
+        let out = h.run(&["status", "--state", &h.state_arg()]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("waiting for the forge")
+            .then_some(())
+    })
+    .await;
     h.forge.clear_chaos();
     h.forge.close_issue(blocker);
 
@@ -81,6 +89,12 @@ async fn a_long_outage_with_issues_in_every_stage_loses_nothing() {
             .wait_until(STEP, |s| s.pull(pr).is_some_and(|p| p.merged))
             .await
             .unwrap_or_else(|e| panic!("#{n} merged after the outage: {e}\n{:#?}", h.journal(n)));
+    }
+    // And once it is back, nobody waits for it any more.
+    let out = h.run(&["status", "--state", &h.state_arg()]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("waiting for the forge"));
+    for &n in issues.iter().chain([&later]) {
+        let pr = h.wait_for_pr(n).await;
         assert_eq!(h.forge.read(|s| s.merge_count(pr)), 1, "#{n} merged once");
     }
     for &n in &issues {

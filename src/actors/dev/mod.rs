@@ -472,7 +472,12 @@ impl DevRun {
             stage: self.state.stage.as_str().to_string(),
             pr: self.state.pr.map(|p| p.0),
             head: self.state.head.as_ref().map(|h| h.0.clone()),
-            waiting: self.state.waiting(),
+            // While the forge is down, that is what the issue waits for.
+            waiting: if self.outage.is_down() {
+                Some(crate::store::Waiting::Forge)
+            } else {
+                self.state.waiting()
+            },
             ci_attempts: self.state.ci_attempts,
             review_rounds: self.state.review_rounds,
             session: self.session.clone(),
