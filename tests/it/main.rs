@@ -26,6 +26,7 @@ mod matrix_e2e;
 mod merge_scanner;
 mod merging;
 mod model_server;
+mod openapi;
 mod outage;
 mod phase;
 mod picking;
