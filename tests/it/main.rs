@@ -11,6 +11,7 @@ mod demo;
 mod e2e;
 mod fake_forge;
 mod fake_forge_selftest;
+mod fake_github;
 mod fake_woodpecker;
 mod feedback;
 mod forge_faults;
