@@ -12,6 +12,7 @@ mod e2e;
 mod fake_forge;
 mod fake_forge_selftest;
 mod fake_github;
+mod fake_github_selftest;
 mod fake_woodpecker;
 mod feedback;
 mod forge_faults;
