@@ -55,6 +55,7 @@ impl Api {
             // Redirects are the test's to follow: the logs redirect is under test.
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .user_agent("fake-github-selftest")
                 .build()
                 .expect("reqwest client"),
             root: github.url(),

@@ -168,7 +168,7 @@ impl FakeGithub {
         self.with_state(|s| s.forge.new_comment(issue, user, body))
     }
 
-    /// Posts a commit status as `creator` and returns its id.
+    /// Posts a commit status as the "other CI" (login `other-ci`) and returns its id.
     pub fn set_status(
         &self,
         sha: &str,

@@ -31,6 +31,18 @@
 //! github.assert_no_violations();
 //! ```
 //!
+//! # What a client must do to pass
+//! - Only operations of `tests/api/github-rest.subset.json`, with declared query
+//!   parameters and enum values and bodies that fit the request schema; anything else is
+//!   refused (404/422) and recorded ([`ViolationKind`]), and `assert_no_violations` fails.
+//! - A `User-Agent` header; `Authorization: Bearer <t>` or `token <t>` with the token or a
+//!   live installation token; the app JWT (RS256, `iss` the app id, `exp` at most 10
+//!   minutes ahead) only on `GET /app` and `POST /app/installations/{id}/access_tokens`.
+//! - Merges with `sha` (flagged otherwise); dependencies added by issue *id*; labels by
+//!   name, created before use (a missing one is flagged); no `GET /user` as an app.
+//! - Cope with GitHub's ways: PRs in the issue list, `mergeable: null`, `Link` paging,
+//!   a combined status `pending` with no statuses, the logs `302` to a tokenless link.
+//!
 //! Like the fake Forgejo, the server runs on its own thread and runtime, so a test may
 //! block its own runtime without starving the fake.
 

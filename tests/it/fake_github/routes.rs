@@ -265,7 +265,22 @@ pub fn serve(state: &mut GithubState, incoming: Incoming, fault: Option<&Fault>)
 
     // Injected failures are played after the contract check, so a faulty request is
     // still judged; only `AfterApply` lets the request change the state first.
+    let user_agent = headers.get(header::USER_AGENT).is_some();
     let mut apply = |state: &mut GithubState| -> Reply {
+        // GitHub turns away requests without a User-Agent before looking at anything else,
+        // and an HTTP client library sends none unless told to.
+        if !user_agent {
+            state.forge.violation(
+                ViolationKind::MissingHeader,
+                method,
+                path,
+                "no User-Agent header: GitHub refuses the request with 403",
+            );
+            return Reply::error(
+                403,
+                "Request forbidden by administrative rules. Please make sure your request has a User-Agent header",
+            );
+        }
         let actor = match auth::authenticate(state, authorization) {
             Ok(actor) => actor,
             Err(refusal) => {

@@ -49,10 +49,23 @@ async fn personal_token_is_required_and_both_schemes_work() {
         assert_eq!(user.json["type"], "User");
     }
 
+    // A client that sends no User-Agent (reqwest's default) is turned away, as by GitHub.
+    let bare = reqwest::Client::new()
+        .get(format!("{}/user", github.url()))
+        .bearer_auth(github.token())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
+
     let kinds: Vec<ViolationKind> = github.violations().iter().map(|v| v.kind).collect();
     assert_eq!(
         kinds,
-        [ViolationKind::Unauthorized, ViolationKind::Unauthorized]
+        [
+            ViolationKind::Unauthorized,
+            ViolationKind::Unauthorized,
+            ViolationKind::MissingHeader
+        ]
     );
     assert!(
         github.shape_problems().is_empty(),
@@ -60,7 +73,7 @@ async fn personal_token_is_required_and_both_schemes_work() {
         github.shape_problems()
     );
     let requests = github.requests();
-    assert_eq!(requests.len(), 4);
+    assert_eq!(requests.len(), 5);
     assert!(!requests[0].token_present && !requests[0].authorized);
     assert!(requests[2].authorized);
 }
