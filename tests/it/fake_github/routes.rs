@@ -224,7 +224,6 @@ pub fn serve(state: &mut GithubState, incoming: Incoming, fault: Option<&Fault>)
         return finish(
             state,
             &incoming_record(method, path, raw_query, body, received, authorization),
-            None,
             reply,
             Delivery::Now,
             false,
@@ -263,8 +262,6 @@ pub fn serve(state: &mut GithubState, incoming: Incoming, fault: Option<&Fault>)
     let refused = !checked.problems.is_empty();
     let mut authorized = false;
 
-    // Injected failures are played after the contract check, so a faulty request is
-    // still judged; only `AfterApply` lets the request change the state first.
     let user_agent = headers.get(header::USER_AGENT).is_some();
     let mut apply = |state: &mut GithubState| -> Reply {
         // GitHub turns away requests without a User-Agent before looking at anything else,
@@ -356,6 +353,8 @@ pub fn serve(state: &mut GithubState, incoming: Incoming, fault: Option<&Fault>)
         }
         reply
     };
+    // Injected failures are played after the contract check, so a faulty request is
+    // still judged; only `AfterApply` lets the request change the state first.
     let (reply, delivery) = match fault {
         None | Some(Fault::Delay(_)) => (apply(state), Delivery::Now),
         Some(Fault::AfterApply(inner)) => {
@@ -368,7 +367,7 @@ pub fn serve(state: &mut GithubState, incoming: Incoming, fault: Option<&Fault>)
     record.authorized = authorized;
     record.template = template;
     record.fault = fault.cloned();
-    finish(state, &record, fault, reply, delivery, true)
+    finish(state, &record, reply, delivery, true)
 }
 
 fn incoming_record(
@@ -398,7 +397,6 @@ fn incoming_record(
 fn finish(
     state: &mut GithubState,
     record: &RequestRecord,
-    _fault: Option<&Fault>,
     reply: Reply,
     delivery: Delivery,
     api: bool,
