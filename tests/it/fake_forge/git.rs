@@ -65,14 +65,14 @@ impl BareRepo {
         cmd
     }
 
-    fn output(&self, args: &[&str]) -> Result<Output> {
+    pub(crate) fn output(&self, args: &[&str]) -> Result<Output> {
         self.command(args)
             .output()
             .with_context(|| format!("running git {} in {}", args.join(" "), self.path.display()))
     }
 
     /// Runs git and returns trimmed stdout, failing on a non-zero exit.
-    fn run(&self, args: &[&str]) -> Result<String> {
+    pub(crate) fn run(&self, args: &[&str]) -> Result<String> {
         let out = self.output(args)?;
         if !out.status.success() {
             bail!(

@@ -55,6 +55,9 @@ pub enum ViolationKind {
     Unimplemented,
     /// Allowed by the API but almost certainly a forgehand bug (e.g. a duplicate label).
     Suspicious,
+    /// A header the real server insists on is missing (GitHub refuses requests without
+    /// a `User-Agent`).
+    MissingHeader,
 }
 
 /// One contract violation, tied to the request that caused it.

@@ -26,16 +26,16 @@
 // The API serves end-to-end tests written elsewhere; not every item is used by the self-test.
 #![allow(dead_code, unused_imports)]
 
-mod behaviour;
-mod conn;
+pub(crate) mod behaviour;
+pub(crate) mod conn;
 pub mod fixture;
-mod git;
+pub(crate) mod git;
 mod issues;
 mod json;
-mod log;
+pub(crate) mod log;
 mod pulls;
 mod routes;
-mod state;
+pub(crate) mod state;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};

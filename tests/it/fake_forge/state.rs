@@ -77,11 +77,11 @@ pub struct Pull {
     /// Every head commit seen, oldest first (one entry per push the fake noticed).
     pub heads_seen: Vec<String>,
     /// Heads the simulated reviewer has already reviewed.
-    pub(super) reviewed_heads: Vec<String>,
+    pub(crate) reviewed_heads: Vec<String>,
     /// Whether `RequestChangesOnce` has used its one request.
-    pub(super) changes_requested: bool,
+    pub(crate) changes_requested: bool,
     /// The (base, head) pair `mergeable` was computed for.
-    pub(super) mergeable_for: (String, String),
+    pub(crate) mergeable_for: (String, String),
 }
 
 #[derive(Debug, Clone)]
@@ -143,36 +143,36 @@ pub struct MergeRecord {
 /// Everything the fake knows. Fields are private to the fake; tests use the accessors.
 #[derive(Debug)]
 pub struct ForgeState {
-    pub(super) base_url: String,
-    pub(super) owner: String,
-    pub(super) repo: String,
-    pub(super) bot_login: String,
-    pub(super) default_branch: String,
-    pub(super) git: BareRepo,
-    pub(super) behaviour: Behaviour,
-    pub(super) next_number: u64,
-    pub(super) next_id: u64,
-    pub(super) issues: BTreeMap<u64, Issue>,
-    pub(super) pulls: BTreeMap<u64, Pull>,
-    pub(super) labels: Vec<Label>,
-    pub(super) comments: Vec<Comment>,
-    pub(super) reviews: Vec<Review>,
-    pub(super) statuses: Vec<CommitStatus>,
-    pub(super) merges: Vec<MergeRecord>,
-    pub(super) user_ids: HashMap<String, u64>,
+    pub(crate) base_url: String,
+    pub(crate) owner: String,
+    pub(crate) repo: String,
+    pub(crate) bot_login: String,
+    pub(crate) default_branch: String,
+    pub(crate) git: BareRepo,
+    pub(crate) behaviour: Behaviour,
+    pub(crate) next_number: u64,
+    pub(crate) next_id: u64,
+    pub(crate) issues: BTreeMap<u64, Issue>,
+    pub(crate) pulls: BTreeMap<u64, Pull>,
+    pub(crate) labels: Vec<Label>,
+    pub(crate) comments: Vec<Comment>,
+    pub(crate) reviews: Vec<Review>,
+    pub(crate) statuses: Vec<CommitStatus>,
+    pub(crate) merges: Vec<MergeRecord>,
+    pub(crate) user_ids: HashMap<String, u64>,
     /// Login → access mode on the repository (`none`, `read`, `write`, `admin`,
     /// `owner`), as `GET …/collaborators/{login}/permission` tells it. A login
     /// missing here reads, as any signed-in account does on a public repository.
-    pub(super) permissions: HashMap<String, String>,
-    pub(super) requests: Vec<RequestRecord>,
-    pub(super) violations: Vec<Violation>,
-    pub(super) faults: Faults,
+    pub(crate) permissions: HashMap<String, String>,
+    pub(crate) requests: Vec<RequestRecord>,
+    pub(crate) violations: Vec<Violation>,
+    pub(crate) faults: Faults,
     /// Per PR, how many heads the simulated CI has run on (for `FailFirst`).
-    pub(super) ci_runs: HashMap<u64, u32>,
+    pub(crate) ci_runs: HashMap<u64, u32>,
 }
 
 impl ForgeState {
-    pub(super) fn new(base_url: String, options: &super::FakeForgeOptions) -> Self {
+    pub(crate) fn new(base_url: String, options: &super::FakeForgeOptions) -> Self {
         Self {
             base_url,
             owner: options.owner.clone(),
@@ -408,18 +408,18 @@ impl ForgeState {
 
     // ----- primitives shared by the HTTP handlers and the control methods -----
 
-    pub(super) fn fresh_id(&mut self) -> u64 {
+    pub(crate) fn fresh_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         id
     }
 
-    pub(super) fn user_id(&mut self, login: &str) -> u64 {
+    pub(crate) fn user_id(&mut self, login: &str) -> u64 {
         let next = self.user_ids.len() as u64 + 1;
         *self.user_ids.entry(login.to_owned()).or_insert(next)
     }
 
-    pub(super) fn violation(
+    pub(crate) fn violation(
         &mut self,
         kind: ViolationKind,
         method: &str,
@@ -434,7 +434,7 @@ impl ForgeState {
         });
     }
 
-    pub(super) fn new_issue(&mut self, title: &str, body: &str, user: &str, is_pull: bool) -> u64 {
+    pub(crate) fn new_issue(&mut self, title: &str, body: &str, user: &str, is_pull: bool) -> u64 {
         let number = self.next_number;
         self.next_number += 1;
         let now = Utc::now();
@@ -457,11 +457,11 @@ impl ForgeState {
         number
     }
 
-    pub(super) fn label_by_name(&self, name: &str) -> Option<&Label> {
+    pub(crate) fn label_by_name(&self, name: &str) -> Option<&Label> {
         self.labels.iter().find(|l| l.name == name)
     }
 
-    pub(super) fn new_label(&mut self, name: &str, color: &str, description: &str) -> u64 {
+    pub(crate) fn new_label(&mut self, name: &str, color: &str, description: &str) -> u64 {
         let id = self.fresh_id();
         self.labels.push(Label {
             id,
@@ -473,7 +473,7 @@ impl ForgeState {
     }
 
     /// Adds a label by name to an issue (no-op if present); the label must exist.
-    pub(super) fn attach_label(&mut self, issue: u64, name: &str) {
+    pub(crate) fn attach_label(&mut self, issue: u64, name: &str) {
         if let Some(i) = self.issues.get_mut(&issue)
             && !i.labels.iter().any(|l| l == name)
         {
@@ -484,7 +484,7 @@ impl ForgeState {
 
     /// Attach the labels a create request names by id (`"labels": [1, 2]`);
     /// unknown ids are ignored, as Forgejo does.
-    pub(super) fn attach_label_ids(&mut self, issue: u64, body: &serde_json::Value) {
+    pub(crate) fn attach_label_ids(&mut self, issue: u64, body: &serde_json::Value) {
         let ids = body
             .get("labels")
             .and_then(serde_json::Value::as_array)
@@ -504,7 +504,7 @@ impl ForgeState {
         }
     }
 
-    pub(super) fn set_issue_state(&mut self, issue: u64, state: &str) {
+    pub(crate) fn set_issue_state(&mut self, issue: u64, state: &str) {
         if let Some(i) = self.issues.get_mut(&issue)
             && i.state != state
         {
@@ -514,7 +514,7 @@ impl ForgeState {
         }
     }
 
-    pub(super) fn new_comment(&mut self, issue: u64, user: &str, body: &str) -> u64 {
+    pub(crate) fn new_comment(&mut self, issue: u64, user: &str, body: &str) -> u64 {
         let id = self.fresh_id();
         self.comments.push(Comment {
             id,
@@ -529,7 +529,7 @@ impl ForgeState {
         id
     }
 
-    pub(super) fn new_status(
+    pub(crate) fn new_status(
         &mut self,
         sha: &str,
         context: &str,
@@ -555,7 +555,7 @@ impl ForgeState {
     /// Submits a review; `comments` are (path, position, text). `official`
     /// `None` makes it official when `user` may write.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn new_review(
+    pub(crate) fn new_review(
         &mut self,
         pull: u64,
         user: &str,

@@ -1,0 +1,590 @@
+//! The request path: every HTTP request enters [`serve`], which checks it against GitHub's
+//! OpenAPI description (refusing it, recorded as a violation, if the description does not
+//! allow it), plays the fault injected into it, authenticates it, applies the rate limit,
+//! dispatches it by template to a handler in `issues.rs`, `pulls.rs` or `checks.rs`,
+//! answers `304` to a matching `If-None-Match`, adds the rate-limit headers every GitHub
+//! answer carries, checks the answer against the description, and logs it.
+//!
+//! Pagination (`per_page`, `page`, `Link`) is in `paging.rs`. The only path outside
+//! the API is `/_blobs/…`, where the logs redirect points (GitHub sends clients to its
+//! blob storage, another host that needs no token).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::auth::{self, Actor};
+use super::behaviour::settle;
+use super::state::GithubState;
+use super::{checks, issues, pulls};
+use crate::fake_forge::{Fault, RequestRecord, ViolationKind};
+use crate::openapi::{self, Route, parse_query};
+
+/// Where job logs are served from, outside the API.
+pub const BLOB_PREFIX: &str = "/_blobs/job-logs/";
+const DOCS: &str = "https://docs.github.com/rest";
+
+/// What a handler answers, turned into an HTTP response by [`Reply::into_response`].
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    body: ReplyBody,
+    headers: Vec<(&'static str, String)>,
+}
+
+#[derive(Debug)]
+enum ReplyBody {
+    Json(Value),
+    Text(String),
+    Html(String),
+    Empty,
+}
+
+impl Reply {
+    pub fn json(status: u16, value: Value) -> Self {
+        Self {
+            status,
+            body: ReplyBody::Json(value),
+            headers: Vec::new(),
+        }
+    }
+
+    /// GitHub's error body: `{"message", "documentation_url", "status"}`.
+    pub fn error(status: u16, message: impl Into<String>) -> Self {
+        Self::json(
+            status,
+            json!({"message": message.into(), "documentation_url": DOCS, "status": status.to_string()}),
+        )
+    }
+
+    /// A 422 `Validation Failed` with one error entry, as GitHub lists what was wrong.
+    pub fn invalid(resource: &str, field: &str, code: &str, message: Option<&str>) -> Self {
+        let mut error = json!({"resource": resource, "field": field, "code": code});
+        if let Some(m) = message {
+            error["message"] = json!(m);
+        }
+        Self::json(
+            422,
+            json!({"message": "Validation Failed", "errors": [error], "documentation_url": DOCS, "status": "422"}),
+        )
+    }
+
+    pub fn empty(status: u16) -> Self {
+        Self {
+            status,
+            body: ReplyBody::Empty,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn text(status: u16, text: String) -> Self {
+        Self {
+            status,
+            body: ReplyBody::Text(text),
+            headers: Vec::new(),
+        }
+    }
+
+    /// `302 Found` to `location`.
+    pub fn redirect(location: String) -> Self {
+        Self::empty(302).with_header("location", location)
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    fn json_body(&self) -> Option<&Value> {
+        match &self.body {
+            ReplyBody::Json(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = match self.body {
+            ReplyBody::Json(v) => (status, axum::Json(v)).into_response(),
+            ReplyBody::Text(t) => (
+                status,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                t,
+            )
+                .into_response(),
+            ReplyBody::Html(h) => (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                h,
+            )
+                .into_response(),
+            ReplyBody::Empty => status.into_response(),
+        };
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().append(name, value);
+            }
+        }
+        response
+    }
+}
+
+/// One routed, authenticated request, as handlers see it.
+#[derive(Debug)]
+pub struct Req<'a> {
+    pub method: &'a str,
+    /// Raw request path, API prefix included (for pagination links and violations).
+    pub path: &'a str,
+    /// Percent-decoded path parameters by the description's names.
+    pub params: HashMap<String, String>,
+    pub query: Vec<(String, String)>,
+    /// The JSON body, `Null` when absent or not JSON.
+    pub body: Value,
+    pub actor: Actor,
+    /// The login the request acts as (the token's user, or the app's bot).
+    pub login: String,
+}
+
+impl Req<'_> {
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name).map_or("", String::as_str)
+    }
+
+    /// An integer path parameter; the OpenAPI check has already flagged non-integers,
+    /// which GitHub answers with 404.
+    pub fn number(&self, name: &str) -> Result<u64, Reply> {
+        self.param(name)
+            .parse()
+            .map_err(|_| Reply::error(404, "Not Found"))
+    }
+
+    /// The first value of a query parameter.
+    pub fn q(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn str_field(&self, name: &str) -> Option<&str> {
+        self.body.get(name).and_then(Value::as_str)
+    }
+}
+
+/// How an answer reaches the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Now,
+    /// After this long (the state lock released meanwhile).
+    After(Duration),
+    /// Not at all: the connection is cut.
+    Reset,
+}
+
+/// A handled request: the response and how to deliver it.
+pub struct Answer {
+    pub response: Response,
+    pub delivery: Delivery,
+}
+
+/// The request as it came off the wire.
+pub struct Incoming<'a> {
+    pub method: &'a str,
+    /// Raw (percent-encoded) path.
+    pub path: &'a str,
+    pub raw_query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    pub received: DateTime<Utc>,
+}
+
+/// Handles one request under the state lock; the caller wakes waiters afterwards and
+/// plays the delivery. `fault` was taken for this request by the caller (a plain
+/// `Delay` has already been waited out).
+pub fn serve(state: &mut GithubState, incoming: Incoming, fault: Option<&Fault>) -> Answer {
+    let Incoming {
+        method,
+        path,
+        raw_query,
+        headers,
+        body,
+        received,
+    } = incoming;
+    let query = parse_query(raw_query);
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Some(job) = path.strip_prefix(BLOB_PREFIX) {
+        let reply = checks::serve_log(state, job, &query);
+        return finish(
+            state,
+            &incoming_record(method, path, raw_query, body, received, authorization),
+            reply,
+            Delivery::Now,
+            false,
+        );
+    }
+    let api_path = if state.api_prefix.is_empty() {
+        Some(path)
+    } else {
+        path.strip_prefix(state.api_prefix.as_str())
+            .filter(|rest| rest.starts_with('/'))
+    };
+    let checked = match api_path {
+        Some(p) => openapi::github().check(method, p, &query, body),
+        None => openapi::Checked {
+            route: Route::UnknownPath,
+            problems: vec![format!(
+                "{path} is outside the API prefix {}",
+                state.api_prefix
+            )],
+        },
+    };
+    let kind = match checked.route {
+        Route::Matched { .. } => ViolationKind::NotInSwagger,
+        Route::MethodNotAllowed { .. } => ViolationKind::MethodNotAllowed,
+        Route::UnknownPath => ViolationKind::UnknownPath,
+    };
+    for problem in &checked.problems {
+        state.forge.violation(kind, method, path, problem.clone());
+    }
+    let template = match &checked.route {
+        Route::Matched { template, .. } | Route::MethodNotAllowed { template } => {
+            Some(template.clone())
+        }
+        Route::UnknownPath => None,
+    };
+    let refused = !checked.problems.is_empty();
+    let mut authorized = false;
+
+    let user_agent = headers.get(header::USER_AGENT).is_some();
+    let mut apply = |state: &mut GithubState| -> Reply {
+        // GitHub turns away requests without a User-Agent before looking at anything else,
+        // and an HTTP client library sends none unless told to.
+        if !user_agent {
+            state.forge.violation(
+                ViolationKind::MissingHeader,
+                method,
+                path,
+                "no User-Agent header: GitHub refuses the request with 403",
+            );
+            return Reply::error(
+                403,
+                "Request forbidden by administrative rules. Please make sure your request has a User-Agent header",
+            );
+        }
+        let actor = match auth::authenticate(state, authorization) {
+            Ok(actor) => actor,
+            Err(refusal) => {
+                state
+                    .forge
+                    .violation(ViolationKind::Unauthorized, method, path, refusal.detail);
+                return Reply::error(401, refusal.message);
+            }
+        };
+        let Route::Matched { template, params } = checked.route.clone() else {
+            return Reply::error(404, "Not Found");
+        };
+        // What the description refuses, GitHub would not do: the request is not applied.
+        if refused {
+            return Reply::error(
+                422,
+                "the request does not fit GitHub's API description (see the fake's violations)",
+            );
+        }
+        let app_only = template.starts_with("/app");
+        if app_only != (actor == Actor::App) {
+            let detail = if app_only {
+                "the /app endpoints take the app's JWT"
+            } else {
+                "an app JWT only authenticates /app and installation tokens"
+            };
+            state
+                .forge
+                .violation(ViolationKind::Unauthorized, method, path, detail);
+            return Reply::error(401, "A JSON web token could not be decoded");
+        }
+        authorized = true;
+        let now = Utc::now();
+        state.rate.roll(now);
+        let free = template == "/rate_limit";
+        if state.rate.remaining == 0 && !free {
+            return Reply::error(
+                403,
+                "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, please include the request ID.",
+            );
+        }
+        let login = actor.login(state);
+        let req = Req {
+            method,
+            path,
+            params,
+            query: query.clone(),
+            body: serde_json::from_slice(body).unwrap_or(Value::Null),
+            actor,
+            login,
+        };
+        settle(state);
+        let reply = dispatch(state, &template, &req);
+        settle(state);
+        if (200..300).contains(&reply.status) || reply.status == 302 {
+            let value = reply.json_body().cloned().unwrap_or(Value::Null);
+            for problem in openapi::github().check_response(method, &template, reply.status, &value)
+            {
+                state
+                    .shape_problems
+                    .push(format!("{method} {path} -> {}: {problem}", reply.status));
+            }
+        }
+        let reply = if method == "GET" {
+            with_etag(reply, headers)
+        } else {
+            reply
+        };
+        // A 304 costs no quota, and neither does asking for the quota.
+        if reply.status != 304 && !free {
+            state.rate.remaining = state.rate.remaining.saturating_sub(1);
+            state.rate.used += 1;
+        }
+        reply
+    };
+    // Injected failures are played after the contract check, so a faulty request is
+    // still judged; only `AfterApply` lets the request change the state first.
+    let (reply, delivery) = match fault {
+        None | Some(Fault::Delay(_)) => (apply(state), Delivery::Now),
+        Some(Fault::AfterApply(inner)) => {
+            let real = apply(state);
+            play(inner, Some(real))
+        }
+        Some(other) => play(other, None),
+    };
+    let mut record = incoming_record(method, path, raw_query, body, received, authorization);
+    record.authorized = authorized;
+    record.template = template;
+    record.fault = fault.cloned();
+    finish(state, &record, reply, delivery, true)
+}
+
+fn incoming_record(
+    method: &str,
+    path: &str,
+    raw_query: &str,
+    body: &[u8],
+    received: DateTime<Utc>,
+    authorization: Option<&str>,
+) -> RequestRecord {
+    RequestRecord {
+        at: received,
+        received,
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: raw_query.to_owned(),
+        body: String::from_utf8_lossy(body).into_owned(),
+        token_present: authorization.is_some(),
+        authorized: false,
+        template: None,
+        status: 0,
+        fault: None,
+    }
+}
+
+/// Adds the rate-limit headers, logs the request and builds the response.
+fn finish(
+    state: &mut GithubState,
+    record: &RequestRecord,
+    reply: Reply,
+    delivery: Delivery,
+    api: bool,
+) -> Answer {
+    let reply = if api {
+        let rate = &state.rate;
+        reply
+            .with_header("x-ratelimit-limit", rate.limit.to_string())
+            .with_header("x-ratelimit-remaining", rate.remaining.to_string())
+            .with_header("x-ratelimit-reset", rate.reset.timestamp().to_string())
+            .with_header("x-ratelimit-used", rate.used.to_string())
+            .with_header("x-ratelimit-resource", "core")
+    } else {
+        reply
+    };
+    let mut record = record.clone();
+    record.at = Utc::now();
+    record.status = if delivery == Delivery::Reset {
+        0
+    } else {
+        reply.status
+    };
+    state.forge.requests.push(record);
+    Answer {
+        response: reply.into_response(),
+        delivery,
+    }
+}
+
+/// A 200 JSON answer tagged with a weak ETag of what it says (GitHub's form); `304`
+/// without a body when the client already holds that tag.
+fn with_etag(reply: Reply, request: &HeaderMap) -> Reply {
+    let Some(value) = reply.json_body() else {
+        return reply;
+    };
+    if reply.status != 200 {
+        return reply;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.to_string().hash(&mut hasher);
+    reply.headers.hash(&mut hasher);
+    let etag = format!("W/\"{:016x}\"", hasher.finish());
+    let held = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == etag || t.trim() == etag.trim_start_matches("W/"))
+        });
+    if held {
+        Reply::empty(304).with_header("etag", etag)
+    } else {
+        reply.with_header("etag", etag)
+    }
+}
+
+/// What the client gets for `fault`; `real` is the answer of a request already applied
+/// (`AfterApply`), `None` when the fault replaces handling it. A 403 or 429 is played as
+/// GitHub's secondary rate limit.
+fn play(fault: &Fault, real: Option<Reply>) -> (Reply, Delivery) {
+    match fault {
+        Fault::Status {
+            status,
+            retry_after,
+        } => {
+            let message = if matches!(status, 403 | 429) {
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID."
+            } else {
+                "Server Error"
+            };
+            let reply = Reply::error(*status, message);
+            let reply = match retry_after {
+                Some(secs) => reply.with_header("retry-after", secs.to_string()),
+                None => reply,
+            };
+            (reply, Delivery::Now)
+        }
+        Fault::Html { status } => (
+            Reply {
+                status: *status,
+                body: ReplyBody::Html(
+                    "<html><body><h1>Unicorn!</h1><p>This page is taking too long to load.</p></body></html>"
+                        .to_owned(),
+                ),
+                headers: Vec::new(),
+            },
+            Delivery::Now,
+        ),
+        Fault::Reset => (Reply::empty(500), Delivery::Reset),
+        // Only reached after applying: a plain delay is waited out before `serve`.
+        Fault::Delay(wait) => (
+            real.unwrap_or_else(|| Reply::error(500, "delay without an answer")),
+            Delivery::After(*wait),
+        ),
+        Fault::AfterApply(inner) => play(inner, real),
+    }
+}
+
+fn dispatch(state: &mut GithubState, template: &str, req: &Req) -> Reply {
+    if template.starts_with("/repos/{owner}/{repo}")
+        && !(req.param("owner").eq_ignore_ascii_case(&state.forge.owner)
+            && req.param("repo").eq_ignore_ascii_case(&state.forge.repo))
+    {
+        return Reply::error(404, "Not Found");
+    }
+    let route = template.trim_start_matches("/repos/{owner}/{repo}");
+    let handled = match (req.method, route) {
+        ("GET", "/user") => issues::get_user(state, req),
+        ("GET", "/rate_limit") => Ok(Reply::json(200, state.rate_limit_json())),
+        ("GET", "/app") => issues::get_app(state, req),
+        ("POST", "/app/installations/{installation_id}/access_tokens") => {
+            issues::create_installation_token(state, req)
+        }
+        ("GET", "") => Ok(Reply::json(200, state.full_repo_json())),
+        ("GET", "/collaborators/{username}/permission") => issues::permission(state, req),
+        ("GET", "/collaborators/{username}") => issues::is_collaborator(state, req),
+        ("GET", "/labels") => issues::list_labels(state, req),
+        ("POST", "/labels") => issues::create_label(state, req),
+        ("GET", "/labels/{name}") => issues::get_label(state, req),
+        ("GET", "/issues") => issues::list_issues(state, req),
+        ("POST", "/issues") => issues::create_issue(state, req),
+        ("GET", "/issues/{issue_number}") => issues::get_issue(state, req),
+        ("PATCH", "/issues/{issue_number}") => issues::edit_issue(state, req),
+        ("GET", "/issues/{issue_number}/labels") => issues::get_labels(state, req),
+        ("POST", "/issues/{issue_number}/labels") => issues::add_labels(state, req, false),
+        ("PUT", "/issues/{issue_number}/labels") => issues::add_labels(state, req, true),
+        ("DELETE", "/issues/{issue_number}/labels") => issues::clear_labels(state, req),
+        ("DELETE", "/issues/{issue_number}/labels/{name}") => issues::remove_label(state, req),
+        ("GET", "/issues/{issue_number}/comments") => issues::list_comments(state, req),
+        ("POST", "/issues/{issue_number}/comments") => issues::create_comment(state, req),
+        ("GET", "/issues/comments") => issues::list_repo_comments(state, req),
+        ("GET", "/issues/comments/{comment_id}") => issues::get_comment(state, req),
+        ("PATCH", "/issues/comments/{comment_id}") => issues::edit_comment(state, req),
+        ("DELETE", "/issues/comments/{comment_id}") => issues::delete_comment(state, req),
+        ("GET", "/issues/{issue_number}/dependencies/blocked_by") => issues::blocked_by(state, req),
+        ("POST", "/issues/{issue_number}/dependencies/blocked_by") => {
+            issues::add_blocker(state, req)
+        }
+        ("DELETE", "/issues/{issue_number}/dependencies/blocked_by/{issue_id}") => {
+            issues::remove_blocker(state, req)
+        }
+        ("GET", "/issues/{issue_number}/dependencies/blocking") => issues::blocking(state, req),
+        ("GET", "/pulls") => pulls::list_pulls(state, req),
+        ("POST", "/pulls") => pulls::create_pull(state, req),
+        ("GET", "/pulls/{pull_number}") => pulls::get_pull(state, req),
+        ("PATCH", "/pulls/{pull_number}") => pulls::edit_pull(state, req),
+        ("GET", "/pulls/{pull_number}/reviews") => pulls::list_reviews(state, req),
+        ("GET", "/pulls/{pull_number}/reviews/{review_id}/comments") => {
+            pulls::review_comments(state, req)
+        }
+        ("GET", "/pulls/{pull_number}/comments") => pulls::pull_comments(state, req),
+        ("PUT", "/pulls/{pull_number}/merge") => pulls::merge(state, req),
+        ("GET", "/pulls/{pull_number}/merge") => pulls::is_merged(state, req),
+        ("GET", "/branches/{branch}") => pulls::get_branch(state, req),
+        ("GET", "/git/ref/{ref}") => pulls::get_ref(state, req),
+        ("POST", "/git/refs") => pulls::create_ref(state, req),
+        ("PATCH", "/git/refs/{ref}") => pulls::update_ref(state, req),
+        ("DELETE", "/git/refs/{ref}") => pulls::delete_ref(state, req),
+        ("POST", "/statuses/{sha}") => checks::create_status(state, req),
+        ("GET", "/commits/{ref}/status") => checks::combined_status(state, req),
+        ("GET", "/commits/{ref}/statuses") => checks::list_statuses(state, req),
+        ("GET", "/commits/{ref}/check-runs") => checks::list_check_runs(state, req),
+        ("GET", "/commits/{ref}/check-suites") => checks::list_check_suites(state, req),
+        ("GET", "/check-runs/{check_run_id}") => checks::get_check_run(state, req),
+        ("GET", "/check-suites/{check_suite_id}") => checks::get_check_suite(state, req),
+        ("GET", "/check-suites/{check_suite_id}/check-runs") => {
+            checks::suite_check_runs(state, req)
+        }
+        ("GET", "/actions/runs") => checks::list_runs(state, req),
+        ("GET", "/actions/runs/{run_id}") => checks::get_run(state, req),
+        ("GET", "/actions/runs/{run_id}/jobs") => checks::list_jobs(state, req),
+        ("POST", "/actions/runs/{run_id}/rerun") => checks::rerun(state, req, false),
+        ("POST", "/actions/runs/{run_id}/rerun-failed-jobs") => checks::rerun(state, req, true),
+        ("GET", "/actions/jobs/{job_id}") => checks::get_job(state, req),
+        ("POST", "/actions/jobs/{job_id}/rerun") => checks::rerun_job(state, req),
+        ("GET", "/actions/jobs/{job_id}/logs") => checks::job_logs(state, req),
+        _ => {
+            state.forge.violation(
+                ViolationKind::Unimplemented,
+                req.method,
+                req.path,
+                format!(
+                    "{} {template} is real GitHub API the fake does not serve",
+                    req.method
+                ),
+            );
+            Err(Reply::error(501, "not implemented by the fake GitHub"))
+        }
+    };
+    handled.unwrap_or_else(|reply| reply)
+}
