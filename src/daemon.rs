@@ -106,6 +106,8 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
             .await
             .context("opening the database")??,
     );
+    // Whoever worked on claims before (a daemon killed with -9) does no more.
+    store.clear_runners().await?;
     for file in [paths.db(), paths.lock(), paths.dev_active()] {
         if file.exists() {
             private(&file, 0o600)?;
@@ -206,6 +208,8 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
             &format!("daemon stopped ({reason})"),
         );
     }
+    // The sessions go on, but nobody watches them until the next start.
+    store.clear_runners().await?;
     // Journal lines are queued, not awaited: all of them are written before
     // the process ends.
     store.flush().await?;

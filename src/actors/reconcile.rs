@@ -205,8 +205,10 @@ pub async fn settle_claim(ctx: &ProjectCtx, issue: u64, stage: Stage) -> anyhow:
     }
     row.status = stage.claim_status();
     row.stage = stage.as_str().to_string();
-    // Every stage settled to is final: nothing is waited for any more.
+    // Every stage settled to is final: nothing is waited for any more, and
+    // nobody works on it.
     row.waiting = None;
+    row.runner = None;
     row.stage_since = now;
     row.updated_at = now;
     ctx.store.save_claim(&row).await

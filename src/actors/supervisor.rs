@@ -11,7 +11,7 @@ use std::time::Instant;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::forge::{IssueNumber, Nudge};
-use crate::store::{ClaimRow, ClaimStatus, EventKind};
+use crate::store::{ClaimRow, ClaimStatus, EventKind, Runner};
 
 use super::dev::machine::Stage;
 use super::dev::{DevActor, DevArgs, DevMsg};
@@ -284,9 +284,21 @@ impl Actor for Supervisor {
             // A session slot is free, and the issue may have closed (issues
             // waiting for it are ready): pick now rather than at the next poll.
             nudge_poller(state, &dev.project, Some(dev.issue));
-            if let Some(err) = failure {
-                dev_failed(&myself, state, dev, err).await;
-            }
+            let DevEntry {
+                project,
+                issue,
+                title,
+                ..
+            } = dev;
+            // One write of who works on the claim now, from what is decided
+            // here: a path that forgets to restart leaves nobody, visibly.
+            // Done, or stopped with the claim still active (`--once`), is
+            // nobody until a daemon resumes it.
+            let runner = match failure {
+                Some(err) => dev_failed(&myself, state, project.clone(), issue, title, err).await,
+                None => None,
+            };
+            set_runner(state, &project, issue, runner).await;
             stop_if_done(&myself, state);
         } else if let Some((project, _)) = state.pollers.remove(&id) {
             let Some(err) = failure else { return Ok(()) };
@@ -340,13 +352,29 @@ async fn start_dev(
                 },
             );
         }
+        // Counted like a failure of the actor, so the claim is restarted
+        // (or, failing again and again, given up) rather than orphaned.
         Err(e) => {
-            ctx.journal(
-                Some(issue.0),
-                EventKind::Error,
-                &format!("could not start the dev actor: {e}"),
-            );
+            let err = format!("could not start the dev actor: {e}");
+            let runner = dev_failed(myself, state, project.to_string(), issue, title, err).await;
+            set_runner(state, project, issue, runner).await;
         }
+    }
+}
+
+/// Record who works on a claim now; a failed write is logged (the journal
+/// tells the story either way).
+async fn set_runner(
+    state: &SupervisorState,
+    project: &str,
+    issue: IssueNumber,
+    runner: Option<Runner>,
+) {
+    let Some(ctx) = state.projects.get(project) else {
+        return;
+    };
+    if let Err(e) = ctx.store.set_runner(project, issue.0, runner).await {
+        tracing::warn!("recording who works on #{issue}: {e:#}");
     }
 }
 
@@ -466,24 +494,28 @@ async fn start_scanner(
 /// issue. A dev actor rides out forge outages, so the block lands whenever
 /// the forge answers again, and the claim is never left without an actor.
 /// (Passing outages never get here: they are not failures.)
+/// Returns who works on the claim now: `Restarting` when a restart is
+/// scheduled, nobody otherwise.
 async fn dev_failed(
     myself: &ActorRef<SupervisorMsg>,
     state: &mut SupervisorState,
-    dev: DevEntry,
+    project: String,
+    issue: IssueNumber,
+    title: String,
     err: String,
-) {
-    let Some(ctx) = state.projects.get(&dev.project).cloned() else {
-        return;
+) -> Option<Runner> {
+    let Some(ctx) = state.projects.get(&project).cloned() else {
+        return None;
     };
     ctx.journal(
-        Some(dev.issue.0),
+        Some(issue.0),
         EventKind::Error,
         &format!("dev actor failed: {err}"),
     );
     if state.once {
-        return;
+        return None;
     }
-    let key = (dev.project.clone(), dev.issue);
+    let key = (project.clone(), issue);
     let timings = &state.timings;
     if let Some(tries) = state.giving_up.get_mut(&key) {
         // Blocking itself keeps failing for a reason that is not an outage
@@ -493,17 +525,17 @@ async fn dev_failed(
         if *tries >= timings.max_failures {
             state.giving_up.remove(&key);
             ctx.journal(
-                Some(dev.issue.0),
+                Some(issue.0),
                 EventKind::Error,
                 &format!(
                     "could not mark #{} blocked on the forge: {err}; recorded as blocked here",
-                    dev.issue
+                    issue
                 ),
             );
-            if let Err(e) = reconcile::settle_claim(&ctx, dev.issue.0, Stage::Blocked).await {
-                tracing::error!("recording the block of #{}: {e:#}", dev.issue);
+            if let Err(e) = reconcile::settle_claim(&ctx, issue.0, Stage::Blocked).await {
+                tracing::error!("recording the block of #{}: {e:#}", issue);
             }
-            return;
+            return None;
         }
     }
     let now = Instant::now();
@@ -522,18 +554,13 @@ async fn dev_failed(
         None
     };
     let delay = state.timings.restart_backoff(count);
-    let DevEntry {
-        project,
-        issue,
-        title,
-        ..
-    } = dev;
     myself.send_after(delay, move || SupervisorMsg::StartDev {
         project,
         issue,
         title,
         give_up,
     });
+    Some(Runner::Restarting)
 }
 
 fn stop_if_done(myself: &ActorRef<SupervisorMsg>, state: &SupervisorState) {

@@ -10,7 +10,7 @@ use anyhow::Context;
 use chrono::Utc;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{ClaimRow, ClaimStatus, EventKind, EventRow, Waiting, migrations, parse_time};
+use super::{ClaimRow, ClaimStatus, EventKind, EventRow, Runner, Waiting, migrations, parse_time};
 
 /// How long a call waits for a lock another connection holds.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,6 +29,8 @@ struct Schema {
     claim_facts: bool,
     /// The `token_usage` table.
     usage: bool,
+    /// `claims.runner`.
+    runner: bool,
 }
 
 impl Db {
@@ -124,11 +126,12 @@ impl Db {
             .execute(
                 "INSERT INTO claims (project, issue, title, status, stage, pr, head, waiting,
                     ci_attempts, review_rounds, session, state_json, claimed_at, stage_since,
-                    updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                    updated_at, runner)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT (project, issue) DO UPDATE SET
                     title = excluded.title, status = excluded.status, stage = excluded.stage,
                     pr = excluded.pr, head = excluded.head, waiting = excluded.waiting,
+                    runner = excluded.runner,
                     ci_attempts = excluded.ci_attempts,
                     review_rounds = excluded.review_rounds, session = excluded.session,
                     state_json = excluded.state_json, claimed_at = excluded.claimed_at,
@@ -149,9 +152,40 @@ impl Db {
                     row.claimed_at.to_rfc3339(),
                     row.stage_since.to_rfc3339(),
                     row.updated_at.to_rfc3339(),
+                    row.runner.map(Runner::as_str),
                 ],
             )
             .with_context(|| format!("saving the claim on {}#{}", row.project, row.issue))?;
+        Ok(())
+    }
+
+    /// Nobody works on any claim: the daemon starts, or has stopped.
+    pub fn clear_runners(&self) -> anyhow::Result<()> {
+        if !self.schema.runner {
+            return Ok(());
+        }
+        self.conn
+            .execute(
+                "UPDATE claims SET runner = NULL WHERE runner IS NOT NULL",
+                [],
+            )
+            .context("clearing who works on the claims")?;
+        Ok(())
+    }
+
+    /// Record who works on a claim now; a claim that does not exist is fine.
+    pub fn set_runner(
+        &self,
+        project: &str,
+        issue: u64,
+        runner: Option<Runner>,
+    ) -> anyhow::Result<()> {
+        self.conn
+            .execute(
+                "UPDATE claims SET runner = ?3 WHERE project = ?1 AND issue = ?2",
+                params![project, issue, runner.map(Runner::as_str)],
+            )
+            .with_context(|| format!("recording who works on {project}#{issue}"))?;
         Ok(())
     }
 
@@ -270,9 +304,11 @@ impl Db {
         } else {
             "NULL, NULL"
         };
+        let runner = if self.schema.runner { "runner" } else { "NULL" };
         format!(
             "SELECT project, issue, title, status, stage, pr, {facts}, ci_attempts,
-                review_rounds, session, state_json, claimed_at, stage_since, updated_at
+                review_rounds, session, state_json, claimed_at, stage_since, updated_at,
+                {runner}
              FROM claims {tail}"
         )
     }
@@ -292,6 +328,7 @@ impl Schema {
         };
         Ok(Schema {
             claim_facts: has_column("claims", "waiting")?,
+            runner: has_column("claims", "runner")?,
             usage: has_column("token_usage", "project")?,
         })
     }
@@ -316,6 +353,9 @@ fn claim_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimRow> {
         claimed_at: parse_time(&r.get::<_, String>(12)?),
         stage_since: parse_time(&r.get::<_, String>(13)?),
         updated_at: parse_time(&r.get::<_, String>(14)?),
+        runner: r
+            .get::<_, Option<String>>(15)?
+            .and_then(|w| Runner::parse(&w)),
     })
 }
 

@@ -106,6 +106,11 @@ const MIGRATIONS: &[&str] = &[
             WHEN stage = 'awaiting_review' THEN 'review'
         END
     WHERE json_valid(state_json);",
+    // 7: who is working on a claim right now: its dev actor (`running`), or
+    // nobody until the supervisor restarts one (`restarting`); NULL when the
+    // daemon is not running or the claim is finished. An active claim of a
+    // running daemon always has one of the two.
+    "ALTER TABLE claims ADD COLUMN runner TEXT;",
 ];
 
 /// The schema version this build writes.

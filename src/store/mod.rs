@@ -107,6 +107,33 @@ impl Waiting {
     }
 }
 
+/// Who works on a claim right now (see migration 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runner {
+    /// Its dev actor runs.
+    Running,
+    /// Its dev actor failed; the supervisor starts it again after a backoff.
+    Restarting,
+}
+
+impl Runner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runner::Running => "running",
+            Runner::Restarting => "restarting",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Runner> {
+        match s {
+            "running" => Some(Runner::Running),
+            "restarting" => Some(Runner::Restarting),
+            _ => None,
+        }
+    }
+}
+
 /// One issue forgehand holds or held. `stage`, `pr`, `head`, `waiting` and
 /// the counters repeat what `state_json` holds so `status` and the other
 /// actors can read them without knowing the dev actor's types.
@@ -121,6 +148,9 @@ pub struct ClaimRow {
     /// The head forgehand last pushed to the PR's branch.
     pub head: Option<String>,
     pub waiting: Option<Waiting>,
+    /// Who works on it now; written by its dev actor (`running`) and the
+    /// supervisor, never by `save_claim` from elsewhere.
+    pub runner: Option<Runner>,
     pub ci_attempts: u32,
     pub review_rounds: u32,
     pub session: String,

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, anyhow};
 
-use super::{ClaimRow, ClaimStatus, Db, EventKind, EventRow};
+use super::{ClaimRow, ClaimStatus, Db, EventKind, EventRow, Runner};
 
 /// A call for the store thread.
 type Job = Box<dyn FnOnce(&Db) + Send>;
@@ -107,6 +107,23 @@ impl Store {
     pub async fn events(&self, project: &str, issue: Option<u64>) -> anyhow::Result<Vec<EventRow>> {
         let project = project.to_string();
         self.call(move |db| db.events(&project, issue)).await
+    }
+
+    /// Nobody works on any claim: the daemon starts, or has stopped.
+    pub async fn clear_runners(&self) -> anyhow::Result<()> {
+        self.call(|db| db.clear_runners()).await
+    }
+
+    /// Record who works on a claim now (the supervisor's part of `runner`).
+    pub async fn set_runner(
+        &self,
+        project: &str,
+        issue: u64,
+        runner: Option<Runner>,
+    ) -> anyhow::Result<()> {
+        let project = project.to_string();
+        self.call(move |db| db.set_runner(&project, issue, runner))
+            .await
     }
 
     /// Insert or replace a claim row; durable once this returns.

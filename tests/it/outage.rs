@@ -4,6 +4,8 @@
 //! on and merges, once, none blocked, and the outage is journaled once per
 //! issue that met it.
 
+use std::time::Duration;
+
 use crate::fake_forge::{Chaos, CiBehaviour, Fault, ReviewBehaviour};
 use crate::git_http::GitHttp;
 use crate::harness::{Harness, ProjectFile, STEP, auto};
@@ -188,4 +190,133 @@ async fn a_hung_fetch_stalls_only_its_own_issue() {
     let (requests, authorized) = http.requests();
     assert!(authorized > 0 && authorized <= requests);
     h.assert_no_violations();
+}
+
+/// The invariant, through a randomized run of faults (5xx, resets, slow
+/// answers, rate limits, whole outages, and refusals that make dev actors
+/// fail for real and be restarted or given up): at every look, an active
+/// claim has a live dev actor or a pending restart; and once the forge is
+/// well again, every claim ends (merged or blocked), none left active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_claim_is_ever_without_an_actor_in_a_randomized_fault_run() {
+    let seed: u64 = std::env::var("FORGEHAND_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(7)
+        });
+    eprintln!("fault seed {seed} (FORGEHAND_FAULT_SEED={seed} repeats this run)");
+    let mut h = Harness::new("max_sessions = 4", "").await;
+    h.env.push((
+        "FORGEHAND_TIMINGS".into(),
+        format!("{TIMINGS},failure_window=20s"),
+    ));
+    h.forge.set_behaviour(auto(
+        CiBehaviour::FailFirst(1),
+        ReviewBehaviour::ApproveWhenGreen,
+    ));
+    let issues: Vec<u64> = (1..=6)
+        .map(|i| h.forge.create_issue(&format!("Task {i}"), "", &["backlog"]))
+        .collect();
+    h.enable();
+    h.start_daemon();
+    h.forge
+        .wait_until(STEP, |s| s.requests_matching("GET", "/issues").count() > 0)
+        .await
+        .expect("the daemon polls");
+    let status = |fault: u16| Fault::Status {
+        status: fault,
+        retry_after: None,
+    };
+    let mixed = Chaos {
+        rate: 0.3,
+        seed,
+        faults: vec![
+            status(500),
+            status(502),
+            status(503),
+            Fault::Status {
+                status: 429,
+                retry_after: Some(1),
+            },
+            Fault::Reset,
+            Fault::Delay(Duration::from_millis(300)),
+            status(502).after_apply(),
+            // Refusals: a dev actor meeting one fails for real.
+            status(422),
+            status(404),
+        ],
+    };
+    // Phases: mixed faults, a whole outage, mixed again; looking at the
+    // invariant all along.
+    let check = |phase: &str| {
+        let out = h.run(&["status", "--state", &h.state_arg(), "--json"]);
+        let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+            return;
+        };
+        for c in claims.as_array().into_iter().flatten() {
+            if c["status"] == "active" {
+                assert!(
+                    c["runner"] == "running" || c["runner"] == "restarting",
+                    "{phase}: an active claim with nobody working on it: {c:#}"
+                );
+            }
+        }
+    };
+    for (phase, chaos, faults) in [
+        ("mixed", mixed.clone(), 80),
+        ("outage", down(), 60),
+        ("mixed again", mixed, 80),
+    ] {
+        h.forge.set_chaos(chaos);
+        let until = h.forge.faults_injected() + faults;
+        while h.forge.faults_injected() < until {
+            check(phase);
+            let _ = h
+                .forge
+                .wait_until(Duration::from_millis(300), |s| s.faults_injected() >= until)
+                .await;
+        }
+    }
+    h.forge.clear_chaos();
+    // Well again: every claim ends, none is left active; the invariant holds
+    // on the way.
+    wait_until("every claim to end", Duration::from_secs(240), || async {
+        check("after");
+        let out = h.run(&["status", "--state", &h.state_arg(), "--json"]);
+        let claims: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let claims = claims.as_array()?;
+        let ended = claims.len() >= issues.len()
+            && claims
+                .iter()
+                .all(|c| c["status"] == "done" || c["status"] == "blocked");
+        ended.then_some(())
+    })
+    .await;
+    for &n in &issues {
+        let issue = h.forge.issue(n);
+        assert!(
+            !issue.is_open() || issue.has_label("blocked"),
+            "#{n} ended neither merged nor blocked"
+        );
+        assert!(!issue.has_label("in-progress"), "#{n} still in progress");
+    }
+    // The run met real failures, not only outages: dev actors failed and
+    // were restarted (or given up) along the way.
+    let failed = issues
+        .iter()
+        .flat_map(|&n| h.journal(n))
+        .filter(|(_, d)| d.starts_with("dev actor failed"))
+        .count();
+    assert!(
+        failed > 0,
+        "no dev actor failed: the run proved little (seed {seed})"
+    );
+    assert!(
+        h.daemon().try_wait().unwrap().is_none(),
+        "the daemon runs on"
+    );
 }

@@ -19,6 +19,7 @@ pub fn row(project: &str, issue: u64) -> ClaimRow {
         pr: None,
         head: None,
         waiting: None,
+        runner: None,
         ci_attempts: 0,
         review_rounds: 0,
         session: format!("dev-{project}-{issue}"),

@@ -204,6 +204,11 @@ impl Actor for DevActor {
         if is_new {
             // The claim exists in the store before any label changes on the forge.
             run.persist().await?;
+        } else {
+            run.ctx
+                .store
+                .set_runner(run.ctx.name(), n, Some(crate::store::Runner::Running))
+                .await?;
         }
         Ok(run)
     }
@@ -478,6 +483,8 @@ impl DevRun {
             } else {
                 self.state.waiting()
             },
+            // Only a live dev actor persists; a finished claim has nobody.
+            runner: (!self.state.stage.is_terminal()).then_some(crate::store::Runner::Running),
             ci_attempts: self.state.ci_attempts,
             review_rounds: self.state.review_rounds,
             session: self.session.clone(),
