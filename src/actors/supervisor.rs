@@ -504,9 +504,7 @@ async fn dev_failed(
     title: String,
     err: String,
 ) -> Option<Runner> {
-    let Some(ctx) = state.projects.get(&project).cloned() else {
-        return None;
-    };
+    let ctx = state.projects.get(&project).cloned()?;
     ctx.journal(
         Some(issue.0),
         EventKind::Error,
