@@ -11,7 +11,7 @@ use ractor::Actor;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::actors::dev::env::base_env;
-use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorHandle};
 use crate::actors::{ProjectCtx, Timings};
 use crate::ci::{CiServer, WoodpeckerClient};
 use crate::config::{self, ConfigError, ForgeConfig, Project};
@@ -167,10 +167,11 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let (supervisor, handle) = Actor::spawn(None, Supervisor, args)
         .await
         .context("starting the supervisor")?;
+    let supervisor = SupervisorHandle::new(supervisor);
     let router = supervisor.clone();
     tokio::spawn(async move {
         while let Some((project, issue)) = replies_rx.recv().await {
-            let _ = router.send_message(SupervisorMsg::ChatReply { project, issue });
+            router.chat_reply(&project, issue);
         }
     });
     let nudges = nudge_router(supervisor.clone());
@@ -193,7 +194,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         listener.abort();
     }
     if !handle.is_finished() {
-        supervisor.stop(Some(reason.to_string()));
+        supervisor.stop(reason);
         if tokio::time::timeout(SHUTDOWN_GRACE, &mut handle)
             .await
             .is_err()
@@ -415,11 +416,11 @@ fn private(path: &Path, mode: u32) -> anyhow::Result<()> {
 /// sends it: (project, what changed), handed on to the supervisor.
 pub type Nudges = tokio::sync::mpsc::UnboundedSender<(String, Nudge)>;
 
-fn nudge_router(supervisor: ractor::ActorRef<SupervisorMsg>) -> Nudges {
+fn nudge_router(supervisor: SupervisorHandle) -> Nudges {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Nudge)>();
     tokio::spawn(async move {
         while let Some((project, nudge)) = rx.recv().await {
-            let _ = supervisor.send_message(SupervisorMsg::Nudge { project, nudge });
+            supervisor.nudge(&project, nudge);
         }
     });
     tx

@@ -16,7 +16,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use ractor::{Actor, ActorProcessingErr, ActorRef, call_t};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use regex::Regex;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -27,9 +27,9 @@ use crate::store::{ClaimStatus, EventKind};
 use super::dev::machine::Stage;
 use super::merging::{self, Decision, MergePolicy, Merged};
 use super::outage::Outage;
+use super::parent::Parent;
 use super::periodic::Periodic;
 use super::reconcile;
-use super::supervisor::SupervisorMsg;
 use super::{ProjectCtx, Timings};
 
 /// How long the scanner waits for the supervisor's list of owned issues.
@@ -42,7 +42,7 @@ pub struct MergeScanner;
 
 pub struct MergeScannerArgs {
     pub ctx: Arc<ProjectCtx>,
-    pub supervisor: ActorRef<SupervisorMsg>,
+    pub supervisor: Parent,
     /// Scan once, report `ScanDone`, and stop.
     pub once: bool,
     pub timings: Timings,
@@ -78,7 +78,7 @@ struct NotReady {
 
 pub struct MergeScannerState {
     ctx: Arc<ProjectCtx>,
-    supervisor: ActorRef<SupervisorMsg>,
+    supervisor: Parent,
     once: bool,
     /// The timer and the queued `Run`; nudges add to `hints`.
     periodic: Periodic,
@@ -214,7 +214,7 @@ impl Actor for MergeScanner {
                 for push in mirror_pushes {
                     let _ = push.await;
                 }
-                let _ = supervisor.send_message(SupervisorMsg::ScanDone { project });
+                let _ = supervisor.scan_done(&project);
             });
             myself.stop(None);
         }
@@ -235,14 +235,7 @@ async fn scan(state: &mut MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()
         return Ok(Vec::new());
     }
     let project = ctx.name().to_string();
-    let owned = call_t!(
-        state.supervisor,
-        |reply| SupervisorMsg::Owned {
-            project: project.clone(),
-            reply
-        },
-        SUPERVISOR_TIMEOUT.as_millis() as u64
-    )?;
+    let owned = state.supervisor.owned(&project, SUPERVISOR_TIMEOUT).await?;
     let mut pushes = Vec::new();
     let pulls = ctx.forge.list_open_pulls().await?;
     state

@@ -7,6 +7,7 @@ pub mod merge_scanner;
 pub mod merging;
 pub mod mirrors;
 pub mod outage;
+pub mod parent;
 mod periodic;
 pub mod poller;
 pub mod reconcile;

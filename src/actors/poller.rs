@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use ractor::{Actor, ActorProcessingErr, ActorRef, call_t};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
 use crate::forge::{ForgeError, Issue, IssueNumber, IssueState};
@@ -25,8 +25,8 @@ use crate::store::{ClaimStatus, EventKind};
 use super::dev::machine::DevState;
 
 use super::outage::Outage;
+use super::parent::Parent;
 use super::periodic::Periodic;
-use super::supervisor::SupervisorMsg;
 use super::{ProjectCtx, Timings};
 
 /// How long the poller waits for the supervisor's slot count.
@@ -39,7 +39,7 @@ pub struct Poller;
 
 pub struct PollerArgs {
     pub ctx: Arc<ProjectCtx>,
-    pub supervisor: ActorRef<SupervisorMsg>,
+    pub supervisor: Parent,
     /// Poll once, report `PollDone`, and stop.
     pub once: bool,
     pub timings: Timings,
@@ -93,7 +93,7 @@ struct Waiting {
 
 pub struct PollerState {
     ctx: Arc<ProjectCtx>,
-    supervisor: ActorRef<SupervisorMsg>,
+    supervisor: Parent,
     once: bool,
     labels_ready: bool,
     /// The timer and the queued `Run`; triggers add to `changed`.
@@ -194,9 +194,7 @@ impl Actor for Poller {
             }
         }
         if state.once {
-            state.supervisor.send_message(SupervisorMsg::PollDone {
-                project: state.ctx.name().to_string(),
-            })?;
+            state.supervisor.poll_done(state.ctx.name())?;
             myself.stop(None);
         }
         Ok(())
@@ -233,14 +231,10 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
         state.labels_ready = true;
     }
     let project = ctx.name().to_string();
-    let free = call_t!(
-        state.supervisor,
-        |reply| SupervisorMsg::FreeSlots {
-            project: project.clone(),
-            reply
-        },
-        SUPERVISOR_TIMEOUT.as_millis() as u64
-    )?;
+    let free = state
+        .supervisor
+        .free_slots(&project, SUPERVISOR_TIMEOUT)
+        .await?;
     if free == 0 {
         return Ok(());
     }
@@ -279,10 +273,7 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
         }
     }
     if !picks.is_empty() {
-        state.supervisor.send_message(SupervisorMsg::Candidates {
-            project,
-            issues: picks,
-        })?;
+        state.supervisor.candidates(&project, picks)?;
     }
     Ok(())
 }

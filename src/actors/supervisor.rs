@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::forge::{IssueNumber, Nudge};
 use crate::store::{ClaimRow, ClaimStatus, EventKind, Runner};
@@ -16,6 +16,7 @@ use crate::store::{ClaimRow, ClaimStatus, EventKind, Runner};
 use super::dev::machine::Stage;
 use super::dev::{DevActor, DevArgs, DevMsg};
 use super::merge_scanner::{MergeScanner, MergeScannerArgs, MergeScannerMsg, ScanHint};
+use super::parent::{Parent, ToParent};
 use super::poller::{Poller, PollerArgs, PollerMsg};
 use super::{ProjectCtx, Timings, reconcile};
 
@@ -29,16 +30,8 @@ pub struct SupervisorArgs {
 }
 
 pub enum SupervisorMsg {
-    /// Ready issues of a project, in picking order.
-    Candidates {
-        project: String,
-        issues: Vec<(IssueNumber, String)>,
-    },
-    /// How many more dev actors the project may start now.
-    FreeSlots {
-        project: String,
-        reply: RpcReplyPort<usize>,
-    },
+    /// A request of a poller or merge scanner (`parent::Parent`).
+    Child(ToParent),
     /// Start (again) the dev actor of an issue, e.g. after its backoff;
     /// with `give_up`, only to block the issue for that reason.
     StartDev {
@@ -51,21 +44,60 @@ pub enum SupervisorMsg {
     RestartPoller { project: String },
     /// A chat reply for an issue is waiting in the store.
     ChatReply { project: String, issue: u64 },
-    /// A poller finished its one cycle (`--once`).
-    PollDone { project: String },
-    /// Issue numbers of the project that have a live dev actor: the merge
-    /// scanner leaves their PRs to them.
-    Owned {
-        project: String,
-        reply: RpcReplyPort<Vec<u64>>,
-    },
     /// Start a project's merge scanner again after it failed.
     RestartScanner { project: String },
-    /// A merge scanner finished its one scan (`--once`).
-    ScanDone { project: String },
     /// Something changed on a project's forge (webhook, watched folder): the
     /// actor that owns it looks now instead of at its next poll.
     Nudge { project: String, nudge: Nudge },
+}
+
+impl From<ToParent> for SupervisorMsg {
+    fn from(msg: ToParent) -> SupervisorMsg {
+        SupervisorMsg::Child(msg)
+    }
+}
+
+impl TryFrom<SupervisorMsg> for ToParent {
+    type Error = ();
+
+    fn try_from(msg: SupervisorMsg) -> Result<ToParent, ()> {
+        match msg {
+            SupervisorMsg::Child(msg) => Ok(msg),
+            _ => Err(()),
+        }
+    }
+}
+
+/// How the daemon reaches the supervisor.
+#[derive(Clone)]
+pub struct SupervisorHandle {
+    inner: ActorRef<SupervisorMsg>,
+}
+
+impl SupervisorHandle {
+    pub fn new(inner: ActorRef<SupervisorMsg>) -> SupervisorHandle {
+        SupervisorHandle { inner }
+    }
+
+    /// A chat reply for the issue waits in the store.
+    pub fn chat_reply(&self, project: &str, issue: u64) {
+        let _ = self.inner.send_message(SupervisorMsg::ChatReply {
+            project: project.to_string(),
+            issue,
+        });
+    }
+
+    /// Something of the project changed on its forge.
+    pub fn nudge(&self, project: &str, nudge: Nudge) {
+        let _ = self.inner.send_message(SupervisorMsg::Nudge {
+            project: project.to_string(),
+            nudge,
+        });
+    }
+
+    pub fn stop(&self, reason: &str) {
+        self.inner.stop(Some(reason.to_string()));
+    }
 }
 
 /// Which issue a dev actor works on, for turning supervision events into
@@ -189,7 +221,7 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Candidates { project, issues } => {
+            SupervisorMsg::Child(ToParent::Candidates { project, issues }) => {
                 let Some(max) = state
                     .projects
                     .get(&project)
@@ -206,7 +238,7 @@ impl Actor for Supervisor {
                     }
                 }
             }
-            SupervisorMsg::FreeSlots { project, reply } => {
+            SupervisorMsg::Child(ToParent::FreeSlots { project, reply }) => {
                 let max = state
                     .projects
                     .get(&project)
@@ -232,11 +264,11 @@ impl Actor for Supervisor {
                     let _ = dev.actor.send_message(DevMsg::ChatReplies);
                 }
             }
-            SupervisorMsg::PollDone { .. } | SupervisorMsg::ScanDone { .. } => {
+            SupervisorMsg::Child(ToParent::PollDone { .. } | ToParent::ScanDone { .. }) => {
                 state.polls_pending = state.polls_pending.saturating_sub(1);
                 stop_if_done(&myself, state);
             }
-            SupervisorMsg::Owned { project, reply } => {
+            SupervisorMsg::Child(ToParent::Owned { project, reply }) => {
                 let mut owned: Vec<u64> = state
                     .devs
                     .values()
@@ -451,7 +483,7 @@ async fn start_poller(
     };
     let args = PollerArgs {
         ctx,
-        supervisor: myself.clone(),
+        supervisor: Parent::new(myself.get_derived()),
         once: state.once,
         timings: state.timings.clone(),
     };
@@ -475,7 +507,7 @@ async fn start_scanner(
     };
     let args = MergeScannerArgs {
         ctx,
-        supervisor: myself.clone(),
+        supervisor: Parent::new(myself.get_derived()),
         once: state.once,
         timings: state.timings.clone(),
     };
