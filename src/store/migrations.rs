@@ -136,10 +136,17 @@ pub fn check_readable(version: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Bring a database up to this build's schema.
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
+    apply_up_to(conn, CURRENT)
+}
+
+/// Apply the migrations up to schema version `target` (at most [`CURRENT`]),
+/// each in its own transaction: what an older forgehand left behind.
+pub fn apply_up_to(conn: &mut Connection, target: usize) -> anyhow::Result<()> {
     let version = version(conn)?;
     check_readable(version)?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(target).skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)
             .with_context(|| format!("applying schema migration {}", i + 1))?;

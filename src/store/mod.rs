@@ -31,6 +31,7 @@ use serde::Serialize;
 pub use chat::ChatReply;
 pub use db::Db;
 pub use migrations::CURRENT as SCHEMA_VERSION;
+pub use migrations::apply_up_to as migrate_up_to;
 pub use usage::TokenUsage;
 pub use webhooks::DeliveryKey;
 pub use worker::Store;

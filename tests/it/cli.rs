@@ -360,7 +360,7 @@ fn status_reads_the_previous_schema_without_upgrading_it() {
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
     let path = state.join("forgehand.db");
-    crate::store::previous_schema(&path);
+    crate::store::schema_at(&path, SCHEMA_VERSION - 1);
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute(
         "INSERT INTO claims (project, issue, title, status, stage, pr, session, state_json,

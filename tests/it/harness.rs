@@ -301,6 +301,20 @@ sandbox_ro = [{readable}]
         format!("dev-{PROJECT}-{issue}")
     }
 
+    /// Wait until the daemon has set up the project's labels. A test that
+    /// creates a labelled issue before then races it: the daemon may list the
+    /// labels before and create one after, and Forgejo keeps both.
+    pub async fn wait_for_labels(&self) {
+        self.forge
+            .wait_until(STEP, |s| {
+                ["backlog", "in-progress", "blocked", "underspecified"]
+                    .iter()
+                    .all(|l| s.label_by_name(l).is_some())
+            })
+            .await
+            .expect("the daemon's labels");
+    }
+
     /// Wait until forgehand opened the PR for `issue`; its number.
     pub async fn wait_for_pr(&self, issue: u64) -> u64 {
         let branch = format!("fix/issue-{issue}");

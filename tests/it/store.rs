@@ -155,19 +155,14 @@ fn journaled_finds_exactly_the_same_line() {
     );
 }
 
-/// The database as it was before `claims.head` and `claims.waiting` (the
-/// previous schema version): today's, with the two columns taken out again.
-pub fn previous_schema(path: &Path) {
-    drop(Db::open(path).unwrap());
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute_batch(&format!(
-        "ALTER TABLE claims DROP COLUMN head;
-         ALTER TABLE claims DROP COLUMN waiting;
-         PRAGMA user_version = {};",
-        SCHEMA_VERSION - 1
-    ))
-    .unwrap();
+/// A database as a forgehand whose schema was at `version` left it.
+pub fn schema_at(path: &Path, version: usize) {
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    forgehand::store::migrate_up_to(&mut conn, version).unwrap();
 }
+
+/// The schema before `claims` had `head` and `waiting` (migration 6).
+const BEFORE_CLAIM_FACTS: usize = 5;
 
 /// A dev actor's persisted state, as the dev actor writes it.
 fn state_json(stage: Stage, pr: Option<u64>, head: Option<&str>, escalated: bool) -> String {
@@ -186,7 +181,7 @@ fn state_json(stage: Stage, pr: Option<u64>, head: Option<&str>, escalated: bool
 fn the_migration_fills_in_the_claim_facts_from_the_persisted_state() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("forgehand.db");
-    previous_schema(&path);
+    schema_at(&path, BEFORE_CLAIM_FACTS);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let now = Utc::now().to_rfc3339();
     let insert = |issue: u64, status: &str, stage: Stage, state: String| {
@@ -321,7 +316,7 @@ pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>, std::time::SystemTime)> {
 fn a_read_only_open_reads_an_older_schema_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("forgehand.db");
-    previous_schema(&path);
+    schema_at(&path, BEFORE_CLAIM_FACTS);
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute(
         "INSERT INTO claims (project, issue, title, status, stage, pr, session, state_json,

@@ -38,6 +38,7 @@ impl Hooked {
             bound_address(&h.daemon_log())
         })
         .await;
+        h.wait_for_labels().await;
         Hooked {
             h,
             base: format!("http://{base}"),

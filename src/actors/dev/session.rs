@@ -1,0 +1,320 @@
+//! The agent's session: its repository and worktree, the tmux session in
+//! the sandbox, waiting for its prompt, delivering the task, and cleaning up.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::actors::reconcile;
+use crate::agent::SessionCtx;
+use crate::prompt::{self, TaskPrompt};
+use crate::store::EventKind;
+use crate::tmux::SessionSpec;
+
+use super::env::{SessionVars, session_env};
+use super::machine::{Event, Stage};
+use super::{Delivery, DevMsg, DevRun, watch};
+
+/// Pane size: wide enough that agents don't wrap everything.
+const PANE_WIDTH: u16 = 200;
+const PANE_HEIGHT: u16 = 50;
+/// How long a killed agent may take to exit before its files are removed anyway.
+const AGENT_EXIT_TIMEOUT: Duration = Duration::from_secs(5);
+const AGENT_EXIT_POLL: Duration = Duration::from_millis(50);
+
+impl DevRun {
+    /// Worktree, watch and tmux session; a live session is adopted as it is.
+    pub(super) async fn ensure_session(&mut self) -> anyhow::Result<()> {
+        let ctx = self.ctx.clone();
+        let project = &ctx.project;
+        let repo_dir = ctx.paths.repo_dir(ctx.name());
+        {
+            let _one_at_a_time = ctx.repo_lock.lock().await;
+            ctx.git
+                .ensure_clone(&project.clone_url, &repo_dir)
+                .await
+                .with_context(|| format!("updating forgehand's clone of {}", project.clone_url))?;
+            if std::fs::symlink_metadata(self.worktree.join(".git")).is_err() {
+                let start = match ctx.git.remote_branch_sha(&repo_dir, &self.branch).await? {
+                    Some(_) => format!("origin/{}", self.branch),
+                    None => format!("origin/{}", project.primary_branch),
+                };
+                ctx.git
+                    .create_agent_repo(&repo_dir, &self.worktree, &self.branch, &start)
+                    .await
+                    .with_context(|| format!("creating the worktree for {}", self.branch))?;
+            }
+        }
+        tokio::fs::create_dir_all(&self.session_dir)
+            .await
+            .with_context(|| format!("creating {}", self.session_dir.display()))?;
+        // Made by forgehand before the agent starts, so the sandbox can hold
+        // them read-only in place (see `ProjectCtx::cell`).
+        for name in crate::paths::PROTECTED_SESSION_FILES {
+            let path = self.session_dir.join(name);
+            // A plain file is kept (the pane log of an adopted session goes
+            // on); anything else in its place (a link) is replaced.
+            if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
+                crate::untrusted::write_in(
+                    &self.session_dir,
+                    std::path::Path::new(name),
+                    b"",
+                    0o600,
+                )?;
+            }
+        }
+        if self.watcher.is_none() {
+            self.watcher = Some(watch::watch_phase_file(
+                &self.session_dir,
+                self.myself.clone(),
+            )?);
+        }
+        if ctx.tmux.has_session(&self.session).await?
+            && ctx.tmux.pane_dead(&self.session).await? == Some(false)
+        {
+            self.journal(
+                EventKind::SessionStarted,
+                &format!("adopted the live session {}", self.session),
+            );
+            if self.state.stage == Stage::Starting {
+                self.delivery = Delivery::Task;
+                self.wait_until_ready();
+            }
+            // A phase written while nobody watched is still acted on.
+            self.myself.send_message(DevMsg::PhaseFileChanged)?;
+            return Ok(());
+        }
+        ctx.tmux.kill_session(&self.session).await?;
+        if self.state.stage == Stage::Starting {
+            // A phase file left from an earlier attempt must not be taken as new.
+            let _ = tokio::fs::remove_file(self.phase_file()).await;
+        }
+        let paths = [self.phase_file(), self.summary_file(), self.scratch_file()];
+        let [phase, summary, scratch] = paths.map(|p| p.display().to_string());
+        let mut env = session_env(
+            &ctx.agent_base_env,
+            &SessionVars {
+                phase_file: &phase,
+                summary_file: &summary,
+                scratch_file: &scratch,
+                issue: &self.ctx.issue_key(self.issue.0),
+                project: ctx.name(),
+                branch: &self.branch,
+            },
+        );
+        let protocol = prompt::protocol(&TaskPrompt {
+            repo: &project.repo,
+            issue: self.issue.0,
+            title: &self.title,
+            body: "",
+            comments: &[],
+            scratch: "",
+            branch: &self.branch,
+            primary_branch: &project.primary_branch,
+            phase_file: &self.phase_file(),
+            summary_file: &self.summary_file(),
+            scratch_file: &self.scratch_file(),
+        });
+        let extra = self
+            .adapter
+            .prepare(&self.agent_ctx(&env, &protocol))
+            .await
+            .with_context(|| format!("preparing the agent for {}", self.session))?;
+        env.extend(extra);
+        ctx.tmux
+            .new_session(&SessionSpec {
+                name: self.session.clone(),
+                cwd: self.worktree.clone(),
+                width: PANE_WIDTH,
+                height: PANE_HEIGHT,
+                env,
+                sandbox: ctx.confine(&self.ctx.issue_key(self.issue.0)),
+                command: project.agent.command.clone(),
+            })
+            .await
+            .with_context(|| format!("starting the tmux session {}", self.session))?;
+        ctx.tmux
+            .pipe_pane(
+                &self.session,
+                &self.session_dir.join(crate::paths::PANE_LOG),
+            )
+            .await?;
+        self.journal(
+            EventKind::SessionStarted,
+            &format!(
+                "started {} running `{}`",
+                self.session, project.agent.command
+            ),
+        );
+        self.delivery = if self.state.stage == Stage::Starting {
+            Delivery::Task
+        } else {
+            Delivery::Recovery
+        };
+        self.wait_until_ready();
+        Ok(())
+    }
+
+    fn wait_until_ready(&mut self) {
+        self.ready_deadline = Some(Instant::now() + self.timings.ready_timeout);
+        self.myself
+            .send_after(self.timings.ready_poll, || DevMsg::ReadyCheck);
+    }
+
+    /// One look at the pane while waiting for the agent's prompt; delivers the
+    /// task (or, after a respawn, the recovery prompt) once it shows.
+    pub(super) async fn ready_check(&mut self) -> anyhow::Result<Option<Event>> {
+        let Some(deadline) = self.ready_deadline else {
+            return Ok(None);
+        };
+        let ctx = self.ctx.clone();
+        if ctx.tmux.pane_dead(&self.session).await? != Some(false) {
+            self.ready_deadline = None;
+            anyhow::bail!(
+                "the agent's session {} ended before it was ready",
+                self.session
+            );
+        }
+        let screen = ctx
+            .tmux
+            .capture_pane(&self.session, PANE_HEIGHT as u32)
+            .await?;
+        let ready = self
+            .adapter
+            .is_ready(&screen, &ctx.project.agent.ready_pattern);
+        let settled = ready && self.ready_screen.as_deref() == Some(screen.as_str());
+        self.ready_screen = ready.then_some(screen);
+        if !settled {
+            if Instant::now() > deadline {
+                self.ready_deadline = None;
+                let reason = format!(
+                    "the agent did not show its ready prompt {:?} within {}s",
+                    ctx.project.agent.ready_pattern,
+                    self.timings.ready_timeout.as_secs()
+                );
+                return Ok(Some(Event::Phase(crate::phase::PhaseReport {
+                    phase: crate::phase::Phase::Failed,
+                    reason: Some(reason),
+                })));
+            }
+            self.myself
+                .send_after(self.timings.ready_poll, || DevMsg::ReadyCheck);
+            return Ok(None);
+        }
+        self.ready_deadline = None;
+        self.ready_screen = None;
+        Ok(Some(Event::PromptShown))
+    }
+
+    /// Paste the task, or after a respawn the recovery prompt, into the
+    /// ready agent.
+    pub(super) async fn deliver_prompt(&mut self) -> anyhow::Result<Option<Event>> {
+        let task = self.first_prompt().await?;
+        let (text, what) = match self.delivery {
+            Delivery::Task => (task, "task"),
+            Delivery::Recovery => {
+                let s = &self.state;
+                let recovery = prompt::recovery(&prompt::Recovery {
+                    pr: s.pr.map(|p| p.0),
+                    last_phase: s.last_phase.map(|p| p.as_str()),
+                    last_ci: s.last_ci.as_deref(),
+                    last_review: s.last_review.as_deref(),
+                    last_escalation: s.last_escalation.as_deref(),
+                });
+                (format!("{recovery}\n\n{task}"), "recovery prompt")
+            }
+        };
+        self.paste(&text).await?;
+        self.journal(
+            EventKind::PromptSent,
+            &format!("{what} for #{} delivered", self.issue),
+        );
+        Ok(Some(Event::AgentReady))
+    }
+
+    async fn first_prompt(&self) -> anyhow::Result<String> {
+        let ctx = &self.ctx;
+        let issue = ctx.forge.get_issue(self.issue).await?;
+        let comments = self.human_comments(None, None).await?;
+        let scratch = self.read_agent_file(self.scratch_file()).await;
+        let (phase, summary, scratch_file) =
+            (self.phase_file(), self.summary_file(), self.scratch_file());
+        Ok(prompt::task(&TaskPrompt {
+            repo: &ctx.project.repo,
+            issue: self.issue.0,
+            title: &issue.title,
+            body: &issue.body,
+            comments: &comments,
+            scratch: &scratch,
+            branch: &self.branch,
+            primary_branch: &ctx.project.primary_branch,
+            phase_file: &phase,
+            summary_file: &summary,
+            scratch_file: &scratch_file,
+        }))
+    }
+
+    /// Kill the session and remove the worktree (the branch lives on the forge).
+    pub(super) async fn cleanup(&mut self) -> anyhow::Result<()> {
+        let agent = self.ctx.tmux.pane_pid(&self.session).await.ok().flatten();
+        self.ctx.tmux.kill_session(&self.session).await?;
+        if let Some(pid) = agent {
+            wait_for_exit(pid).await;
+        }
+        self.watcher = None;
+        self.remove_worktree().await?;
+        self.journal(
+            EventKind::CleanedUp,
+            &format!("killed {} and removed its worktree", self.session),
+        );
+        Ok(())
+    }
+
+    /// What the adapter needs to know about this session.
+    fn agent_ctx<'a>(&'a self, env: &'a [(String, String)], protocol: &'a str) -> SessionCtx<'a> {
+        SessionCtx {
+            worktree: &self.worktree,
+            session_dir: &self.session_dir,
+            command: &self.ctx.project.agent.command,
+            env,
+            protocol,
+        }
+    }
+
+    /// Store the tokens the agent used so far, when its adapter can tell.
+    /// Only bookkeeping: a failure is logged, never fatal.
+    pub(super) async fn record_usage(&self) {
+        let agent = self.agent_ctx(&self.ctx.agent_base_env, "");
+        match self.adapter.usage(&agent).await {
+            Ok(Some(usage)) => {
+                if let Err(e) = self
+                    .ctx
+                    .store
+                    .save_usage(self.ctx.name(), self.issue.0, &usage)
+                    .await
+                {
+                    tracing::warn!("storing token use: {e:#}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("reading the agent's token use: {e:#}"),
+        }
+    }
+
+    pub(super) async fn remove_worktree(&self) -> anyhow::Result<()> {
+        // The last word on token use, before the agent's records go with the worktree.
+        self.record_usage().await;
+        reconcile::remove_worktree(&self.ctx, &self.ctx.issue_key(self.issue.0)).await
+    }
+}
+
+/// Wait (bounded) until the process group of a killed pane is gone: an agent
+/// still exiting writes its records (Claude Code its transcript) and would
+/// bring back what the clean-up removes.
+pub(super) async fn wait_for_exit(pgid: u32) {
+    let group = nix::unistd::Pid::from_raw(pgid as i32);
+    let deadline = Instant::now() + AGENT_EXIT_TIMEOUT;
+    while nix::sys::signal::killpg(group, None).is_ok() && Instant::now() < deadline {
+        tokio::time::sleep(AGENT_EXIT_POLL).await;
+    }
+}
