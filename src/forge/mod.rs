@@ -6,7 +6,9 @@
 
 pub mod forgejo;
 mod from_http;
+pub mod github;
 pub mod local;
+pub mod token;
 
 use std::fmt;
 use std::time::Duration;
