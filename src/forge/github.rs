@@ -326,7 +326,10 @@ impl Forge for GithubClient {
 
     async fn get_issue(&self, n: IssueNumber) -> ForgeResult<Issue> {
         let n = n.to_string();
-        let issue: WireIssue = self.api.get(self.api.repo_url(&["issues", &n], &[])).await?;
+        let issue: WireIssue = self
+            .api
+            .get(self.api.repo_url(&["issues", &n], &[]))
+            .await?;
         self.remember_url(&issue);
         Ok(issue.into_domain())
     }
@@ -393,10 +396,7 @@ impl Forge for GithubClient {
             .api
             .repo_url(&["issues", &n, "comments"], &[("per_page", PER_PAGE)]);
         let comments: Vec<WireComment> = self.api.list(url, false, array).await?;
-        Ok(comments
-            .into_iter()
-            .map(WireComment::into_domain)
-            .collect())
+        Ok(comments.into_iter().map(WireComment::into_domain).collect())
     }
 
     async fn create_comment(&self, n: u64, body: &str) -> ForgeResult<Comment> {

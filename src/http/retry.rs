@@ -371,8 +371,7 @@ async fn classify<T>(
     let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
         || (status == StatusCode::FORBIDDEN && has_rate_limit_headers(&headers))
         || secondary;
-    let wait = server_wait(&headers)
-        .or_else(|| secondary.then_some(SECONDARY_LIMIT_WAIT));
+    let wait = server_wait(&headers).or_else(|| secondary.then_some(SECONDARY_LIMIT_WAIT));
     // A spent quota that comes back only after longer than we may wait: waiting
     // the cap and asking again would be refused the same way, so the caller
     // hears of the rate limit at once and backs off on its own terms.

@@ -88,7 +88,9 @@ impl GithubClient {
         let pull: WirePull = match self.api.get(self.api.repo_url(&["pulls", &n_s], &[])).await {
             Ok(pull) => pull,
             Err(e) => {
-                tracing::warn!("merged pull request #{n}, but could not read its branch to delete: {e}");
+                tracing::warn!(
+                    "merged pull request #{n}, but could not read its branch to delete: {e}"
+                );
                 return;
             }
         };

@@ -101,10 +101,7 @@ impl WireCheckRun {
             context: self.name,
             state,
             description,
-            target_url: self
-                .html_url
-                .or(self.details_url)
-                .unwrap_or_default(),
+            target_url: self.html_url.or(self.details_url).unwrap_or_default(),
         }
     }
 }
@@ -116,9 +113,8 @@ fn fold(
     combined: Option<&WireCombinedStatus>,
     statuses: Vec<WireStatus>,
 ) -> CombinedStatus {
-    let has_statuses =
-        combined.is_some_and(|c| c.total_count.unwrap_or(statuses.len() as u64) > 0)
-            || !statuses.is_empty();
+    let has_statuses = combined.is_some_and(|c| c.total_count.unwrap_or(statuses.len() as u64) > 0)
+        || !statuses.is_empty();
     let runs_pending = check_runs.iter().any(|r| !r.completed());
     let runs_failed = check_runs.iter().any(|r| r.completed() && !r.passed());
     let status_state = combined.and_then(|c| c.state.as_deref());
