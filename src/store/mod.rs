@@ -21,6 +21,7 @@
 mod chat;
 mod db;
 mod migrations;
+mod quota;
 mod usage;
 mod webhooks;
 mod worker;
@@ -31,6 +32,7 @@ use serde::Serialize;
 pub use chat::ChatReply;
 pub use db::Db;
 pub use migrations::CURRENT as SCHEMA_VERSION;
+pub use quota::ForgeQuota;
 pub use usage::TokenUsage;
 pub use webhooks::DeliveryKey;
 pub use worker::Store;
