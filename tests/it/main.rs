@@ -18,6 +18,7 @@ mod feedback;
 mod forge_faults;
 mod forgejo_client;
 mod git_http;
+mod github_client;
 mod harness;
 mod local_e2e;
 mod local_forge;
