@@ -12,6 +12,7 @@ use forgehand::forge::MergeMethod;
 use tempfile::TempDir;
 
 mod errors;
+mod github;
 
 /// An environment with only the variables given.
 fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {

@@ -6,7 +6,7 @@
 //! OpenAPI description.
 
 mod actions;
-mod app;
+pub(crate) mod app;
 mod mock;
 mod openapi_paths;
 

@@ -19,6 +19,8 @@ mod forge_faults;
 mod forgejo_client;
 mod git_http;
 mod github_client;
+mod github_daemon;
+mod github_webhook;
 mod harness;
 mod local_e2e;
 mod local_forge;

@@ -1,0 +1,86 @@
+//! What the daemon adds around the GitHub client: `forgehand status` shows the
+//! quota the daemon recorded, and a GitHub App's key file is hidden from agents
+//! even outside the home folder. (The whole daemon against a fake GitHub is the
+//! end-to-end tests' business.)
+
+use std::process::Command;
+
+use chrono::{TimeDelta, Utc};
+use forgehand::sandbox::{Cell, Sandbox, SandboxKind};
+use forgehand::store::Store;
+use tempfile::TempDir;
+
+#[test]
+fn status_shows_the_forge_quota_left() {
+    let dir = TempDir::new().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let store = Store::open(&state.join("forgehand.db")).unwrap();
+    let reset = Utc::now() + TimeDelta::minutes(30);
+    store
+        .save_forge_quota("gh-proj", 4321, Some(5000), reset)
+        .unwrap();
+    let quotas = store.forge_quotas().unwrap();
+    assert_eq!(quotas.len(), 1);
+    assert_eq!((quotas[0].remaining, quotas[0].limit), (4321, Some(5000)));
+    drop(store);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_forgehand"))
+        .args(["status", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("forgehand holds no issues"), "{text}");
+    let expected = format!(
+        "forge quota of gh-proj: 4321/5000 requests left until {}",
+        reset.format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    assert!(text.contains(&expected), "{text}");
+
+    // Another project's status leaves it out.
+    let out = Command::new(env!("CARGO_BIN_EXE_forgehand"))
+        .args(["status", "--state"])
+        .arg(&state)
+        .args(["other", "1"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("quota"));
+}
+
+#[test]
+fn a_hidden_file_is_covered_by_an_empty_one() {
+    let dir = TempDir::new().unwrap();
+    let key = dir.path().join("app.pem");
+    std::fs::write(&key, "secret").unwrap();
+    let folder = dir.path().join("state");
+    std::fs::create_dir_all(&folder).unwrap();
+    let sandbox = Sandbox {
+        kind: SandboxKind::Bwrap,
+        program: "/usr/bin/bwrap".into(),
+        home: None,
+        hidden: vec![key.clone(), folder.clone()],
+        read_only: Vec::new(),
+        writable: Vec::new(),
+    };
+    let args: Vec<String> = sandbox
+        .wrap(&Cell {
+            cwd: dir.path().join("wt"),
+            ..Cell::default()
+        })
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let key = key.to_string_lossy().into_owned();
+    let folder = folder.to_string_lossy().into_owned();
+    assert!(
+        args.windows(3)
+            .any(|w| w == ["--ro-bind", "/dev/null", key.as_str()]),
+        "{args:?}"
+    );
+    assert!(
+        args.windows(2).any(|w| w == ["--tmpfs", folder.as_str()]),
+        "{args:?}"
+    );
+}
