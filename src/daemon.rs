@@ -139,6 +139,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     // Chat replies arrive before the supervisor exists to route them: they
     // queue here and are forwarded once it runs.
     let (replies_tx, mut replies_rx) = tokio::sync::mpsc::unbounded_channel();
+    let quotas = std::sync::Mutex::new(Vec::new());
     let common = Common {
         paths: &paths,
         projects_dir: &projects_dir,
@@ -147,6 +148,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         replies: replies_tx.clone(),
         listening: hooks.is_some(),
         timings: &timings,
+        quotas: &quotas,
     };
     let mut contexts = Vec::new();
     for project in projects {
@@ -215,6 +217,18 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     }
     // The sessions go on, but nobody watches them until the next start.
     store.clear_runners().await?;
+    // The recorder writes at most every few seconds: the last answer's quota
+    // is written now, so `status` after `run --once` shows it.
+    for (project, updates) in quotas.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let latest = *updates.borrow();
+        if let Some(quota) = latest
+            && let Err(e) = store
+                .save_forge_quota(&project, quota.remaining, quota.limit, quota.reset)
+                .await
+        {
+            tracing::warn!("{e:#}");
+        }
+    }
     // Journal lines are queued, not awaited: all of them are written before
     // the process ends.
     store.flush().await?;
@@ -265,7 +279,11 @@ struct Common<'a> {
     /// `--listen` was given.
     listening: bool,
     timings: &'a Timings,
+    /// Each GitHub project's quota reports, for a last record at shutdown.
+    quotas: &'a std::sync::Mutex<Vec<(String, QuotaUpdates)>>,
 }
+
+type QuotaUpdates = tokio::sync::watch::Receiver<Option<RateLimit>>;
 
 async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Result<ProjectCtx> {
     let Common {
@@ -306,6 +324,11 @@ async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Resul
         ForgeConfig::Github(config) => {
             let client = Arc::new(github_client(&project, config)?);
             record_quota(project.name.clone(), store.clone(), client.rate_limits());
+            common
+                .quotas
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((project.name.clone(), client.rate_limits()));
             github = Some(client.clone());
             client
         }
@@ -382,11 +405,7 @@ fn github_client(project: &Project, config: &GithubConfig) -> anyhow::Result<Git
 
 /// Keep the store's record of `project`'s quota up to date (for `forgehand
 /// status`, which reads only the database), until the client is gone.
-fn record_quota(
-    project: String,
-    store: Arc<Store>,
-    mut updates: tokio::sync::watch::Receiver<Option<RateLimit>>,
-) {
+fn record_quota(project: String, store: Arc<Store>, mut updates: QuotaUpdates) {
     tokio::spawn(async move {
         while updates.changed().await.is_ok() {
             let latest = *updates.borrow_and_update();

@@ -7,7 +7,7 @@
 
 mod actions;
 pub(crate) mod app;
-mod mock;
+pub(crate) mod mock;
 mod openapi_paths;
 
 use std::time::Duration;

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use chrono::{TimeDelta, Utc};
 use forgehand::sandbox::{Cell, Sandbox, SandboxKind};
-use forgehand::store::Store;
+use forgehand::store::Db;
 use tempfile::TempDir;
 
 #[test]
@@ -15,7 +15,7 @@ fn status_shows_the_forge_quota_left() {
     let dir = TempDir::new().unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let store = Store::open(&state.join("forgehand.db")).unwrap();
+    let store = Db::open(&state.join("forgehand.db")).unwrap();
     let reset = Utc::now() + TimeDelta::minutes(30);
     store
         .save_forge_quota("gh-proj", 4321, Some(5000), reset)
@@ -82,5 +82,94 @@ fn a_hidden_file_is_covered_by_an_empty_one() {
     assert!(
         args.windows(2).any(|w| w == ["--tmpfs", folder.as_str()]),
         "{args:?}"
+    );
+}
+
+#[tokio::test]
+async fn run_once_polls_github_and_records_its_quota() {
+    use crate::github_client::assert_all_in_openapi;
+    use crate::github_client::mock::{Seen, reply, serve, with_headers};
+    use serde_json::json;
+
+    let mock = serve(|s: &Seen| {
+        let quota = [
+            ("x-ratelimit-remaining", "4990"),
+            ("x-ratelimit-limit", "5000"),
+            ("x-ratelimit-reset", "2000000000"),
+        ];
+        let answer = match (s.method.as_str(), s.path.as_str()) {
+            ("GET", "/user") => reply(200, json!({"login": "forgehand-bot"})),
+            ("GET", "/repos/o/r/labels") => reply(200, json!([])),
+            ("POST", "/repos/o/r/labels") => reply(201, json!({"id": 1, "name": s.json()["name"]})),
+            ("GET", "/repos/o/r/issues" | "/repos/o/r/pulls") => reply(200, json!([])),
+            _ => reply(418, json!({"message": "not scripted"})),
+        };
+        with_headers(answer, &quota)
+    })
+    .await;
+    let dir = TempDir::new().unwrap();
+    let projects = dir.path().join("projects");
+    let home = dir.path().join("home");
+    let tmux = dir.path().join("tmux");
+    for d in [&projects, &home, &tmux] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(
+        projects.join("gh.toml"),
+        format!(
+            "name = \"gh\"\nrepo = \"o/r\"\n[forge]\nkind = \"github\"\nurl = \"{}\"\n\
+             token_env = \"GH_TOKEN\"\n[agent]\ncommand = \"true\"\n",
+            mock.url
+        ),
+    )
+    .unwrap();
+    let forgehand = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_forgehand"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("TMUX_TMPDIR", &tmux)
+            .env("GH_TOKEN", "ghp_daemonTestToken0123456789abcdef")
+            .current_dir(dir.path());
+        cmd.output()
+    };
+    let out = forgehand(&["enable", "--state", "state"]).await.unwrap();
+    assert!(out.status.success());
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        forgehand(&[
+            "run",
+            "--once",
+            "--projects",
+            "projects",
+            "--state",
+            "state",
+        ]),
+    )
+    .await
+    .expect("run --once ends")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = mock.seen();
+    assert!(
+        seen.iter().any(|s| s.path == "/repos/o/r/issues"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|s| s.path == "/repos/o/r/pulls"),
+        "{seen:?}"
+    );
+    assert_all_in_openapi(&mock);
+
+    let out = forgehand(&["status", "--state", "state"]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("forge quota of gh: 4990/5000 requests left"),
+        "{text}"
     );
 }
