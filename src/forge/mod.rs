@@ -1,8 +1,8 @@
 //! The forge interface: what forgehand needs from a code forge (issues, labels,
 //! comments, pull requests, reviews, commit statuses, merges), independent of
-//! which forge answers. `forgejo` implements it for Forgejo and Gitea, `local`
-//! for a folder of plan files and a local repository; the test suite's
-//! conformance checks hold every implementation to the same contract.
+//! which forge answers. `forgejo` implements it for Forgejo and Gitea, `github`
+//! for GitHub, `local` for a folder of plan files and a local repository; the
+//! test suite's conformance checks hold every implementation to the same contract.
 
 pub mod forgejo;
 mod from_http;
