@@ -278,6 +278,7 @@ impl Api {
                     self.repo_name()
                 )));
             }
+            let path = url.path().to_string();
             let (body, link) = if conditional {
                 self.conditional_page(&token, url).await?
             } else {
@@ -291,8 +292,7 @@ impl Api {
             };
             let page = items(&body).map_err(|e| {
                 ForgeError::Other(anyhow::anyhow!(
-                    "a page of a list of {} is not the expected JSON: {e}",
-                    self.repo_name()
+                    "GET {path}: the answer is not the expected JSON: {e}"
                 ))
             })?;
             all.extend(page);
