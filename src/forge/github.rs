@@ -2,10 +2,9 @@
 //! the `Forge` trait on GitHub's terms. Every request goes through
 //! `http::retry::perform_retryable`, carries the current token (a personal
 //! access token, or a GitHub App's installation token, `app.rs`), and reports
-//! GitHub's quota (`api.rs`); every path used here exists with that method in
-//! GitHub's OpenAPI description (`tests/api/github-rest.subset.json`), but for
-//! the App's own two (`GET /app`, `POST /app/installations/{id}/access_tokens`),
-//! which the subset leaves out.
+//! GitHub's quota (`api.rs`); every request made here exists with that method,
+//! its query parameters and its body in GitHub's OpenAPI description (a copy
+//! in `tests/api/github-rest.subset.json`, checked by the test suite).
 //!
 //! Where GitHub differs from Forgejo, and what is done about it:
 //! - the issue list holds pull requests too (with a `pull_request` key): dropped;

@@ -8,7 +8,6 @@
 mod actions;
 pub(crate) mod app;
 pub(crate) mod mock;
-mod openapi_paths;
 
 use std::time::Duration;
 
@@ -23,6 +22,8 @@ use mock::{
     with_headers,
 };
 use serde_json::{Value, json};
+
+use crate::openapi::{self, Route, parse_query};
 
 const HEAD: &str = "abc123abc123abc123abc123abc123abc123abcd";
 
@@ -39,18 +40,18 @@ fn base(s: &Seen) -> String {
     format!("http://{}", s.header("host").unwrap())
 }
 
-/// Every request `mock` saw exists in GitHub's description with that method
-/// (the App's two sign-in paths aside, which the subset leaves out).
+/// Every request `mock` saw exists in GitHub's description with that method,
+/// its query parameters and its body (`crate::openapi`, the fake GitHub's judge).
 pub fn assert_all_in_openapi(mock: &Mock) {
     for s in mock.seen() {
-        if openapi_paths::is_app_path(&s.method, &s.path) {
-            continue;
-        }
+        let query = parse_query(&s.query);
+        let checked = openapi::github().check(&s.method, &s.path, &query, s.body.as_bytes());
         assert!(
-            openapi_paths::route(&s.method, &s.path).is_some(),
-            "{} {} is not in GitHub's OpenAPI description",
+            matches!(checked.route, Route::Matched { .. }) && checked.problems.is_empty(),
+            "{} {}?{} does not fit GitHub's OpenAPI description: {checked:?}",
             s.method,
-            s.path
+            s.path,
+            s.query
         );
     }
 }
