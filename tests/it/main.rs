@@ -20,6 +20,7 @@ mod forgejo_client;
 mod git_http;
 mod github_client;
 mod github_daemon;
+mod github_e2e;
 mod github_webhook;
 mod harness;
 mod local_e2e;
