@@ -76,9 +76,10 @@ impl GithubDriver {
 
 conformance!(GithubDriver::start);
 
-/// The same checks, signed in as a GitHub App.
+/// The same checks, signed in as a GitHub App (the macro's `super::checks` and
+/// `super::Driver` are this file's imports).
 mod app {
-    use super::{Driver, GithubDriver, checks};
+    use super::GithubDriver;
 
     conformance!(GithubDriver::start_app);
 }
