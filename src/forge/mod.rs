@@ -270,7 +270,9 @@ pub trait Forge: Send + Sync {
     ) -> ForgeResult<Vec<ReviewComment>>;
     async fn combined_status(&self, sha: &CommitSha) -> ForgeResult<CombinedStatus>;
     /// Merge; `AlreadyMerged` when the forge says it was merged before,
-    /// `Conflict` when it cannot be merged as it is.
+    /// `Conflict` when it cannot be merged as it is or its head is no longer
+    /// `req.head_sha`, `Unavailable` when the forge asks to try again (GitHub's
+    /// 409 for a base that moved during the merge).
     async fn merge_pull(&self, n: PrNumber, req: &MergeRequest) -> ForgeResult<()>;
     async fn delete_branch(&self, name: &str) -> ForgeResult<()>;
     /// Whether `login` may write to the repository. Only such people's
