@@ -355,7 +355,7 @@ fn status_reads_a_database_it_may_not_write() {
 
 #[test]
 fn status_reads_the_previous_schema_without_upgrading_it() {
-    use forgehand::store::{Db, SCHEMA_VERSION};
+    use forgehand::store::Db;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
@@ -387,7 +387,7 @@ fn status_reads_the_previous_schema_without_upgrading_it() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, SCHEMA_VERSION - 1, "not migrated");
+    assert_eq!(version, crate::store::BEFORE_CLAIM_FACTS, "not migrated");
     // The daemon's own open still upgrades it.
     drop(Db::open(&path).unwrap());
 }

@@ -50,6 +50,20 @@ fn status_shows_the_forge_quota_left() {
 }
 
 #[test]
+fn a_database_from_before_the_quota_has_none() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("forgehand.db");
+    crate::store::previous_schema(&path);
+    let db = Db::open_read_only(&path).unwrap();
+    assert!(db.forge_quotas().unwrap().is_empty());
+    drop(db);
+    // The daemon's own open adds the table.
+    let db = Db::open(&path).unwrap();
+    db.save_forge_quota("p", 1, None, Utc::now()).unwrap();
+    assert_eq!(db.forge_quotas().unwrap()[0].limit, None);
+}
+
+#[test]
 fn a_hidden_file_is_covered_by_an_empty_one() {
     let dir = TempDir::new().unwrap();
     let key = dir.path().join("app.pem");

@@ -155,16 +155,19 @@ fn journaled_finds_exactly_the_same_line() {
     );
 }
 
-/// The database as it was before `claims.head` and `claims.waiting` (the
-/// previous schema version): today's, with the two columns taken out again.
+/// The schema version before `claims.head` and `claims.waiting` (migration 6).
+pub const BEFORE_CLAIM_FACTS: usize = 5;
+
+/// The database as it was before `claims.head` and `claims.waiting`: today's,
+/// with what migrations 6 and later added taken out again.
 pub fn previous_schema(path: &Path) {
     drop(Db::open(path).unwrap());
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(&format!(
         "ALTER TABLE claims DROP COLUMN head;
          ALTER TABLE claims DROP COLUMN waiting;
-         PRAGMA user_version = {};",
-        SCHEMA_VERSION - 1
+         DROP TABLE forge_quota;
+         PRAGMA user_version = {BEFORE_CLAIM_FACTS};"
     ))
     .unwrap();
 }
