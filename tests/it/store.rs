@@ -166,6 +166,7 @@ pub fn previous_schema(path: &Path) {
     conn.execute_batch(&format!(
         "ALTER TABLE claims DROP COLUMN head;
          ALTER TABLE claims DROP COLUMN waiting;
+         ALTER TABLE claims DROP COLUMN runner;
          DROP TABLE forge_quota;
          PRAGMA user_version = {BEFORE_CLAIM_FACTS};"
     ))
