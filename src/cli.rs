@@ -13,7 +13,7 @@ use crate::config::{self, ForgeConfig};
 use crate::daemon::{self, RunError, RunOptions};
 use crate::forge::local::{LocalArgs, ReviewVerdict, submit_review};
 use crate::paths::{StatePaths, session_name};
-use crate::store::{ClaimRow, Db, EventRow, TokenUsage, Waiting};
+use crate::store::{ClaimRow, Db, EventRow, ForgeQuota, TokenUsage, Waiting};
 use crate::text::{escape_line, escape_lines, json_for_terminal};
 
 #[derive(Debug, Parser)]
@@ -284,8 +284,32 @@ fn status(
         );
     } else {
         print!("{}", render_table(&claims, &usage));
+        let quotas = store.forge_quotas()?;
+        let quotas: Vec<_> = quotas
+            .iter()
+            .filter(|q| project.as_deref().is_none_or(|p| p == q.project))
+            .collect();
+        print!("{}", render_quotas(&quotas));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line per project whose forge reports an API quota (GitHub): what is left
+/// and when it fills up again, as of the forge's latest answer.
+fn render_quotas(quotas: &[&ForgeQuota]) -> String {
+    let now = Utc::now();
+    let mut out = String::new();
+    for q in quotas {
+        let of = q.limit.map_or(String::new(), |l| format!("/{l}"));
+        out.push_str(&format!(
+            "forge quota of {}: {}{of} requests left until {} (as of {} ago)\n",
+            escape_line(&q.project),
+            q.remaining,
+            q.reset_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            age(now - q.updated_at)
+        ));
+    }
+    out
 }
 
 /// Where a journal entry's detail starts: after the time and the kind column.

@@ -13,9 +13,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::actors::dev::env::base_env;
 use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorHandle};
 use crate::actors::{ProjectCtx, Timings};
-use crate::ci::{CiServer, WoodpeckerClient};
-use crate::config::{self, ConfigError, ForgeConfig, Project};
+use crate::ci::{CiServer, GithubActions, WoodpeckerClient};
+use crate::config::{self, ConfigError, ForgeConfig, GithubAuth, GithubConfig, Project};
 use crate::forge::forgejo::ForgejoClient;
+use crate::forge::github::{Credentials, GithubClient, RateLimit};
 use crate::forge::local::{CiConfinement, LocalArgs, LocalForge};
 use crate::forge::{Forge, ForgeError, Nudge};
 use crate::git::{Git, GitAuth};
@@ -35,6 +36,10 @@ type ChatReplies = tokio::sync::mpsc::UnboundedSender<(String, u64)>;
 
 /// Longest wait between attempts to reach a forge that is down at start.
 const WHOAMI_MAX_DELAY: Duration = Duration::from_secs(60);
+
+/// The forge's quota changes with every request; it is written to the store
+/// at most this often.
+const QUOTA_RECORD_EVERY: Duration = Duration::from_secs(10);
 
 /// How long the actors get to stop after a signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -134,6 +139,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     // Chat replies arrive before the supervisor exists to route them: they
     // queue here and are forwarded once it runs.
     let (replies_tx, mut replies_rx) = tokio::sync::mpsc::unbounded_channel();
+    let quotas = std::sync::Mutex::new(Vec::new());
     let common = Common {
         paths: &paths,
         projects_dir: &projects_dir,
@@ -142,6 +148,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         replies: replies_tx.clone(),
         listening: hooks.is_some(),
         timings: &timings,
+        quotas: &quotas,
     };
     let mut contexts = Vec::new();
     for project in projects {
@@ -211,6 +218,18 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     }
     // The sessions go on, but nobody watches them until the next start.
     store.clear_runners().await?;
+    // The recorder writes at most every few seconds: the last answer's quota
+    // is written now, so `status` after `run --once` shows it.
+    for (project, updates) in quotas.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let latest = *updates.borrow();
+        if let Some(quota) = latest
+            && let Err(e) = store
+                .save_forge_quota(&project, quota.remaining, quota.limit, quota.reset)
+                .await
+        {
+            tracing::warn!("{e:#}");
+        }
+    }
     // Journal lines are queued, not awaited: all of them are written before
     // the process ends.
     store.flush().await?;
@@ -261,7 +280,11 @@ struct Common<'a> {
     /// `--listen` was given.
     listening: bool,
     timings: &'a Timings,
+    /// Each GitHub project's quota reports, for a last record at shutdown.
+    quotas: &'a std::sync::Mutex<Vec<(String, QuotaUpdates)>>,
 }
+
+type QuotaUpdates = tokio::sync::watch::Receiver<Option<RateLimit>>;
 
 async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Result<ProjectCtx> {
     let Common {
@@ -277,6 +300,9 @@ async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Resul
     let token = project.secrets.forge_token.clone();
     let sandbox = sandbox(&project, paths, projects_dir, daemon_env)?;
     let agent_base_env = base_env(daemon_env.iter().cloned(), &project.agent.pass_env);
+    // A GitHub project's client also hands out its Actions and its token
+    // source (renewed for an App), and reports its quota.
+    let mut github = None;
     let forge: Arc<dyn Forge> = match &project.forge {
         ForgeConfig::Forgejo(forgejo) | ForgeConfig::Gitea(forgejo) => {
             Arc::new(ForgejoClient::new(
@@ -296,21 +322,33 @@ async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Resul
             })
             .with_context(|| format!("{}: [forge] kind \"local\"", project.source.display()))?,
         ),
-        ForgeConfig::Github(_) => anyhow::bail!(
-            "{}: [forge] kind {:?} is not supported by this version yet",
-            project.source.display(),
-            project.forge.kind()
-        ),
+        ForgeConfig::Github(config) => {
+            let client = Arc::new(github_client(&project, config)?);
+            record_quota(project.name.clone(), store.clone(), client.rate_limits());
+            common
+                .quotas
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((project.name.clone(), client.rate_limits()));
+            github = Some(client.clone());
+            client
+        }
     };
     let own_login = whoami(forge.as_ref(), &project.forge.location()).await?;
-    let ci_server: Option<Arc<dyn CiServer>> = match &project.ci.woodpecker {
-        Some(w) => Some(Arc::new(WoodpeckerClient::new(
+    let ci_server: Option<Arc<dyn CiServer>> = match (&project.ci.woodpecker, &github) {
+        (Some(w), _) => Some(Arc::new(WoodpeckerClient::new(
             &w.url,
             w.repo_id,
             project.secrets.woodpecker_token.clone().unwrap_or_default(),
             RetryPolicy::default(),
         )?)),
-        None => None,
+        // GitHub Actions reports on every GitHub repository that uses it.
+        (None, Some(client)) => Some(Arc::new(GithubActions::new(client.api()))),
+        (None, None) => None,
+    };
+    let git_auth = match &github {
+        Some(client) => GitAuth::renewing(client.token_source()),
+        None => GitAuth::new(token),
     };
     // The forge itself (the local backend's folder watch), or webhooks.
     let forge_reports_changes =
@@ -323,7 +361,7 @@ async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Resul
         forge,
         store,
         tmux: Tmux::new(None),
-        git: Git::new(GitAuth::new(token)).with_timeout(timings.git_timeout),
+        git: Git::new(git_auth).with_timeout(timings.git_timeout),
         paths: paths.clone(),
         redactor,
         own_login,
@@ -333,6 +371,55 @@ async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Resul
         ci_server,
         project,
     })
+}
+
+/// The GitHub client for `project`, signed in as its file says.
+fn github_client(project: &Project, config: &GithubConfig) -> anyhow::Result<GithubClient> {
+    let credentials = match &config.auth {
+        GithubAuth::Token { .. } => {
+            Credentials::Token(project.secrets.forge_token.clone().unwrap_or_default())
+        }
+        GithubAuth::App {
+            app_id,
+            installation_id,
+            private_key_file,
+        } => Credentials::App {
+            app_id: *app_id,
+            installation_id: *installation_id,
+            private_key_pem: project.secrets.github_app_key.clone().with_context(|| {
+                format!(
+                    "{}: the GitHub App's key {} was not read",
+                    project.source.display(),
+                    private_key_file.display()
+                )
+            })?,
+        },
+    };
+    GithubClient::new(
+        &config.url,
+        &project.repo,
+        credentials,
+        RetryPolicy::default(),
+    )
+    .with_context(|| format!("{}: [forge] kind \"github\"", project.source.display()))
+}
+
+/// Keep the store's record of `project`'s quota up to date (for `forgehand
+/// status`, which reads only the database), until the client is gone.
+fn record_quota(project: String, store: Arc<Store>, mut updates: QuotaUpdates) {
+    tokio::spawn(async move {
+        while updates.changed().await.is_ok() {
+            let latest = *updates.borrow_and_update();
+            if let Some(quota) = latest
+                && let Err(e) = store
+                    .save_forge_quota(&project, quota.remaining, quota.limit, quota.reset)
+                    .await
+            {
+                tracing::warn!("{e:#}");
+            }
+            tokio::time::sleep(QUOTA_RECORD_EVERY).await;
+        }
+    });
 }
 
 /// What the project's agents are confined to (`src/sandbox.rs`).
@@ -369,6 +456,10 @@ fn sandbox(
     let mut hidden = vec![paths.root().to_path_buf(), projects_dir.to_path_buf()];
     if let ForgeConfig::Local(local) = &project.forge {
         hidden.push(local.plans.clone());
+    }
+    // It may live anywhere, not only in the home folder that is hidden anyway.
+    if let Some(key) = project.forge.private_key_file() {
+        hidden.push(key.to_path_buf());
     }
     // Where tmux keeps its sockets when not in `/tmp` (already private).
     if let Some(dir) = var("TMUX_TMPDIR").filter(|d| !d.is_empty()) {

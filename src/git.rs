@@ -19,40 +19,58 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use std::path::Path;
 use std::process::{Output, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tokio::process::Command;
 
+use crate::forge::token::{StaticToken, TokenSource};
 use crate::tmux::shell_quote;
 use crate::transient::{Unreachable, git_network_failure};
 
 /// The forge credentials git uses for fetch and push.
 #[derive(Clone, Default)]
 pub struct GitAuth {
-    /// The forge token; `None` for public or local remotes.
-    token: Option<String>,
+    /// Where the forge token comes from, asked again for every command so a
+    /// renewed token (a GitHub App's) is used at once; `None` for public or
+    /// local remotes.
+    token: Option<Arc<dyn TokenSource>>,
 }
 
 impl GitAuth {
+    /// A fixed token (`token_env`), or none.
     pub fn new(token: Option<String>) -> Self {
-        Self { token }
+        Self {
+            token: token.map(|t| Arc::new(StaticToken::new(t)) as Arc<dyn TokenSource>),
+        }
+    }
+
+    /// A token that expires and is renewed by `source`.
+    pub fn renewing(source: Arc<dyn TokenSource>) -> Self {
+        Self {
+            token: Some(source),
+        }
     }
 
     /// The configuration one git command that talks to the forge gets: an
     /// `Authorization` header, passed through git's `GIT_CONFIG_*` environment
     /// config by `GitRunner` (never a file, never the URL). Empty without a token.
-    pub fn config(&self) -> Vec<(String, String)> {
-        match &self.token {
-            Some(token) => {
-                let basic = BASE64.encode(format!("x-access-token:{token}"));
-                vec![(
-                    "http.extraHeader".to_owned(),
-                    format!("Authorization: Basic {basic}"),
-                )]
-            }
-            None => Vec::new(),
-        }
+    /// A token that cannot be had (the forge is down while it is renewed) fails
+    /// the command before it runs, with the forge's error inside.
+    pub async fn config(&self) -> Result<Vec<(String, String)>> {
+        let Some(source) = &self.token else {
+            return Ok(Vec::new());
+        };
+        let token = source
+            .token()
+            .await
+            .context("getting the forge token for git")?;
+        let basic = BASE64.encode(format!("x-access-token:{token}"));
+        Ok(vec![(
+            "http.extraHeader".to_owned(),
+            format!("Authorization: Basic {basic}"),
+        )])
     }
 }
 
@@ -452,8 +470,9 @@ impl Git {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let config = self.auth.config().await?;
         self.runner
-            .run_with(dir, args, &self.auth.config(), Reach::Remote)
+            .run_with(dir, args, &config, Reach::Remote)
             .await
     }
 

@@ -12,10 +12,12 @@
 //! - `forge/`: the `Forge` trait, everything actors ask of a forge (issues,
 //!   labels, pulls, reviews, statuses, merges, issue links, drafts, whether it
 //!   reports its own changes), and its implementations: `forgejo/` for Forgejo
-//!   and Gitea, `local/` for a folder of plan files and a local repository.
-//!   The test suite's `conformance/` holds every implementation to one contract.
+//!   and Gitea, `github/` for GitHub (a token or a GitHub App), `local/` for a
+//!   folder of plan files and a local repository; `token.rs`, where credentials
+//!   come from (renewed for an App). The test suite's `conformance/` holds
+//!   every implementation to one contract.
 //! - `ci/`: the `CiServer` trait (a failing pipeline's steps and log tails,
-//!   restarts) and its Woodpecker client.
+//!   restarts) and its clients: Woodpecker, GitHub Actions.
 //! - `http/`: what the forge and CI clients share: set-up, the one retry
 //!   policy (`retry.rs`) and how a failed call is described (`error.rs`).
 //! - `store/`: the SQLite state (`state/forgehand.db`) and the event journal, on a

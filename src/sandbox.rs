@@ -7,8 +7,9 @@
 //! Hidden outright (an empty tmpfs over them): `$HOME` (except what the
 //! adapter or `sandbox_ro`/`sandbox_rw` name),
 //! the state folder (other sessions, the database, the clones), the projects
-//! folder, the local backend's plans and the tmux sockets. The network stays:
-//! the agent calls its model.
+//! folder, the local backend's plans and the tmux sockets; a file among them
+//! (a GitHub App's private key) is covered with an empty one. The network
+//! stays: the agent calls its model.
 //!
 //! Paths keep their names inside: a worktree is bound at its own path, so the
 //! `FORGEHAND_*` variables and Claude Code's per-folder records mean the same
@@ -48,7 +49,8 @@ pub struct Sandbox {
     pub program: PathBuf,
     /// The daemon's home: hidden, but for `read_only`/`writable` inside it.
     pub home: Option<PathBuf>,
-    /// Folders never to be seen: state, projects, plans, tmux sockets.
+    /// Never to be seen: the state, projects and plans folders, tmux sockets,
+    /// a GitHub App's private key file.
     pub hidden: Vec<PathBuf>,
     /// Readable where they would be hidden (`sandbox_ro`).
     pub read_only: Vec<PathBuf>,
@@ -146,12 +148,18 @@ impl Args {
         self.words(values);
     }
 
-    /// An empty tmpfs over `dir`, when it exists (a tmpfs would create it).
-    fn hide(&mut self, dir: &Path) {
-        if dir.is_dir() {
-            let dir = real(dir);
+    /// An empty tmpfs over a folder, `/dev/null` over a file, when it exists
+    /// (either mount would create it).
+    fn hide(&mut self, path: &Path) {
+        if path.is_dir() {
+            let dir = real(path);
             self.word("--tmpfs");
             self.path(&dir);
+        } else if path.exists() {
+            let file = real(path);
+            self.word("--ro-bind");
+            self.path(Path::new("/dev/null"));
+            self.path(&file);
         }
     }
 

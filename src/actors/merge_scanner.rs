@@ -308,7 +308,17 @@ async fn consider(
         tracing::debug!("PR #{n}: the dev actor of #{owner} merges it");
         return Ok(Considered::Skipped);
     }
-    if merging::look(ctx, pr, head, &policy).await? != Decision::Merge {
+    let mut decision = merging::look(ctx, pr, head, &policy).await?;
+    // GitHub's list of pulls leaves `mergeable` out: the pull request itself says.
+    let full;
+    let pr = if decision == Decision::MergeabilityUnknown {
+        full = ctx.forge.get_pull(n).await?;
+        decision = merging::look(ctx, &full, head, &policy).await?;
+        &full
+    } else {
+        pr
+    };
+    if decision != Decision::Merge {
         return Ok(Considered::NotReady);
     }
     let mirrors = match merging::merge_and_finish(ctx, pr, head, &linked).await? {

@@ -4,8 +4,10 @@
 //! instead of being counted against the agent.
 //!
 //! `CiServer` is what the dev actor asks of a CI server; the report types and log
-//! trimming are CI-neutral; `woodpecker.rs` implements it all for a Woodpecker server.
+//! trimming are CI-neutral; `woodpecker.rs` implements it all for a Woodpecker
+//! server, `github_actions.rs` for GitHub Actions.
 
+pub mod github_actions;
 pub mod woodpecker;
 
 use std::sync::LazyLock;
@@ -15,6 +17,7 @@ use regex::Regex;
 
 use crate::forge::CommitSha;
 
+pub use github_actions::GithubActions;
 pub use woodpecker::WoodpeckerClient;
 
 /// A CI server, asked for more than the commit statuses it posts on the forge.
@@ -22,11 +25,13 @@ pub use woodpecker::WoodpeckerClient;
 #[async_trait]
 pub trait CiServer: Send + Sync {
     /// The newest pipeline that ran on commit `sha`, with its failing steps and
-    /// their log tails; `None` when no pipeline ran on that commit (yet).
+    /// their log tails; `None` when no pipeline ran on that commit (yet), or
+    /// when what failed there is not this server's (the forge's statuses tell).
     async fn failure_report(&self, sha: &CommitSha) -> anyhow::Result<Option<FailureReport>>;
 
-    /// Runs `pipeline` again, as a new pipeline on the same commit; the new one's
-    /// number. For failures outside the code (see `FailureReport::is_infrastructure`).
+    /// Runs `pipeline` again, on the same commit; the number the run goes by
+    /// now (a new pipeline's on Woodpecker, the same run's on GitHub Actions).
+    /// For failures outside the code (see `FailureReport::is_infrastructure`).
     async fn restart(&self, pipeline: u64) -> anyhow::Result<u64>;
 }
 
@@ -41,16 +46,11 @@ const CUT_MARKER: &str = "(… earlier lines cut)";
 /// Put in front of a line whose start was cut because it alone exceeds the byte limit.
 const LINE_CUT: &str = "…";
 
-/// Git's exit status for a fatal error (unreachable remote, bad credentials, …); in a
-/// clone step it means the CI could not fetch the code, not that the code is wrong.
-const GIT_FATAL: i64 = 128;
-/// 128 + SIGKILL: the step was killed (out of memory, agent lost, timeout), whatever it ran.
-const KILLED: i64 = 137;
-
 /// The newest pipeline that ran on a commit, with its failing steps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailureReport {
-    /// The pipeline's number in its repository (what `restart` takes).
+    /// The pipeline's number in its repository (what `restart` takes): a
+    /// Woodpecker pipeline's number, a GitHub Actions workflow run's id.
     pub pipeline: u64,
     /// The pipeline's status as the CI reports it (`success`, `failure`, `running`, …).
     pub status: String,
@@ -64,26 +64,29 @@ pub struct FailureReport {
 /// One step that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedStep {
-    /// The workflow (pipeline file) the step belongs to.
+    /// The workflow (pipeline file) the step belongs to; on GitHub Actions the
+    /// workflow and the job (`CI / test`).
     pub workflow: String,
     pub name: String,
     /// The CI's step type (`clone`, `commands`, `plugin`, `service`, …); empty if unknown.
     pub kind: String,
-    /// The step's state (`failure`, `killed`, `error`, …).
+    /// The step's state (`failure`, `killed`, `error`, `cancelled`, …).
     pub state: String,
-    pub exit_code: i64,
+    /// Its exit code, when the CI tells it.
+    pub exit_code: Option<i64>,
     /// What the CI says went wrong around the step (e.g. an image that could not be pulled).
     pub error: Option<String>,
     /// The end of its log (see [`log_tail`]), or a note on why the log is missing.
     pub log_tail: String,
+    /// It failed for reasons outside the code under test (a lost runner, a clone
+    /// that could not reach the forge, a killed container), as its CI server
+    /// judges: worth one restart, not an attempt of the agent's.
+    pub infrastructure: bool,
 }
 
 impl FailedStep {
-    /// Whether the step failed for reasons outside the code under test: a clone step that
-    /// git gave up on (128), or any step killed with SIGKILL (137).
     pub fn is_infrastructure(&self) -> bool {
-        let clone = self.kind == "clone" || self.name == "clone";
-        (clone && self.exit_code == GIT_FATAL) || self.exit_code == KILLED
+        self.infrastructure
     }
 }
 
@@ -98,7 +101,7 @@ impl FailureReport {
     /// The report as text for the agent: each failing step with its exit code and the
     /// tail of its log in a fenced block.
     pub fn render(&self) -> String {
-        let mut out = format!("Woodpecker pipeline #{} ({})", self.pipeline, self.status);
+        let mut out = format!("CI pipeline #{} ({})", self.pipeline, self.status);
         match self.steps.len() {
             0 => out.push_str(": no step failed.\n"),
             1 => out.push_str(": 1 step failed.\n"),
@@ -108,9 +111,13 @@ impl FailureReport {
             out.push_str(&format!("Pipeline error: {error}\n"));
         }
         for step in &self.steps {
+            let ended = match step.exit_code {
+                Some(code) => format!("exited with code {code}"),
+                None => "failed".to_string(),
+            };
             out.push_str(&format!(
-                "\nStep \"{}\" of workflow \"{}\" ({}) exited with code {}.\n",
-                step.name, step.workflow, step.state, step.exit_code
+                "\nStep \"{}\" of workflow \"{}\" ({}) {ended}.\n",
+                step.name, step.workflow, step.state
             ));
             if let Some(error) = &step.error {
                 out.push_str(&format!("Error: {error}\n"));

@@ -28,6 +28,20 @@ const MAX_PAGES: u32 = 4;
 
 /// Step states that mean the step did not succeed (besides a non-zero exit code).
 const FAILED_STATES: [&str; 3] = ["failure", "killed", "error"];
+/// Git's exit status for a fatal error (unreachable remote, bad credentials, …); in a
+/// clone step it means the CI could not fetch the code, not that the code is wrong.
+const GIT_FATAL: i64 = 128;
+/// 128 + SIGKILL: the step was killed (out of memory, agent lost, timeout), whatever it ran.
+const KILLED: i64 = 137;
+
+/// Whether a Woodpecker step failed for reasons outside the code under test: a clone
+/// step that git gave up on (128; known by its type or its name), or any step killed
+/// with SIGKILL (137).
+pub fn is_infrastructure_failure(kind: &str, name: &str, exit_code: i64) -> bool {
+    let clone = kind == "clone" || name == "clone";
+    (clone && exit_code == GIT_FATAL) || exit_code == KILLED
+}
+
 /// Log entry types that are the step's output (stdout, stderr); the others carry the exit
 /// code, metadata and progress.
 const OUTPUT_ENTRY_TYPES: [i64; 2] = [0, 1];
@@ -195,12 +209,14 @@ impl CiServer for WoodpeckerClient {
                 errors.push(format!("workflow \"{}\": {error}", workflow.name));
             }
             for step in workflow.children.iter().filter(|s| s.failed()) {
+                let kind = step.kind.clone().unwrap_or_default();
                 steps.push(FailedStep {
                     workflow: workflow.name.clone(),
                     name: step.name.clone(),
-                    kind: step.kind.clone().unwrap_or_default(),
+                    infrastructure: is_infrastructure_failure(&kind, &step.name, step.exit_code),
+                    kind,
                     state: step.state.clone().unwrap_or_default(),
-                    exit_code: step.exit_code,
+                    exit_code: Some(step.exit_code),
                     error: step.error.clone().filter(|e| !e.is_empty()),
                     log_tail: self.log_tail(number, step).await,
                 });

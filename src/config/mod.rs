@@ -60,7 +60,6 @@ pub enum ForgeConfig {
     Forgejo(HttpForgeConfig),
     /// Gitea speaks Forgejo's API (`<url>/api/v1`): the same client.
     Gitea(HttpForgeConfig),
-    /// Accepted in project files, refused by `forgehand run` for now.
     Github(GithubConfig),
     Local(LocalForgeConfig),
 }
@@ -80,7 +79,7 @@ pub struct HttpForgeConfig {
 /// GitHub (github.com, or an Enterprise server's `https://HOST/api/v3`).
 #[derive(Debug, Clone)]
 pub struct GithubConfig {
-    /// The REST API's address.
+    /// The REST API's address; `https://api.github.com` unless the file says.
     pub url: String,
     pub auth: GithubAuth,
     /// As for Forgejo: the secret webhook deliveries are signed with.
@@ -92,6 +91,14 @@ pub struct GithubConfig {
 pub enum GithubAuth {
     /// A personal access token (fine-grained or classic) in this variable.
     Token { token_env: String },
+    /// A GitHub App installed on the repository: its id, the installation's id
+    /// and the App's private key (read at load time into
+    /// `Secrets::github_app_key`; the path is kept to hide it from agents).
+    App {
+        app_id: u64,
+        installation_id: u64,
+        private_key_file: PathBuf,
+    },
 }
 
 /// The local backend: a folder of plan files, no server.
@@ -118,6 +125,7 @@ impl ForgeConfig {
             ForgeConfig::Forgejo(f) | ForgeConfig::Gitea(f) => Some(&f.token_env),
             ForgeConfig::Github(g) => match &g.auth {
                 GithubAuth::Token { token_env } => Some(token_env),
+                GithubAuth::App { .. } => None,
             },
             ForgeConfig::Local(_) => None,
         }
@@ -141,9 +149,27 @@ impl ForgeConfig {
         }
     }
 
-    /// `clone_url` when the project file gives none: `<url>/<repo>.git`.
+    /// `clone_url` when the project file gives none: `<url>/<repo>.git`, and
+    /// for GitHub the web host's (`https://github.com/<repo>.git`, or
+    /// `https://HOST/<repo>.git` for an Enterprise server's `https://HOST/api/v3`).
     pub fn default_clone_url(&self, repo: &str) -> String {
-        format!("{}/{repo}.git", self.location().trim_end_matches('/'))
+        match self {
+            ForgeConfig::Github(g) => crate::forge::github::default_clone_url(&g.url, repo),
+            _ => format!("{}/{repo}.git", self.location().trim_end_matches('/')),
+        }
+    }
+
+    /// The GitHub App's private key file, which agents must not see.
+    pub fn private_key_file(&self) -> Option<&std::path::Path> {
+        match self {
+            ForgeConfig::Github(GithubConfig {
+                auth: GithubAuth::App {
+                    private_key_file, ..
+                },
+                ..
+            }) => Some(private_key_file),
+            _ => None,
+        }
     }
 }
 
@@ -231,6 +257,8 @@ pub struct Secrets {
     pub woodpecker_token: Option<String>,
     pub matrix_token: Option<String>,
     pub webhook_secret: Option<String>,
+    /// The GitHub App's private key (PEM), read from `private_key_file`.
+    pub github_app_key: Option<String>,
 }
 
 impl Secrets {
@@ -241,6 +269,7 @@ impl Secrets {
             &self.woodpecker_token,
             &self.matrix_token,
             &self.webhook_secret,
+            &self.github_app_key,
         ]
         .into_iter()
         .flatten()

@@ -69,6 +69,10 @@ pub struct RawForge {
     pub url: Field<String>,
     pub token_env: Field<String>,
     pub webhook_secret_env: Field<String>,
+    /// GitHub App sign-in (`kind = "github"` only), instead of `token_env`.
+    pub app_id: Field<u64>,
+    pub installation_id: Field<u64>,
+    pub private_key_file: Field<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -1,12 +1,14 @@
 //! The forge interface: what forgehand needs from a code forge (issues, labels,
 //! comments, pull requests, reviews, commit statuses, merges), independent of
-//! which forge answers. `forgejo` implements it for Forgejo and Gitea, `local`
-//! for a folder of plan files and a local repository; the test suite's
-//! conformance checks hold every implementation to the same contract.
+//! which forge answers. `forgejo` implements it for Forgejo and Gitea, `github`
+//! for GitHub, `local` for a folder of plan files and a local repository; the
+//! test suite's conformance checks hold every implementation to the same contract.
 
 pub mod forgejo;
 mod from_http;
+pub mod github;
 pub mod local;
+pub mod token;
 
 use std::fmt;
 use std::time::Duration;
@@ -268,7 +270,9 @@ pub trait Forge: Send + Sync {
     ) -> ForgeResult<Vec<ReviewComment>>;
     async fn combined_status(&self, sha: &CommitSha) -> ForgeResult<CombinedStatus>;
     /// Merge; `AlreadyMerged` when the forge says it was merged before,
-    /// `Conflict` when it cannot be merged as it is.
+    /// `Conflict` when it cannot be merged as it is or its head is no longer
+    /// `req.head_sha`, `Unavailable` when the forge asks to try again (GitHub's
+    /// 409 for a base that moved during the merge).
     async fn merge_pull(&self, n: PrNumber, req: &MergeRequest) -> ForgeResult<()>;
     async fn delete_branch(&self, name: &str) -> ForgeResult<()>;
     /// Whether `login` may write to the repository. Only such people's

@@ -71,5 +71,6 @@ pub fn attempt(method: &Method, url: &Url, replay: Replay) -> Attempt {
         method: method.clone(),
         path,
         replay,
+        observe: None,
     }
 }

@@ -2,13 +2,17 @@
 //! server alike, DESIGN §7): `perform_retryable` sends a request, classifies the
 //! outcome (retry, give up, success) and waits with jittered exponential
 //! backoff, honouring the server's rate-limit headers (`Retry-After`,
-//! `X-RateLimit-*`). `perform_checked` does the same for a request that must not
+//! `X-RateLimit-*`, GitHub's secondary limits); a quota spent for longer than
+//! the policy lets a call wait fails at once as rate limited, for the caller to
+//! back off. `perform_checked` does the same for a request that must not
 //! land twice, looking for an attempt that may have landed before sending it
 //! again. What a call that failed for good looks like is `error.rs`'s; what it
 //! means to a forge is `forge::from_http`'s.
 
 use std::collections::hash_map::RandomState;
+use std::fmt;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -98,6 +102,29 @@ pub struct Attempt {
     /// Path and query below the host, never the host's credentials.
     pub path: String,
     pub replay: Replay,
+    /// Shown the headers of every answer, whatever its status.
+    pub observe: Option<Observer>,
+}
+
+impl Attempt {
+    /// The same attempt, its answers' headers shown to `observer`.
+    pub fn observed(mut self, observer: Observer) -> Attempt {
+        self.observe = Some(observer);
+        self
+    }
+}
+
+/// Sees the headers of every answer a call gets, retried attempts, errors and
+/// `304`s included: how a client keeps account of a quota the server reports on
+/// each answer (GitHub's `X-RateLimit-*`), which the call's result alone would
+/// only show for the last, successful answer.
+#[derive(Clone)]
+pub struct Observer(pub Arc<dyn Fn(&HeaderMap) + Send + Sync>);
+
+impl fmt::Debug for Observer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 /// A 2xx answer, decoded.
@@ -215,7 +242,13 @@ async fn perform<T, E, F: Future<Output = Result<Option<T>, E>>>(
     let mut n = 0;
     loop {
         n += 1;
-        let outcome = classify(policy, send().timeout(policy.request_timeout), &decode).await;
+        let outcome = classify(
+            policy,
+            send().timeout(policy.request_timeout),
+            &decode,
+            attempt.observe.as_ref(),
+        )
+        .await;
         let (err, wait, check) = match attempt.replay.next(outcome) {
             Ok(reply) => return Ok(reply),
             Err(Next::Fail(kind)) => return Err(give_up(n, kind)),
@@ -276,6 +309,7 @@ async fn classify<T>(
     policy: &RetryPolicy,
     request: RequestBuilder,
     decode: &impl Fn(&[u8]) -> serde_json::Result<T>,
+    observe: Option<&Observer>,
 ) -> Outcome<T> {
     let response = match request.send().await {
         Ok(r) => r,
@@ -291,11 +325,28 @@ async fn classify<T>(
     };
     let status = response.status();
     let headers = response.headers().clone();
+    if let Some(observe) = observe {
+        (observe.0)(&headers);
+    }
     let body = match response.bytes().await {
         Ok(b) => b,
         Err(e) => return Outcome::Unsure(HttpErrorKind::Transport(e)),
     };
 
+    // A redirect reaches here only from a client told not to follow them (GitHub's
+    // log download, which takes the `Location` itself so that its token stays on
+    // the API's host); a `304` is the conditional requests' business.
+    let redirect = status.is_redirection() && status != StatusCode::NOT_MODIFIED;
+    if redirect {
+        return match decode(&body) {
+            Ok(value) => Outcome::Done(Reply {
+                status,
+                headers,
+                value,
+            }),
+            Err(e) => Outcome::Final(HttpErrorKind::Decode(e)),
+        };
+    }
     if status.is_success() {
         if header_str(&headers, "content-type")
             .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"))
@@ -315,15 +366,27 @@ async fn classify<T>(
         };
     }
 
-    let retry_after = retry_after(&headers, policy);
+    let message = forge_message(&body);
+    let secondary = is_secondary_limit(status, message.as_deref());
     let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
-        || (status == StatusCode::FORBIDDEN && has_rate_limit_headers(&headers));
+        || (status == StatusCode::FORBIDDEN && has_rate_limit_headers(&headers))
+        || secondary;
+    let wait = server_wait(&headers).or_else(|| secondary.then_some(SECONDARY_LIMIT_WAIT));
+    // A spent quota that comes back only after longer than we may wait: waiting
+    // the cap and asking again would be refused the same way, so the caller
+    // hears of the rate limit at once and backs off on its own terms.
+    let spent_beyond_cap =
+        rate_limited && quota_spent(&headers) && wait.is_some_and(|w| w > policy.max_retry_after);
     let err = HttpErrorKind::Status {
         status,
-        message: forge_message(&body),
+        message,
         rate_limited,
-        retry_after,
+        retry_after: wait,
     };
+    if spent_beyond_cap {
+        return Outcome::Final(err);
+    }
+    let retry_after = wait.map(|w| w.min(policy.max_retry_after));
     let gateway = matches!(
         status,
         StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
@@ -346,20 +409,38 @@ async fn classify<T>(
 }
 
 fn has_rate_limit_headers(headers: &HeaderMap) -> bool {
-    headers.contains_key("retry-after")
-        || header_str(headers, "x-ratelimit-remaining").is_some_and(|v| v.trim() == "0")
+    headers.contains_key("retry-after") || quota_spent(headers)
+}
+
+/// `X-RateLimit-Remaining: 0`: the primary quota is used up until `X-RateLimit-Reset`.
+fn quota_spent(headers: &HeaderMap) -> bool {
+    header_str(headers, "x-ratelimit-remaining").is_some_and(|v| v.trim() == "0")
+}
+
+/// How long GitHub asks to wait after a secondary rate limit that names no time:
+/// "at least one minute", its documentation says.
+const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// GitHub's secondary rate limits (too many requests at once, too much CPU) are a
+/// 403 or 429 whose message says so, with or without `Retry-After`.
+fn is_secondary_limit(status: StatusCode, message: Option<&str>) -> bool {
+    matches!(
+        status,
+        StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+    ) && message.is_some_and(|m| m.to_ascii_lowercase().contains("secondary rate limit"))
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// How long the forge asks us to wait: `Retry-After` (seconds or an HTTP date), or
-/// the `X-RateLimit-Reset` epoch second when the quota is spent.
-fn retry_after(headers: &HeaderMap, policy: &RetryPolicy) -> Option<Duration> {
+/// How long the server asks us to wait: `Retry-After` (seconds or an HTTP date), or
+/// the `X-RateLimit-Reset` epoch second when the quota is spent. Not capped: the
+/// caller decides how much of it to wait.
+fn server_wait(headers: &HeaderMap) -> Option<Duration> {
     let now = Utc::now();
     let until = |at: DateTime<Utc>| (at - now).to_std().unwrap_or(Duration::ZERO);
-    let wait = if let Some(v) = header_str(headers, "retry-after") {
+    if let Some(v) = header_str(headers, "retry-after") {
         let v = v.trim();
         match v.parse::<u64>() {
             Ok(secs) => Some(Duration::from_secs(secs)),
@@ -367,25 +448,55 @@ fn retry_after(headers: &HeaderMap, policy: &RetryPolicy) -> Option<Duration> {
                 .ok()
                 .map(|at| until(at.with_timezone(&Utc))),
         }
-    } else if header_str(headers, "x-ratelimit-remaining").is_some_and(|v| v.trim() == "0") {
+    } else if quota_spent(headers) {
         header_str(headers, "x-ratelimit-reset")
             .and_then(|v| v.trim().parse::<i64>().ok())
             .and_then(|secs| DateTime::from_timestamp(secs, 0))
             .map(until)
     } else {
         None
-    };
-    wait.map(|w| w.min(policy.max_retry_after))
+    }
 }
 
-/// The `message` of Forgejo's `APIError` body, when there is one.
+/// The `message` of the forge's error body (Forgejo's `APIError`, GitHub's
+/// `basic-error`), followed by what GitHub's `validation-error` lists in
+/// `errors` (which field, what is wrong), when there is one: "Validation Failed"
+/// alone does not tell a missing branch from an existing pull request.
 fn forge_message(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct ApiError {
         message: Option<String>,
+        #[serde(default)]
+        errors: Vec<serde_json::Value>,
     }
-    serde_json::from_slice::<ApiError>(body)
-        .ok()
-        .and_then(|e| e.message)
-        .filter(|m| !m.is_empty())
+    let e = serde_json::from_slice::<ApiError>(body).ok()?;
+    let details: Vec<String> = e.errors.iter().filter_map(error_detail).collect();
+    let message = e.message.filter(|m| !m.is_empty());
+    match (message, details.is_empty()) {
+        (Some(m), true) => Some(m),
+        (Some(m), false) => Some(format!("{m}: {}", details.join("; "))),
+        (None, false) => Some(details.join("; ")),
+        (None, true) => None,
+    }
+}
+
+/// One entry of GitHub's `errors`: a text of its own, or `resource.field code`.
+fn error_detail(e: &serde_json::Value) -> Option<String> {
+    if let Some(text) = e.as_str() {
+        return Some(text.to_string());
+    }
+    let field = |k: &str| e.get(k).and_then(serde_json::Value::as_str);
+    if let Some(m) = field("message").filter(|m| !m.is_empty()) {
+        return Some(m.to_string());
+    }
+    let what = match (field("resource"), field("field")) {
+        (Some(r), Some(f)) => format!("{r}.{f}"),
+        (Some(x), None) | (None, Some(x)) => x.to_string(),
+        (None, None) => String::new(),
+    };
+    match field("code") {
+        Some(code) if what.is_empty() => Some(code.to_string()),
+        Some(code) => Some(format!("{what} {code}")),
+        None => (!what.is_empty()).then_some(what),
+    }
 }

@@ -111,6 +111,15 @@ const MIGRATIONS: &[&str] = &[
     // daemon is not running or the claim is finished. An active claim of a
     // running daemon always has one of the two.
     "ALTER TABLE claims ADD COLUMN runner TEXT;",
+    // 8: the forge's API quota as it last reported it (GitHub), per project,
+    // for `forgehand status`, which reads only the database.
+    "CREATE TABLE forge_quota (
+        project     TEXT PRIMARY KEY,
+        remaining   INTEGER NOT NULL,
+        quota_limit INTEGER,
+        reset_at    TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

@@ -202,6 +202,12 @@ async fn handle(
         return (StatusCode::UNAUTHORIZED, "bad signature\n");
     }
     let event = header(dialect.event).unwrap_or_default();
+    // GitHub's greeting when a hook is made or tested: signed, so the secret
+    // is right, and nothing to look at.
+    if event == "ping" {
+        tracing::info!(forge = dialect.name, "webhook ping answered");
+        return (StatusCode::OK, "pong\n");
+    }
     let nudge = match nudge_for(&event, &body) {
         Ok(Some(nudge)) => nudge,
         Ok(None) => {

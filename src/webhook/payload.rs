@@ -92,6 +92,7 @@ pub fn nudge_for(event: &str, body: &[u8]) -> Result<Option<Nudge>, PayloadError
             .pointer("/sha")
             .or_else(|| payload.pointer("/check_run/head_sha"))
             .or_else(|| payload.pointer("/check_suite/head_sha"))
+            .or_else(|| payload.pointer("/workflow_run/head_sha"))
             .and_then(Value::as_str)
         {
             Some(sha) => Nudge::Commit {
@@ -105,7 +106,9 @@ pub fn nudge_for(event: &str, body: &[u8]) -> Result<Option<Nudge>, PayloadError
     Ok(Some(nudge))
 }
 
-/// Event names grouped by what they are about.
+/// Event names grouped by what they are about. Anything else (GitHub's `ping`
+/// when a hook is set up, `label`, `workflow_job`, …) changes nothing forgehand
+/// watches and is answered 200 without a nudge.
 enum Family {
     Issue,
     Pull,
@@ -119,7 +122,9 @@ impl Family {
             "issues" | "issue_comment" => Some(Family::Issue),
             e if e.starts_with("issue_") => Some(Family::Issue),
             e if e.starts_with("pull_request") => Some(Family::Pull),
-            "status" | "check_run" | "check_suite" => Some(Family::Status),
+            // GitHub's CI: commit statuses, check runs and suites, and whole
+            // Actions workflow runs, each naming the commit they ran on.
+            "status" | "check_run" | "check_suite" | "workflow_run" => Some(Family::Status),
             "push" => Some(Family::Repo),
             _ => None,
         }

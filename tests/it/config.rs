@@ -12,6 +12,7 @@ use forgehand::forge::MergeMethod;
 use tempfile::TempDir;
 
 mod errors;
+mod github;
 
 /// An environment with only the variables given.
 fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
@@ -241,8 +242,7 @@ fn local_forge_needs_no_token() {
     assert_eq!(p.clone_url, "plans/me/solo.git");
 }
 
-/// GitHub parses into its own shape (a token for now), though `run` does not
-/// serve it yet.
+/// GitHub parses into its own shape, here with a token.
 #[test]
 fn github_forge_has_its_own_shape() {
     let src = MINIMAL
@@ -256,7 +256,9 @@ fn github_forge_has_its_own_shape() {
         panic!("a GitHub forge: {:?}", p.forge)
     };
     assert_eq!(github.url, "https://api.github.com");
-    let GithubAuth::Token { token_env } = &github.auth;
+    let GithubAuth::Token { token_env } = &github.auth else {
+        panic!("a token: {:?}", github.auth)
+    };
     assert_eq!(token_env, "FORGE_TOKEN");
     assert_eq!(p.forge.token_env(), Some("FORGE_TOKEN"));
     assert_eq!(p.secrets.forge_token.as_deref(), Some("forge-secret"));

@@ -17,9 +17,10 @@ fn outside_references(file: &Path, text: &str) -> Vec<String> {
         r#"(?:^|[^A-Za-z0-9_./-])((?:\.\./)+[A-Za-z0-9_.\-/]*)|join\(\s*"\.\.(?:/[^"]*)?"\s*\)"#,
     )
     .expect("pattern");
-    // Absolute paths of the machine the project was first built on.
+    // Absolute paths of the machine the project was first built on (whole
+    // names: `/workflow_run` in a JSON pointer is none).
     let workplace =
-        Regex::new(r#"(?:^|[\s"'`(=:])/(?:work|shared)(?:/[A-Za-z0-9_.\-]*)*"#).expect("pattern");
+        Regex::new(r#"(?:^|[\s"'`(=:])/(?:work|shared)\b(?:/[A-Za-z0-9_.\-]*)*"#).expect("pattern");
     let dir = file.parent().unwrap_or(Path::new(""));
     let mut found = Vec::new();
     for (n, line) in text.lines().enumerate() {

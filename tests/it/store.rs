@@ -162,7 +162,7 @@ pub fn schema_at(path: &Path, version: usize) {
 }
 
 /// The schema before `claims` had `head` and `waiting` (migration 6).
-const BEFORE_CLAIM_FACTS: usize = 5;
+pub const BEFORE_CLAIM_FACTS: usize = 5;
 
 /// A dev actor's persisted state, as the dev actor writes it.
 fn state_json(stage: Stage, pr: Option<u64>, head: Option<&str>, escalated: bool) -> String {

@@ -258,8 +258,8 @@ async fn pipe_pane_appends_output_to_a_log_with_an_awkward_path() {
     assert!(text.contains("logged-line"));
 }
 
-#[test]
-fn git_auth_config_carries_the_header_and_debug_hides_the_token() {
+#[tokio::test]
+async fn git_auth_config_carries_the_header_and_debug_hides_the_token() {
     let cases = [
         ("a", "eC1hY2Nlc3MtdG9rZW46YQ=="),
         ("ab", "eC1hY2Nlc3MtdG9rZW46YWI="),
@@ -267,7 +267,7 @@ fn git_auth_config_carries_the_header_and_debug_hides_the_token() {
         ("s3cr3t-token", "eC1hY2Nlc3MtdG9rZW46czNjcjN0LXRva2Vu"),
     ];
     for (token, encoded) in cases {
-        let config = GitAuth::new(Some(token.to_owned())).config();
+        let config = GitAuth::new(Some(token.to_owned())).config().await.unwrap();
         assert_eq!(
             config,
             [(
@@ -276,7 +276,7 @@ fn git_auth_config_carries_the_header_and_debug_hides_the_token() {
             )]
         );
     }
-    assert!(GitAuth::new(None).config().is_empty());
+    assert!(GitAuth::new(None).config().await.unwrap().is_empty());
 
     let auth = GitAuth::new(Some("s3cr3t-token".to_owned()));
     let shown = format!("{auth:?} {:?}", Git::new(auth.clone()));

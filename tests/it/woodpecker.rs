@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use forgehand::ci::woodpecker::is_infrastructure_failure;
 use forgehand::ci::{
-    CiServer, FailedStep, FailureReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, WoodpeckerClient,
-    clean_line, log_tail,
+    CiServer, FailureReport, LOG_TAIL_BYTES, LOG_TAIL_LINES, WoodpeckerClient, clean_line, log_tail,
 };
 use forgehand::forge::CommitSha;
 use forgehand::http::retry::RetryPolicy;
@@ -45,16 +45,9 @@ fn assert_no_violations(ci: &FakeWoodpecker) {
     assert!(violations.is_empty(), "{violations:#?}");
 }
 
-fn step(name: &str, kind: &str, exit_code: i64) -> FailedStep {
-    FailedStep {
-        workflow: "ci".into(),
-        name: name.into(),
-        kind: kind.into(),
-        state: "failure".into(),
-        exit_code,
-        error: None,
-        log_tail: String::new(),
-    }
+/// Woodpecker's verdict on a step like this one.
+fn step(name: &str, kind: &str, exit_code: i64) -> bool {
+    is_infrastructure_failure(kind, name, exit_code)
 }
 
 #[tokio::test]
@@ -91,7 +84,7 @@ async fn reports_the_failing_step_with_the_tail_of_its_log() {
         ),
         ("ci", "test", "commands")
     );
-    assert_eq!(failed.exit_code, 2);
+    assert_eq!(failed.exit_code, Some(2));
     let lines: Vec<&str> = failed.log_tail.lines().collect();
     assert_eq!(lines.len(), LOG_TAIL_LINES + 1, "the marker and 80 lines");
     assert_eq!(lines[0], CUT);
@@ -173,7 +166,7 @@ async fn reports_failing_steps_of_every_workflow() {
         .unwrap()
         .unwrap();
 
-    let got: Vec<(&str, &str, i64, &str)> = report
+    let got: Vec<(&str, &str, Option<i64>, &str)> = report
         .steps
         .iter()
         .map(|s| {
@@ -188,8 +181,8 @@ async fn reports_failing_steps_of_every_workflow() {
     assert_eq!(
         got,
         vec![
-            ("lint", "clippy", 101, "error: unused"),
-            ("test", "unit", 1, "assertion failed"),
+            ("lint", "clippy", Some(101), "error: unused"),
+            ("test", "unit", Some(1), "assertion failed"),
         ]
     );
     let text = report.render();
@@ -280,12 +273,12 @@ async fn infrastructure_failures_are_a_clone_128_or_any_137() {
     assert!(!report.is_infrastructure());
 
     // A clone step is known by its type or its name; 128 elsewhere is the code's own.
-    assert!(step("clone", "", 128).is_infrastructure());
-    assert!(step("fetch", "clone", 128).is_infrastructure());
-    assert!(step("build", "plugin", 137).is_infrastructure());
-    assert!(!step("test", "commands", 128).is_infrastructure());
-    assert!(!step("clone", "clone", 1).is_infrastructure());
-    assert!(!step("test", "commands", 1).is_infrastructure());
+    assert!(step("clone", "", 128));
+    assert!(step("fetch", "clone", 128));
+    assert!(step("build", "plugin", 137));
+    assert!(!step("test", "commands", 128));
+    assert!(!step("clone", "clone", 1));
+    assert!(!step("test", "commands", 1));
     let empty = FailureReport {
         pipeline: 1,
         status: "error".into(),

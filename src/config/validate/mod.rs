@@ -3,6 +3,7 @@
 //! (each section is deserialized on its own, each value checked on its own),
 //! so the user fixes a file in one round instead of one error per run.
 
+mod github;
 mod sections;
 
 use std::ops::Range;
@@ -63,6 +64,7 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
     let mut secrets = Secrets {
         forge_token: forge.api.token,
         webhook_secret: forge.webhook.token,
+        github_app_key: forge.app_key,
         ..Secrets::default()
     };
     let labels = c.labels();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::github::AppKeys;
 use super::{Checker, is_var_name};
 use crate::config::raw::{
     RawAgent, RawCi, RawForge, RawLabels, RawMatrix, RawMerge, RawMirrors, RawReview,
@@ -19,6 +20,7 @@ use crate::config::{
     WoodpeckerConfig,
 };
 use crate::forge::MergeMethod;
+use crate::forge::github::DEFAULT_API_URL;
 use crate::sandbox::{self, SandboxKind};
 
 /// A section's config plus the secret it resolved and the variable holding
@@ -29,11 +31,14 @@ pub(super) struct WithSecret<T> {
     pub secret_var: Option<(String, &'static str)>,
 }
 
-/// `[forge]` and the two secrets it names: the API token and the webhook secret.
+/// `[forge]` and the secrets it names: the API token and the webhook secret,
+/// or a GitHub App's private key.
 pub(super) struct ForgeSection {
     pub config: ForgeConfig,
     pub api: WithSecret<()>,
     pub webhook: WithSecret<()>,
+    /// The GitHub App's private key (PEM), read from its file.
+    pub app_key: Option<String>,
 }
 
 /// Forgejo or Gitea, which share their configuration.
@@ -113,6 +118,7 @@ impl Checker<'_> {
                 config,
                 api,
                 webhook,
+                app_key: None,
             };
         };
         let kind_field = "[forge] kind";
@@ -131,18 +137,37 @@ impl Checker<'_> {
             }
         }
         let local = kind == ForgeKind::Local;
-        let mut url = String::new();
-        if let Some(given) = self.required(raw.url, header.clone(), "[forge] url") {
-            // `local` names a folder, not a server.
-            if !local {
-                self.http_url(&given, "[forge] url");
-            }
-            url = given.into_inner();
+        let github = kind == ForgeKind::Github;
+        let url_field = "[forge] url";
+        let url = match raw.url {
+            // github.com unless an Enterprise server is named.
+            None if github => Some(DEFAULT_API_URL.to_string()),
+            given => self
+                .required(given, header.clone(), url_field)
+                .map(|given| {
+                    // `local` names a folder, not a server.
+                    if !local {
+                        self.http_url(&given, url_field);
+                    }
+                    given.into_inner()
+                }),
         }
+        .unwrap_or_default();
+        let app_keys = AppKeys {
+            app_id: raw.app_id,
+            installation_id: raw.installation_id,
+            private_key_file: raw.private_key_file,
+        };
         let token_field = "[forge] token_env";
-        let token_env = match raw.token_env {
-            None if local => None,
-            other => self.required(other, header, token_field),
+        let (token_env, app) = if github {
+            self.github_sign_in(raw.token_env, app_keys, header)
+        } else {
+            self.not_github(&app_keys);
+            let token_env = match raw.token_env {
+                None if local => None,
+                other => self.required(other, header, token_field),
+            };
+            (token_env, None)
         };
         api.token = token_env.as_ref().and_then(|v| self.secret(v, token_field));
         let token_env = token_env.map(Spanned::into_inner);
@@ -156,6 +181,7 @@ impl Checker<'_> {
             webhook.secret_var = Some((var.get_ref().clone(), hook_field));
             webhook_secret_env = Some(var.into_inner());
         }
+        let mut app_key = None;
         // A missing token was reported above, so the empty default never runs.
         let token_env = token_env.unwrap_or_default();
         let config = match kind {
@@ -164,7 +190,17 @@ impl Checker<'_> {
             }
             ForgeKind::Github => ForgeConfig::Github(GithubConfig {
                 url,
-                auth: GithubAuth::Token { token_env },
+                auth: match app {
+                    Some(app) => {
+                        app_key = Some(app.pem);
+                        GithubAuth::App {
+                            app_id: app.app_id,
+                            installation_id: app.installation_id,
+                            private_key_file: app.private_key_file,
+                        }
+                    }
+                    None => GithubAuth::Token { token_env },
+                },
                 webhook_secret_env,
             }),
             // The keys of server forges are accepted here as they always
@@ -178,6 +214,7 @@ impl Checker<'_> {
             config,
             api,
             webhook,
+            app_key,
         }
     }
 

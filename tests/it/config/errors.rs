@@ -177,7 +177,7 @@ fn bad_name_and_bad_repo() {
 
 #[test]
 fn missing_required_keys_are_named() {
-    let src = "repo = \"o/r\"\n[forge]\nkind = \"github\"\n[agent]\ncommand = \"  \"\n";
+    let src = "repo = \"o/r\"\n[forge]\nkind = \"gitea\"\n[agent]\ncommand = \"  \"\n";
     let (_dir, path, errors) = errors_of(src, TOKEN);
     assert_error(&errors, &path, 1, 1, "name", "is required");
     assert_error(&errors, &path, 2, 1, "[forge] url", "is required");

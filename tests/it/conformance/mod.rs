@@ -13,9 +13,11 @@
 //!   per check in a driver's module.
 //! - `checks.rs`: the checks, each against `&dyn Driver` and its forge.
 //! - `forgejo.rs`: the Forgejo client against the fake Forgejo.
+//! - `github.rs`: the GitHub client against the fake GitHub, with a token and
+//!   as a GitHub App.
 //! - `local.rs`: the local backend over a plans folder and a real repository.
 //!
-//! A new implementation (GitHub) adds a module with its driver and one
+//! A new implementation adds a module with its driver and one
 //! `conformance!(ItsDriver::start);` line.
 
 use std::time::Duration;
@@ -157,4 +159,5 @@ macro_rules! conformance {
 // After the macro, which they invoke.
 mod checks;
 mod forgejo;
+mod github;
 mod local;
