@@ -7,8 +7,15 @@
 //! - `cli.rs`: the command line; `daemon.rs`: what `forgehand run` sets up.
 //! - `config/`: project files (`projects/*.toml`): parsing and validation;
 //!   `[forge]` becomes one `ForgeConfig` variant per kind.
-//! - `actors/`: the supervisor, per-project pollers and one dev actor per issue
-//!   (`actors/dev/machine.rs` is its pure transition function).
+//! - `actors/`: the supervisor, per-project pollers, merge scanners and one dev
+//!   actor per issue. `actors/dev/`: `machine.rs` is its pure transition
+//!   function; the effects it asks for run in `effects.rs` (dispatch, reports),
+//!   `session.rs` (tmux), `publish.rs` (push, PR), `checks.rs` (CI, reviews),
+//!   `outcome.rs` (claim, merge, finish, block); `files.rs` reads what the agent
+//!   writes. `merging.rs` is the one merge decision (a pure `decide`) and the
+//!   one `merge_and_finish`; `outage.rs` how an effect waits out a forge
+//!   outage; `timings.rs` the daemon's retry and timeout durations;
+//!   `parent.rs` the typed handle children reach the supervisor through.
 //! - `forge/`: the `Forge` trait, everything actors ask of a forge (issues,
 //!   labels, pulls, reviews, statuses, merges, issue links, drafts, whether it
 //!   reports its own changes), and its implementations: `forgejo/` for Forgejo
@@ -33,6 +40,9 @@
 //! - `webhook/`: the optional HTTP listener; verified forge events become nudges.
 //! - `redact.rs`: the secret redactor for everything forgehand posts;
 //!   `text.rs`: forge text with its control characters escaped for display.
+//! - `sandbox.rs`: the bubblewrap sandbox agents (and local CI) run in;
+//!   `untrusted.rs`: reading and writing files an agent can touch (no links
+//!   followed, sizes capped); `transient.rs`: which failures are outages.
 //! - `lockfile.rs`, `paths.rs`: the state directory.
 
 pub mod actors;
