@@ -7,10 +7,10 @@ mod labels;
 mod permissions;
 mod wire;
 
+use super::rights::Permissions;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
-use std::time::Instant;
 
 use anyhow::bail;
 use async_trait::async_trait;
@@ -62,8 +62,8 @@ pub struct ForgejoClient {
     /// The last answer to each page of the lists polled every cycle (open
     /// issues, open pulls), by URL, for conditional requests.
     pages: Mutex<HashMap<String, conditional::KeptPage>>,
-    /// Login → whether it may write, and when that was asked (`permissions.rs`).
-    permissions: Mutex<HashMap<String, (bool, Instant)>>,
+    /// Who may write, asked once a while per login (`permissions.rs`).
+    permissions: Permissions,
 }
 
 impl fmt::Debug for ForgejoClient {
@@ -106,7 +106,7 @@ impl ForgejoClient {
             labels: Mutex::new(HashMap::new()),
             login: tokio::sync::OnceCell::new(),
             pages: Mutex::new(HashMap::new()),
-            permissions: Mutex::new(HashMap::new()),
+            permissions: Permissions::default(),
         })
     }
 

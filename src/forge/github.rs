@@ -26,10 +26,10 @@ mod permissions;
 mod status;
 mod wire;
 
+use super::rights::Permissions;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use anyhow::bail;
 use async_trait::async_trait;
@@ -118,8 +118,8 @@ pub struct GithubClient {
     labels: Mutex<Option<HashSet<String>>>,
     /// Our own login, fetched once.
     login: tokio::sync::OnceCell<String>,
-    /// Login → whether it may write, and when that was asked (`permissions.rs`).
-    permissions: Mutex<HashMap<String, (bool, Instant)>>,
+    /// Who may write, asked once a while per login (`permissions.rs`).
+    permissions: Permissions,
     /// Issue number → its page, as GitHub named it in the last answer.
     issue_urls: Mutex<HashMap<u64, String>>,
 }
@@ -174,7 +174,7 @@ impl GithubClient {
             api: Arc::new(api),
             labels: Mutex::new(None),
             login: tokio::sync::OnceCell::new(),
-            permissions: Mutex::new(HashMap::new()),
+            permissions: Permissions::default(),
             issue_urls: Mutex::new(HashMap::new()),
         })
     }

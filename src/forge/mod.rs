@@ -8,6 +8,7 @@ pub mod forgejo;
 mod from_http;
 pub mod github;
 pub mod local;
+pub mod rights;
 pub mod token;
 
 use std::fmt;

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::ForgejoClient;
 use super::wire::WireLabel;
 use crate::forge::ForgeResult;
+use crate::forge::rights::label_color;
 use crate::http::retry::CheckedError;
 
 impl ForgejoClient {
@@ -36,7 +37,7 @@ impl ForgejoClient {
     pub(super) async fn create_label(&self, name: &str) -> ForgeResult<u64> {
         let body = json!({
             "name": name,
-            "color": label_color(name),
+            "color": format!("#{}", label_color(name)),
             "description": "managed by forgehand",
         });
         let url = self.repo_url(&["labels"], &[]);
@@ -69,23 +70,5 @@ impl ForgejoClient {
             }
             Err(e) => Err(self.checked_error(e)),
         }
-    }
-}
-
-/// A colour for a label forgehand creates: by role when the name says it, grey otherwise.
-fn label_color(name: &str) -> &'static str {
-    let name = name.to_ascii_lowercase();
-    if name.contains("block") {
-        "#b60205"
-    } else if name.contains("progress") {
-        "#fbca04"
-    } else if name.contains("priority") {
-        "#d93f0b"
-    } else if name.contains("backlog") {
-        "#0075ca"
-    } else if name.contains("underspecified") {
-        "#5319e7"
-    } else {
-        "#cccccc"
     }
 }

@@ -2,19 +2,13 @@
 //! `Forge::can_write`, from `GET …/collaborators/{login}/permission`, kept a
 //! while per login so the comments of one issue cost one request per commenter.
 
-use std::time::{Duration, Instant};
-
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 
 use super::ForgejoClient;
 use super::wire::WirePermission;
-use crate::forge::{ForgeError, ForgeResult};
+use crate::forge::ForgeResult;
+use crate::forge::rights::permission_refused;
 use crate::http::retry::Replay;
-
-/// How long an answer is trusted. Every look at an issue's comments asks
-/// about each commenter; rights change rarely, and a revoked right is
-/// noticed within this long.
-const PERMISSION_TTL: Duration = Duration::from_secs(600);
 
 impl ForgejoClient {
     pub(super) async fn may_write(&self, login: &str) -> ForgeResult<bool> {
@@ -22,7 +16,7 @@ impl ForgejoClient {
         if login.is_empty() {
             return Ok(false);
         }
-        if let Some(may) = self.cached_permission(login) {
+        if let Some(may) = self.permissions.cached(login) {
             return Ok(may);
         }
         let url = self.repo_url(&["collaborators", login, "permission"], &[]);
@@ -31,35 +25,12 @@ impl ForgejoClient {
             .await
         {
             Ok(reply) => reply.value.may_write(),
-            Err(e) => match (e.status(), self.error(e)) {
-                // No such account (any more).
-                (_, ForgeError::NotFound(_)) => false,
-                // Forgejo answers 403 when forgehand's own account may not read
-                // others' rights (that takes a repository admin): then nobody's
-                // comments get through, and the journal says so for each one.
-                (Some(StatusCode::FORBIDDEN), ForgeError::Unauthorized(why)) => {
-                    tracing::warn!(
-                        "cannot read {login}'s rights on {}/{}, taken as no write access: {why}",
-                        self.owner,
-                        self.repo
-                    );
-                    false
-                }
-                (_, e) => return Err(e),
-            },
+            Err(e) => {
+                let repo = format!("{}/{}", self.owner, self.repo);
+                permission_refused(e.status(), self.error(e), login, &repo)?
+            }
         };
-        self.permissions
-            .lock()
-            .expect("permission cache poisoned")
-            .insert(login.to_string(), (may, Instant::now()));
+        self.permissions.remember(login, may);
         Ok(may)
-    }
-
-    fn cached_permission(&self, login: &str) -> Option<bool> {
-        let cache = self.permissions.lock().expect("permission cache poisoned");
-        cache
-            .get(login)
-            .filter(|(_, at)| at.elapsed() < PERMISSION_TTL)
-            .map(|(may, _)| *may)
     }
 }

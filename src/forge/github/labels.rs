@@ -10,6 +10,7 @@ use serde_json::json;
 use super::wire::WireLabel;
 use super::{GithubClient, PER_PAGE, array};
 use crate::forge::ForgeResult;
+use crate::forge::rights::label_color;
 use crate::http::retry::Replay;
 
 impl GithubClient {
@@ -63,24 +64,5 @@ impl GithubClient {
             .get_or_insert_default()
             .insert(name.to_lowercase());
         Ok(())
-    }
-}
-
-/// A colour for a label forgehand creates (hex, without `#` as GitHub wants
-/// it): by role when the name says it, grey otherwise.
-fn label_color(name: &str) -> &'static str {
-    let name = name.to_ascii_lowercase();
-    if name.contains("block") {
-        "b60205"
-    } else if name.contains("progress") {
-        "fbca04"
-    } else if name.contains("priority") {
-        "d93f0b"
-    } else if name.contains("backlog") {
-        "0075ca"
-    } else if name.contains("underspecified") {
-        "5319e7"
-    } else {
-        "cccccc"
     }
 }

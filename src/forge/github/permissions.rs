@@ -3,18 +3,13 @@
 //! `GET …/collaborators/{username}/permission`, kept a while per login so the
 //! reviews and comments of one issue cost one request per person.
 
-use std::time::{Duration, Instant};
-
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 
 use super::GithubClient;
 use super::wire::WirePermission;
-use crate::forge::{ForgeError, ForgeResult};
+use crate::forge::ForgeResult;
+use crate::forge::rights::permission_refused;
 use crate::http::retry::Replay;
-
-/// How long an answer is trusted. Rights change rarely, and a revoked right
-/// is noticed within this long.
-const PERMISSION_TTL: Duration = Duration::from_secs(600);
 
 impl GithubClient {
     pub(super) async fn may_write(&self, login: &str) -> ForgeResult<bool> {
@@ -22,7 +17,7 @@ impl GithubClient {
         if login.is_empty() {
             return Ok(false);
         }
-        if let Some(may) = self.cached_permission(login) {
+        if let Some(may) = self.permissions.cached(login) {
             return Ok(may);
         }
         let url = self
@@ -35,33 +30,14 @@ impl GithubClient {
             .await
         {
             Ok(permission) => permission.may_write(),
-            Err(e) => match (e.status(), self.api.error(e, &token)) {
-                // Not a collaborator, or no such account (a bot, a ghost).
-                (_, ForgeError::NotFound(_)) => false,
-                // forgehand's own credentials may not read others' rights: then
-                // nobody's review counts and nobody's comment gets through.
-                (Some(StatusCode::FORBIDDEN), ForgeError::Unauthorized(why)) => {
-                    tracing::warn!(
-                        "cannot read {login}'s rights on {}, taken as no write access: {why}",
-                        self.api.repo_name()
-                    );
-                    false
-                }
-                (_, e) => return Err(e),
-            },
+            // Not a collaborator, or no such account (a bot, a ghost): no.
+            Err(e) => {
+                let status = e.status();
+                let error = self.api.error(e, &token);
+                permission_refused(status, error, login, &self.api.repo_name())?
+            }
         };
-        self.permissions
-            .lock()
-            .expect("permission cache poisoned")
-            .insert(login.to_string(), (may, Instant::now()));
+        self.permissions.remember(login, may);
         Ok(may)
-    }
-
-    fn cached_permission(&self, login: &str) -> Option<bool> {
-        let cache = self.permissions.lock().expect("permission cache poisoned");
-        cache
-            .get(login)
-            .filter(|(_, at)| at.elapsed() < PERMISSION_TTL)
-            .map(|(may, _)| *may)
     }
 }
