@@ -41,6 +41,7 @@ impl Inner {
     }
 
     pub(super) async fn merge(&self, n: PrNumber, req: &MergeRequest) -> ForgeResult<()> {
+        let _merging = self.merging.lock().await;
         let pull = self
             .state()
             .pulls
@@ -81,8 +82,11 @@ impl Inner {
             })?;
         let checkout = self.checkout_of(&pull.base).await.map_err(other)?;
         if let Some(dir) = &checkout {
+            // No optional locks: a look must not take the index from under
+            // the owner's own git commands.
             let mut status = vec![
-                "status".to_string(),
+                "--no-optional-locks".to_string(),
+                "status".into(),
                 "--porcelain".into(),
                 "--untracked-files=no".into(),
             ];

@@ -127,6 +127,9 @@ struct Inner {
     nudges: Mutex<Option<UnboundedSender<Nudge>>>,
     /// Kept alive for as long as the forge: dropping it stops the watching.
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    /// Held for a whole merge: two merges at once into one checkout would see
+    /// each other's half-done `merge --ff-only` as the owner's changes.
+    merging: tokio::sync::Mutex<()>,
 }
 
 impl LocalForge {
@@ -158,6 +161,7 @@ impl LocalForge {
                 state: Mutex::new(state),
                 ci_running: Mutex::new(BTreeSet::new()),
                 nudges: Mutex::new(None),
+                merging: tokio::sync::Mutex::new(()),
                 watcher: Mutex::new(None),
             }),
         })
