@@ -63,10 +63,12 @@ impl Transition<'_> {
     fn block(&mut self, reason: String) {
         self.s.stage = Stage::Blocked;
         self.s.escalation = None;
-        self.push(Effect::Block {
+        // The notice first: it is durable once queued (the chat outbox),
+        // while effects still waiting behind a forge outage are not.
+        self.push(Effect::Notify(Notice::Blocked {
             reason: reason.clone(),
-        });
-        self.push(Effect::Notify(Notice::Blocked { reason }));
+        }));
+        self.push(Effect::Block { reason });
         self.push(Effect::Stop);
     }
 
@@ -364,8 +366,11 @@ impl Transition<'_> {
                     since: self.now,
                 });
                 self.s.last_escalation = Some(reason.clone());
+                // The notice first, as in `block`.
+                self.push(Effect::Notify(Notice::Escalation {
+                    reason: reason.clone(),
+                }));
                 self.push(Effect::Comment(prompt::escalation_comment(&reason)));
-                self.push(Effect::Notify(Notice::Escalation { reason }));
             }
             Phase::Failed => {
                 let reason = report
