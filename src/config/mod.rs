@@ -254,7 +254,8 @@ pub struct MatrixConfig {
 
 impl MatrixConfig {
     /// `[matrix] outbox_max_age` when not given.
-    pub const DEFAULT_OUTBOX_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+    pub const DEFAULT_OUTBOX_MAX_AGE: std::time::Duration =
+        std::time::Duration::from_secs(24 * 3600);
 }
 
 /// Secret values read from the variables the `*_env` keys name. `Debug` never

@@ -85,9 +85,14 @@ pub struct MatrixArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Outgoing {
-    Notice { subject: Subject, notice: Notice },
+    Notice {
+        subject: Subject,
+        notice: Notice,
+    },
     /// ✅ on a human's reply that reached the agent.
-    Reaction { event_id: String },
+    Reaction {
+        event_id: String,
+    },
 }
 
 impl Outgoing {

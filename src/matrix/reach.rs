@@ -77,7 +77,12 @@ pub struct Reach {
 }
 
 impl Reach {
-    pub fn new(project: &str, store: Arc<Store>, redactor: Redactor, timing: MatrixTiming) -> Reach {
+    pub fn new(
+        project: &str,
+        store: Arc<Store>,
+        redactor: Redactor,
+        timing: MatrixTiming,
+    ) -> Reach {
         Reach {
             project: project.to_string(),
             store,

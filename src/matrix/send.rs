@@ -18,6 +18,7 @@ use tokio::sync::{Notify, watch};
 use super::connect::Connector;
 use super::reach::{Failure, Reach, classify};
 use super::{MatrixTiming, Outgoing, message, transaction_id};
+use crate::actors::dev::machine::humanize;
 use crate::redact::Redactor;
 use crate::store::{EventKind, OutboxRow, Store};
 
@@ -93,7 +94,7 @@ impl Sender {
         if age > self.max_age {
             let why = format!(
                 "not accepted by the homeserver within [matrix] outbox_max_age ({})",
-                humantime(self.max_age)
+                humanize(self.max_age)
             );
             self.dropped(row, &why, &describe(&item));
             return Ok(Attempt::Done);
@@ -108,7 +109,11 @@ impl Sender {
                 if classify(&e) == Failure::Rejected {
                     // It answered, and will answer the same again.
                     self.reach.answered();
-                    self.dropped(row, &format!("refused by the homeserver: {e:#}"), &describe(&item));
+                    self.dropped(
+                        row,
+                        &format!("refused by the homeserver: {e:#}"),
+                        &describe(&item),
+                    );
                     return Ok(Attempt::Done);
                 }
                 Ok(Attempt::Later(e))
@@ -194,17 +199,5 @@ fn describe(item: &Outgoing) -> String {
             format!("\"{notice}\" for {}#{}", subject.project, subject.issue)
         }
         Outgoing::Reaction { event_id } => format!("✅ on {event_id}"),
-    }
-}
-
-/// `24h`, `90m`, `45s`: a duration as the project file writes it.
-fn humantime(d: Duration) -> String {
-    let s = d.as_secs();
-    if s % 3600 == 0 && s > 0 {
-        format!("{}h", s / 3600)
-    } else if s % 60 == 0 && s > 0 {
-        format!("{}m", s / 60)
-    } else {
-        format!("{s}s")
     }
 }

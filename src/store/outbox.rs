@@ -41,7 +41,9 @@ impl Db {
                  VALUES (?1, ?2, ?3, ?4)",
                 params![project, issue, payload, Utc::now().to_rfc3339()],
             )
-            .with_context(|| format!("writing a chat message for {project}#{issue} to the outbox"))?;
+            .with_context(|| {
+                format!("writing a chat message for {project}#{issue} to the outbox")
+            })?;
         Ok(self.conn().last_insert_rowid())
     }
 

@@ -159,7 +159,11 @@ async fn an_escalation_owed_during_an_outage_survives_a_restart() {
     let events = messages(&synapse.events(&synapse.alice).await);
     let escalations = events.iter().filter(|e| body(e).contains(reason)).count();
     assert_eq!(escalations, 1, "{events:#?}");
-    assert_eq!(events.len(), 2, "the claim, then the escalation: {events:#?}");
+    assert_eq!(
+        events.len(),
+        2,
+        "the claim, then the escalation: {events:#?}"
+    );
     let root = events[0]["event_id"].as_str().unwrap();
     assert!(body(&events[0]).contains("Paint the widget"), "{events:#?}");
     assert_eq!(thread_of(&events[0]), None);
@@ -355,7 +359,10 @@ fn the_outbox_max_age_defaults_to_a_day_and_must_be_positive() {
     );
     std::fs::write(&path, file("outbox_max_age = \"90m\"\n")).unwrap();
     let p = forgehand::config::load_file_with(&path, &env).expect("valid");
-    assert_eq!(p.matrix.unwrap().outbox_max_age, Duration::from_secs(90 * 60));
+    assert_eq!(
+        p.matrix.unwrap().outbox_max_age,
+        Duration::from_secs(90 * 60)
+    );
     std::fs::write(&path, file("outbox_max_age = \"0s\"\n")).unwrap();
     let errors = forgehand::config::load_file_with(&path, &env).expect_err("zero is refused");
     let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();

@@ -4,10 +4,10 @@
 use async_trait::async_trait;
 use chrono::Utc;
 
-use super::{comments, report};
 use super::scan::Entry;
 use super::state::{CommentRecord, Location, PullRecord};
 use super::{Inner, LOCAL_LOGIN, LocalForge, branch_sha, review};
+use super::{comments, report};
 use crate::forge::{
     CombinedStatus, Comment, CommitSha, Forge, ForgeError, ForgeResult, Issue, IssueNumber,
     IssueState, MergeRequest, NewPull, Nudge, PrNumber, PullRequest, Review, ReviewComment,
