@@ -2,7 +2,8 @@
 //! homeserver outage and a daemon restart (real Synapse, real daemon), a
 //! crash between the send and the delete posts nothing twice (Synapse
 //! de-duplicates the row's transaction id), and a message too old is dropped
-//! with a journal line, never silently.
+//! with a journal line, never silently. And the escalation's question on the
+//! forge, which a restart during a forge outage used to lose.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use forgehand::redact::Redactor;
 use forgehand::store::{Db, Store};
 use serde_json::Value;
 
-use crate::fake_forge::{Behaviour, CiBehaviour, ReviewBehaviour};
+use crate::fake_forge::{Behaviour, CiBehaviour, Fault, FaultRule, ReviewBehaviour};
 use crate::harness::Harness;
 use crate::support::wait_until;
 use crate::synapse::{Synapse, enc};
@@ -81,6 +82,17 @@ fn notifier(store: Arc<Store>, config: MatrixConfig, token: &str) -> MatrixNotif
     .expect("starting the notifier")
 }
 
+/// Wait until forgehand's comment on issue `n` asks `question`.
+async fn asked_on_the_forge(h: &Harness, n: u64, question: &str) {
+    wait_until("the question on the issue", WAIT, || async {
+        h.bot_comments(n)
+            .iter()
+            .any(|c| c.contains(question))
+            .then_some(())
+    })
+    .await;
+}
+
 /// The daemon's `status` output.
 fn status(h: &Harness) -> String {
     let out = h.run(&["status", "--state", &h.state_arg()]);
@@ -118,13 +130,7 @@ async fn an_escalation_owed_during_an_outage_survives_a_restart() {
     h.start_daemon();
 
     // The escalation reached the forge; the chat still waits for both.
-    wait_until("the escalation comment", WAIT, || async {
-        h.bot_comments(n)
-            .iter()
-            .any(|c| c.contains(reason))
-            .then_some(())
-    })
-    .await;
+    asked_on_the_forge(&h, n, reason).await;
     let waiting = wait_until("two messages in the outbox", WAIT, || async {
         let s = status(&h);
         s.contains("chat outbox of proj: 2 messages waiting since")
@@ -371,4 +377,76 @@ fn the_outbox_max_age_defaults_to_a_day_and_must_be_positive() {
         path.display()
     );
     assert!(shown.iter().any(|e| e.starts_with(&want)), "{shown:#?}");
+}
+
+/// The same for the forge: the escalation's comment meets a forge outage
+/// (every comment forgehand posts gets a 503), forgehand is stopped with
+/// SIGTERM while it waits to try again, and the forge is back by the next
+/// start. The question is posted then, once, however often forgehand starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escalation_comment_lost_to_an_outage_and_a_restart_is_posted_once() {
+    let mut h = Harness::new("max_sessions = 1", "").await;
+    h.env.push((
+        "FORGEHAND_TIMINGS".into(),
+        "outage_first=200ms,outage_max=1s".into(),
+    ));
+    h.forge.set_behaviour(Behaviour {
+        ci: CiBehaviour::Succeed,
+        review: ReviewBehaviour::ApproveWhenGreen,
+        ..Default::default()
+    });
+    h.forge.inject_fault(FaultRule {
+        method: Some("POST".into()),
+        path_contains: Some("/comments".into()),
+        fault: Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+        times: u32::MAX,
+    });
+    let reason = "tabs or spaces?";
+    let n = h.forge.create_issue(
+        "Indent the code",
+        &format!("fake-agent: escalate {reason}"),
+        &["backlog"],
+    );
+    h.enable();
+    h.start_daemon();
+    wait_until("the escalation to meet the outage", WAIT, || async {
+        let db = Db::open_read_only(&h.state.join("forgehand.db")).ok()?;
+        let journal: Vec<_> = db
+            .events(PROJECT, Some(n))
+            .ok()?
+            .into_iter()
+            .map(|e| (e.kind, e.detail))
+            .collect();
+        let asked = journal
+            .iter()
+            .any(|(k, d)| k == "phase_seen" && d.contains(reason));
+        let down = journal
+            .iter()
+            .any(|(_, d)| d.contains("forge unreachable since"));
+        (asked && down).then_some(())
+    })
+    .await;
+    let (code, _) = h.stop_daemon();
+    assert_eq!(code, Some(0), "{}", h.daemon_log());
+    assert!(h.bot_comments(n).iter().all(|c| !c.contains(reason)));
+    h.forge.with_state(|s| s.faults.rules.clear());
+
+    h.start_daemon();
+    asked_on_the_forge(&h, n, reason).await;
+    // Once more: this start finds the question there already.
+    let (code, _) = h.stop_daemon();
+    assert_eq!(code, Some(0), "{}", h.daemon_log());
+    h.start_daemon();
+    h.forge.add_comment(n, "alice", "Spaces, please.");
+    h.agent_received(n, "Spaces, please.").await;
+    let asked = h
+        .bot_comments(n)
+        .iter()
+        .filter(|c| c.contains(reason))
+        .count();
+    assert_eq!(asked, 1, "{:#?}", h.bot_comments(n));
+    h.assert_no_violations();
 }

@@ -87,7 +87,15 @@ impl Transition<'_> {
                 self.push(Effect::EnsureSession);
             }
             (Starting | Working | AwaitingCi | AwaitingReview, Event::Start) => {
-                self.push(Effect::EnsureSession)
+                self.push(Effect::EnsureSession);
+                // The question on the forge, unless it made it there
+                // before the restart.
+                if let Some(esc) = &self.s.escalation {
+                    self.push(Effect::CommentOnce {
+                        text: prompt::escalation_comment(&esc.reason),
+                        since: esc.since,
+                    });
+                }
             }
             (Pushing, Event::Start) => {
                 self.push(Effect::EnsureSession);
