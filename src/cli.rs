@@ -11,9 +11,9 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, ForgeConfig};
 use crate::daemon::{self, RunError, RunOptions};
-use crate::forge::local::{LocalArgs, ReviewVerdict, submit_review};
+use crate::forge::local::{LocalArgs, ReviewVerdict, plan_number, submit_comment, submit_review};
 use crate::paths::{StatePaths, session_name};
-use crate::store::{ClaimRow, Db, EventRow, ForgeQuota, TokenUsage, Waiting};
+use crate::store::{ClaimRow, Db, EventRow, ForgeQuota, OutboxSummary, TokenUsage, Waiting};
 use crate::text::{escape_line, escape_lines, json_for_terminal};
 
 #[derive(Debug, Parser)]
@@ -103,6 +103,21 @@ enum Command {
         /// The plan's name (its file name without `.md`).
         key: String,
         /// What to change; the agent is given it.
+        #[arg(long)]
+        message: String,
+    },
+    /// Answer the escalation of a local plan: the text reaches the agent as a
+    /// person's reply, like a comment on a forge issue.
+    Reply {
+        #[arg(long, default_value = "projects")]
+        projects: PathBuf,
+        /// The daemon's state folder, to check the plan waits for an answer.
+        #[arg(long, default_value = "state")]
+        state: PathBuf,
+        project: String,
+        /// The plan's name (its file name without `.md`).
+        key: String,
+        /// The answer; the agent is given it.
         #[arg(long)]
         message: String,
     },
@@ -227,6 +242,13 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             ReviewVerdict::ChangesRequested,
             &message,
         ),
+        Command::Reply {
+            projects,
+            state,
+            project,
+            key,
+            message,
+        } => reply(&projects, &state, &project, &key, &message),
     }
 }
 
@@ -290,6 +312,12 @@ fn status(
             .filter(|q| project.as_deref().is_none_or(|p| p == q.project))
             .collect();
         print!("{}", render_quotas(&quotas));
+        let outbox = store.outbox_summary()?;
+        let outbox: Vec<_> = outbox
+            .iter()
+            .filter(|o| project.as_deref().is_none_or(|p| p == o.project))
+            .collect();
+        print!("{}", render_outbox(&outbox));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -307,6 +335,23 @@ fn render_quotas(quotas: &[&ForgeQuota]) -> String {
             q.remaining,
             q.reset_at.format("%Y-%m-%d %H:%M:%S UTC"),
             age(now - q.updated_at)
+        ));
+    }
+    out
+}
+
+/// One line per project with chat messages not yet accepted by the homeserver.
+fn render_outbox(outbox: &[&OutboxSummary]) -> String {
+    let now = Utc::now();
+    let mut out = String::new();
+    for o in outbox {
+        let s = if o.waiting == 1 { "" } else { "s" };
+        out.push_str(&format!(
+            "chat outbox of {}: {} message{s} waiting since {} ({} ago)\n",
+            escape_line(&o.project),
+            o.waiting,
+            o.since.format("%Y-%m-%d %H:%M:%S UTC"),
+            age(now - o.since)
         ));
     }
     out
@@ -451,34 +496,14 @@ fn review(
     verdict: ReviewVerdict,
     message: &str,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = match config::load_dir(projects) {
-        Ok(loaded) => loaded,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("{e}");
-            }
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
-    };
-    let Some(project) = loaded.iter().find(|p| p.name == name) else {
-        eprintln!(
-            "forgehand: no project named `{name}` in {}",
-            projects.display()
-        );
-        return Ok(ExitCode::from(EXIT_CONFIG));
-    };
-    let ForgeConfig::Local(local) = &project.forge else {
-        eprintln!(
-            "forgehand: project `{name}` ({}) is not local: review it on its forge",
-            project.source.display()
-        );
-        return Ok(ExitCode::from(EXIT_CONFIG));
+    let args = match local_project(projects, name, "review it on its forge") {
+        Ok(args) => args,
+        Err(code) => return Ok(code),
     };
     if verdict == ReviewVerdict::ChangesRequested && message.trim().is_empty() {
         eprintln!("forgehand: --message must say what to change");
         return Ok(ExitCode::from(EXIT_CONFIG));
     }
-    let args = LocalArgs::from_project(project, local, None);
     // The local backend runs git on the async runtime, as in the daemon.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -498,6 +523,72 @@ fn review(
         ReviewVerdict::ChangesRequested => "changes requested",
     };
     println!("{what}: {key} ({})", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The local backend's settings of project `name`, or the usage error (exit
+/// 2, said on stderr) when it cannot be loaded, does not exist or is not
+/// local (`elsewhere` says what to do then).
+fn local_project(projects: &Path, name: &str, elsewhere: &str) -> Result<LocalArgs, ExitCode> {
+    let loaded = match config::load_dir(projects) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return Err(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let Some(project) = loaded.iter().find(|p| p.name == name) else {
+        eprintln!(
+            "forgehand: no project named `{name}` in {}",
+            projects.display()
+        );
+        return Err(ExitCode::from(EXIT_CONFIG));
+    };
+    let ForgeConfig::Local(local) = &project.forge else {
+        eprintln!(
+            "forgehand: project `{name}` ({}) is not local: {elsewhere}",
+            project.source.display()
+        );
+        return Err(ExitCode::from(EXIT_CONFIG));
+    };
+    Ok(LocalArgs::from_project(project, local, None))
+}
+
+/// `reply`: a person's comment on a local plan whose agent waits for an
+/// answer. Anything else (no such plan, no escalation) is refused with the
+/// reason, so an answer never lands where nobody reads it.
+fn reply(
+    projects: &Path,
+    state: &Path,
+    name: &str,
+    key: &str,
+    message: &str,
+) -> anyhow::Result<ExitCode> {
+    let args = match local_project(projects, name, "answer on its forge or in Matrix") {
+        Ok(args) => args,
+        Err(code) => return Ok(code),
+    };
+    if message.trim().is_empty() {
+        eprintln!("forgehand: --message must hold the answer");
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    let number = plan_number(&args.plans, key)?;
+    let db = Db::open_read_only(&StatePaths::new(state).db())?;
+    let Some(claim) = db.claim(name, number)? else {
+        anyhow::bail!("forgehand holds no claim on plan `{key}` of {name}: nothing asked");
+    };
+    if claim.waiting != Some(Waiting::Answer) {
+        anyhow::bail!(
+            "plan `{key}` of {name} is not waiting for an answer (it is {}, in phase {})",
+            claim.status.as_str(),
+            escape_line(&claim.stage)
+        );
+    }
+    let path = submit_comment(&args.plans, key, message)
+        .with_context(|| format!("answering plan `{key}` of project {name}"))?;
+    println!("answered: {key} ({})", path.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -36,7 +36,9 @@
 //! - `phase.rs`: the phase-file protocol the agent speaks; `prompt.rs`: what is pasted to it.
 //! - `picking.rs`: which ready issue goes next.
 //! - `notify.rs`: the notifier interface; `matrix/`: its Matrix implementation
-//!   (a thread per issue, escalations, replies read back from chat).
+//!   (a thread per issue, escalations, replies read back from chat), sending
+//!   from the chat outbox in the store (`store/outbox.rs`) so nothing owed to
+//!   the room is lost to an outage or a restart.
 //! - `webhook/`: the optional HTTP listener; verified forge events become nudges.
 //! - `redact.rs`: the secret redactor for everything forgehand posts;
 //!   `text.rs`: forge text with its control characters escaped for display.

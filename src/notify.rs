@@ -5,11 +5,13 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::forge::{CommitSha, PrNumber};
 use crate::phase::RefusalKind;
 
 /// Which issue a notice is about.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subject {
     pub project: String,
     pub issue: u64,
@@ -18,8 +20,10 @@ pub struct Subject {
     pub issue_url: String,
 }
 
-/// Something people may want to know about an issue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something people may want to know about an issue. Serializable: a
+/// channel keeps what it owes in the store until it is delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "notice", rename_all = "snake_case")]
 pub enum Notice {
     Claimed,
     PrOpened {

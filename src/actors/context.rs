@@ -103,6 +103,26 @@ impl ProjectCtx {
         self.forge.create_comment(n, &text).await.map(|_| ())
     }
 
+    /// Post `text` unless forgehand's own comment with it is on issue `n`
+    /// from `since` on (forges give whole seconds, so compared at that).
+    pub async fn comment_once(
+        &self,
+        n: u64,
+        text: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> crate::forge::ForgeResult<()> {
+        use chrono::Timelike;
+        let text = self.posted(text);
+        let floor = since.with_nanosecond(0).unwrap_or(since);
+        let posted = self.forge.list_comments(n).await?.into_iter().any(|c| {
+            c.author == self.own_login && c.created_at >= floor && c.body.trim() == text.trim()
+        });
+        if posted {
+            return Ok(());
+        }
+        self.forge.create_comment(n, &text).await.map(|_| ())
+    }
+
     /// Text for the forge: redacted and capped.
     pub fn posted(&self, text: &str) -> String {
         crate::untrusted::cap_text(&self.redactor.redact(text), MAX_POSTED_BYTES, false)

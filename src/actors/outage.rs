@@ -1,5 +1,6 @@
-//! A forge outage as one actor lives through it: noticed once (one journal
-//! line, `forge unreachable since …`), the failed work tried again after a
+//! A forge outage as one actor lives through it (or a homeserver's, as the
+//! Matrix notifier does): noticed once (one journal line, `forge unreachable
+//! since …`), the failed work tried again after a
 //! backoff that doubles up to a cap, and its end noticed once. Nothing in it
 //! counts towards giving an issue up.
 
@@ -15,16 +16,24 @@ pub struct Outage {
     attempts: u32,
     first: Duration,
     max: Duration,
+    /// What is out of reach, as the journal lines name it.
+    what: &'static str,
 }
 
 impl Outage {
     /// No outage yet; retries wait `first`, doubling up to `max`.
     pub fn new(first: Duration, max: Duration) -> Outage {
+        Outage::of("forge", first, max)
+    }
+
+    /// The same for something other than the forge (`homeserver`).
+    pub fn of(what: &'static str, first: Duration, max: Duration) -> Outage {
         Outage {
             since: None,
             attempts: 0,
             first,
             max,
+            what,
         }
     }
 
@@ -49,7 +58,8 @@ impl Outage {
             None => {
                 self.since = Some(now);
                 Some(format!(
-                    "forge unreachable since {}: {error:#}; trying again with backoff",
+                    "{} unreachable since {}: {error:#}; trying again with backoff",
+                    self.what,
                     now.format("%Y-%m-%d %H:%M:%S UTC")
                 ))
             }
@@ -66,6 +76,10 @@ impl Outage {
         let since = self.since.take()?;
         self.attempts = 0;
         let lasted = (now - since).to_std().unwrap_or_default();
-        Some(format!("forge reachable again after {}s", lasted.as_secs()))
+        Some(format!(
+            "{} reachable again after {}s",
+            self.what,
+            lasted.as_secs()
+        ))
     }
 }

@@ -247,6 +247,15 @@ pub struct MatrixConfig {
     pub user_id: String,
     pub token_env: String,
     pub mention_user: Option<String>,
+    /// A message the homeserver has not accepted after this long is dropped
+    /// (with a journal line): news that old misleads more than it helps.
+    pub outbox_max_age: std::time::Duration,
+}
+
+impl MatrixConfig {
+    /// `[matrix] outbox_max_age` when not given.
+    pub const DEFAULT_OUTBOX_MAX_AGE: std::time::Duration =
+        std::time::Duration::from_secs(24 * 3600);
 }
 
 /// Secret values read from the variables the `*_env` keys name. `Debug` never

@@ -135,6 +135,7 @@ pub struct RawMatrix {
     pub user_id: Field<String>,
     pub token_env: Field<String>,
     pub mention_user: Field<String>,
+    pub outbox_max_age: Field<DurationText>,
 }
 
 /// `[mirrors]`: any key, each a push URL.

@@ -1,17 +1,22 @@
 //! The Matrix client, built from the access token alone: `whoami` tells which
 //! device the token belongs to, and the session is restored on it, so no
 //! login ever happens and no new device appears per start. Built lazily and
-//! shared, so a homeserver that is down at start only delays the first send.
+//! shared, so a homeserver that is down at start only delays the first send;
+//! the room is joined on the first call after that (and on later calls until
+//! a join works: an invitation may come after forgehand started).
 
 use std::time::Duration;
 
 use anyhow::Context;
 use matrix_sdk::authentication::matrix::MatrixSession;
 use matrix_sdk::config::RequestConfig;
-use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
+use matrix_sdk::ruma::api::client::membership::join_room_by_id;
+use matrix_sdk::ruma::{OwnedDeviceId, OwnedRoomId, OwnedUserId};
 use matrix_sdk::{Client, SessionMeta, SessionTokens};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
+
+use super::reach::{Failure, Unreachable, classify};
 
 /// How long one ordinary request may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -20,8 +25,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Connector {
     homeserver: String,
     user_id: String,
+    room: OwnedRoomId,
     token: String,
     client: OnceCell<Client>,
+    /// Set once a join of `room` succeeded (or found the bot a member).
+    joined: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Connector {
@@ -37,22 +45,52 @@ struct WhoAmI {
 }
 
 impl Connector {
-    pub fn new(homeserver: &str, user_id: &str, token: String) -> Connector {
+    pub fn new(homeserver: &str, user_id: &str, room: OwnedRoomId, token: String) -> Connector {
         Connector {
             homeserver: homeserver.trim_end_matches('/').to_string(),
             user_id: user_id.to_string(),
+            room,
             token,
             client: OnceCell::new(),
+            joined: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    /// The client, connecting first if needed; an error leaves it unbuilt so
-    /// the next call tries again.
+    /// The client, connecting first if needed, in the room; an error leaves
+    /// it unbuilt so the next call tries again.
     pub async fn client(&self) -> anyhow::Result<Client> {
-        self.client
+        let client = self
+            .client
             .get_or_try_init(|| self.connect())
             .await
-            .cloned()
+            .cloned()?;
+        self.join(&client).await?;
+        Ok(client)
+    }
+
+    /// Join the room unless done already. Joining a room the bot is in
+    /// changes nothing; one it may not join (no invitation yet) is only
+    /// warned about, since the calls that need it fail and retry anyway.
+    async fn join(&self, client: &Client) -> anyhow::Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.joined.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let request = join_room_by_id::v3::Request::new(self.room.clone());
+        match client.send(request).await {
+            Ok(_) => {
+                self.joined.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                let e = anyhow::Error::new(e).context(format!("joining {}", self.room));
+                if classify(&e) == Failure::Unreachable {
+                    return Err(e);
+                }
+                tracing::warn!("{e:#}");
+                Ok(())
+            }
+        }
     }
 
     async fn connect(&self) -> anyhow::Result<Client> {
@@ -111,7 +149,11 @@ impl Connector {
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
-            anyhow::bail!("{url} answered {status}: {}", text.trim());
+            let message = format!("{url} answered {status}: {}", text.trim());
+            if status.is_server_error() || status.as_u16() == 429 {
+                return Err(Unreachable(message).into());
+            }
+            anyhow::bail!(message);
         }
         response
             .json()

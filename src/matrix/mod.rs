@@ -2,45 +2,48 @@
 //! mention a human, and the human's replies read back from those threads.
 //!
 //! `MatrixNotifier` is two tokio tasks behind a plain handle (no actor: they
-//! have no messages to answer, only a queue to drain and a room to read):
+//! have no messages to answer, only an outbox to drain and a room to read):
 //!
-//! - the **sender** drains an unbounded queue in order (so one issue's
-//!   messages never overtake each other). Each item gets its transaction id
-//!   when queued and keeps it across retries, so a send that reached the
-//!   homeserver before the connection broke is not posted twice. Failures are
-//!   logged and retried with exponential backoff, forever: an outage delays
-//!   messages, it never loses them or stops anything.
+//! - the **sender** (`send.rs`) drains the project's chat outbox in the
+//!   store, oldest first (so one issue's messages never overtake each
+//!   other). `notify` only writes the message there, so nothing forgehand
+//!   owes the chat is lost to an outage or a restart. A row stays until the
+//!   homeserver has accepted it, and its transaction id comes from the row,
+//!   so a resend after a crash between the send and the delete is the same
+//!   transaction, which the homeserver answers with the event it already
+//!   has. Failures are retried with exponential backoff; a message not
+//!   accepted within `[matrix] outbox_max_age` is dropped with a journal line.
 //! - the **syncer** long-polls `/sync` filtered to the room and records every
 //!   message in a known issue thread from someone other than the bot as a
 //!   `ChatReply`, journals it and calls `on_reply(project, issue)`. The sync
 //!   token is kept in SQLite so a restart reads on from where it stopped.
 //!
-//! Both tasks stop when the notifier is dropped (the sender first finishes
-//! what is queued if the homeserver answers).
+//! Neither waits at start: the client (`connect.rs`) is built, and the room
+//! joined, on the first call that gets an answer. A homeserver outage is
+//! journaled once (`reach.rs`). Both tasks stop when the notifier is dropped.
 
 mod connect;
 pub mod message;
+mod reach;
+mod send;
 mod sync;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use matrix_sdk::Client;
-use matrix_sdk::ruma::api::client::message::send_message_event;
-use matrix_sdk::ruma::serde::Raw;
-use matrix_sdk::ruma::{OwnedRoomId, OwnedTransactionId};
-use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use matrix_sdk::ruma::OwnedRoomId;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
 use crate::config::MatrixConfig;
 use crate::notify::{Notice, Notifier, Subject};
 use crate::redact::Redactor;
-use crate::store::Store;
+use crate::store::{OutboxRow, Store};
 
 use connect::Connector;
+use reach::Reach;
 
 /// Called with (project, issue) when a new chat reply has been recorded.
 pub type OnReply = Arc<dyn Fn(&str, u64) + Send + Sync>;
@@ -78,30 +81,44 @@ pub struct MatrixArgs {
     pub timing: MatrixTiming,
 }
 
-/// One queued send.
-enum Outgoing {
+/// One message owed to the room, as kept in the outbox (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outgoing {
     Notice {
         subject: Subject,
         notice: Notice,
-        txn: String,
     },
+    /// ✅ on a human's reply that reached the agent.
     Reaction {
         event_id: String,
-        txn: String,
     },
 }
 
+impl Outgoing {
+    /// The outbox payload.
+    pub fn to_payload(&self) -> String {
+        serde_json::to_string(self).expect("an outgoing message always encodes")
+    }
+}
+
+/// The transaction id of an outbox row: the same for every attempt and
+/// every restart, and never another row's (its id is never reused, and the
+/// creation time tells it from a row of an older database the same access
+/// token once sent from).
+pub fn transaction_id(row: &OutboxRow) -> String {
+    format!("fh{}-{}", row.created_at.timestamp_micros(), row.id)
+}
+
 pub struct MatrixNotifier {
-    queue: mpsc::UnboundedSender<Outgoing>,
-    /// How many queued items are not sent yet, for `flush`.
-    unsent: watch::Sender<usize>,
-    /// Set on drop: the syncer stops, the sender stops retrying.
+    project: String,
+    store: Arc<Store>,
+    /// Tells the sender a message was written to the outbox.
+    wake: Arc<Notify>,
+    /// Bumped by the sender whenever a message leaves the outbox, for `flush`.
+    progress: watch::Receiver<u64>,
+    /// Set on drop: the syncer and the sender stop.
     shutdown: watch::Sender<bool>,
-    /// Transaction ids must be unique per access token across restarts (the
-    /// homeserver answers a reused one with the old event), hence the start
-    /// time in the prefix.
-    txn_prefix: String,
-    txn_counter: AtomicU64,
 }
 
 impl MatrixNotifier {
@@ -116,63 +133,87 @@ impl MatrixNotifier {
         let connector = Arc::new(Connector::new(
             &args.config.homeserver,
             &args.config.user_id,
+            room.clone(),
             args.token,
         ));
-        let (queue, rx) = mpsc::unbounded_channel();
-        let (unsent, _) = watch::channel(0usize);
+        let reach = Arc::new(Reach::new(
+            &args.project,
+            args.store.clone(),
+            args.redactor.clone(),
+            args.timing,
+        ));
+        let wake = Arc::new(Notify::new());
+        let (progress_tx, progress) = watch::channel(0u64);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let span = tracing::info_span!("matrix", project = %args.project);
-        let sender = Sender {
+        let sender = send::Sender {
             connector: connector.clone(),
             room: room.clone(),
+            project: args.project.clone(),
             store: args.store.clone(),
             redactor: args.redactor,
             mention: args.config.mention_user.clone(),
+            max_age: args.config.outbox_max_age,
             timing: args.timing,
-            unsent: unsent.clone(),
+            reach: reach.clone(),
+            wake: wake.clone(),
+            progress: progress_tx,
             shutdown: shutdown_rx.clone(),
         };
-        tokio::spawn(sender.run(rx).instrument(span.clone()));
+        tokio::spawn(sender.run().instrument(span.clone()));
         let syncer = sync::Syncer {
             connector,
             room,
             bot: args.config.user_id.clone(),
-            project: args.project,
-            store: args.store,
+            project: args.project.clone(),
+            store: args.store.clone(),
             on_reply: args.on_reply,
             timing: args.timing,
+            reach,
             shutdown: shutdown_rx,
         };
         tokio::spawn(syncer.run().instrument(span));
         Ok(MatrixNotifier {
-            queue,
-            unsent,
+            project: args.project,
+            store: args.store,
+            wake,
+            progress,
             shutdown,
-            txn_prefix: format!("fh{}", chrono::Utc::now().timestamp_micros()),
-            txn_counter: AtomicU64::new(0),
         })
     }
 
-    /// Wait until everything queued so far has been sent; `false` on timeout.
+    /// Wait until the project's outbox is empty (every message accepted or
+    /// dropped); `false` on timeout.
     pub async fn flush(&self, timeout: Duration) -> bool {
-        let mut rx = self.unsent.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|n| *n == 0))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        let mut progress = self.progress.clone();
+        let empty = async {
+            loop {
+                progress.borrow_and_update();
+                match self.store.outbox_next(&self.project).await {
+                    Ok(None) => return true,
+                    Ok(Some(_)) => {}
+                    Err(e) => {
+                        tracing::warn!("{e:#}");
+                        return false;
+                    }
+                }
+                if progress.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, empty).await.unwrap_or(false)
     }
 
-    fn enqueue(&self, item: impl FnOnce(String) -> Outgoing) {
-        let n = self.txn_counter.fetch_add(1, Ordering::Relaxed);
-        self.unsent.send_modify(|u| *u += 1);
-        if self
-            .queue
-            .send(item(format!("{}-{n}", self.txn_prefix)))
-            .is_err()
+    fn enqueue(&self, issue: u64, item: Outgoing) {
+        match self
+            .store
+            .queue_outbox(&self.project, issue, item.to_payload())
         {
-            // Only after the sender task died (a panic): say so, don't crash
-            // the dev actor that called.
-            self.unsent.send_modify(|u| *u -= 1);
-            tracing::error!("the Matrix sender has stopped; a message is lost");
+            Ok(()) => self.wake.notify_one(),
+            // Only once the store thread is gone (the daemon is stopping):
+            // say so, don't crash the dev actor that called.
+            Err(e) => tracing::error!("a Matrix message is lost: {e:#}"),
         }
     }
 }
@@ -186,119 +227,17 @@ impl Drop for MatrixNotifier {
 impl Notifier for MatrixNotifier {
     fn notify(&self, subject: &Subject, notice: Notice) {
         tracing::info!(project = %subject.project, issue = subject.issue, "notice: {notice}");
-        let subject = subject.clone();
-        self.enqueue(|txn| Outgoing::Notice {
-            subject,
-            notice,
-            txn,
-        });
-    }
-
-    fn acknowledge(&self, _project: &str, _issue: u64, event_id: &str) {
-        let event_id = event_id.to_string();
-        self.enqueue(|txn| Outgoing::Reaction { event_id, txn });
-    }
-}
-
-/// The task that drains the queue.
-struct Sender {
-    connector: Arc<Connector>,
-    room: OwnedRoomId,
-    store: Arc<Store>,
-    redactor: Redactor,
-    mention: Option<String>,
-    timing: MatrixTiming,
-    unsent: watch::Sender<usize>,
-    shutdown: watch::Receiver<bool>,
-}
-
-impl Sender {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
-        while let Some(item) = rx.recv().await {
-            let mut delay = self.timing.retry_initial;
-            let mut attempt = 1u32;
-            loop {
-                match self.deliver(&item).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::warn!(
-                            "sending to Matrix failed (attempt {attempt}), retrying in {delay:?}: {e:#}"
-                        );
-                        let stopped = tokio::select! {
-                            _ = tokio::time::sleep(delay) => false,
-                            _ = self.shutdown.wait_for(|s| *s) => true,
-                        };
-                        if stopped {
-                            tracing::warn!(
-                                "stopping with {} Matrix message(s) unsent",
-                                *self.unsent.borrow()
-                            );
-                            return;
-                        }
-                        delay = (delay * 2).min(self.timing.retry_max);
-                        attempt += 1;
-                    }
-                }
-            }
-            self.unsent.send_modify(|u| *u = u.saturating_sub(1));
-        }
-    }
-
-    async fn deliver(&self, item: &Outgoing) -> anyhow::Result<()> {
-        let client = self.connector.client().await?;
-        match item {
+        self.enqueue(
+            subject.issue,
             Outgoing::Notice {
-                subject,
+                subject: subject.clone(),
                 notice,
-                txn,
-            } => {
-                let (project, issue) = (subject.project.as_str(), subject.issue);
-                let root = self.store.matrix_thread(project, issue).await?;
-                let mention = self.mention.as_deref();
-                let rendered = match &root {
-                    Some(_) => message::in_thread(subject, notice, &self.redactor, mention),
-                    None => message::root(subject, notice, &self.redactor, mention),
-                };
-                let content = message::content(&rendered, notice.needs_human(), root.as_deref());
-                let event_id = self
-                    .send(&client, "m.room.message", content, txn)
-                    .await
-                    .with_context(|| format!("posting \"{notice}\" for {project}#{issue}"))?;
-                if root.is_none() {
-                    // A failure here retries the same transaction: the
-                    // homeserver answers with the same event, stored then.
-                    self.store
-                        .set_matrix_thread(project, issue, &event_id)
-                        .await?;
-                }
-            }
-            Outgoing::Reaction { event_id, txn } => {
-                self.send(&client, "m.reaction", message::reaction(event_id), txn)
-                    .await
-                    .with_context(|| format!("reacting to {event_id}"))?;
-            }
-        }
-        Ok(())
+            },
+        );
     }
 
-    async fn send(
-        &self,
-        client: &Client,
-        event_type: &str,
-        content: Value,
-        txn: &str,
-    ) -> anyhow::Result<String> {
-        let raw = serde_json::value::to_raw_value(&content).context("encoding the event")?;
-        let request = send_message_event::v3::Request::new_raw(
-            self.room.clone(),
-            OwnedTransactionId::from(txn),
-            event_type.into(),
-            Raw::from_json(raw),
-        );
-        let response = client
-            .send(request)
-            .await
-            .with_context(|| format!("sending an {event_type} event to {}", self.room))?;
-        Ok(response.event_id.to_string())
+    fn acknowledge(&self, _project: &str, issue: u64, event_id: &str) {
+        let event_id = event_id.to_string();
+        self.enqueue(issue, Outgoing::Reaction { event_id });
     }
 }

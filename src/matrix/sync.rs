@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::connect::Connector;
+use super::reach::Reach;
 use super::{MatrixTiming, OnReply, message};
 use crate::store::{EventKind, Store};
 
@@ -29,6 +30,7 @@ pub struct Syncer {
     pub store: Arc<Store>,
     pub on_reply: OnReply,
     pub timing: MatrixTiming,
+    pub reach: Arc<Reach>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -42,8 +44,12 @@ impl Syncer {
                 _ = shutdown.wait_for(|s| *s) => return,
             };
             match outcome {
-                Ok(()) => delay = self.timing.retry_initial,
+                Ok(()) => {
+                    self.reach.answered();
+                    delay = self.timing.retry_initial;
+                }
                 Err(e) => {
+                    self.reach.failed(&e);
                     tracing::warn!("reading the Matrix room failed, retrying in {delay:?}: {e:#}");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}

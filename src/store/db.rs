@@ -31,6 +31,8 @@ struct Schema {
     usage: bool,
     /// `claims.runner`.
     runner: bool,
+    /// The `chat_outbox` table.
+    outbox: bool,
 }
 
 impl Db {
@@ -296,6 +298,11 @@ impl Db {
         self.schema.usage
     }
 
+    /// Whether the schema has the `chat_outbox` table.
+    pub(super) fn has_outbox(&self) -> bool {
+        self.schema.outbox
+    }
+
     /// The claim query with `tail` (conditions, order) appended; columns an
     /// older schema lacks read as NULL.
     fn claim_select(&self, tail: &str) -> String {
@@ -330,6 +337,7 @@ impl Schema {
             claim_facts: has_column("claims", "waiting")?,
             runner: has_column("claims", "runner")?,
             usage: has_column("token_usage", "project")?,
+            outbox: has_column("chat_outbox", "id")?,
         })
     }
 }

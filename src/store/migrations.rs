@@ -120,6 +120,18 @@ const MIGRATIONS: &[&str] = &[
         reset_at    TEXT NOT NULL,
         updated_at  TEXT NOT NULL
     );",
+    // 9 (issue 19): the chat outbox, every message owed to the chat, written
+    // before it is sent and deleted once the homeserver accepted it; the row's
+    // id and creation time make its transaction id, so a resend after a crash
+    // is the same transaction. AUTOINCREMENT: an id is never handed out twice.
+    "CREATE TABLE chat_outbox (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        project    TEXT NOT NULL,
+        issue      INTEGER NOT NULL,
+        payload    TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX chat_outbox_by_project ON chat_outbox (project, id);",
 ];
 
 /// The schema version this build writes.

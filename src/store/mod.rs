@@ -21,6 +21,7 @@
 mod chat;
 mod db;
 mod migrations;
+mod outbox;
 mod quota;
 mod usage;
 mod webhooks;
@@ -33,6 +34,7 @@ pub use chat::ChatReply;
 pub use db::Db;
 pub use migrations::CURRENT as SCHEMA_VERSION;
 pub use migrations::apply_up_to as migrate_up_to;
+pub use outbox::{OutboxRow, OutboxSummary};
 pub use quota::ForgeQuota;
 pub use usage::TokenUsage;
 pub use webhooks::DeliveryKey;

@@ -41,7 +41,7 @@ impl Store {
     }
 
     /// Queue `job` behind every call sent before it.
-    fn send(&self, job: Job) -> anyhow::Result<()> {
+    pub(super) fn send(&self, job: Job) -> anyhow::Result<()> {
         self.jobs
             .as_ref()
             .and_then(|jobs| jobs.send(job).ok())

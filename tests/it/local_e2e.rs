@@ -11,25 +11,25 @@ use tempfile::TempDir;
 
 use crate::support::{git, wait_until};
 
-const STEP: Duration = Duration::from_secs(60);
+pub(crate) const STEP: Duration = Duration::from_secs(60);
 
 /// A secret in the daemon's environment that neither agent nor CI may see.
 const LOCAL_SECRET: &str = "local-5ecret-value";
 
 /// A daemon on a local project; everything torn down on drop.
-struct LocalHarness {
+pub(crate) struct LocalHarness {
     dir: TempDir,
-    plans: PathBuf,
-    repo: PathBuf,
-    projects: PathBuf,
-    state: PathBuf,
+    pub(crate) plans: PathBuf,
+    pub(crate) repo: PathBuf,
+    pub(crate) projects: PathBuf,
+    pub(crate) state: PathBuf,
     tmux_tmpdir: PathBuf,
     daemon: Option<Child>,
     log: PathBuf,
 }
 
 impl LocalHarness {
-    fn new(required_approvals: u32) -> LocalHarness {
+    pub(crate) fn new(required_approvals: u32) -> LocalHarness {
         LocalHarness::with_poll(required_approvals, "1h")
     }
 
@@ -106,7 +106,7 @@ required_approvals = {required_approvals}
         h
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_forgehand"));
         cmd.args(args)
             .env_clear()
@@ -121,7 +121,7 @@ required_approvals = {required_approvals}
         cmd
     }
 
-    fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         let state = self.state.display().to_string();
         let enable = self
             .command(&["enable", "--state", &state])
@@ -142,7 +142,7 @@ required_approvals = {required_approvals}
 
     /// Waits until the daemon watches the plans folder (the watcher creates
     /// the reviews folder as it starts).
-    async fn watching(&self) {
+    pub(crate) async fn watching(&self) {
         let reviews = self.plans.join(".forgehand/reviews");
         wait_until("the daemon to watch the plans", STEP, || async {
             reviews.is_dir().then_some(())
@@ -159,7 +159,7 @@ required_approvals = {required_approvals}
         .await;
     }
 
-    fn journal(&self) -> Vec<(String, String)> {
+    pub(crate) fn journal(&self) -> Vec<(String, String)> {
         let Ok(store) = Db::open_read_only(&self.state.join("forgehand.db")) else {
             return Vec::new();
         };
@@ -171,7 +171,7 @@ required_approvals = {required_approvals}
             .collect()
     }
 
-    async fn journalled(&self, kind: &str, what: &str) -> String {
+    pub(crate) async fn journalled(&self, kind: &str, what: &str) -> String {
         wait_until(what, STEP, || async {
             self.journal()
                 .into_iter()

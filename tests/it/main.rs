@@ -2,6 +2,7 @@
 
 mod attacker;
 mod bench;
+mod chat_outbox;
 mod claude;
 mod claude_e2e;
 mod cli;
@@ -23,6 +24,7 @@ mod github_daemon;
 mod github_e2e;
 mod github_webhook;
 mod harness;
+mod local_answers;
 mod local_e2e;
 mod local_forge;
 mod local_plans;

@@ -59,6 +59,7 @@ impl Fixture {
                 user_id: self.synapse.bot.user_id.clone(),
                 token_env: "MATRIX_TOKEN".into(),
                 mention_user: Some(self.synapse.alice.user_id.clone()),
+                outbox_max_age: MatrixConfig::DEFAULT_OUTBOX_MAX_AGE,
             },
             token: self.synapse.bot.token.clone(),
             store: self.store.clone(),

@@ -43,6 +43,10 @@ impl DevRun {
                 ctx.comment(n.0, &text).await?;
                 Ok(None)
             }
+            Effect::CommentOnce { text, since } => {
+                ctx.comment_once(n.0, &text, since).await?;
+                Ok(None)
+            }
             Effect::CheckReplies { pr, since } => self.human_reply(pr, since).await,
             Effect::Release { outcome, comment } => {
                 self.release(outcome, &comment).await?;

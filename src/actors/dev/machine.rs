@@ -63,10 +63,12 @@ impl Transition<'_> {
     fn block(&mut self, reason: String) {
         self.s.stage = Stage::Blocked;
         self.s.escalation = None;
-        self.push(Effect::Block {
+        // The notice first: it is durable once queued (the chat outbox),
+        // while effects still waiting behind a forge outage are not.
+        self.push(Effect::Notify(Notice::Blocked {
             reason: reason.clone(),
-        });
-        self.push(Effect::Notify(Notice::Blocked { reason }));
+        }));
+        self.push(Effect::Block { reason });
         self.push(Effect::Stop);
     }
 
@@ -85,7 +87,15 @@ impl Transition<'_> {
                 self.push(Effect::EnsureSession);
             }
             (Starting | Working | AwaitingCi | AwaitingReview, Event::Start) => {
-                self.push(Effect::EnsureSession)
+                self.push(Effect::EnsureSession);
+                // The question on the forge, unless it made it there
+                // before the restart.
+                if let Some(esc) = &self.s.escalation {
+                    self.push(Effect::CommentOnce {
+                        text: prompt::escalation_comment(&esc.reason),
+                        since: esc.since,
+                    });
+                }
             }
             (Pushing, Event::Start) => {
                 self.push(Effect::EnsureSession);
@@ -364,8 +374,11 @@ impl Transition<'_> {
                     since: self.now,
                 });
                 self.s.last_escalation = Some(reason.clone());
+                // The notice first, as in `block`.
+                self.push(Effect::Notify(Notice::Escalation {
+                    reason: reason.clone(),
+                }));
                 self.push(Effect::Comment(prompt::escalation_comment(&reason)));
-                self.push(Effect::Notify(Notice::Escalation { reason }));
             }
             Phase::Failed => {
                 let reason = report

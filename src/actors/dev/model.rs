@@ -395,6 +395,13 @@ pub enum Effect {
     Paste(String),
     /// Post a comment on the issue.
     Comment(String),
+    /// Post `text` on the issue unless forgehand's own comment saying it is
+    /// there from `since` on: what a restart may have lost (an effect
+    /// waiting behind a forge outage lives in memory only).
+    CommentOnce {
+        text: String,
+        since: DateTime<Utc>,
+    },
     /// Merge the PR at `head` if it still may be (`merging::decide`), then
     /// close the issue and drop `in-progress`: `MergeDone`, `MergeConflict`,
     /// `MergeDeferred` or `MergeImpossible`.

@@ -527,6 +527,11 @@ impl Checker<'_> {
                 "a user id like @alice:example.org",
             );
         }
+        let outbox_max_age = self.duration(
+            raw.outbox_max_age,
+            "[matrix] outbox_max_age",
+            MatrixConfig::DEFAULT_OUTBOX_MAX_AGE,
+        );
         let token_field = "[matrix] token_env";
         let token_env = self.required(raw.token_env, header, token_field);
         if let Some(t) = &token_env {
@@ -542,6 +547,7 @@ impl Checker<'_> {
                 user_id: user_id.into_inner(),
                 token_env: token_env.into_inner(),
                 mention_user: raw.mention_user.map(Spanned::into_inner),
+                outbox_max_age,
             });
         }
         out

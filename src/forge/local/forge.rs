@@ -4,10 +4,10 @@
 use async_trait::async_trait;
 use chrono::Utc;
 
-use super::report;
 use super::scan::Entry;
 use super::state::{CommentRecord, Location, PullRecord};
 use super::{Inner, LOCAL_LOGIN, LocalForge, branch_sha, review};
+use super::{comments, report};
 use crate::forge::{
     CombinedStatus, Comment, CommitSha, Forge, ForgeError, ForgeResult, Issue, IssueNumber,
     IssueState, MergeRequest, NewPull, Nudge, PrNumber, PullRequest, Review, ReviewComment,
@@ -84,22 +84,28 @@ impl Forge for LocalForge {
         Ok(())
     }
 
+    /// forgehand's own comments (in the state) and people's (`forgehand reply`).
     async fn list_comments(&self, n: u64) -> ForgeResult<Vec<Comment>> {
-        let state = self.inner.state();
-        Ok(state
-            .comments
-            .get(&n)
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| Comment {
-                        id: c.id,
-                        author: c.author.clone(),
-                        body: c.body.clone(),
-                        created_at: c.created_at,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+        let mut all: Vec<Comment> = {
+            let state = self.inner.state();
+            state
+                .comments
+                .get(&n)
+                .map(|cs| {
+                    cs.iter()
+                        .map(|c| Comment {
+                            id: c.id,
+                            author: c.author.clone(),
+                            body: c.body.clone(),
+                            created_at: c.created_at,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        all.extend(comments::read_comments(&self.inner.plans, n).map_err(other)?);
+        all.sort_by_key(|c| (c.created_at, c.id));
+        Ok(all)
     }
 
     async fn create_comment(&self, n: u64, body: &str) -> ForgeResult<Comment> {
@@ -307,7 +313,12 @@ impl Inner {
         std::fs::create_dir_all(&dir).map_err(|e| {
             other(anyhow::Error::new(e).context(format!("creating {}", dir.display())))
         })?;
-        let target = dir.join(format!("{key}.md"));
+        // A later plan with a used key never replaces the earlier one.
+        let stem = match to {
+            Location::Top => key.to_string(),
+            _ => report::free_stem(&self.plans, key, to),
+        };
+        let target = dir.join(format!("{stem}.md"));
         std::fs::rename(&entry.path, &target).map_err(|e| {
             other(anyhow::Error::new(e).context(format!(
                 "moving {} to {}",
@@ -318,6 +329,7 @@ impl Inner {
         self.update(|state| {
             if let Some(record) = state.issues.get_mut(key) {
                 record.location = to;
+                record.file = (stem != key).then(|| stem.clone());
                 if to == Location::Top {
                     record.added.clear();
                     record.removed.clear();
@@ -332,7 +344,7 @@ impl Inner {
             Ok(plan) => plan.title.clone(),
             Err(_) => key.to_string(),
         };
-        self.write_outcome(key, n.0, &title, to)
+        self.write_outcome(key, &stem, n.0, &title, to)
             .await
             .map_err(other)
     }
@@ -348,7 +360,7 @@ impl Inner {
                     Some(folder) => self.plans.join(folder),
                     None => self.plans.clone(),
                 };
-                dir.join(format!("{key}.md"))
+                dir.join(format!("{}.md", record.file.as_deref().unwrap_or(key)))
             }
             None => self.plans.clone(),
         };

@@ -8,9 +8,11 @@
 //! - `state`: numbers, labels, comments, pulls and CI results kept in
 //!   `<plans>/.forgehand/state.json`.
 //! - `forge`: the `Forge` trait over all of it; `ci`, `merge`, `review`,
-//!   `report`, `watch`: one concern each.
+//!   `comments` (people's, from `forgehand reply`), `report`, `watch`: one
+//!   concern each.
 
 mod ci;
+mod comments;
 mod forge;
 mod merge;
 pub mod plan;
@@ -38,6 +40,7 @@ use crate::sandbox::Sandbox;
 use crate::store::{EventKind, Store};
 
 pub use ci::CI_CONTEXT;
+pub use comments::{plan_number, submit_comment};
 pub use plan::{Plan, PlanError, load_plans, parse_plan};
 pub use review::{ReviewVerdict, submit_review};
 use state::State;

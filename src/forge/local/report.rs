@@ -24,6 +24,27 @@ pub(super) fn report_path(plans: &Path, key: &str, location: Location) -> PathBu
     dir.join(format!("{key}.report.md"))
 }
 
+/// The file name (without `.md`) a plan moved into `location`'s folder gets:
+/// `<key>`, or `<key>~2`, `<key>~3`, … when an earlier plan with the same key
+/// (or its report) lies there already, so nothing there is ever overwritten.
+/// `~` is not allowed in a key, so no plan's own name is ever taken.
+pub(super) fn free_stem(plans: &Path, key: &str, location: Location) -> String {
+    let dir = match location.folder() {
+        Some(folder) => plans.join(folder),
+        None => plans.to_path_buf(),
+    };
+    let taken = |stem: &str| {
+        dir.join(format!("{stem}.md")).exists() || dir.join(format!("{stem}.report.md")).exists()
+    };
+    if !taken(key) {
+        return key.to_string();
+    }
+    (2u64..)
+        .map(|n| format!("{key}~{n}"))
+        .find(|stem| !taken(stem))
+        .expect("some number is free")
+}
+
 /// The report of a plan forgehand cannot use; the plan itself stays where it is.
 pub(super) fn write_invalid(plans: &Path, key: &str, error: &str) -> anyhow::Result<()> {
     let (shown, error) = (escape_line(key), escape_lines(error));
@@ -63,10 +84,12 @@ pub(super) fn remove_top(plans: &Path, key: &str) {
 }
 
 impl Inner {
-    /// Writes the outcome report of plan `key` into the folder it was moved to.
+    /// Writes the outcome report of plan `key` into the folder it was moved
+    /// to, beside it: `<stem>.report.md` for the plan moved to `<stem>.md`.
     pub(super) async fn write_outcome(
         &self,
         key: &str,
+        stem: &str,
         number: u64,
         title: &str,
         location: Location,
@@ -146,7 +169,7 @@ impl Inner {
             let why = escape_lines(comment.trim());
             let _ = write!(text, "\n## Why it is blocked\n\n{why}\n");
         }
-        let path = report_path(&self.plans, key, location);
+        let path = report_path(&self.plans, stem, location);
         write_atomically(&path, text.as_bytes())
             .with_context(|| format!("writing the report of plan {key}"))
     }

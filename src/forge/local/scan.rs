@@ -87,6 +87,8 @@ impl Inner {
             for (key, entry) in &scan {
                 let record = state.issue(key, entry.location);
                 if record.location != entry.location {
+                    // Found elsewhere: under its own name, not a kept copy's.
+                    record.file = None;
                     if entry.location == Location::Top {
                         // A human moved it back: a fresh backlog issue again.
                         record.added.clear();
@@ -187,7 +189,8 @@ impl Inner {
     }
 }
 
-/// `<key>.md` files directly in `dir` (not hidden, not reports), as (key, path).
+/// `<key>.md` files directly in `dir` (not hidden, not reports, not an
+/// earlier plan's kept copy `<key>~N.md`), as (key, path).
 fn md_files(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
@@ -195,7 +198,11 @@ fn md_files(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
             .with_context(|| format!("reading {}", dir.display()))?
             .path();
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if name.starts_with('.') || name.ends_with(".report.md") || !name.ends_with(".md") {
+        if name.starts_with('.')
+            || name.ends_with(".report.md")
+            || !name.ends_with(".md")
+            || name.contains('~')
+        {
             continue;
         }
         if path.is_file() {

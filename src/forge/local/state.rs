@@ -50,6 +50,10 @@ pub struct IssueRecord {
     /// The error last reported for this plan, so it is reported once, not every poll.
     #[serde(default)]
     pub invalid: Option<String>,
+    /// The file name (without `.md`) it was moved to in `done/` or
+    /// `blocked/` when that is not its key (`<key>~2`: the key was used).
+    #[serde(default)]
+    pub file: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,6 +148,7 @@ impl State {
                     removed: Vec::new(),
                     location,
                     invalid: None,
+                    file: None,
                 },
             );
         }

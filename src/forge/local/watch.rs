@@ -9,8 +9,9 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::Inner;
+use super::comments::{comments_dir, read_comment};
 use super::review::{is_review_file, read_review, reviews_dir};
-use crate::forge::{Nudge, PrNumber};
+use crate::forge::{IssueNumber, Nudge, PrNumber};
 
 impl Inner {
     pub(super) fn start_watching(
@@ -18,11 +19,14 @@ impl Inner {
         nudges: UnboundedSender<Nudge>,
     ) -> anyhow::Result<()> {
         let reviews = reviews_dir(&self.plans);
-        std::fs::create_dir_all(&reviews)
-            .with_context(|| format!("creating {}", reviews.display()))?;
+        let comments = comments_dir(&self.plans);
+        for dir in [&reviews, &comments] {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         *self.nudges.lock().unwrap_or_else(|e| e.into_inner()) = Some(nudges.clone());
         let plans = self.plans.clone();
         let reviews_at = reviews.clone();
+        let comments_at = comments.clone();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let event = match event {
@@ -38,7 +42,7 @@ impl Inner {
                     return;
                 }
                 for path in &event.paths {
-                    if let Some(nudge) = nudge_for(path, &plans, &reviews_at) {
+                    if let Some(nudge) = nudge_for(path, &plans, &reviews_at, &comments_at) {
                         let _ = nudges.send(nudge);
                     }
                 }
@@ -47,19 +51,30 @@ impl Inner {
         watcher
             .watch(&self.plans, RecursiveMode::NonRecursive)
             .with_context(|| format!("watching {}", self.plans.display()))?;
-        watcher
-            .watch(&reviews, RecursiveMode::NonRecursive)
-            .with_context(|| format!("watching {}", reviews.display()))?;
+        for dir in [&reviews, &comments] {
+            watcher
+                .watch(dir, RecursiveMode::NonRecursive)
+                .with_context(|| format!("watching {}", dir.display()))?;
+        }
         *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(watcher);
         Ok(())
     }
 }
 
 /// What a changed path means: a plan in the top folder is news for the poller,
-/// a review file for the dev actor of its pull request.
-fn nudge_for(path: &Path, plans: &Path, reviews: &Path) -> Option<Nudge> {
+/// a review file for the dev actor of its pull request, a comment file for
+/// the dev actor of its issue.
+fn nudge_for(path: &Path, plans: &Path, reviews: &Path, comments: &Path) -> Option<Nudge> {
     let parent = path.parent()?;
     let name = path.file_name()?.to_string_lossy();
+    if parent == comments {
+        if !is_review_file(path) || !path.is_file() {
+            return None;
+        }
+        return read_comment(path)
+            .ok()
+            .map(|c| Nudge::Issue(IssueNumber(c.issue)));
+    }
     if parent == reviews {
         if !is_review_file(path) || !path.is_file() {
             return None;
