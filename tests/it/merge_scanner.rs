@@ -288,14 +288,18 @@ async fn an_orphaned_agent_pr_is_merged_and_its_issue_closed() {
         })
         .await
         .expect("merged, issue closed without in-progress");
-    let journal = h.journal(issue);
+    // The journal line follows the forge's answer: wait for it too.
+    let journal = crate::support::wait_until("the closing journaled", STEP, || async {
+        let journal = h.journal(issue);
+        journal.iter().any(|(k, _)| k == "closed").then_some(journal)
+    })
+    .await;
     assert!(
         journal
             .iter()
             .any(|(k, d)| k == "merged" && d.contains(&format!("PR #{pr}"))),
         "{journal:?}"
     );
-    assert!(journal.iter().any(|(k, _)| k == "closed"), "{journal:?}");
     assert_eq!(h.forge.read(|s| s.merge_count(pr)), 1);
     assert_no_violations(&h);
 }
