@@ -31,6 +31,8 @@
 //! - `notify.rs`: the notifier interface; `matrix/`: its Matrix implementation
 //!   (a thread per issue, escalations, replies read back from chat).
 //! - `webhook/`: the optional HTTP listener; verified forge events become nudges.
+//! - `dashboard/`: the optional web dashboard for people (`run --dashboard`):
+//!   live pages, `/api/status`, `/metrics`.
 //! - `redact.rs`: the secret redactor for everything forgehand posts;
 //!   `text.rs`: forge text with its control characters escaped for display.
 //! - `lockfile.rs`, `paths.rs`: the state directory.
@@ -41,6 +43,7 @@ pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod dashboard;
 pub mod demo;
 pub mod forge;
 pub mod git;

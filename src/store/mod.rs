@@ -23,6 +23,7 @@ mod db;
 mod migrations;
 mod quota;
 mod usage;
+mod views;
 mod webhooks;
 mod worker;
 
@@ -35,6 +36,7 @@ pub use migrations::CURRENT as SCHEMA_VERSION;
 pub use migrations::apply_up_to as migrate_up_to;
 pub use quota::ForgeQuota;
 pub use usage::TokenUsage;
+pub use views::{Counts, IssueView, Overview};
 pub use webhooks::DeliveryKey;
 pub use worker::Store;
 

@@ -2,11 +2,13 @@
 
 mod attacker;
 mod bench;
+mod browser;
 mod claude;
 mod claude_e2e;
 mod cli;
 mod config;
 mod conformance;
+mod dashboard;
 mod demo;
 mod e2e;
 mod fake_forge;
@@ -36,6 +38,7 @@ mod openapi;
 mod outage;
 mod phase;
 mod picking;
+mod prometheus;
 mod recovery;
 mod redact;
 mod self_contained;
