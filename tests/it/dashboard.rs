@@ -207,8 +207,30 @@ async fn the_dashboard_follows_an_issue_live_in_a_browser() {
     assert_eq!(without_updated(&api), without_updated(&cli));
     assert_eq!(api[0]["stage"], "awaiting_review");
 
+    // A quota as a GitHub project records it (this forge reports none).
+    let reset = chrono::DateTime::from_timestamp(2_000_000_000, 0).expect("a time");
+    forgehand::store::Db::open(&h.state.join("forgehand.db"))
+        .expect("the daemon's database")
+        .save_forge_quota("proj", 4321, Some(5000), reset)
+        .expect("saving a quota");
+
     // /metrics, parsed strictly.
     let m = metrics(&client, &base).await;
+    assert_eq!(
+        m.value("forgehand_forge_quota_remaining", &[("project", "proj")]),
+        Some(4321.0)
+    );
+    assert_eq!(
+        m.value("forgehand_forge_quota_limit", &[("project", "proj")]),
+        Some(5000.0)
+    );
+    assert_eq!(
+        m.value(
+            "forgehand_forge_quota_reset_timestamp_seconds",
+            &[("project", "proj")]
+        ),
+        Some(2e9)
+    );
     let proj = [("project", "proj")];
     assert_eq!(
         m.value(
@@ -271,9 +293,12 @@ async fn a_dashboard_with_a_token_refuses_without_it() {
         .push(("FORGEHAND_DASHBOARD_TOKEN".into(), DASHBOARD_TOKEN.into()));
     // Every address of the machine: only the token keeps people out.
     let base = start(&mut h, "0.0.0.0:0").await;
-    let issue = h
-        .forge
-        .create_issue("Say hello", "Say hello.", &["backlog"]);
+    let question = "Which <b>language</b> should it greet in?";
+    let issue = h.forge.create_issue(
+        "Say hello",
+        &format!("Say hello.\nfake-agent: escalate {question}"),
+        &["backlog"],
+    );
     let client = reqwest::Client::new();
     for path in ["/api/status", "/metrics", "/events", "/issue/proj/1", "/"] {
         let refused = client
@@ -325,13 +350,37 @@ async fn a_dashboard_with_a_token_refuses_without_it() {
         ))
         .await;
     assert_eq!(browser.eval("location.pathname").await, "/");
-    browser
+    // The agent's question, as text, on the issue's card.
+    let row = format!("proj/{issue}");
+    let reason = browser
         .wait_for(
-            "the issue on the overview",
-            &stage_of(&format!("proj/{issue}")),
+            "the escalation's reason on the overview",
+            &format!("document.querySelector('[data-issue=\"{row}\"] .reason')?.textContent"),
             STEP,
         )
         .await;
+    assert_eq!(reason, question);
+    assert_eq!(
+        browser
+            .eval(&format!(
+                "document.querySelector('[data-issue=\"{row}\"] .waiting').textContent"
+            ))
+            .await,
+        "waiting for answer"
+    );
+    // On a phone's width each issue is a card and nothing scrolls sideways.
+    assert_eq!(
+        browser
+            .eval("getComputedStyle(document.querySelector('table.issues thead')).display")
+            .await,
+        "none"
+    );
+    assert_eq!(
+        browser
+            .eval("document.documentElement.scrollWidth <= window.innerWidth")
+            .await,
+        true
+    );
     // The cookie is not the token.
     let cookies = browser
         .call("Network.getAllCookies", serde_json::json!({}))
