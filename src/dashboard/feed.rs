@@ -139,6 +139,7 @@ pub(super) fn issue_stream(
         session,
         issue_due: true,
         pane_due: true,
+        known: false,
         sent_issue: String::new(),
         sent_pane: String::new(),
         pane_mark: None,
@@ -158,6 +159,9 @@ struct IssueWatch {
     tick: tokio::time::Interval,
     issue_due: bool,
     pane_due: bool,
+    /// The session is a claim's: only then is its pane shown, so the page
+    /// cannot be pointed at any other tmux session of the daemon's user.
+    known: bool,
     sent_issue: String,
     sent_pane: String,
     /// The pane log's size and modification time when last captured.
@@ -171,11 +175,13 @@ impl IssueWatch {
     async fn next(&mut self) -> Option<Result<Event, Infallible>> {
         loop {
             if std::mem::take(&mut self.issue_due)
-                && let Some(json) = self.issue_json().await
-                && json != self.sent_issue
+                && let Some((known, json)) = self.issue_json().await
             {
-                self.sent_issue = json;
-                return Some(event("issue", &self.sent_issue));
+                self.known = known;
+                if json != self.sent_issue {
+                    self.sent_issue = json;
+                    return Some(event("issue", &self.sent_issue));
+                }
             }
             if std::mem::take(&mut self.pane_due) {
                 self.ticks = 0;
@@ -202,7 +208,8 @@ impl IssueWatch {
         }
     }
 
-    async fn issue_json(&self) -> Option<String> {
+    /// Whether a claim holds the session, and its row with the journal.
+    async fn issue_json(&self) -> Option<(bool, String)> {
         let app = &self.app;
         match app
             .store
@@ -213,9 +220,9 @@ impl IssueWatch {
                 let config = app.projects.iter().find(|p| p.name == self.project);
                 let default = crate::redact::Redactor::default();
                 let redactor = config.map_or(&default, |p| &p.redactor);
-                Some(view::issue(config, redactor, &v).to_string())
+                Some((true, view::issue(config, redactor, &v).to_string()))
             }
-            Ok(None) => Some(serde_json::json!({ "missing": true }).to_string()),
+            Ok(None) => Some((false, serde_json::json!({ "missing": true }).to_string())),
             Err(e) => {
                 tracing::warn!("dashboard: reading {}: {e:#}", self.session);
                 None
@@ -224,7 +231,10 @@ impl IssueWatch {
     }
 
     async fn pane_json(&self) -> String {
-        let captured = self.app.tmux.capture_pane(&self.session, PANE_LINES).await;
+        let captured = match self.known {
+            true => self.app.tmux.capture_pane(&self.session, PANE_LINES).await,
+            false => Err(anyhow::anyhow!("no claim holds {}", self.session)),
+        };
         let body = match captured {
             Ok(text) => {
                 let redactor = self

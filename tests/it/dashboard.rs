@@ -161,6 +161,30 @@ async fn the_dashboard_follows_an_issue_live_in_a_browser() {
             .await,
         "awaiting_review"
     );
+    // A session no claim holds is not shown, whatever its name.
+    let out = h.tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "dev-proj-999",
+        "printf 'not-forgehands-session\\n'; exec cat",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    browser.goto(&format!("{base}/issue/proj/999")).await;
+    browser
+        .wait_for(
+            "the page of an issue nobody holds",
+            "document.getElementById('pane-state').textContent === '(no live session)' \
+             && document.getElementById('heading').textContent === 'forgehand holds no such issue'",
+            STEP,
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval("document.getElementById('pane').textContent")
+            .await,
+        ""
+    );
     if let Ok(path) = std::env::var("FORGEHAND_DASHBOARD_SCREENSHOT") {
         browser.goto(&format!("{base}/")).await;
         browser
