@@ -274,7 +274,7 @@ fn store_failed(what: &str, e: anyhow::Error) -> Response {
 
 async fn api_status(State(app): State<Arc<App>>) -> Response {
     match app.store.status_rows(None).await {
-        Ok(rows) => axum::Json(rows).into_response(),
+        Ok(rows) => axum::Json(view::status_rows(&app.projects, rows)).into_response(),
         Err(e) => store_failed("reading the status", e),
     }
 }

@@ -129,3 +129,26 @@ pub(super) fn pr_url(forge: &ForgeConfig, repo: &str, n: u64) -> Option<String> 
         ForgeConfig::Local(_) => None,
     }
 }
+
+/// `forgehand status --json`'s rows with every text in them passed through
+/// their project's redactor: the same JSON, minus any secret a title holds.
+pub(super) fn status_rows(projects: &[DashboardProject], rows: Vec<Value>) -> Vec<Value> {
+    let default = Redactor::default();
+    rows.into_iter()
+        .map(|mut row| {
+            let project = row["project"].as_str().unwrap_or_default().to_string();
+            let redactor = projects
+                .iter()
+                .find(|p| p.name == project)
+                .map_or(&default, |p| &p.redactor);
+            if let Some(fields) = row.as_object_mut() {
+                for value in fields.values_mut() {
+                    if let Value::String(text) = value {
+                        *text = redactor.redact(text);
+                    }
+                }
+            }
+            row
+        })
+        .collect()
+}
