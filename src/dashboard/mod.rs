@@ -246,9 +246,17 @@ async fn issue_page(Path((project, key)): Path<(String, String)>) -> Response {
 }
 
 async fn overview_events(State(app): State<Arc<App>>) -> Response {
-    Sse::new(feed::overview_stream(app.feed.subscribe()))
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    live(Sse::new(feed::overview_stream(app.feed.subscribe())).keep_alive(KeepAlive::default()))
+}
+
+/// An event stream's answer, marked so that a proxy in front (nginx) passes
+/// each event on at once instead of buffering them.
+fn live(sse: impl IntoResponse) -> Response {
+    let mut response = sse.into_response();
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
 }
 
 async fn issue_events(
@@ -258,9 +266,7 @@ async fn issue_events(
     let Some(session) = session_for(&project, &key) else {
         return not_found();
     };
-    Sse::new(feed::issue_stream(app, project, session))
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    live(Sse::new(feed::issue_stream(app, project, session)).keep_alive(KeepAlive::default()))
 }
 
 fn store_failed(what: &str, e: anyhow::Error) -> Response {

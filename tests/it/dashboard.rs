@@ -6,6 +6,7 @@
 //! is `forgehand status --json`; a token-protected dashboard refuses
 //! without the token, in the browser and to scripts.
 
+use forgehand::store::ClaimStatus;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -473,4 +474,97 @@ async fn a_dashboard_off_loopback_needs_a_good_token() {
         access(lo, Some(DASHBOARD_TOKEN)),
         Ok(Access::Token(_))
     ));
+}
+
+/// What the pages are built from, straight from a database: the reasons
+/// read back from the journal, which finished issues are shown, the counts.
+#[test]
+fn the_store_views_read_reasons_and_counts_from_the_journal() {
+    use forgehand::store::{Db, EventKind, Waiting};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("forgehand.db")).unwrap();
+    let mut blocked = crate::store::row("p", 1);
+    blocked.status = ClaimStatus::Blocked;
+    blocked.stage = "blocked".into();
+    let mut asking = crate::store::row("p", 2);
+    asking.stage = "working".into();
+    asking.waiting = Some(Waiting::Answer);
+    asking.ci_attempts = 2;
+    asking.review_rounds = 1;
+    db.save_claim(&blocked).unwrap();
+    db.save_claim(&asking).unwrap();
+    for n in 3..=5 {
+        let mut done = crate::store::row("p", n);
+        done.status = ClaimStatus::Done;
+        done.stage = "done".into();
+        done.claimed_at = chrono::Utc::now() - chrono::TimeDelta::minutes(n as i64);
+        db.save_claim(&done).unwrap();
+    }
+    db.journal("p", Some(1), EventKind::Error, "blocked: CI failed 3 times")
+        .unwrap();
+    db.journal("p", Some(1), EventKind::Error, "not a block")
+        .unwrap();
+    db.journal(
+        "p",
+        Some(2),
+        EventKind::PhaseSeen,
+        "PHASE:escalate (Reason: which colour?)",
+    )
+    .unwrap();
+    db.journal("p", Some(2), EventKind::PhaseSeen, "PHASE:awaiting_ci")
+        .unwrap();
+    db.journal(
+        "p",
+        Some(3),
+        EventKind::Merged,
+        "not merged yet: CI is not green on the head",
+    )
+    .unwrap();
+    db.journal("p", Some(3), EventKind::Merged, "merged PR #9 at abc (def)")
+        .unwrap();
+
+    // Every held issue, and of the finished ones only the newest claimed.
+    let overview = db.overview(1, 2).unwrap();
+    let shown: Vec<u64> = overview.issues.iter().map(|v| v.claim.issue).collect();
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    assert!(
+        shown.contains(&1) && shown.contains(&2) && shown.contains(&3),
+        "{shown:?}"
+    );
+    let reason = |n: u64| {
+        overview
+            .issues
+            .iter()
+            .find(|v| v.claim.issue == n)
+            .and_then(|v| v.reason.clone())
+    };
+    assert_eq!(reason(1).as_deref(), Some("CI failed 3 times"));
+    assert_eq!(reason(2).as_deref(), Some("which colour?"));
+    assert_eq!(reason(3), None);
+    let recent = &overview
+        .issues
+        .iter()
+        .find(|v| v.claim.issue == 2)
+        .unwrap()
+        .recent;
+    assert_eq!(recent.len(), 2);
+    assert_eq!(recent[1].detail, "PHASE:awaiting_ci", "oldest first");
+
+    let counts = db.counts().unwrap();
+    assert_eq!(
+        counts.merges,
+        vec![("p".to_string(), 1)],
+        "only the merge itself counts"
+    );
+    assert_eq!(counts.rounds, vec![("p".to_string(), 2, 1)]);
+    assert_eq!(
+        counts.sessions,
+        vec![("p".to_string(), "dev-p-2".to_string())],
+        "the session of the active claim"
+    );
+    assert!(
+        counts
+            .issues
+            .contains(&("p".into(), "done".into(), "done".into(), 3))
+    );
 }
