@@ -14,6 +14,7 @@ use tokio::sync::{Notify, watch};
 
 use super::{App, view};
 use crate::paths::PANE_LOG;
+use crate::redact::Redactor;
 
 /// Writes come in bursts (a claim saved, then its journal line): one
 /// rebuild for the burst.
@@ -208,47 +209,12 @@ impl IssueWatch {
         }
     }
 
-    /// Whether a claim holds the session, and its row with the journal.
     async fn issue_json(&self) -> Option<(bool, String)> {
-        let app = &self.app;
-        match app
-            .store
-            .issue_by_session(&self.project, &self.session, RECENT_ON_PAGE)
-            .await
-        {
-            Ok(Some(v)) => {
-                let config = app.projects.iter().find(|p| p.name == self.project);
-                let default = crate::redact::Redactor::default();
-                let redactor = config.map_or(&default, |p| &p.redactor);
-                Some((true, view::issue(config, redactor, &v).to_string()))
-            }
-            Ok(None) => Some((false, serde_json::json!({ "missing": true }).to_string())),
-            Err(e) => {
-                tracing::warn!("dashboard: reading {}: {e:#}", self.session);
-                None
-            }
-        }
+        issue_json(&self.app, &self.project, &self.session).await
     }
 
     async fn pane_json(&self) -> String {
-        let captured = match self.known {
-            true => self.app.tmux.capture_pane(&self.session, PANE_LINES).await,
-            false => Err(anyhow::anyhow!("no claim holds {}", self.session)),
-        };
-        let body = match captured {
-            Ok(text) => {
-                let redactor = self
-                    .app
-                    .projects
-                    .iter()
-                    .find(|p| p.name == self.project)
-                    .map(|p| p.redactor.clone())
-                    .unwrap_or_default();
-                serde_json::json!({ "live": true, "text": view::pane(&redactor, &text) })
-            }
-            Err(_) => serde_json::json!({ "live": false, "text": "" }),
-        };
-        body.to_string()
+        pane_json(&self.app, &self.project, &self.session, self.known).await
     }
 
     async fn pane_log_mark(&self) -> Option<(u64, Option<SystemTime>)> {
@@ -256,4 +222,80 @@ impl IssueWatch {
         let meta = tokio::fs::symlink_metadata(&log).await.ok()?;
         Some((meta.len(), meta.modified().ok()))
     }
+}
+
+/// Whether a claim holds the session, and its row with the journal; `None`
+/// when the store could not be read.
+async fn issue_json(app: &App, project: &str, session: &str) -> Option<(bool, String)> {
+    match app
+        .store
+        .issue_by_session(project, session, RECENT_ON_PAGE)
+        .await
+    {
+        Ok(Some(v)) => {
+            let config = app.projects.iter().find(|p| p.name == project);
+            let default = Redactor::default();
+            let redactor = config.map_or(&default, |p| &p.redactor);
+            Some((true, view::issue(config, redactor, &v).to_string()))
+        }
+        Ok(None) => Some((false, serde_json::json!({ "missing": true }).to_string())),
+        Err(e) => {
+            tracing::warn!("dashboard: reading {session}: {e:#}");
+            None
+        }
+    }
+}
+
+/// The pane of a session a claim holds (`known`), redacted.
+async fn pane_json(app: &App, project: &str, session: &str, known: bool) -> String {
+    let captured = match known {
+        true => app.tmux.capture_pane(session, PANE_LINES).await,
+        false => Err(anyhow::anyhow!("no claim holds {session}")),
+    };
+    let body = match captured {
+        Ok(text) => {
+            let redactor = app
+                .projects
+                .iter()
+                .find(|p| p.name == project)
+                .map(|p| p.redactor.clone())
+                .unwrap_or_default();
+            serde_json::json!({ "live": true, "text": view::pane(&redactor, &text) })
+        }
+        Err(_) => serde_json::json!({ "live": false, "text": "" }),
+    };
+    body.to_string()
+}
+
+/// What a page shows before its first event: the same messages the events
+/// carry, by event name, so the page is whole once loaded (for a reader
+/// that does not wait for events: `chromium --dump-dom`, a slow link).
+pub(super) async fn first_paint(app: &App, page: FirstPaint<'_>) -> String {
+    let mut messages = Vec::new();
+    match page {
+        FirstPaint::Overview => {
+            match app.store.overview(FINISHED_SHOWN, RECENT_ON_OVERVIEW).await {
+                Ok(o) => messages.push(("overview", view::overview(&app.projects, &o).to_string())),
+                Err(e) => tracing::warn!("dashboard: reading the overview: {e:#}"),
+            }
+        }
+        FirstPaint::Issue { project, session } => {
+            if let Some((known, issue)) = issue_json(app, project, session).await {
+                messages.push(("issue", issue));
+                messages.push(("pane", pane_json(app, project, session, known).await));
+            }
+        }
+    }
+    let now = serde_json::to_string(&chrono::Utc::now()).unwrap_or_else(|_| "null".into());
+    let fields: Vec<String> = messages
+        .iter()
+        .map(|(name, data)| format!("\"{name}\":{{\"now\":{now},\"data\":{data}}}"))
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
+/// Which page is being served.
+pub(super) enum FirstPaint<'a> {
+    Overview,
+    Issue { project: &'a str, session: &'a str },
 }

@@ -162,7 +162,7 @@ pub async fn serve(bound: Bound, args: DashboardArgs) {
 fn router(app: Arc<App>) -> Router {
     let access = app.access.clone();
     Router::new()
-        .route("/", get(|| async { Html(INDEX) }))
+        .route("/", get(overview_page))
         .route("/issue/{project}/{key}", get(issue_page))
         .route("/events", get(overview_events))
         .route("/events/issue/{project}/{key}", get(issue_events))
@@ -238,11 +238,37 @@ fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "no such page\n").into_response()
 }
 
-async fn issue_page(Path((project, key)): Path<(String, String)>) -> Response {
-    match session_for(&project, &key) {
-        Some(_) => Html(ISSUE).into_response(),
-        None => not_found(),
-    }
+/// Where a page's first data goes: a JSON data block, which is never run.
+const DATA_MARK: &str = "@@FIRST_PAINT@@";
+
+/// `page` with `json` in its data block. `<`, `>` and `&` become JSON
+/// escapes, so no text in it can end the block or start markup.
+fn with_data(page: &str, json: &str) -> Html<String> {
+    let safe = json
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    Html(page.replacen(DATA_MARK, &safe, 1))
+}
+
+async fn overview_page(State(app): State<Arc<App>>) -> Response {
+    let data = feed::first_paint(&app, feed::FirstPaint::Overview).await;
+    with_data(INDEX, &data).into_response()
+}
+
+async fn issue_page(
+    State(app): State<Arc<App>>,
+    Path((project, key)): Path<(String, String)>,
+) -> Response {
+    let Some(session) = session_for(&project, &key) else {
+        return not_found();
+    };
+    let page = feed::FirstPaint::Issue {
+        project: &project,
+        session: &session,
+    };
+    let data = feed::first_paint(&app, page).await;
+    with_data(ISSUE, &data).into_response()
 }
 
 async fn overview_events(State(app): State<Arc<App>>) -> Response {

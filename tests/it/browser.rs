@@ -309,3 +309,28 @@ impl Drop for Browser {
         let _ = self.child.wait();
     }
 }
+
+/// The document of `url` as `chromium --headless --dump-dom` prints it once
+/// loaded, scripts run.
+pub async fn dump_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().expect("a profile folder");
+    let run = tokio::process::Command::new(program())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            &format!("--user-data-dir={}", profile.path().display()),
+            "--dump-dom",
+            url,
+        ])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(ANSWER, run)
+        .await
+        .expect("chromium --dump-dom in time")
+        .expect("running chromium --dump-dom");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

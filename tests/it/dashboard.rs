@@ -136,6 +136,18 @@ async fn the_dashboard_follows_an_issue_live_in_a_browser() {
         "the page was reloaded"
     );
 
+    // A reader that does not wait for events sees the same: the page comes
+    // with its data.
+    let dom = crate::browser::dump_dom(&format!("{base}/")).await;
+    assert!(dom.contains(&format!("data-issue=\"{row}\"")), "{dom}");
+    assert!(dom.contains(">awaiting_review<"), "{dom}");
+    assert!(
+        !dom.contains(OTHER_SECRET) && !dom.contains("<img"),
+        "{dom}"
+    );
+    let dom = crate::browser::dump_dom(&format!("{base}/issue/proj/{issue}")).await;
+    assert!(dom.contains("Received message 1"), "{dom}");
+
     // The issue's page: the agent's pane, redacted, and the journal.
     browser.goto(&format!("{base}/issue/proj/{issue}")).await;
     let pane = browser

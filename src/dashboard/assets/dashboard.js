@@ -210,6 +210,14 @@
   }
 
   function connect(url, handlers) {
+    // What the server put in the page: shown before the first event.
+    const first = JSON.parse(document.getElementById("first-paint").textContent || "{}");
+    for (const name of Object.keys(handlers)) {
+      if (first[name]) {
+        skew = Date.parse(first[name].now) - Date.now();
+        handlers[name](first[name].data);
+      }
+    }
     const state = document.getElementById("connection");
     const source = new EventSource(url);
     source.onopen = function () {
