@@ -44,6 +44,11 @@ enum Command {
         /// address, e.g. 127.0.0.1:8080; port 0 picks a free port (logged).
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// Serve the web dashboard, /api/status and /metrics on this address,
+        /// e.g. 127.0.0.1:8081; anything but loopback needs
+        /// FORGEHAND_DASHBOARD_TOKEN.
+        #[arg(long, value_name = "ADDR")]
+        dashboard: Option<String>,
     },
     /// Show the issues forgehand holds, or one issue's journal.
     Status {
@@ -153,6 +158,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             state,
             once,
             listen,
+            dashboard,
         } => {
             init_tracing();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -161,6 +167,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 state_dir: state,
                 once,
                 listen,
+                dashboard,
             };
             match runtime.block_on(daemon::run(opts)) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
@@ -284,27 +291,19 @@ fn status(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let claims = store.claims(project.as_deref(), None)?;
-    let usage = claims
-        .iter()
-        .map(|c| store.usage(&c.project, c.issue))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     if json {
-        // Each claim as stored, plus the tokens its agent used (null when unknown).
-        let rows = claims
-            .iter()
-            .zip(&usage)
-            .map(|(c, u)| {
-                let mut row = serde_json::to_value(c)?;
-                row["tokens"] = serde_json::to_value(u)?;
-                Ok(row)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        // The dashboard's `/api/status` serves the same rows.
+        let rows = store.status_rows(project.as_deref())?;
         println!(
             "{}",
             json_for_terminal(&serde_json::to_string_pretty(&rows)?)
         );
     } else {
+        let claims = store.claims(project.as_deref(), None)?;
+        let usage = claims
+            .iter()
+            .map(|c| store.usage(&c.project, c.issue))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         print!("{}", render_table(&claims, &usage));
         let quotas = store.forge_quotas()?;
         let quotas: Vec<_> = quotas

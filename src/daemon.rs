@@ -15,6 +15,7 @@ use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorHandle};
 use crate::actors::{ProjectCtx, Timings};
 use crate::ci::{CiServer, GithubActions, WoodpeckerClient};
 use crate::config::{self, ConfigError, ForgeConfig, GithubAuth, GithubConfig, Project};
+use crate::dashboard::{self, DashboardArgs, DashboardProject};
 use crate::forge::forgejo::ForgejoClient;
 use crate::forge::github::{Credentials, GithubClient, RateLimit};
 use crate::forge::local::{CiConfinement, LocalArgs, LocalForge};
@@ -50,6 +51,8 @@ pub struct RunOptions {
     pub once: bool,
     /// Where to listen for webhooks (`--listen ADDR`); none: polling only.
     pub listen: Option<String>,
+    /// Where to serve the dashboard (`--dashboard ADDR`); none: no dashboard.
+    pub dashboard: Option<String>,
 }
 
 /// Why `run` ended badly; the CLI maps these to exit codes.
@@ -131,6 +134,10 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         Some(addr) => Some(bind_webhooks(addr, &projects).await?),
         None => None,
     };
+    let dashboard = match &opts.dashboard {
+        Some(addr) => Some(bind_dashboard(addr).await?),
+        None => None,
+    };
     // Signals are ours from here on, even while a forge that is down at
     // start is being waited for.
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -188,6 +195,18 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let listener = hooks.map(|(listener, cfg)| {
         tokio::spawn(webhook::serve(listener, cfg, store.clone(), nudges.clone()))
     });
+    let dashboard = dashboard.map(|bound| {
+        tokio::spawn(dashboard::serve(
+            bound,
+            DashboardArgs {
+                projects: contexts.iter().map(|c| DashboardProject::of(c)).collect(),
+                store: store.clone(),
+                tmux: Tmux::new(None),
+                paths: paths.clone(),
+                limits: webhook::Limits::default(),
+            },
+        ))
+    });
     let mut handle = handle;
     let reason = tokio::select! {
         _ = &mut handle => "the actor tree finished",
@@ -199,6 +218,9 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         // Deliveries from now on are refused by the closed port; the forge
         // retries them or polling catches up after the restart.
         listener.abort();
+    }
+    if let Some(dashboard) = dashboard {
+        dashboard.abort();
     }
     if !handle.is_finished() {
         supervisor.stop(reason);
@@ -268,6 +290,24 @@ async fn bind_webhooks(
         targets.len()
     );
     Ok((listener, WebhookConfig::new(targets)))
+}
+
+/// Bind the dashboard on `addr`; a missing or unusable token is a usage
+/// error, never echoed.
+async fn bind_dashboard(addr: &str) -> Result<dashboard::Bound, RunError> {
+    let token = std::env::var(dashboard::TOKEN_ENV).ok();
+    dashboard::bind(addr, token.as_deref())
+        .await
+        .map_err(|e| match e {
+            dashboard::BindError::Access(message) => {
+                RunError::Config(vec![ConfigError::without_position(
+                    Path::new(dashboard::TOKEN_ENV),
+                    "environment",
+                    message,
+                )])
+            }
+            dashboard::BindError::Io(e) => RunError::Runtime(e),
+        })
 }
 
 /// What every project's context is built from.

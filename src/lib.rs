@@ -40,6 +40,8 @@
 //!   from the chat outbox in the store (`store/outbox.rs`) so nothing owed to
 //!   the room is lost to an outage or a restart.
 //! - `webhook/`: the optional HTTP listener; verified forge events become nudges.
+//! - `dashboard/`: the optional web dashboard for people (`run --dashboard`):
+//!   live pages, `/api/status`, `/metrics`.
 //! - `redact.rs`: the secret redactor for everything forgehand posts;
 //!   `text.rs`: forge text with its control characters escaped for display.
 //! - `sandbox.rs`: the bubblewrap sandbox agents (and local CI) run in;
@@ -53,6 +55,7 @@ pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod dashboard;
 pub mod demo;
 pub mod forge;
 pub mod git;

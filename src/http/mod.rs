@@ -2,9 +2,10 @@
 //! CI client in `ci/`) shares: the API's base address (credentials and queries
 //! stripped, so they never reach an error message), the HTTP client itself,
 //! the `Authorization` header, and one retry policy (`retry`) whose failures
-//! are described by `error`.
+//! are described by `error` and whose answers are counted in `metrics`.
 
 mod error;
+pub mod metrics;
 pub mod retry;
 
 pub use error::{HttpError, HttpErrorKind, redact};

@@ -311,7 +311,9 @@ async fn classify<T>(
     decode: &impl Fn(&[u8]) -> serde_json::Result<T>,
     observe: Option<&Observer>,
 ) -> Outcome<T> {
-    let response = match request.send().await {
+    let response = request.send().await;
+    super::metrics::record(response.as_ref().ok().map(|r| r.status().as_u16()));
+    let response = match response {
         Ok(r) => r,
         // A connect error means the request never left; anything else (timeout,
         // reset mid-way) may have reached the forge.

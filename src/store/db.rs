@@ -278,16 +278,7 @@ impl Db {
              WHERE project = ?1 AND (?2 IS NULL OR issue = ?2) ORDER BY id",
         )?;
         let rows = stmt
-            .query_map(params![project, issue], |r| {
-                Ok(EventRow {
-                    id: r.get(0)?,
-                    at: parse_time(&r.get::<_, String>(1)?),
-                    project: r.get(2)?,
-                    issue: r.get(3)?,
-                    kind: r.get(4)?,
-                    detail: r.get(5)?,
-                })
-            })?
+            .query_map(params![project, issue], event_from_row)?
             .collect::<Result<Vec<_>, _>>()
             .context("reading the journal")?;
         Ok(rows)
@@ -340,6 +331,18 @@ impl Schema {
             outbox: has_column("chat_outbox", "id")?,
         })
     }
+}
+
+/// An `events` row, selected as `id, at, project, issue, kind, detail`.
+pub(super) fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get(0)?,
+        at: parse_time(&r.get::<_, String>(1)?),
+        project: r.get(2)?,
+        issue: r.get(3)?,
+        kind: r.get(4)?,
+        detail: r.get(5)?,
+    })
 }
 
 fn claim_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimRow> {

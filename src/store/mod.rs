@@ -24,6 +24,7 @@ mod migrations;
 mod outbox;
 mod quota;
 mod usage;
+mod views;
 mod webhooks;
 mod worker;
 
@@ -37,6 +38,7 @@ pub use migrations::apply_up_to as migrate_up_to;
 pub use outbox::{OutboxRow, OutboxSummary};
 pub use quota::ForgeQuota;
 pub use usage::TokenUsage;
+pub use views::{Counts, IssueView, Overview};
 pub use webhooks::DeliveryKey;
 pub use worker::Store;
 

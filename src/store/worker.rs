@@ -17,6 +17,10 @@ type Job = Box<dyn FnOnce(&Db) + Send>;
 pub struct Store {
     /// `None` only while dropping: closing it ends the thread's loop.
     jobs: Option<mpsc::Sender<Job>>,
+    /// SQLite's count of rows changed through the connection, published
+    /// after each call that changed any: how the dashboard learns of a
+    /// change without asking again and again.
+    changes: tokio::sync::watch::Receiver<u64>,
     thread: Option<JoinHandle<()>>,
     /// For errors that name the database.
     path: PathBuf,
@@ -29,12 +33,14 @@ impl Store {
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         let db = Db::open(path)?;
         let (jobs, queue) = mpsc::channel::<Job>();
+        let (changed, changes) = tokio::sync::watch::channel(db.conn().total_changes());
         let thread = std::thread::Builder::new()
             .name("forgehand-store".into())
-            .spawn(move || run(db, queue))
+            .spawn(move || run(db, queue, changed))
             .context("starting the store thread")?;
         Ok(Store {
             jobs: Some(jobs),
+            changes,
             thread: Some(thread),
             path: path.to_path_buf(),
         })
@@ -64,6 +70,11 @@ impl Store {
                 self.path.display()
             )
         })?
+    }
+
+    /// Marked changed whenever a call has changed the database.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.clone()
     }
 
     /// Wait until every call sent so far has been run (queued journal
@@ -173,11 +184,13 @@ impl Store {
 /// The store thread: runs each job in turn until every handle is gone. A
 /// job that panics fails its own caller (its reply is dropped), not the
 /// calls queued behind it.
-fn run(db: Db, queue: mpsc::Receiver<Job>) {
+fn run(db: Db, queue: mpsc::Receiver<Job>, changed: tokio::sync::watch::Sender<u64>) {
     for job in queue {
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&db))).is_err() {
             tracing::error!("a store call panicked");
         }
+        let total = db.conn().total_changes();
+        changed.send_if_modified(|seen| std::mem::replace(seen, total) != total);
     }
 }
 

@@ -5,7 +5,7 @@
 //! or refused hook only costs latency.
 
 mod payload;
-mod serve;
+pub(crate) mod serve;
 mod signature;
 
 use std::sync::Arc;
@@ -119,7 +119,7 @@ pub async fn serve(
     nudges: NudgeSender,
 ) {
     let limits = cfg.limits;
-    serve::serve(listener, router(cfg, store, nudges), limits).await
+    serve::serve(listener, router(cfg, store, nudges), limits, "webhook").await
 }
 
 fn router(cfg: WebhookConfig, store: Arc<Store>, nudges: NudgeSender) -> Router {

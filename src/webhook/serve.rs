@@ -1,6 +1,7 @@
 //! The listener's accept loop: hyper's HTTP/1 server driven by hand, because
 //! `axum::serve` offers neither a header timeout nor a cap on connections, and
-//! the listener faces anyone who can reach its port. A slow or idle client
+//! the listener faces anyone who can reach its port. The dashboard serves
+//! through it too. A slow or idle client
 //! costs one of a fixed number of slots for a bounded time, never more.
 
 use std::io;
@@ -45,8 +46,9 @@ impl Default for Limits {
 }
 
 /// Serves `app` on `listener` within `limits` until the future is dropped;
-/// dropping it also drops every open connection.
-pub(super) async fn serve(listener: TcpListener, app: Router, limits: Limits) {
+/// dropping it also drops every open connection. `what` names the server in
+/// log lines.
+pub(crate) async fn serve(listener: TcpListener, app: Router, limits: Limits, what: &'static str) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -68,7 +70,7 @@ pub(super) async fn serve(listener: TcpListener, app: Router, limits: Limits) {
             Ok(accepted) => accepted,
             Err(e) => {
                 drop(slot);
-                accept_failed(e).await;
+                accept_failed(e, what).await;
                 continue;
             }
         };
@@ -79,7 +81,7 @@ pub(super) async fn serve(listener: TcpListener, app: Router, limits: Limits) {
             // Timeouts, resets and malformed requests end here; each only
             // concerns that client.
             if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "webhook connection closed");
+                tracing::debug!(%peer, error = %e, "{what} connection closed");
             }
         });
     }
@@ -87,7 +89,7 @@ pub(super) async fn serve(listener: TcpListener, app: Router, limits: Limits) {
 
 /// Errors about one connection are that client's; others (out of file
 /// descriptors) would repeat at once, so the loop pauses before retrying.
-async fn accept_failed(e: io::Error) {
+async fn accept_failed(e: io::Error, what: &str) {
     use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         e.kind(),
@@ -95,6 +97,6 @@ async fn accept_failed(e: io::Error) {
     ) {
         return;
     }
-    tracing::error!(error = %e, "accepting a webhook connection");
+    tracing::error!(error = %e, "accepting a {what} connection");
     tokio::time::sleep(Duration::from_secs(1)).await;
 }

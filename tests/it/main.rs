@@ -2,12 +2,14 @@
 
 mod attacker;
 mod bench;
+mod browser;
 mod chat_outbox;
 mod claude;
 mod claude_e2e;
 mod cli;
 mod config;
 mod conformance;
+mod dashboard;
 mod demo;
 mod e2e;
 mod fake_forge;
@@ -38,6 +40,7 @@ mod openapi;
 mod outage;
 mod phase;
 mod picking;
+mod prometheus;
 mod recovery;
 mod redact;
 mod self_contained;
