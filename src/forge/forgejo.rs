@@ -2,6 +2,7 @@
 //! every request through `http::retry::perform_retryable`. Every path used here exists
 //! with that method in Forgejo 11.0.3's swagger (checked by the test suite).
 
+mod backlog;
 mod conditional;
 mod labels;
 mod permissions;
@@ -10,6 +11,7 @@ mod wire;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::bail;
@@ -64,6 +66,11 @@ pub struct ForgejoClient {
     pages: Mutex<HashMap<String, conditional::KeptPage>>,
     /// Login → whether it may write, and when that was asked (`permissions.rs`).
     permissions: Mutex<HashMap<String, (bool, Instant)>>,
+    /// The open backlog as of the last poll, updated with what changed since
+    /// (`backlog.rs`).
+    backlog: Mutex<Option<backlog::Backlog>>,
+    /// The forge was seen to ignore `since`: the backlog is read whole.
+    since_ignored: AtomicBool,
 }
 
 impl fmt::Debug for ForgejoClient {
@@ -107,6 +114,8 @@ impl ForgejoClient {
             login: tokio::sync::OnceCell::new(),
             pages: Mutex::new(HashMap::new()),
             permissions: Mutex::new(HashMap::new()),
+            backlog: Mutex::new(None),
+            since_ignored: AtomicBool::new(false),
         })
     }
 
@@ -349,13 +358,7 @@ impl Forge for ForgejoClient {
     }
 
     async fn list_open_issues(&self, label: &str) -> ForgeResult<Vec<Issue>> {
-        let query = [("state", "open"), ("type", "issues"), ("labels", label)];
-        let issues: Vec<WireIssue> = self.list_all_conditional(&["issues"], &query).await?;
-        Ok(issues
-            .into_iter()
-            .filter(|i| !i.is_pull())
-            .map(WireIssue::into_domain)
-            .collect())
+        self.backlog(label).await
     }
 
     async fn get_issue(&self, n: IssueNumber) -> ForgeResult<Issue> {

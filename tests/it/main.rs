@@ -36,6 +36,7 @@ mod openapi;
 mod outage;
 mod phase;
 mod picking;
+mod poll_cost;
 mod recovery;
 mod redact;
 mod self_contained;
