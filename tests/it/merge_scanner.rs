@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use forgehand::actors::merge_scanner::linked_issues;
 use forgehand::actors::merging::is_draft;
 use forgehand::forge::IssueNumber;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fake_forge::fixture::git;
