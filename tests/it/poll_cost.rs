@@ -216,6 +216,7 @@ async fn a_cold_cycle_asks_each_dependency_once() {
     let from = h.forge.request_count();
     run_once(&h, DEBUG);
     let requests = h.forge.read(|s| s.requests()[from..].to_vec());
+    eprintln!("run --once: {} requests", requests.len());
 
     let blocker = count(&requests, "GET", &format!("/issues/{}", world.blocker));
     assert_eq!(blocker, 1, "the dependency: {:#?}", shown(&requests));
@@ -321,6 +322,9 @@ async fn the_running_daemon_asks_again_only_what_changed() {
         "the dependency: once cold, once by the safety net, in {sizes:?}"
     );
     assert_one_look_per_pull(&seen, &world, 2);
+    for (i, c) in cut.iter().enumerate().skip(5) {
+        eprintln!("cycle {i}: {:#?}", shown(c));
+    }
     let steady: usize = sizes[1..].iter().sum();
     eprintln!(
         "requests per cycle {sizes:?}; steady state {:.2} per cycle",
@@ -450,6 +454,7 @@ async fn a_cold_cycle_on_github_asks_each_dependency_once() {
     let from = github.request_count();
     run_once(&h, DEBUG);
     let requests = github.requests()[from..].to_vec();
+    eprintln!("run --once on GitHub: {} requests", requests.len());
 
     let blocker = count(&requests, "GET", &format!("/issues/{}", world.blocker));
     assert_eq!(blocker, 1, "the dependency: {:#?}", shown(&requests));

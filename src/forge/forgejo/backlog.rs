@@ -16,7 +16,8 @@
 //! conditionally like the full list, so an unchanged backlog costs the forge
 //! a comparison. Only when that stretch holds more than a page of issues (a
 //! burst of changes) and a look started `CHANGE_SLACK` after the newest one
-//! has read it, do the looks start at the newest stamp itself. The whole list is read again every `FULL_EVERY`
+//! has read it (so every change stamped up to then has been seen), do the
+//! looks start after the newest stamp, until the next change. The whole list is read again every `FULL_EVERY`
 //! looks (a deleted issue leaves no change to find), and for good once the
 //! forge is seen to ignore `since` (an answer holding older issues).
 
@@ -45,7 +46,7 @@ pub(super) struct Backlog {
     /// When `newest` last moved, on ours.
     moved: Instant,
     /// A look started `CHANGE_SLACK` after `newest` moved has read the
-    /// stretch before it, and found it long: looks start at `newest` itself.
+    /// stretch before it, and found it long: looks start after `newest`.
     settled: bool,
     /// The `since` of the last look: its kept answer goes when it changes.
     since: Option<String>,
@@ -72,23 +73,25 @@ impl ForgejoClient {
             .lock()
             .expect("backlog poisoned")
             .take()
-            .filter(|b| b.label == label && b.looks < FULL_EVERY);
-        let updated = match kept {
-            Some(kept) if !self.since_ignored.load(Ordering::Relaxed) => {
-                self.backlog_changes(kept).await?
+            .filter(|b| b.label == label);
+        let since_works = !self.since_ignored.load(Ordering::Relaxed);
+        let backlog = match kept {
+            Some(kept) if since_works && kept.looks < FULL_EVERY => {
+                match self.backlog_changes(kept).await? {
+                    Some(backlog) => backlog,
+                    None => self.full_backlog(label, None).await?,
+                }
             }
-            _ => None,
-        };
-        let backlog = match updated {
-            Some(backlog) => backlog,
-            None => self.full_backlog(label).await?,
+            kept => self.full_backlog(label, kept.as_ref()).await?,
         };
         let issues = backlog.issues.clone();
         *self.backlog.lock().expect("backlog poisoned") = Some(backlog);
         Ok(issues)
     }
 
-    async fn full_backlog(&self, label: &str) -> ForgeResult<Backlog> {
+    /// Every page of the backlog. What `previous` (the reading it replaces)
+    /// knew of the newest change still holds if that is still the newest.
+    async fn full_backlog(&self, label: &str, previous: Option<&Backlog>) -> ForgeResult<Backlog> {
         let query = [("state", "open"), ("type", "issues"), ("labels", label)];
         let listed: Vec<WireIssue> = self.list_all_conditional(&["issues"], &query).await?;
         let mut backlog = Backlog {
@@ -98,11 +101,25 @@ impl ForgejoClient {
             moved: Instant::now(),
             settled: false,
             since: None,
-            looks: 0,
+            // The first reading is followed by half the usual looks, so that
+            // the later ones fall between the polls where the poller's and the
+            // merge scanner's safety nets look (every ten).
+            looks: if previous.is_some() {
+                0
+            } else {
+                FULL_EVERY / 2
+            },
         };
         for issue in listed.into_iter().filter(|i| !i.is_pull()) {
             backlog.saw(issue.updated_at());
             backlog.issues.push(issue.into_domain());
+        }
+        if let Some(previous) = previous
+            && previous.newest == backlog.newest
+        {
+            backlog.moved = previous.moved;
+            backlog.settled = previous.settled;
+            backlog.since = previous.since.clone();
         }
         Ok(backlog)
     }
@@ -116,7 +133,7 @@ impl ForgejoClient {
         };
         let started = Instant::now();
         let since = if kept.settled {
-            newest
+            newest + TimeDelta::seconds(1)
         } else {
             newest - CHANGE_SLACK
         };
