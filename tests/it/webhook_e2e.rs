@@ -396,9 +396,15 @@ async fn idle_cycles_cost_two_requests_each() {
         "{} requests in {issues} cycles ({pulls} pull lists)",
         window.len()
     );
+    // The backlog is read whole every tenth poll, in full when it changed
+    // since the last whole reading (here: the agent's issue left it); in
+    // between, only its changes are asked for, and those are unchanged.
+    let whole_backlog = |r: &&crate::fake_forge::RequestRecord| {
+        r.template.as_deref() == Some("/repos/{owner}/{repo}/issues") && !r.query.contains("since=")
+    };
     let fresh: Vec<String> = window
         .iter()
-        .filter(|r| r.status != 304)
+        .filter(|r| r.status != 304 && !whole_backlog(r))
         .map(|r| format!("{} {}?{} -> {}", r.method, r.path, r.query, r.status))
         .collect();
     assert!(fresh.is_empty(), "answered in full: {fresh:#?}");

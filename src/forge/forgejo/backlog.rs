@@ -90,7 +90,7 @@ impl ForgejoClient {
     }
 
     /// Every page of the backlog. What `previous` (the reading it replaces)
-    /// knew of the newest change still holds if that is still the newest.
+    /// knew of the newest change still holds unless the list shows a newer one.
     async fn full_backlog(&self, label: &str, previous: Option<&Backlog>) -> ForgeResult<Backlog> {
         let query = [("state", "open"), ("type", "issues"), ("labels", label)];
         let listed: Vec<WireIssue> = self.list_all_conditional(&["issues"], &query).await?;
@@ -114,9 +114,12 @@ impl ForgejoClient {
             backlog.saw(issue.updated_at());
             backlog.issues.push(issue.into_domain());
         }
+        // The changes read before saw every issue, not only the backlog's:
+        // their newest stamp stays the place to ask from.
         if let Some(previous) = previous
-            && previous.newest == backlog.newest
+            && previous.newest >= backlog.newest
         {
+            backlog.newest = previous.newest;
             backlog.moved = previous.moved;
             backlog.settled = previous.settled;
             backlog.since = previous.since.clone();
