@@ -322,8 +322,6 @@ async fn the_running_daemon_asks_again_only_what_changed() {
         "the dependency: once cold, once by the safety net, in {sizes:?}"
     );
     assert_one_look_per_pull(&seen, &world, 2);
-        eprintln!("cycle {i}: {:#?}", shown(c));
-    }
     let steady: usize = sizes[1..].iter().sum();
     eprintln!(
         "requests per cycle {sizes:?}; steady state {:.2} per cycle",
