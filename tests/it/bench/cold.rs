@@ -71,6 +71,9 @@ pub async fn measure(
     sorted.sort_unstable();
     report["steady_requests_per_cycle"] = json!((per_cycle * 100.0).round() / 100.0);
     report["steady_max_cycle_requests"] = json!(steady.iter().max());
-    details.insert("steady_median_cycle_requests".into(), json!(sorted[sorted.len() / 2]));
+    details.insert(
+        "steady_median_cycle_requests".into(),
+        json!(sorted[sorted.len() / 2]),
+    );
     details.insert("cold_cycle_requests_per_cycle".into(), json!(sizes));
 }
