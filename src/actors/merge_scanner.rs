@@ -37,6 +37,9 @@ const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(10);
 /// After this many poll intervals a PR found not ready is checked again even
 /// if no webhook said it changed.
 const RECHECK_CYCLES: u32 = 10;
+/// PRs a scan looks at only because the safety net says so (each look is one
+/// or two requests); the rest wait for the next scan.
+const SAFETY_NET_LOOKS: u32 = 3;
 
 pub struct MergeScanner;
 
@@ -101,16 +104,19 @@ impl MergeScannerState {
         }
     }
 
-    /// Whether `pr` was found not ready and nothing since says look again.
-    fn known_not_ready(&self, pr: &PullRequest) -> bool {
+    /// Whether `pr` needs a look in this scan: `Some(true)` when only the
+    /// safety net says so (found not ready long ago, unchanged since).
+    fn needs_look(&self, pr: &PullRequest) -> Option<bool> {
         let recheck = self
             .ctx
             .project
             .poll_interval
             .saturating_mul(RECHECK_CYCLES);
-        self.not_ready
-            .get(&pr.number)
-            .is_some_and(|n| n.entry == *pr && n.at.elapsed() < recheck)
+        match self.not_ready.get(&pr.number) {
+            Some(n) if n.entry == *pr && n.at.elapsed() < recheck => None,
+            Some(n) if n.entry == *pr => Some(true),
+            _ => Some(false),
+        }
     }
 }
 
@@ -241,9 +247,15 @@ async fn scan(state: &mut MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()
     state
         .not_ready
         .retain(|n, _| pulls.iter().any(|p| p.number == *n));
+    let mut safety_net_left = SAFETY_NET_LOOKS;
     for pr in pulls {
-        if state.known_not_ready(&pr) {
-            continue;
+        match state.needs_look(&pr) {
+            None => continue,
+            // Spent: the rest are looked at in the next scans, so PRs found
+            // not ready in one scan do not all come due in one spike.
+            Some(true) if safety_net_left == 0 => continue,
+            Some(true) => safety_net_left -= 1,
+            Some(false) => {}
         }
         match consider(ctx, &pr, &owned).await {
             Ok(Considered::Merged(mirrors)) => {
@@ -313,7 +325,7 @@ async fn consider(
     let full;
     let pr = if decision == Decision::MergeabilityUnknown {
         full = ctx.forge.get_pull(n).await?;
-        decision = merging::look(ctx, &full, head, &policy).await?;
+        decision = merging::decide_approved(&full, head, &policy);
         &full
     } else {
         pr

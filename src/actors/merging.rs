@@ -138,8 +138,22 @@ pub async fn look(
             statuses: Vec::new(),
         }
     };
+    // CI that is not green decides before the reviews do: one request, not two.
+    if policy.ci_required && verdict::ci(&status) != CiVerdict::Green {
+        return Ok(decide(pr, head, &status, &[], policy));
+    }
     let reviews = ctx.forge.list_reviews(pr.number).await?;
     Ok(decide(pr, head, &status, &reviews, policy))
+}
+
+/// The decision for `pr` once its CI and reviews were found good on `head`
+/// (`look` said `MergeabilityUnknown`) and the pull request was read again:
+/// only what the pull itself says can have changed the verdict.
+pub fn decide_approved(pr: &PullRequest, head: &CommitSha, policy: &MergePolicy<'_>) -> Decision {
+    decide_on_pull(pr, head, policy).unwrap_or(match pr.mergeable {
+        None => Decision::MergeabilityUnknown,
+        Some(_) => Decision::Merge,
+    })
 }
 
 /// What `merge_and_finish` did.

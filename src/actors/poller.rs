@@ -4,13 +4,17 @@
 //! dependencies and hands as many as the project has free sessions for to
 //! the supervisor.
 //!
-//! An idle cycle costs one request: the issue list (conditional, see
-//! `forge::forgejo`). Issues found waiting for a dependency are not asked
-//! about again until their list entry changes, a nudge names one of the
-//! issues they wait for, or `RECHECK_CYCLES` polls have passed (a dependency
-//! closed without a webhook reaching us).
+//! An idle cycle costs the issue list (conditional, see `forge::forgejo`).
+//! Issues found waiting for a dependency are not asked about again until
+//! their list entry changes, a nudge names one of the issues they wait for,
+//! or `RECHECK_CYCLES` polls have passed (a dependency closed without a
+//! webhook reaching us); what is known of the dependencies themselves is
+//! kept in `dependencies`, so each is asked about once, not once per issue
+//! waiting for it.
 
-use std::collections::{BTreeSet, HashMap};
+mod dependencies;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,11 +22,11 @@ use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
-use crate::forge::{ForgeError, Issue, IssueNumber, IssueState};
+use crate::forge::{Issue, IssueNumber};
 use crate::picking;
-use crate::store::{ClaimStatus, EventKind};
+use crate::store::EventKind;
 
-use super::dev::machine::DevState;
+use dependencies::{Dependencies, Look, Verdict};
 
 use super::outage::Outage;
 use super::parent::Parent;
@@ -100,6 +104,8 @@ pub struct PollerState {
     periodic: Periodic,
     changed: Changed,
     waiting: HashMap<IssueNumber, Waiting>,
+    /// What is known of the issues others wait for.
+    dependencies: Dependencies,
     outage: Outage,
 }
 
@@ -121,6 +127,7 @@ impl Actor for Poller {
             periodic: Periodic::default(),
             changed: Changed::Nothing,
             waiting: HashMap::new(),
+            dependencies: Dependencies::default(),
             outage: args.timings.outage(),
         })
     }
@@ -206,9 +213,14 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
     match std::mem::take(&mut state.changed) {
         Changed::Nothing => {}
         Changed::All => state.waiting.clear(),
-        Changed::Issues(changed) => state
-            .waiting
-            .retain(|n, w| !changed.contains(n) && !w.on.iter().any(|d| changed.contains(d))),
+        Changed::Issues(changed) => {
+            for &n in &changed {
+                state.dependencies.forget(n);
+            }
+            state
+                .waiting
+                .retain(|n, w| !changed.contains(n) && !w.on.iter().any(|d| changed.contains(d)));
+        }
     }
     if !ctx.paths.dev_active().exists() {
         tracing::debug!(
@@ -243,23 +255,34 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
         .waiting
         .retain(|n, _| issues.iter().any(|i| i.number == *n));
     let recheck = ctx.project.poll_interval.saturating_mul(RECHECK_CYCLES);
+    let mut round = state.dependencies.round(&issues, recheck);
     let mut picks = Vec::new();
     for issue in picking::order(&issues, labels) {
         if picks.len() >= free {
             break;
         }
-        if let Some(w) = state.waiting.get(&issue.number)
-            && w.entry == *issue
-            && w.at.elapsed() < recheck
-        {
-            continue;
-        }
-        match open_dependencies(&ctx, issue).await {
-            Ok(open) if open.is_empty() => {
+        let look = match state.waiting.get(&issue.number) {
+            None => Look::Fresh,
+            Some(w) if w.entry != *issue => Look::Edited,
+            Some(w) if w.at.elapsed() >= recheck => Look::SafetyNet,
+            // Unchanged and checked recently: still waiting while what it
+            // waits for is open.
+            Some(w) => match round.any_open(&ctx, &w.on).await {
+                Ok(true) => continue,
+                Ok(false) => Look::Fresh,
+                Err(e) if crate::transient::is_transient(&e) => return Err(e),
+                Err(e) => {
+                    tracing::warn!("cannot tell whether #{} is ready: {e:#}", issue.number);
+                    continue;
+                }
+            },
+        };
+        match round.check(&ctx, issue, look).await {
+            Ok(Verdict::Ready) => {
                 state.waiting.remove(&issue.number);
                 picks.push((issue.number, issue.title.clone()));
             }
-            Ok(open) => {
+            Ok(Verdict::Waiting(open)) => {
                 let waiting = Waiting {
                     entry: issue.clone(),
                     on: open,
@@ -267,59 +290,16 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
                 };
                 state.waiting.insert(issue.number, waiting);
             }
+            Ok(Verdict::Postponed) => {}
             Err(e) if crate::transient::is_transient(&e) => return Err(e),
             // Unsure is not ready: skip this one, the others may still go.
             Err(e) => tracing::warn!("cannot tell whether #{} is ready: {e:#}", issue.number),
         }
     }
+    let needed: HashSet<IssueNumber> = state.waiting.values().flat_map(|w| w.on.clone()).collect();
+    state.dependencies.prune(&needed, recheck);
     if !picks.is_empty() {
         state.supervisor.candidates(&project, picks)?;
     }
     Ok(())
-}
-
-/// The dependencies of `issue` still open, empty when it is ready. Both
-/// kinds must be closed: `Depends on #N` / `Blocked by #N` lines and the
-/// forge's own dependency links. The first open one found is enough to say
-/// "not ready", so the list may be short of the whole truth.
-async fn open_dependencies(ctx: &ProjectCtx, issue: &Issue) -> anyhow::Result<Vec<IssueNumber>> {
-    let mut deps = picking::body_dependencies(&issue.body);
-    deps.extend(refused_for(ctx, issue).await?);
-    for dep in deps {
-        match ctx.forge.get_issue(dep).await {
-            Ok(d) if d.state == IssueState::Closed => {}
-            Ok(_) => {
-                tracing::debug!("#{} waits for open #{dep}", issue.number);
-                return Ok(vec![dep]);
-            }
-            Err(ForgeError::NotFound(_)) => {
-                tracing::warn!("#{} depends on #{dep}, which does not exist", issue.number);
-                return Ok(vec![dep]);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    match ctx.forge.issue_dependencies(issue.number).await {
-        Ok(deps) => Ok(deps
-            .iter()
-            .filter(|d| d.state != IssueState::Closed)
-            .map(|d| d.number)
-            .collect()),
-        // Dependencies may be disabled on the repository.
-        Err(ForgeError::NotFound(_)) => Ok(Vec::new()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Issues an agent said this one waits for when it refused it earlier
-/// (`unmet_dependency`): it is not picked again until they are closed.
-async fn refused_for(ctx: &ProjectCtx, issue: &Issue) -> anyhow::Result<Vec<IssueNumber>> {
-    let Some(claim) = ctx.store.claim(ctx.name(), issue.number.0).await? else {
-        return Ok(Vec::new());
-    };
-    if claim.status != ClaimStatus::Released {
-        return Ok(Vec::new());
-    }
-    let state: DevState = serde_json::from_str(&claim.state_json)?;
-    Ok(state.waiting_for)
 }

@@ -2,6 +2,7 @@
 //! every request through `http::retry::perform_retryable`. Every path used here exists
 //! with that method in Forgejo 11.0.3's swagger (checked by the test suite).
 
+mod backlog;
 mod conditional;
 mod labels;
 mod permissions;
@@ -11,6 +12,7 @@ use super::rights::Permissions;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::bail;
 use async_trait::async_trait;
@@ -64,6 +66,11 @@ pub struct ForgejoClient {
     pages: Mutex<HashMap<String, conditional::KeptPage>>,
     /// Who may write, asked once a while per login (`permissions.rs`).
     permissions: Permissions,
+    /// The open backlog as of the last poll, updated with what changed since
+    /// (`backlog.rs`).
+    backlog: Mutex<Option<backlog::Backlog>>,
+    /// The forge was seen to ignore `since`: the backlog is read whole.
+    since_ignored: AtomicBool,
 }
 
 impl fmt::Debug for ForgejoClient {
@@ -107,6 +114,8 @@ impl ForgejoClient {
             login: tokio::sync::OnceCell::new(),
             pages: Mutex::new(HashMap::new()),
             permissions: Permissions::default(),
+            backlog: Mutex::new(None),
+            since_ignored: AtomicBool::new(false),
         })
     }
 
@@ -349,13 +358,7 @@ impl Forge for ForgejoClient {
     }
 
     async fn list_open_issues(&self, label: &str) -> ForgeResult<Vec<Issue>> {
-        let query = [("state", "open"), ("type", "issues"), ("labels", label)];
-        let issues: Vec<WireIssue> = self.list_all_conditional(&["issues"], &query).await?;
-        Ok(issues
-            .into_iter()
-            .filter(|i| !i.is_pull())
-            .map(WireIssue::into_domain)
-            .collect())
+        self.backlog(label).await
     }
 
     async fn get_issue(&self, n: IssueNumber) -> ForgeResult<Issue> {

@@ -69,6 +69,37 @@ async fn lists_every_page_and_drops_pull_requests() {
     }
 }
 
+/// A forge that ignores `since` answers a look for changes with the whole
+/// history: seen from issues older than asked for, and from then on the
+/// backlog is read whole, the answer still right.
+#[tokio::test]
+async fn a_forge_ignoring_since_is_read_whole() {
+    // Three issues stamped an hour apart; `since` makes no difference here.
+    let mock = serve(|_: &Seen| {
+        let items: Vec<Value> = (1..=3u64)
+            .map(|n| {
+                let mut item = issue(n, &["backlog"], false);
+                item["updated_at"] = json!(format!("2024-05-01T0{n}:00:00Z"));
+                item
+            })
+            .collect();
+        reply(200, Value::Array(items))
+    })
+    .await;
+    let client = mock.client(fast());
+    for _ in 0..3 {
+        let issues = client.list_open_issues("backlog").await.unwrap();
+        assert_eq!(issues.len(), 3);
+    }
+    let asked_since: Vec<bool> = mock
+        .hits("GET", "/issues")
+        .iter()
+        .map(|s| s.param("since").is_some())
+        .collect();
+    // Whole; changes, seen to be ignored, then whole; whole from then on.
+    assert_eq!(asked_since, [false, true, false, false]);
+}
+
 #[tokio::test]
 async fn total_count_header_keeps_paging_past_short_pages() {
     // A forge whose page cap (30) is below the client's limit: pages are short,

@@ -18,13 +18,13 @@ use crate::support::wait_until;
 const GH_TOKEN: &str = "ghp_e2eT0kenForTheFakeGithub0123456789";
 
 /// How forgehand signs in to the fake GitHub.
-enum SignIn {
+pub enum SignIn {
     Token,
     App,
 }
 
 /// A harness whose project is on a fake GitHub over the harness's repository.
-async fn github(sign_in: SignIn) -> (Harness, FakeGithub) {
+pub async fn github(sign_in: SignIn) -> (Harness, FakeGithub) {
     let mut h = Harness::new("", "").await;
     let key = keys::app_key();
     let app = AppOptions::new(key);

@@ -40,6 +40,7 @@ mod openapi;
 mod outage;
 mod phase;
 mod picking;
+mod poll_cost;
 mod prometheus;
 mod recovery;
 mod redact;

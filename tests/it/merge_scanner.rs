@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use forgehand::actors::merge_scanner::linked_issues;
 use forgehand::actors::merging::is_draft;
 use forgehand::forge::IssueNumber;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::fake_forge::fixture::git;
@@ -18,16 +18,7 @@ use crate::support::wait_until;
 
 /// Opens a PR through the forge's API, as a person would from the web UI.
 async fn open_pull(h: &Harness, head: &str, base: &str, title: &str, body: &str) -> u64 {
-    let response = reqwest::Client::new()
-        .post(format!("{}/repos/acme/widget/pulls", h.forge.api_url()))
-        .header("Authorization", format!("token {}", h.forge.token()))
-        .json(&json!({ "head": head, "base": base, "title": title, "body": body }))
-        .send()
-        .await
-        .expect("opening a PR on the fake forge");
-    assert_eq!(response.status().as_u16(), 201, "opening the PR {head}");
-    let pr: Value = response.json().await.expect("the new PR");
-    pr["number"].as_u64().expect("PR number")
+    crate::poll_cost::open_pull(&h.forge, head, base, title, body).await
 }
 
 /// Pushes a branch with one new commit on top of `main` and returns its head.

@@ -258,6 +258,59 @@ async fn a_lost_hook_is_caught_by_polling() {
     assert!(!w.h.daemon_log().contains("webhook nudge"));
 }
 
+/// A hook naming the issue others wait for makes the poller ask about it
+/// again, once however many wait for it; a hook naming something else asks
+/// nothing again; its closing lets the first of them go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_naming_a_dependency_asks_about_it_once() {
+    let w = Hooked::start(NEVER, "max_sessions = 1").await;
+    let h = &w.h;
+    first_poll_done(h).await;
+    let blocker = h.forge.create_issue("Prepare the schema", "", &[]);
+    let waiting: Vec<u64> = (0..3)
+        .map(|i| {
+            let body = format!("Depends on #{blocker}");
+            h.forge
+                .create_issue(&format!("Use the schema ({i})"), &body, &["backlog"])
+        })
+        .collect();
+    let other = h.forge.create_issue("Unrelated", "", &[]);
+    let blocker_path = format!("/repos/{REPO}/issues/{blocker}");
+    let asked = |s: &ForgeState| {
+        s.requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with(&blocker_path))
+            .count()
+    };
+    // Each hook makes one poll; the next hook's listing means it is over.
+    let mut delivery = 0;
+    let mut poll_after = async |event: Value| {
+        let lists = h.forge.read(issue_lists);
+        delivery += 1;
+        w.hook("issues", &format!("dep-{delivery}"), event).await;
+        h.forge
+            .wait_until(STEP, |s| issue_lists(s) > lists)
+            .await
+            .expect("a poll after the hook");
+    };
+    poll_after(issue_event("opened", waiting[0])).await;
+    poll_after(issue_event("edited", other)).await;
+    assert_eq!(h.forge.read(asked), 1, "three issues wait for #{blocker}");
+
+    poll_after(issue_event("edited", blocker)).await;
+    poll_after(issue_event("edited", other)).await;
+    assert_eq!(h.forge.read(asked), 2, "asked again once, for the hook");
+
+    h.forge.close_issue(blocker);
+    poll_after(issue_event("closed", blocker)).await;
+    h.forge
+        .wait_until(STEP, |s| s.issue(waiting[0]).has_label("in-progress"))
+        .await
+        .expect("the first waiting issue claimed once its dependency closed");
+    assert_eq!(h.forge.read(asked), 3);
+    h.assert_no_violations();
+}
+
 /// A review whose hook never arrives is still seen: a dev actor waiting for
 /// a review with hooks arriving looks at the forge itself every tenth tick.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,9 +449,15 @@ async fn idle_cycles_cost_two_requests_each() {
         "{} requests in {issues} cycles ({pulls} pull lists)",
         window.len()
     );
+    // The backlog is read whole every tenth poll, in full when it changed
+    // since the last whole reading (here: the agent's issue left it); in
+    // between, only its changes are asked for, and those are unchanged.
+    let whole_backlog = |r: &&crate::fake_forge::RequestRecord| {
+        r.template.as_deref() == Some("/repos/{owner}/{repo}/issues") && !r.query.contains("since=")
+    };
     let fresh: Vec<String> = window
         .iter()
-        .filter(|r| r.status != 304)
+        .filter(|r| r.status != 304 && !whole_backlog(r))
         .map(|r| format!("{} {}?{} -> {}", r.method, r.path, r.query, r.status))
         .collect();
     assert!(fresh.is_empty(), "answered in full: {fresh:#?}");

@@ -80,6 +80,15 @@ impl ForgejoClient {
         }
     }
 
+    /// Drop the kept answers of the URLs `gone` picks: lists that will not
+    /// be asked for again must not pile up.
+    pub(super) fn forget_pages(&self, gone: impl Fn(&str) -> bool) {
+        self.pages
+            .lock()
+            .expect("page cache poisoned")
+            .retain(|url, _| !gone(url));
+    }
+
     fn kept_page(&self, key: &str) -> Option<KeptPage> {
         self.pages
             .lock()

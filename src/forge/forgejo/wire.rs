@@ -34,6 +34,9 @@ pub(super) struct WireIssue {
     labels: Option<Vec<WireLabel>>,
     state: Option<String>,
     created_at: Option<String>,
+    /// Stamped by Forgejo on every change (labels, state, title, body, a
+    /// comment): what `backlog` reads changes by.
+    updated_at: Option<String>,
     user: Option<WireUser>,
     html_url: Option<String>,
     /// Non-null exactly when the "issue" is a pull request.
@@ -43,6 +46,10 @@ pub(super) struct WireIssue {
 impl WireIssue {
     pub fn is_pull(&self) -> bool {
         self.pull_request.as_ref().is_some_and(|v| !v.is_null())
+    }
+
+    pub fn updated_at(&self) -> Option<DateTime<Utc>> {
+        time(self.updated_at.as_deref())
     }
 
     pub fn into_domain(self) -> Issue {

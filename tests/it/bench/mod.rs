@@ -12,7 +12,9 @@
 //! - `latency.rs` — phase file → forge request; review webhook → paste.
 //! - `scale.rs` — 200 sessions: start time, then idle RSS, CPU and requests.
 //! - `throughput.rs` — 100 issues end to end.
+//! - `cold.rs` — `cold_cycle`: what a poll costs on a backlog waiting for one issue.
 
+mod cold;
 mod latency;
 mod rig;
 mod scale;
@@ -88,6 +90,12 @@ async fn bench() {
         "quick".into(),
         json!(sizes.phase_trials != FULL.phase_trials),
     );
+
+    if wanted("cold_cycle") {
+        let quick = sizes.phase_trials != FULL.phase_trials;
+        cold::measure(&mut report, &mut details, quick).await;
+        eprintln!("bench: cold_cycle done");
+    }
 
     if wanted("phase") {
         let samples = latency::phase_reaction(sizes.phase_trials).await;

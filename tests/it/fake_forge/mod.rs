@@ -294,8 +294,12 @@ impl FakeForge {
 
     pub fn remove_label(&self, issue: u64, name: &str) {
         self.with_state(|s| {
-            if let Some(i) = s.issues.get_mut(&issue) {
+            // Forgejo stamps an issue with every change of its labels.
+            if let Some(i) = s.issues.get_mut(&issue)
+                && i.labels.iter().any(|l| l == name)
+            {
                 i.labels.retain(|l| l != name);
+                i.updated_at = chrono::Utc::now();
             }
         });
     }
@@ -315,6 +319,7 @@ impl FakeForge {
                 && !i.depends_on.contains(&blocker)
             {
                 i.depends_on.push(blocker);
+                i.updated_at = chrono::Utc::now();
             }
         });
     }
