@@ -290,6 +290,16 @@ fn status(
             .filter(|q| project.as_deref().is_none_or(|p| p == q.project))
             .collect();
         print!("{}", render_quotas(&quotas));
+        for stop in store.picking_stops()? {
+            if project.as_deref().is_none_or(|p| p == stop.project) {
+                println!(
+                    "not picking in {}: {} (since {})",
+                    escape_line(&stop.project),
+                    escape_line(&stop.reason),
+                    stop.since.format("%Y-%m-%d %H:%M:%S UTC")
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -27,7 +27,8 @@
 //! - `agent/`: what differs per agent program (`[agent] kind`): preparing a
 //!   session, readiness, the agent's own signals, token use, clean-up.
 //! - `phase.rs`: the phase-file protocol the agent speaks; `prompt.rs`: what is pasted to it.
-//! - `picking.rs`: which ready issue goes next.
+//! - `picking.rs`: which ready issue goes next; `budget.rs`: what agents'
+//!   tokens cost and the `[budget]` limits on them.
 //! - `notify.rs`: the notifier interface; `matrix/`: its Matrix implementation
 //!   (a thread per issue, escalations, replies read back from chat).
 //! - `webhook/`: the optional HTTP listener; verified forge events become nudges.
@@ -37,6 +38,7 @@
 
 pub mod actors;
 pub mod agent;
+pub mod budget;
 pub mod ci;
 pub mod cli;
 pub mod config;

@@ -22,6 +22,7 @@ pub struct TaskPrompt<'a> {
     pub phase_file: &'a Path,
     pub summary_file: &'a Path,
     pub scratch_file: &'a Path,
+    pub usage_file: &'a Path,
 }
 
 pub fn task(t: &TaskPrompt<'_>) -> String {
@@ -80,12 +81,28 @@ pub fn protocol(t: &TaskPrompt<'_>) -> String {
          - If you should not do this task, write to {summary} the JSON {{\"status\": \"unmet_dependency\" | \"too_large\" | \"already_done\", \"detail\": \"...\"}} \
          and write PHASE:failed with a second line Reason: refused to {phase}. For any other failure write PHASE:failed with Reason: <why>.\n\
          - Keep notes for yourself in {scratch}: they survive a restart of this session.\n\
+         - If you are not Claude Code, report the tokens you use: after each turn append one JSON line to {usage} \
+         ($FORGEHAND_USAGE_FILE), e.g. {{\"model\": \"<model name>\", \"input_tokens\": 1200, \"output_tokens\": 340, \
+         \"cache_creation_input_tokens\": 0, \"cache_read_input_tokens\": 0}} (the counts of that turn). \
+         Budgets are checked against it.\n\
          - The phase file is read on every write; write the whole file each time.",
         branch = t.branch,
         primary = t.primary_branch,
         summary = t.summary_file.display(),
         phase = t.phase_file.display(),
         scratch = t.scratch_file.display(),
+        usage = t.usage_file.display(),
+    )
+}
+
+/// To an agent whose issue reached its budget (`what`, e.g. "its budget of
+/// 20000 tokens"): one message, then the issue is blocked after `grace`.
+pub fn budget_wrap_up(what: &str, spent: &str, grace: &str) -> String {
+    format!(
+        "forgehand: this issue reached {what} (spent: {spent}). Stop working on new changes now. \
+         Within {grace}: commit what is worth keeping, write where you stand to the summary file \
+         ($FORGEHAND_SUMMARY_FILE) and your notes file, then write a phase: PHASE:awaiting_ci if the \
+         committed work is ready, otherwise PHASE:failed with a Reason line. After that a human takes over."
     )
 }
 

@@ -1,6 +1,7 @@
 //! The actor tree (DESIGN §1): a supervisor per daemon, a poller and a merge
 //! scanner per project, a dev actor per claimed issue.
 
+pub mod budget_gate;
 pub mod context;
 pub mod dev;
 pub mod merge_scanner;

@@ -39,6 +39,8 @@ pub struct Project {
     pub matrix: Option<MatrixConfig>,
     /// name → push URL, pushed after every merge.
     pub mirrors: BTreeMap<String, String>,
+    /// `[budget]`: limits on what agents spend (none when absent).
+    pub budget: crate::budget::BudgetConfig,
     /// The file this project came from, for messages.
     pub source: PathBuf,
     pub secrets: Secrets,

@@ -31,6 +31,8 @@ struct Schema {
     usage: bool,
     /// `claims.runner`.
     runner: bool,
+    /// `spend_daily`, `picking_stops` and `token_usage.cost_micros`.
+    pub(super) spend: bool,
 }
 
 impl Db {
@@ -296,6 +298,11 @@ impl Db {
         self.schema.usage
     }
 
+    /// Whether the schema has the budget tables (issue 15's migration).
+    pub(super) fn has_spend(&self) -> bool {
+        self.schema.spend
+    }
+
     /// The claim query with `tail` (conditions, order) appended; columns an
     /// older schema lacks read as NULL.
     fn claim_select(&self, tail: &str) -> String {
@@ -330,6 +337,7 @@ impl Schema {
             claim_facts: has_column("claims", "waiting")?,
             runner: has_column("claims", "runner")?,
             usage: has_column("token_usage", "project")?,
+            spend: has_column("spend_daily", "project")?,
         })
     }
 }

@@ -33,6 +33,7 @@ fn policy() -> Policy {
         review_timeout: Duration::from_secs(3 * 3600),
         escalation_timeout: Duration::from_secs(24 * 3600),
         idle_timeout: Duration::from_secs(2 * 3600),
+        budget: Default::default(),
     }
 }
 

@@ -4,6 +4,7 @@ mod attacker;
 mod bench;
 mod claude;
 mod claude_e2e;
+mod budget;
 mod cli;
 mod config;
 mod conformance;

@@ -81,6 +81,7 @@ impl Transition<'_> {
             (Claimed, Event::Start) => self.push(Effect::Claim),
             (Claimed, Event::ClaimRecorded) => {
                 self.s.stage = Starting;
+                self.s.started_at = Some(self.now);
                 self.push(Effect::Notify(Notice::Claimed));
                 self.push(Effect::EnsureSession);
             }
@@ -261,6 +262,13 @@ impl Transition<'_> {
                 ));
             }
 
+            (_, Event::Spend { spent }) => {
+                if let Some(spent) = spent {
+                    self.s.spent = spent;
+                }
+                self.check_budget();
+            }
+
             // Results for a head that is no longer current, replies nobody
             // waits for, and liveness news about a session not expected to
             // exist are all normal races, not worth a journal line.
@@ -279,6 +287,39 @@ impl Transition<'_> {
                 EventKind::Daemon,
                 format!("ignored {} in stage {}", event_name(&other), stage.as_str()),
             ),
+        }
+    }
+
+    /// Hold the issue to its budget: once over it, tell the agent to wrap
+    /// up (once); once `grace` has passed since, block the issue stating
+    /// what was spent. A merge under way is let finish.
+    fn check_budget(&mut self) {
+        let stage = self.s.stage;
+        if !stage.has_session() || stage == Stage::Merging {
+            return;
+        }
+        let budget = &self.policy.budget;
+        let elapsed = self.s.started_at.map(|t| self.elapsed(t));
+        let took = elapsed.map_or(String::new(), |e| format!(" in {}", humanize_rounded(e)));
+        if let Some(since) = self.s.wrap_up_since {
+            if self.elapsed(since) >= budget.grace {
+                self.block(format!(
+                    "the issue reached its budget; the agent spent {}{took}, and its {} to wrap up are over",
+                    self.s.spent,
+                    humanize(budget.grace)
+                ));
+            }
+            return;
+        }
+        if let Some(what) = budget.issue_over(self.s.spent, elapsed.unwrap_or_default()) {
+            self.s.wrap_up_since = Some(self.now);
+            let grace = humanize(budget.grace);
+            let spent = format!("{}{took}", self.s.spent);
+            self.journal(
+                EventKind::Daemon,
+                format!("reached {what}: spent {spent}; the agent has {grace} to wrap up"),
+            );
+            self.push(Effect::Paste(prompt::budget_wrap_up(&what, &spent, &grace)));
         }
     }
 
@@ -501,6 +542,14 @@ pub fn humanize(d: Duration) -> String {
     }
 }
 
+/// A duration in messages, to the minute once it is over a minute.
+fn humanize_rounded(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 60 => humanize(Duration::from_secs(s / 60 * 60)),
+        s => humanize(Duration::from_secs(s)),
+    }
+}
+
 fn event_name(event: &Event) -> &'static str {
     match event {
         Event::Start => "start",
@@ -526,5 +575,6 @@ fn event_name(event: &Event) -> &'static str {
         Event::SessionDead => "session dead",
         Event::Idle => "idle",
         Event::AgentStopped => "agent stopped",
+        Event::Spend { .. } => "spend",
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::budget::{BudgetConfig, Spend};
 use crate::forge::{CommitSha, CommitStatus, IssueNumber, PrNumber};
 use crate::notify::Notice;
 use crate::phase::{Phase, PhaseReport, Refusal, RefusalKind};
@@ -163,6 +164,17 @@ pub struct DevState {
     /// read after that turn's stop, so the stage alone cannot tell.)
     #[serde(default)]
     pub phase_since_stop: bool,
+    /// When the claim's labels were set: the issue's time budget counts
+    /// from here. (`None` in a state saved before budgets existed.)
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    /// What the agent spent in this run, as last read from its records.
+    #[serde(default)]
+    pub spent: Spend,
+    /// When the agent was told the issue reached its budget: it is blocked
+    /// once `[budget] grace` has passed since.
+    #[serde(default)]
+    pub wrap_up_since: Option<DateTime<Utc>>,
 }
 
 impl DevState {
@@ -189,6 +201,9 @@ impl DevState {
             phase_seen: None,
             nudges: 0,
             phase_since_stop: false,
+            started_at: None,
+            spent: Spend::default(),
+            wrap_up_since: None,
         }
     }
 
@@ -231,6 +246,8 @@ pub struct Policy {
     pub review_timeout: Duration,
     pub escalation_timeout: Duration,
     pub idle_timeout: Duration,
+    /// `[budget]`: the issue's limits and the grace period.
+    pub budget: BudgetConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,6 +364,9 @@ pub enum Event {
     Idle,
     /// The agent ended its turn and waits for input (its own hook said so).
     AgentStopped,
+    /// Time to hold the issue to its budget: what the agent spent so far
+    /// (`None`: its records say nothing, keep the last known spend).
+    Spend { spent: Option<Spend> },
 }
 
 /// What a deferred merge waits for.
