@@ -96,7 +96,9 @@ impl Prices {
     pub fn price_of(&self, model: &str) -> Price {
         self.by_prefix
             .iter()
-            .filter(|(prefix, _)| prefix.as_str() != DEFAULT_PRICE_KEY && model.starts_with(*prefix))
+            .filter(|(prefix, _)| {
+                prefix.as_str() != DEFAULT_PRICE_KEY && model.starts_with(*prefix)
+            })
             .max_by_key(|(prefix, _)| prefix.len())
             .or_else(|| self.by_prefix.get_key_value(DEFAULT_PRICE_KEY))
             .map_or(DEFAULT_PRICES[DEFAULT_PRICES.len() - 1].1, |(_, p)| *p)

@@ -201,6 +201,15 @@ pub fn rebase_needed(primary: &str) -> String {
     )
 }
 
+/// On the issue, once per head, when `[merge] delay` holds back a merge.
+pub fn merge_window(until: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        "The pull request is approved and CI is green: forgehand merges it at {} \
+         unless someone objects before. To stop it, submit a review requesting changes.",
+        until.format("%Y-%m-%d %H:%M:%S UTC")
+    )
+}
+
 pub fn escalation_comment(reason: &str) -> String {
     format!(
         "The agent working on this issue needs a human:\n\n> {}\n\n\

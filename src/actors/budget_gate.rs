@@ -16,7 +16,10 @@ pub async fn picking_stopped(
 ) -> anyhow::Result<Option<String>> {
     let budget = &ctx.project.budget;
     let stop = if budget.day.is_set() || budget.month.is_set() || budget.runs_per_day.is_some() {
-        let spent = ctx.store.project_spend(ctx.name(), now.date_naive()).await?;
+        let spent = ctx
+            .store
+            .project_spend(ctx.name(), now.date_naive())
+            .await?;
         budget.picking_stop(&spent)
     } else {
         None

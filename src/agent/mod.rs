@@ -12,8 +12,8 @@ pub mod usage_file;
 
 use std::path::{Path, PathBuf};
 
-use crate::config::AgentKind;
 use crate::budget::ModelUsage;
+use crate::config::AgentKind;
 use crate::tmux::Tmux;
 
 /// Written by the agent's hooks when it ends a turn (Claude Code's `Stop`).

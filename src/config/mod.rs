@@ -240,6 +240,9 @@ pub struct ReviewConfig {
 pub struct MergeConfig {
     pub method: MergeMethod,
     pub delete_branch: bool,
+    /// The veto window: how long an approved, green PR waits before it is
+    /// merged (zero: at once).
+    pub delay: Duration,
 }
 
 #[derive(Debug, Clone)]

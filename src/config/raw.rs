@@ -126,6 +126,7 @@ pub struct RawReview {
 pub struct RawMerge {
     pub method: Field<String>,
     pub delete_branch: Option<bool>,
+    pub delay: Field<DurationText>,
 }
 
 #[derive(Deserialize, Default)]

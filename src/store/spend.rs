@@ -173,7 +173,10 @@ impl Db {
                 .with_context(what)?,
             None => self
                 .conn()
-                .execute("DELETE FROM picking_stops WHERE project = ?1", params![project])
+                .execute(
+                    "DELETE FROM picking_stops WHERE project = ?1",
+                    params![project],
+                )
                 .with_context(what)?,
         };
         Ok(changed > 0)

@@ -68,4 +68,3 @@ impl Db {
         Ok(row)
     }
 }
-

@@ -24,15 +24,8 @@ fn at(secs: i64) -> DateTime<Utc> {
 
 fn policy(budget: BudgetConfig) -> Policy {
     Policy {
-        primary_branch: "main".into(),
-        max_fix_attempts: 2,
-        max_rounds: 2,
-        max_respawns: 3,
-        ci_timeout: Duration::from_secs(1800),
-        review_timeout: Duration::from_secs(3 * 3600),
-        escalation_timeout: Duration::from_secs(24 * 3600),
-        idle_timeout: Duration::from_secs(2 * 3600),
         budget,
+        ..crate::machine::policy()
     }
 }
 
@@ -86,7 +79,11 @@ fn an_issue_over_its_token_budget_is_told_once_then_blocked_after_the_grace() {
     let (s, fx) = next(&s, spend(1500, 20), &p, at(120));
     let pasted = pastes(&fx);
     assert_eq!(pasted.len(), 1, "{fx:?}");
-    assert!(pasted[0].contains("1000 tokens") && pasted[0].contains("10m"), "{}", pasted[0]);
+    assert!(
+        pasted[0].contains("1000 tokens") && pasted[0].contains("10m"),
+        "{}",
+        pasted[0]
+    );
     assert_eq!(s.wrap_up_since, Some(at(120)));
     assert_eq!(s.stage, Stage::Working);
 
@@ -175,9 +172,16 @@ fn the_usage_file_is_read_as_hostile_input() {
         }
     );
     // Capped per line; a negative count is no count.
-    assert_eq!(parsed.usage["unknown"].input, usage_file::MAX_TOKENS_PER_LINE);
+    assert_eq!(
+        parsed.usage["unknown"].input,
+        usage_file::MAX_TOKENS_PER_LINE
+    );
     assert_eq!(parsed.usage["unknown"].output, 0);
-    assert!(parsed.usage.contains_key("evil[2Jname"), "{:?}", parsed.usage.keys());
+    assert!(
+        parsed.usage.contains_key("evil[2Jname"),
+        "{:?}",
+        parsed.usage.keys()
+    );
 
     // A link in its place is not followed.
     let dir = tempfile::tempdir().unwrap();
@@ -202,12 +206,15 @@ fn the_store_adds_new_spend_to_the_day_and_month_and_counts_runs() {
         tokens,
         cost_micros,
     };
-    db.save_spend("p", 1, &usage(100), s(100, 10), day(1)).unwrap();
+    db.save_spend("p", 1, &usage(100), s(100, 10), day(1))
+        .unwrap();
     // The totals grew: only what is new counts for the day.
-    db.save_spend("p", 1, &usage(250), s(250, 25), day(2)).unwrap();
+    db.save_spend("p", 1, &usage(250), s(250, 25), day(2))
+        .unwrap();
     // A new run (a new worktree) starts from zero again: all of it is new.
     db.save_spend("p", 1, &usage(40), s(40, 4), day(2)).unwrap();
-    db.save_spend("q", 9, &usage(1000), s(1000, 100), day(2)).unwrap();
+    db.save_spend("q", 9, &usage(1000), s(1000, 100), day(2))
+        .unwrap();
     db.count_run("p", day(2)).unwrap();
     db.count_run("p", day(2)).unwrap();
     assert_eq!(db.issue_spend("p", 1).unwrap(), s(40, 4));
@@ -227,10 +234,16 @@ fn the_store_adds_new_spend_to_the_day_and_month_and_counts_runs() {
         .picking_stop(&db.project_spend("p", day(2)).unwrap())
         .expect("two runs today is the most");
     assert!(why.contains("runs_per_day"), "{why}");
-    assert_eq!(budget.picking_stop(&db.project_spend("p", day(3)).unwrap()), None);
+    assert_eq!(
+        budget.picking_stop(&db.project_spend("p", day(3)).unwrap()),
+        None
+    );
 
     assert!(db.set_picking_stop("p", Some("because")).unwrap());
-    assert!(!db.set_picking_stop("p", Some("because")).unwrap(), "unchanged");
+    assert!(
+        !db.set_picking_stop("p", Some("because")).unwrap(),
+        "unchanged"
+    );
     assert_eq!(db.picking_stops().unwrap()[0].reason, "because");
     assert!(db.set_picking_stop("p", None).unwrap());
     assert!(db.picking_stops().unwrap().is_empty());
@@ -248,7 +261,9 @@ async fn an_agent_that_keeps_spending_is_stopped() {
     );
     h.enable();
     h.start_daemon();
-    let text = h.agent_received(n, "reached its budget of 1000 tokens").await;
+    let text = h
+        .agent_received(n, "reached its budget of 1000 tokens")
+        .await;
     assert!(text.contains("spent: 5000 tokens"), "{text}");
     h.forge
         .wait_until(STEP, |s| s.issue(n).has_label("blocked"))
@@ -259,7 +274,11 @@ async fn an_agent_that_keeps_spending_is_stopped() {
         comments.contains("reached its budget") && comments.contains("tokens ($0."),
         "{comments}"
     );
-    assert!(!h.has_session(&h.session(n)), "the session is killed");
+    let session = h.session(n);
+    wait_until("the session to be killed", STEP, || async {
+        (!h.has_session(&session)).then_some(())
+    })
+    .await;
     // The spend went into the project's day.
     let db = Db::open_read_only(&h.state.join("forgehand.db")).unwrap();
     let today = db.project_spend(PROJECT, Utc::now().date_naive()).unwrap();
@@ -290,10 +309,18 @@ async fn a_day_budget_stops_picking_and_status_says_why() {
     h.enable();
     h.start_daemon();
     let db_path = h.state.join("forgehand.db");
-    let reason = wait_until("the poller to record why it claims nothing", STEP, || async {
-        let db = Db::open_read_only(&db_path).ok()?;
-        db.picking_stops().ok()?.into_iter().next().map(|s| s.reason)
-    })
+    let reason = wait_until(
+        "the poller to record why it claims nothing",
+        STEP,
+        || async {
+            let db = Db::open_read_only(&db_path).ok()?;
+            db.picking_stops()
+                .ok()?
+                .into_iter()
+                .next()
+                .map(|s| s.reason)
+        },
+    )
     .await;
     assert!(reason.contains("day's budget of 1000 tokens"), "{reason}");
     assert!(!h.forge.issue(n).has_label("in-progress"));

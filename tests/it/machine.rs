@@ -23,7 +23,7 @@ fn later(secs: i64) -> DateTime<Utc> {
     t0() + chrono::TimeDelta::seconds(secs)
 }
 
-fn policy() -> Policy {
+pub fn policy() -> Policy {
     Policy {
         primary_branch: "main".into(),
         max_fix_attempts: 2,

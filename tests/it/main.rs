@@ -2,9 +2,9 @@
 
 mod attacker;
 mod bench;
+mod budget;
 mod claude;
 mod claude_e2e;
-mod budget;
 mod cli;
 mod config;
 mod conformance;
@@ -46,6 +46,7 @@ mod swagger;
 mod synapse;
 mod text;
 mod tmux_git;
+mod veto_window;
 mod webhook;
 mod webhook_e2e;
 mod woodpecker;

@@ -197,6 +197,16 @@ impl Transition<'_> {
                 }
             }
             (Merging, Event::MergeImpossible { reason }) => self.block(reason),
+            // Stays merging: each tick asks again, and a review meanwhile
+            // (or the head moving) changes the decision.
+            (Merging, Event::MergeWindow { until }) => {
+                if let Some(head) = self.s.head.clone()
+                    && self.s.merge_announced_for.as_ref() != Some(&head)
+                {
+                    self.s.merge_announced_for = Some(head);
+                    self.push(Effect::Comment(prompt::merge_window(until)));
+                }
+            }
             (Merged, Event::Finished) => {
                 self.s.stage = Done;
                 self.push(Effect::Stop);
@@ -569,6 +579,7 @@ fn event_name(event: &Event) -> &'static str {
         Event::MergeConflict { .. } => "merge conflict",
         Event::MergeDeferred { .. } => "merge deferred",
         Event::MergeImpossible { .. } => "merge impossible",
+        Event::MergeWindow { .. } => "veto window",
         Event::Finished => "finished",
         Event::HumanReply { .. } => "human reply",
         Event::ChatReply { .. } => "chat reply",

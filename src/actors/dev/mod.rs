@@ -210,7 +210,10 @@ impl Actor for DevActor {
             // The claim exists in the store before any label changes on the forge.
             run.persist().await?;
             // Counted against `[budget] runs_per_day`.
-            run.ctx.store.count_run(run.ctx.name(), now.date_naive()).await?;
+            run.ctx
+                .store
+                .count_run(run.ctx.name(), now.date_naive())
+                .await?;
         } else {
             run.ctx
                 .store

@@ -175,6 +175,9 @@ pub struct DevState {
     /// once `[budget] grace` has passed since.
     #[serde(default)]
     pub wrap_up_since: Option<DateTime<Utc>>,
+    /// The head whose merge time (veto window) was announced in a comment.
+    #[serde(default)]
+    pub merge_announced_for: Option<CommitSha>,
 }
 
 impl DevState {
@@ -204,6 +207,7 @@ impl DevState {
             started_at: None,
             spent: Spend::default(),
             wrap_up_since: None,
+            merge_announced_for: None,
         }
     }
 
@@ -339,6 +343,10 @@ pub enum Event {
     MergeDeferred {
         wait: MergeWait,
     },
+    /// Approved and green, in the veto window (`[merge] delay`) until `until`.
+    MergeWindow {
+        until: DateTime<Utc>,
+    },
     /// The PR cannot be merged by forgehand (closed, retargeted, pushed to
     /// by someone else).
     MergeImpossible {
@@ -366,7 +374,9 @@ pub enum Event {
     AgentStopped,
     /// Time to hold the issue to its budget: what the agent spent so far
     /// (`None`: its records say nothing, keep the last known spend).
-    Spend { spent: Option<Spend> },
+    Spend {
+        spent: Option<Spend>,
+    },
 }
 
 /// What a deferred merge waits for.

@@ -307,7 +307,10 @@ impl DevRun {
         let usage = by_model.values().copied().sum();
         let today = Utc::now().date_naive();
         let store = &self.ctx.store;
-        match store.save_spend(self.ctx.name(), self.issue.0, usage, spend, today).await {
+        match store
+            .save_spend(self.ctx.name(), self.issue.0, usage, spend, today)
+            .await
+        {
             Ok(()) => Some(spend),
             Err(e) => {
                 tracing::warn!("storing token use: {e:#}");

@@ -20,7 +20,11 @@ impl Checker<'_> {
         for (model, entry) in raw.prices.unwrap_or_default() {
             let field = format!("[budget.prices] \"{model}\"");
             if model.trim().is_empty() {
-                self.push(entry.span(), &field, "a model name prefix must not be empty");
+                self.push(
+                    entry.span(),
+                    &field,
+                    "a model name prefix must not be empty",
+                );
                 continue;
             }
             prices.insert(model, self.price(entry.into_inner(), &field));
@@ -30,9 +34,9 @@ impl Checker<'_> {
                 tokens: self.positive(raw.issue_tokens, "[budget] issue_tokens"),
                 cost_micros: self.dollars(raw.issue_cost, "[budget] issue_cost"),
             },
-            issue_time: raw.issue_time.map(|t| {
-                self.duration(Some(t), "[budget] issue_time", budget::DEFAULT_GRACE)
-            }),
+            issue_time: raw
+                .issue_time
+                .map(|t| self.duration(Some(t), "[budget] issue_time", budget::DEFAULT_GRACE)),
             grace: self.duration(raw.grace, "[budget] grace", budget::DEFAULT_GRACE),
             day: Limit {
                 tokens: self.positive(raw.day_tokens, "[budget] day_tokens"),
@@ -44,7 +48,10 @@ impl Checker<'_> {
             },
             runs_per_day: raw.runs_per_day.and_then(|r| {
                 let at = r.span();
-                let n = self.positive(Some(Spanned::new(at, u64::from(*r.get_ref()))), "[budget] runs_per_day");
+                let n = self.positive(
+                    Some(Spanned::new(at, u64::from(*r.get_ref()))),
+                    "[budget] runs_per_day",
+                );
                 n.map(|_| r.into_inner())
             }),
             prices: Prices::with_overrides(prices),
@@ -71,8 +78,9 @@ impl Checker<'_> {
         let raw = raw?;
         let v = *raw.get_ref();
         if !v.is_finite() || v <= 0.0 {
-            let message =
-                format!("{v} is not an amount of US dollars above 0 (leave the key out for no limit)");
+            let message = format!(
+                "{v} is not an amount of US dollars above 0 (leave the key out for no limit)"
+            );
             self.push(raw.span(), field, message);
             return None;
         }
@@ -83,7 +91,8 @@ impl Checker<'_> {
     fn rate(&mut self, raw: Spanned<f64>, field: &str) -> f64 {
         let v = *raw.get_ref();
         if !v.is_finite() || v < 0.0 {
-            let message = format!("{v} is not a price in US dollars per million tokens (0 or more)");
+            let message =
+                format!("{v} is not a price in US dollars per million tokens (0 or more)");
             self.push(raw.span(), field, message);
             return 0.0;
         }

@@ -77,23 +77,94 @@ output = 2.0
     );
     let (_dir, path, errors) = errors_of(&src, TOKEN);
     let line = |needle: &str| src.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
-    assert_error(&errors, &path, line("issue_tokens"), 16, "[budget] issue_tokens", "at least 1");
-    assert_error(&errors, &path, line("issue_cost"), 14, "[budget] issue_cost", "US dollars above 0");
-    assert_error(&errors, &path, line("grace"), 9, "[budget] grace", "invalid duration \"soon\"");
-    assert_error(&errors, &path, line("runs_per_day"), 16, "[budget] runs_per_day", "at least 1");
-    assert_error(&errors, &path, line("input"), 9, "[budget.prices] \"m\" input", "per million tokens");
+    assert_error(
+        &errors,
+        &path,
+        line("issue_tokens"),
+        16,
+        "[budget] issue_tokens",
+        "at least 1",
+    );
+    assert_error(
+        &errors,
+        &path,
+        line("issue_cost"),
+        14,
+        "[budget] issue_cost",
+        "US dollars above 0",
+    );
+    assert_error(
+        &errors,
+        &path,
+        line("grace"),
+        9,
+        "[budget] grace",
+        "invalid duration \"soon\"",
+    );
+    assert_error(
+        &errors,
+        &path,
+        line("runs_per_day"),
+        16,
+        "[budget] runs_per_day",
+        "at least 1",
+    );
+    assert_error(
+        &errors,
+        &path,
+        line("input"),
+        9,
+        "[budget.prices] \"m\" input",
+        "per million tokens",
+    );
 
     // A wrong type fails the section, and says what was expected.
-    let src = format!("{MINIMAL}\n[budget]\nmonth_cost = \"a lot\"\n");
-    let (_dir, path, errors) = errors_of(&src, TOKEN);
-    let line = src.lines().position(|l| l.starts_with("month_cost")).unwrap() + 1;
-    assert_error(&errors, &path, line, 14, "[budget] month_cost", "expected f64");
+    error_in_one_key(
+        "budget",
+        "month_cost = \"a lot\"",
+        14,
+        "[budget] month_cost",
+        "expected f64",
+    );
 }
 
 #[test]
 fn unknown_budget_key_is_an_error() {
-    let src = format!("{MINIMAL}\n[budget]\nissue_dollars = 3\n");
+    error_in_one_key(
+        "budget",
+        "issue_dollars = 3",
+        1,
+        "[budget] issue_dollars",
+        "unknown key",
+    );
+}
+
+#[test]
+fn merge_delay_is_read_and_zero_means_none() {
+    let dir = TempDir::new().unwrap();
+    for (delay, want) in [("\"30m\"", 1800), ("\"0s\"", 0)] {
+        let path = write(
+            dir.path(),
+            "proj.toml",
+            &format!("{MINIMAL}\n[merge]\ndelay = {delay}\n"),
+        );
+        let p = load_file_with(&path, &env(TOKEN)).expect("valid delay");
+        assert_eq!(p.merge.delay, Duration::from_secs(want));
+    }
+    error_in_one_key(
+        "merge",
+        "delay = \"soon\"",
+        9,
+        "[merge] delay",
+        "invalid duration",
+    );
+}
+
+/// A file whose `[section]` holds only `line`, which is reported at `col`
+/// of that line, naming `field`, its message containing `needle`.
+fn error_in_one_key(section: &str, line: &str, col: usize, field: &str, needle: &str) {
+    let src = format!("{MINIMAL}\n[{section}]\n{line}\n");
     let (_dir, path, errors) = errors_of(&src, TOKEN);
-    let line = src.lines().position(|l| l.starts_with("issue_dollars")).unwrap() + 1;
-    assert_error(&errors, &path, line, 1, "[budget] issue_dollars", "unknown key");
+    let at = src.lines().position(|l| l == line).unwrap() + 1;
+    assert_error(&errors, &path, at, col, field, needle);
 }
