@@ -26,7 +26,8 @@
 //!   `GitRunner` runs every git command, the local backend's included.
 //! - `agent/`: what differs per agent program (`[agent] kind`): preparing a
 //!   session, readiness, the agent's own signals, token use, clean-up.
-//! - `phase.rs`: the phase-file protocol the agent speaks; `prompt.rs`: what is pasted to it.
+//! - `phase.rs`: the phase-file protocol the agent speaks; `prompt.rs`: what is pasted to it;
+//!   `commands.rs`: the `/forgehand …` commands people write in comments.
 //! - `picking.rs`: which ready issue goes next; `budget.rs`: what agents'
 //!   tokens cost and the `[budget]` limits on them.
 //! - `notify.rs`: the notifier interface; `matrix/`: its Matrix implementation
@@ -41,6 +42,7 @@ pub mod agent;
 pub mod budget;
 pub mod ci;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod demo;

@@ -201,11 +201,36 @@ pub fn rebase_needed(primary: &str) -> String {
     )
 }
 
+/// The answer to `/forgehand status`.
+pub fn status_reply(
+    s: &crate::actors::dev::machine::DevState,
+    p: &crate::actors::dev::machine::Policy,
+) -> String {
+    let pr = s.pr.map_or("none".to_string(), |pr| format!("#{pr}"));
+    format!(
+        "stage {}, PR {pr}, CI fix attempts {}/{}, review rounds {}/{}, respawns {}, spent {}{}{}.",
+        s.stage.as_str(),
+        s.ci_attempts,
+        p.max_fix_attempts,
+        s.review_rounds,
+        p.max_rounds,
+        s.respawns,
+        s.spent,
+        if s.held { ", merges held" } else { "" },
+        if s.escalation.is_some() {
+            ", waiting for an answer"
+        } else {
+            ""
+        },
+    )
+}
+
 /// On the issue, once per head, when `[merge] delay` holds back a merge.
 pub fn merge_window(until: chrono::DateTime<chrono::Utc>) -> String {
     format!(
         "The pull request is approved and CI is green: forgehand merges it at {} \
-         unless someone objects before. To stop it, submit a review requesting changes.",
+         unless someone objects before. To stop it, submit a review requesting changes \
+         or comment `/forgehand hold`.",
         until.format("%Y-%m-%d %H:%M:%S UTC")
     )
 }

@@ -11,6 +11,7 @@ pub mod outage;
 pub mod parent;
 mod periodic;
 pub mod poller;
+pub mod readiness;
 pub mod reconcile;
 pub mod supervisor;
 pub mod timings;

@@ -18,7 +18,7 @@ use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
-use crate::forge::{ForgeError, Issue, IssueNumber, IssueState};
+use crate::forge::{Issue, IssueNumber};
 use crate::picking;
 use crate::store::{ClaimStatus, EventKind};
 
@@ -284,37 +284,11 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The dependencies of `issue` still open, empty when it is ready. Both
-/// kinds must be closed: `Depends on #N` / `Blocked by #N` lines and the
-/// forge's own dependency links. The first open one found is enough to say
-/// "not ready", so the list may be short of the whole truth.
+/// The dependencies of `issue` still open, empty when it is ready
+/// (`readiness`), counting those an agent named when it refused it.
 async fn open_dependencies(ctx: &ProjectCtx, issue: &Issue) -> anyhow::Result<Vec<IssueNumber>> {
-    let mut deps = picking::body_dependencies(&issue.body);
-    deps.extend(refused_for(ctx, issue).await?);
-    for dep in deps {
-        match ctx.forge.get_issue(dep).await {
-            Ok(d) if d.state == IssueState::Closed => {}
-            Ok(_) => {
-                tracing::debug!("#{} waits for open #{dep}", issue.number);
-                return Ok(vec![dep]);
-            }
-            Err(ForgeError::NotFound(_)) => {
-                tracing::warn!("#{} depends on #{dep}, which does not exist", issue.number);
-                return Ok(vec![dep]);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    match ctx.forge.issue_dependencies(issue.number).await {
-        Ok(deps) => Ok(deps
-            .iter()
-            .filter(|d| d.state != IssueState::Closed)
-            .map(|d| d.number)
-            .collect()),
-        // Dependencies may be disabled on the repository.
-        Err(ForgeError::NotFound(_)) => Ok(Vec::new()),
-        Err(e) => Err(e.into()),
-    }
+    let refused = refused_for(ctx, issue).await?;
+    super::readiness::open_dependencies(ctx.forge.as_ref(), issue, refused).await
 }
 
 /// Issues an agent said this one waits for when it refused it earlier

@@ -72,10 +72,16 @@ fn in_stage(stage: Stage) -> DevState {
     }
 }
 
-/// Effects other than journal lines and notices, which many transitions add.
-fn acts(fx: &[Effect]) -> Vec<&Effect> {
+/// Effects other than journal lines and notices, which many transitions
+/// add, and the look for commands every tick ends with (`commands` tests it).
+pub fn acts(fx: &[Effect]) -> Vec<&Effect> {
     fx.iter()
-        .filter(|e| !matches!(e, Effect::Journal(..) | Effect::Notify(..)))
+        .filter(|e| {
+            !matches!(
+                e,
+                Effect::Journal(..) | Effect::Notify(..) | Effect::CheckCommands { .. }
+            )
+        })
         .collect()
 }
 

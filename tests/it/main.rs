@@ -6,6 +6,7 @@ mod budget;
 mod claude;
 mod claude_e2e;
 mod cli;
+mod commands;
 mod config;
 mod conformance;
 mod demo;

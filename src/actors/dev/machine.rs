@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::commands::ForgeCommand;
 use crate::forge::CommitSha;
 use crate::notify::Notice;
 use crate::phase::{Phase, PhaseReport, Refusal, RefusalKind};
@@ -95,6 +96,7 @@ impl Transition<'_> {
                 });
             }
             (Merging, Event::Start) => match (self.s.pr, self.s.head.clone()) {
+                (Some(_), Some(_)) if self.s.held => self.s.stage = AwaitingReview,
                 (Some(pr), Some(head)) => self.push(Effect::Merge { pr, head }),
                 _ => self.s.stage = Working,
             },
@@ -126,6 +128,7 @@ impl Transition<'_> {
                 self.push(Effect::Paste(prompt::nothing_to_push()));
             }
             (Pushing, Event::Pushed { head }) => {
+                self.s.from_primary = false;
                 let moved = self.s.head.as_ref() != Some(&head);
                 self.s.head = Some(head.clone());
                 if moved {
@@ -272,6 +275,15 @@ impl Transition<'_> {
                 ));
             }
 
+            (stage, Event::Commands { upto, commands }) if !stage.is_terminal() => {
+                self.s.last_command_id = self.s.last_command_id.max(upto);
+                for (author, command) in commands {
+                    if self.s.stage.is_terminal() {
+                        break;
+                    }
+                    self.command(&author, command);
+                }
+            }
             (_, Event::Spend { spent }) => {
                 if let Some(spent) = spent {
                     self.s.spent = spent;
@@ -291,7 +303,8 @@ impl Transition<'_> {
                 | Event::SessionDead
                 | Event::Idle
                 | Event::AgentStopped
-                | Event::PromptShown,
+                | Event::PromptShown
+                | Event::Commands { .. },
             ) => {}
             (stage, other) => self.journal(
                 EventKind::Daemon,
@@ -333,10 +346,77 @@ impl Transition<'_> {
         }
     }
 
+    /// A `/forgehand` command from a person with write access; each is
+    /// answered on the issue (a stop by the block's own comment).
+    fn command(&mut self, author: &str, command: ForgeCommand) {
+        use Stage::*;
+        self.journal(
+            EventKind::Daemon,
+            format!("/forgehand {} from {author}", command.as_str()),
+        );
+        let ack = |what: &str| Effect::Comment(format!("@{author}: {what}"));
+        match command {
+            ForgeCommand::Stop => self.block(format!("stopped by {author} (/forgehand stop)")),
+            ForgeCommand::Hold => {
+                self.s.held = true;
+                if self.s.stage == Merging {
+                    self.s.stage = AwaitingReview;
+                }
+                self.push(ack(
+                    "held: forgehand will not merge this until `/forgehand release`.",
+                ));
+            }
+            ForgeCommand::Release => {
+                self.s.held = false;
+                self.push(ack("released: forgehand merges once approved and green."));
+                if let (AwaitingReview, Some(pr), Some(head)) =
+                    (self.s.stage, self.s.pr, self.s.head.clone())
+                {
+                    self.push(Effect::CheckReview { pr, head });
+                }
+            }
+            ForgeCommand::Status => {
+                let text = prompt::status_reply(&self.s, self.policy);
+                self.push(ack(&text));
+            }
+            ForgeCommand::Retry => {
+                self.s = DevState {
+                    stage: Starting,
+                    from_primary: true,
+                    // Kept: the PR gets the new work (pushed with force).
+                    pr: self.s.pr,
+                    head: self.s.head.clone(),
+                    held: self.s.held,
+                    last_command_id: self.s.last_command_id,
+                    refusals: self.s.refusals,
+                    ..DevState::new(self.now)
+                };
+                self.s.started_at = Some(self.now);
+                self.push(ack(
+                    "starting over from the primary branch with a new session.",
+                ));
+                self.push(Effect::StartOver);
+                self.push(Effect::EnsureSession);
+            }
+        }
+    }
+
+    /// What a tick looks at: the stage's own waits, then people's commands.
     fn tick(&mut self, stage: Stage) {
         if !stage.has_session() {
             return;
         }
+        self.tick_stage(stage);
+        if !self.s.stage.is_terminal() {
+            self.push(Effect::CheckCommands {
+                pr: self.s.pr,
+                after: self.s.last_command_id,
+                since: self.s.started_at.unwrap_or(self.s.stage_since),
+            });
+        }
+    }
+
+    fn tick_stage(&mut self, stage: Stage) {
         if let Some(esc) = self.s.escalation.clone() {
             if self.elapsed(esc.since) > self.policy.escalation_timeout {
                 let waited = humanize(self.policy.escalation_timeout);
@@ -359,6 +439,7 @@ impl Transition<'_> {
             // A merge the forge refused for a passing reason (an outage, a
             // local repository with uncommitted changes) is tried again; the
             // merge effect reads the PR first, so a merge that did land is seen.
+            Stage::Merging if self.s.held => self.s.stage = Stage::AwaitingReview,
             Stage::Merging => {
                 if let Some(pr) = self.s.pr {
                     self.push(Effect::Merge { pr, head });
@@ -519,6 +600,9 @@ impl Transition<'_> {
             ReviewVerdict::Waiting => {}
             ReviewVerdict::Approved => {
                 self.s.last_review = Some(format!("approved on {head}"));
+                if self.s.held {
+                    return;
+                }
                 if let Some(pr) = self.s.pr {
                     self.s.stage = Stage::Merging;
                     self.push(Effect::Merge { pr, head });
@@ -587,5 +671,6 @@ fn event_name(event: &Event) -> &'static str {
         Event::Idle => "idle",
         Event::AgentStopped => "agent stopped",
         Event::Spend { .. } => "spend",
+        Event::Commands { .. } => "commands",
     }
 }

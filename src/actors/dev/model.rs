@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::budget::{BudgetConfig, Spend};
+use crate::commands::ForgeCommand;
 use crate::forge::{CommitSha, CommitStatus, IssueNumber, PrNumber};
 use crate::notify::Notice;
 use crate::phase::{Phase, PhaseReport, Refusal, RefusalKind};
@@ -178,6 +179,16 @@ pub struct DevState {
     /// The head whose merge time (veto window) was announced in a comment.
     #[serde(default)]
     pub merge_announced_for: Option<CommitSha>,
+    /// `/forgehand hold`: no merge until `/forgehand release`.
+    #[serde(default)]
+    pub held: bool,
+    /// The newest comment looked at for commands, so each is obeyed once.
+    #[serde(default)]
+    pub last_command_id: u64,
+    /// `/forgehand retry`: the next worktree starts from the primary
+    /// branch, not from the branch pushed so far.
+    #[serde(default)]
+    pub from_primary: bool,
 }
 
 impl DevState {
@@ -208,6 +219,9 @@ impl DevState {
             spent: Spend::default(),
             wrap_up_since: None,
             merge_announced_for: None,
+            held: false,
+            last_command_id: 0,
+            from_primary: false,
         }
     }
 
@@ -372,6 +386,12 @@ pub enum Event {
     Idle,
     /// The agent ended its turn and waits for input (its own hook said so).
     AgentStopped,
+    /// Comments up to id `upto` were looked at; these are the commands in
+    /// them from people with write access, oldest first.
+    Commands {
+        upto: u64,
+        commands: Vec<(String, ForgeCommand)>,
+    },
     /// Time to hold the issue to its budget: what the agent spent so far
     /// (`None`: its records say nothing, keep the last known spend).
     Spend {
@@ -445,6 +465,16 @@ pub enum Effect {
         outcome: RefusalKind,
         comment: String,
     },
+    /// Look for `/forgehand` commands in comments on the issue and its PR
+    /// newer than comment `after` and made since `since`: `Commands`.
+    CheckCommands {
+        pr: Option<PrNumber>,
+        after: u64,
+        since: DateTime<Utc>,
+    },
+    /// `/forgehand retry`: kill the session and remove the worktree, so the
+    /// next `EnsureSession` starts afresh.
+    StartOver,
     /// Mark a chat reply delivered and acknowledge it in the chat.
     ChatReplyDelivered {
         id: i64,

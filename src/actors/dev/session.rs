@@ -36,7 +36,12 @@ impl DevRun {
                 .await
                 .with_context(|| format!("updating forgehand's clone of {}", project.clone_url))?;
             if std::fs::symlink_metadata(self.worktree.join(".git")).is_err() {
-                let start = match ctx.git.remote_branch_sha(&repo_dir, &self.branch).await? {
+                let pushed = match self.state.from_primary {
+                    // `/forgehand retry`: the work so far is not built on.
+                    true => None,
+                    false => ctx.git.remote_branch_sha(&repo_dir, &self.branch).await?,
+                };
+                let start = match pushed {
                     Some(_) => format!("origin/{}", self.branch),
                     None => format!("origin/{}", project.primary_branch),
                 };
