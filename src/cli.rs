@@ -44,6 +44,10 @@ enum Command {
         /// address, e.g. 127.0.0.1:8080; port 0 picks a free port (logged).
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// One poll per project that changes nothing: print what would be
+        /// claimed, and why the other ready issues would not be.
+        #[arg(long, conflicts_with_all = ["once", "listen"])]
+        dry_run: bool,
     },
     /// Show the issues forgehand holds, or one issue's journal.
     Status {
@@ -136,8 +140,15 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run {
             projects,
             state,
+            dry_run: true,
+            ..
+        } => dry_run(&projects, &state),
+        Command::Run {
+            projects,
+            state,
             once,
             listen,
+            dry_run: false,
         } => {
             init_tracing();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -519,4 +530,25 @@ fn attach(project: &str, issue: &str) -> anyhow::Result<ExitCode> {
         .args(["attach-session", "-t", &target])
         .exec();
     Err(err).context("running tmux attach-session")
+}
+
+/// `run --dry-run`: the report on stdout; a project file that cannot be
+/// loaded is a configuration error (exit 2).
+fn dry_run(projects: &Path, state: &Path) -> anyhow::Result<ExitCode> {
+    let loaded = match config::load_dir(projects) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = runtime.block_on(crate::dry_run::report(&loaded, state))?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -374,7 +374,10 @@ async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Resul
 }
 
 /// The GitHub client for `project`, signed in as its file says.
-fn github_client(project: &Project, config: &GithubConfig) -> anyhow::Result<GithubClient> {
+pub(crate) fn github_client(
+    project: &Project,
+    config: &GithubConfig,
+) -> anyhow::Result<GithubClient> {
     let credentials = match &config.auth {
         GithubAuth::Token { .. } => {
             Credentials::Token(project.secrets.forge_token.clone().unwrap_or_default())

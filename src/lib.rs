@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //!
-//! - `cli.rs`: the command line; `daemon.rs`: what `forgehand run` sets up.
+//! - `cli.rs`: the command line; `daemon.rs`: what `forgehand run` sets up;
+//!   `dry_run.rs`: `run --dry-run`, a poll that changes nothing.
 //! - `config/`: project files (`projects/*.toml`): parsing and validation;
 //!   `[forge]` becomes one `ForgeConfig` variant per kind.
 //! - `actors/`: the supervisor, per-project pollers and one dev actor per issue
@@ -46,6 +47,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod dry_run;
 pub mod forge;
 pub mod git;
 pub mod http;

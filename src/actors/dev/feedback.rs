@@ -58,9 +58,10 @@ impl DevRun {
     /// Whether `author` has write access: only such people instruct.
     async fn may_write(&self, author: &str) -> anyhow::Result<bool> {
         let ctx = &self.ctx;
-        ctx.forge.can_write(author).await.with_context(|| {
-            format!("asking whether {author} may write to {}", ctx.project.repo)
-        })
+        ctx.forge
+            .can_write(author)
+            .await
+            .with_context(|| format!("asking whether {author} may write to {}", ctx.project.repo))
     }
 
     /// Journal that `c` was left out, once per comment however often the
