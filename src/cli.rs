@@ -472,14 +472,8 @@ fn review(
     verdict: ReviewVerdict,
     message: &str,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = match config::load_dir(projects) {
-        Ok(loaded) => loaded,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("{e}");
-            }
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
+    let Some(loaded) = load_projects(projects) else {
+        return Ok(ExitCode::from(EXIT_CONFIG));
     };
     let Some(project) = loaded.iter().find(|p| p.name == name) else {
         eprintln!(
@@ -535,14 +529,8 @@ fn attach(project: &str, issue: &str) -> anyhow::Result<ExitCode> {
 /// `run --dry-run`: the report on stdout; a project file that cannot be
 /// loaded is a configuration error (exit 2).
 fn dry_run(projects: &Path, state: &Path) -> anyhow::Result<ExitCode> {
-    let loaded = match config::load_dir(projects) {
-        Ok(loaded) => loaded,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("{e}");
-            }
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
+    let Some(loaded) = load_projects(projects) else {
+        return Ok(ExitCode::from(EXIT_CONFIG));
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -551,4 +539,17 @@ fn dry_run(projects: &Path, state: &Path) -> anyhow::Result<ExitCode> {
     let report = runtime.block_on(crate::dry_run::report(&loaded, state))?;
     print!("{report}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every project of `projects`, or `None` after printing why not.
+fn load_projects(projects: &Path) -> Option<Vec<config::Project>> {
+    match config::load_dir(projects) {
+        Ok(loaded) => Some(loaded),
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            None
+        }
+    }
 }

@@ -2,7 +2,21 @@
 //! in picking order and why the rest would not, with no write request, no
 //! session and no database.
 
+use std::process::Output;
+
 use crate::harness::{Harness, PROJECT};
+
+fn dry_run(h: &Harness) -> Output {
+    let projects = h.projects.display().to_string();
+    h.run(&[
+        "run",
+        "--dry-run",
+        "--projects",
+        &projects,
+        "--state",
+        &h.state_arg(),
+    ])
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_says_what_it_would_claim_and_changes_nothing() {
@@ -20,14 +34,7 @@ async fn a_dry_run_says_what_it_would_claim_and_changes_nothing() {
         .create_issue("Fix the crash", "", &["backlog", "priority"]);
     let before = h.forge.read(|s| s.requests().len());
 
-    let out = h.run(&[
-        "run",
-        "--dry-run",
-        "--projects",
-        &h.projects.display().to_string(),
-        "--state",
-        &h.state_arg(),
-    ]);
+    let out = dry_run(&h);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -56,14 +63,7 @@ async fn a_dry_run_says_what_it_would_claim_and_changes_nothing() {
 
     // With two sessions the dependency is asked about and named.
     h.write_project("max_sessions = 2", "");
-    let out = h.run(&[
-        "run",
-        "--dry-run",
-        "--projects",
-        &h.projects.display().to_string(),
-        "--state",
-        &h.state_arg(),
-    ]);
+    let out = dry_run(&h);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!(
