@@ -60,6 +60,17 @@ enum Command {
         project: Option<String>,
         issue: Option<u64>,
     },
+    /// Check every project's set-up: the forge token and its rights, the
+    /// labels, the programs, the state folder; exit 0 only when all pass.
+    Doctor {
+        #[arg(long, default_value = "projects")]
+        projects: PathBuf,
+        #[arg(long, default_value = "state")]
+        state: PathBuf,
+        /// Create what is missing on the forge (the labels).
+        #[arg(long)]
+        fix: bool,
+    },
     /// Project file commands.
     Config {
         #[command(subcommand)]
@@ -143,6 +154,11 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             dry_run: true,
             ..
         } => dry_run(&projects, &state),
+        Command::Doctor {
+            projects,
+            state,
+            fix,
+        } => doctor(&projects, &state, fix),
         Command::Run {
             projects,
             state,
@@ -495,10 +511,7 @@ fn review(
     }
     let args = LocalArgs::from_project(project, local, None);
     // The local backend runs git on the async runtime, as in the daemon.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = current_thread_runtime()?;
     let path = runtime
         .block_on(submit_review(
             &args.plans,
@@ -532,10 +545,7 @@ fn dry_run(projects: &Path, state: &Path) -> anyhow::Result<ExitCode> {
     let Some(loaded) = load_projects(projects) else {
         return Ok(ExitCode::from(EXIT_CONFIG));
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = current_thread_runtime()?;
     let report = runtime.block_on(crate::dry_run::report(&loaded, state))?;
     print!("{report}");
     Ok(ExitCode::SUCCESS)
@@ -552,4 +562,27 @@ fn load_projects(projects: &Path) -> Option<Vec<config::Project>> {
             None
         }
     }
+}
+
+/// `doctor`: a line per check on stdout; exit 0 only when none failed.
+fn doctor(projects: &Path, state: &Path, fix: bool) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = load_projects(projects) else {
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    };
+    let runtime = current_thread_runtime()?;
+    let report = runtime.block_on(crate::doctor::run(&loaded, state, fix));
+    print!("{}", report.text);
+    if report.failed > 0 {
+        println!("{} check(s) failed", report.failed);
+        return Ok(ExitCode::from(EXIT_RUNTIME));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A runtime for one command's async work on this thread.
+fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

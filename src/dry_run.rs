@@ -52,7 +52,7 @@ pub async fn report(projects: &[Project], state_dir: &Path) -> anyhow::Result<St
 
 /// The client the daemon would use, minus what only a running daemon needs
 /// (the local backend's CI sandbox and journal).
-fn forge_client(project: &Project) -> anyhow::Result<Arc<dyn Forge>> {
+pub(crate) fn forge_client(project: &Project) -> anyhow::Result<Arc<dyn Forge>> {
     Ok(match &project.forge {
         ForgeConfig::Forgejo(f) | ForgeConfig::Gitea(f) => Arc::new(ForgejoClient::new(
             &f.url,

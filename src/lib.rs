@@ -5,7 +5,8 @@
 //! # Layout
 //!
 //! - `cli.rs`: the command line; `daemon.rs`: what `forgehand run` sets up;
-//!   `dry_run.rs`: `run --dry-run`, a poll that changes nothing.
+//!   `dry_run.rs`: `run --dry-run`, a poll that changes nothing; `doctor.rs`:
+//!   `forgehand doctor`, the set-up checks.
 //! - `config/`: project files (`projects/*.toml`): parsing and validation;
 //!   `[forge]` becomes one `ForgeConfig` variant per kind.
 //! - `actors/`: the supervisor, per-project pollers and one dev actor per issue
@@ -47,6 +48,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod doctor;
 pub mod dry_run;
 pub mod forge;
 pub mod git;

@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod conformance;
 mod demo;
+mod doctor;
 mod dry_run;
 mod e2e;
 mod fake_forge;
