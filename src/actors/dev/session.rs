@@ -92,8 +92,10 @@ impl DevRun {
         }
         ctx.tmux.kill_session(&self.session).await?;
         if self.state.stage == Stage::Starting {
-            // A phase file left from an earlier attempt must not be taken as new.
+            // A phase file left from an earlier attempt must not be taken as
+            // new, nor its usage file counted against this one's budget.
             let _ = tokio::fs::remove_file(self.phase_file()).await;
+            let _ = tokio::fs::remove_file(self.usage_file()).await;
         }
         let paths = [
             self.phase_file(),
