@@ -162,6 +162,9 @@ pub struct BudgetConfig {
     /// Issues claimed per project per UTC day.
     pub runs_per_day: Option<u32>,
     pub prices: Prices,
+    /// The whole daemon's per UTC month, over every project
+    /// (`projects/_budget.toml`, set by the daemon at start).
+    pub daemon_month: Limit,
 }
 
 impl Default for BudgetConfig {
@@ -175,6 +178,7 @@ impl Default for BudgetConfig {
             month: Limit::default(),
             runs_per_day: None,
             prices: Prices::default(),
+            daemon_month: Limit::default(),
         }
     }
 }

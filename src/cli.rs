@@ -196,7 +196,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let report = config::check_dir(&projects);
             print!("{}", report.render());
-            Ok(if report.is_ok() {
+            // The daemon's own budget file, beside the projects.
+            let daemon_budget = config::daemon_budget::load_daemon_budget(&projects);
+            for e in daemon_budget.as_ref().err().into_iter().flatten() {
+                println!("{e}");
+            }
+            Ok(if report.is_ok() && daemon_budget.is_ok() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_CONFIG)

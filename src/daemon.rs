@@ -80,6 +80,11 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let projects_dir = absolute(&opts.projects_dir)?;
     let state_dir = absolute(&opts.state_dir)?;
     let mut projects = config::load_dir(&projects_dir).map_err(RunError::Config)?;
+    let daemon_month =
+        config::daemon_budget::load_daemon_budget(&projects_dir).map_err(RunError::Config)?;
+    for project in &mut projects {
+        project.budget.daemon_month = daemon_month;
+    }
     let timings = match std::env::var("FORGEHAND_TIMINGS") {
         Ok(spec) => Timings::parse(&spec).map_err(|e| {
             RunError::Config(vec![ConfigError::without_position(

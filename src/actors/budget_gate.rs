@@ -15,15 +15,20 @@ pub async fn picking_stopped(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<String>> {
     let budget = &ctx.project.budget;
-    let stop = if budget.day.is_set() || budget.month.is_set() || budget.runs_per_day.is_some() {
-        let spent = ctx
-            .store
-            .project_spend(ctx.name(), now.date_naive())
-            .await?;
-        budget.picking_stop(&spent)
-    } else {
-        None
-    };
+    let today = now.date_naive();
+    let mut stop = None;
+    if budget.daemon_month.is_set() {
+        let spent = ctx.store.daemon_month_spend(today).await?;
+        stop = budget.daemon_month.reached(spent).map(|what| {
+            format!("the daemon's monthly budget of {what} is reached (spent this month: {spent}); picking resumes on the 1st")
+        });
+    }
+    if stop.is_none()
+        && (budget.day.is_set() || budget.month.is_set() || budget.runs_per_day.is_some())
+    {
+        let spent = ctx.store.project_spend(ctx.name(), today).await?;
+        stop = budget.picking_stop(&spent);
+    }
     if ctx.store.set_picking_stop(ctx.name(), stop.clone()).await? {
         let line = match &stop {
             Some(reason) => format!("not picking: {reason}"),

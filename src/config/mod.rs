@@ -1,6 +1,7 @@
 //! Project files (`projects/*.toml`, DESIGN §4): the validated, typed form the
 //! rest of forgehand uses. Parsing and validation live in `load`.
 
+pub mod daemon_budget;
 pub mod duration;
 mod error;
 pub mod load;

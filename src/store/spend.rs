@@ -157,6 +157,24 @@ impl Db {
         })
     }
 
+    /// What every project spent in the month of `today`.
+    pub fn daemon_month_spend(&self, today: NaiveDate) -> anyhow::Result<Spend> {
+        if !self.has_spend() {
+            return Ok(Spend::default());
+        }
+        let month = format!("{:04}-{:02}-%", today.year(), today.month());
+        let (tokens, cost): (i64, i64) = self
+            .conn()
+            .query_row(
+                "SELECT coalesce(sum(tokens), 0), coalesce(sum(cost_micros), 0)
+                 FROM spend_daily WHERE day LIKE ?1",
+                params![month],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .context("reading the daemon's spend this month")?;
+        Ok(spend_of(tokens, cost))
+    }
+
     /// Record why `project` claims nothing (`Some`), or that it may again
     /// (`None`). Returns whether that changed, so a caller journals once.
     pub fn set_picking_stop(&self, project: &str, reason: Option<&str>) -> anyhow::Result<bool> {
@@ -236,6 +254,10 @@ impl Store {
     ) -> anyhow::Result<ProjectSpend> {
         let project = project.to_string();
         self.call(move |db| db.project_spend(&project, today)).await
+    }
+
+    pub async fn daemon_month_spend(&self, today: NaiveDate) -> anyhow::Result<Spend> {
+        self.call(move |db| db.daemon_month_spend(today)).await
     }
 
     pub async fn set_picking_stop(

@@ -333,3 +333,67 @@ async fn a_day_budget_stops_picking_and_status_says_why() {
     );
     h.assert_no_violations();
 }
+
+/// At the daemon's monthly budget the issue is escalated once and nothing
+/// more is pasted into its session.
+#[test]
+fn the_daemon_cap_escalates_once_and_stops_pasting() {
+    let p = policy(BudgetConfig {
+        daemon_month: Limit {
+            tokens: Some(10_000),
+            cost_micros: None,
+        },
+        ..BudgetConfig::default()
+    });
+    let month = |tokens| {
+        Event::DaemonSpend(Spend {
+            tokens,
+            cost_micros: 0,
+        })
+    };
+    let (s, fx) = next(&working(), month(9_999), &p, at(1));
+    assert!(fx.is_empty() && !s.daemon_capped);
+    let (s, fx) = next(&s, month(10_000), &p, at(2));
+    assert!(s.daemon_capped);
+    let escalated = fx.iter().any(|e| {
+        matches!(e, Effect::Comment(t) if t.contains("the daemon's monthly budget of 10000 tokens"))
+    });
+    assert!(escalated, "{fx:?}");
+    let (s, fx) = next(&s, month(12_000), &p, at(3));
+    assert!(fx.is_empty(), "escalated once: {fx:?}");
+    // What would be pasted (here: CI passed) is only journaled.
+    let waiting = DevState {
+        stage: Stage::AwaitingCi,
+        head: Some(forgehand::forge::CommitSha("a1".into())),
+        ..s
+    };
+    let green = Event::Ci {
+        head: forgehand::forge::CommitSha("a1".into()),
+        verdict: forgehand::actors::dev::machine::CiVerdict::Green,
+    };
+    let (s, fx) = next(&waiting, green, &p, at(4));
+    assert_eq!(s.stage, Stage::AwaitingReview);
+    assert!(pastes(&fx).is_empty(), "{fx:?}");
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Journal(_, d) if d.starts_with("not pasted"))),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn the_daemon_month_adds_up_every_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("forgehand.db")).unwrap();
+    let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+    let usage = TokenUsage::default();
+    let s = |tokens| Spend {
+        tokens,
+        cost_micros: tokens,
+    };
+    db.save_spend("p", 1, &usage, s(100), day(11, 3)).unwrap();
+    db.save_spend("q", 2, &usage, s(50), day(11, 30)).unwrap();
+    db.save_spend("q", 3, &usage, s(7), day(10, 31)).unwrap();
+    assert_eq!(db.daemon_month_spend(day(11, 30)).unwrap(), s(150));
+    assert_eq!(db.daemon_month_spend(day(12, 1)).unwrap(), Spend::default());
+}

@@ -55,6 +55,15 @@ struct Transition<'a> {
 
 impl Transition<'_> {
     fn push(&mut self, effect: Effect) {
+        // At the daemon's monthly budget nothing new reaches any agent.
+        if let (true, Effect::Paste(text)) = (self.s.daemon_capped, &effect) {
+            let first = text.lines().next().unwrap_or_default().to_string();
+            self.journal(
+                EventKind::Daemon,
+                format!("not pasted (the daemon's monthly budget is reached): {first}"),
+            );
+            return;
+        }
         self.fx.push(effect);
     }
 
@@ -285,6 +294,7 @@ impl Transition<'_> {
                     self.command(&author, command);
                 }
             }
+            (stage, Event::DaemonSpend(spent)) if stage.has_session() => self.daemon_cap(spent),
             (_, Event::Spend { spent }) => {
                 if let Some(spent) = spent {
                     self.s.spent = spent;
@@ -305,7 +315,8 @@ impl Transition<'_> {
                 | Event::Idle
                 | Event::AgentStopped
                 | Event::PromptShown
-                | Event::Commands { .. },
+                | Event::Commands { .. }
+                | Event::DaemonSpend(_),
             ) => {}
             (stage, other) => self.journal(
                 EventKind::Daemon,
@@ -577,5 +588,6 @@ fn event_name(event: &Event) -> &'static str {
         Event::AgentStopped => "agent stopped",
         Event::Spend { .. } => "spend",
         Event::Commands { .. } => "commands",
+        Event::DaemonSpend(_) => "daemon spend",
     }
 }

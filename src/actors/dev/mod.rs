@@ -283,6 +283,11 @@ impl Actor for DevActor {
                     if run.state.stage.has_session() {
                         let spent = run.record_usage().await;
                         run.process(Event::Spend { spent }).await?;
+                        if run.policy.budget.daemon_month.is_set() {
+                            let today = Utc::now().date_naive();
+                            let month = run.ctx.store.daemon_month_spend(today).await?;
+                            run.process(Event::DaemonSpend(month)).await?;
+                        }
                     }
                     // Replies kept while the session was away go out now.
                     run.deliver_chat_replies().await?;

@@ -189,6 +189,10 @@ pub struct DevState {
     /// branch, not from the branch pushed so far.
     #[serde(default)]
     pub from_primary: bool,
+    /// The daemon's monthly budget is reached: nothing more is pasted into
+    /// the session, and the issue was escalated (once).
+    #[serde(default)]
+    pub daemon_capped: bool,
 }
 
 impl DevState {
@@ -222,6 +226,7 @@ impl DevState {
             held: false,
             last_command_id: 0,
             from_primary: false,
+            daemon_capped: false,
         }
     }
 
@@ -386,6 +391,8 @@ pub enum Event {
     Idle,
     /// The agent ended its turn and waits for input (its own hook said so).
     AgentStopped,
+    /// What every project spent this month, for the daemon's budget.
+    DaemonSpend(Spend),
     /// Comments up to id `upto` were looked at; these are the commands in
     /// them from people with write access, oldest first.
     Commands {

@@ -55,6 +55,8 @@ impl Checker<'_> {
                 n.map(|_| r.into_inner())
             }),
             prices: Prices::with_overrides(prices),
+            // Not the project file's: `projects/_budget.toml`, read by the daemon.
+            daemon_month: Limit::default(),
         }
     }
 

@@ -168,3 +168,42 @@ fn error_in_one_key(section: &str, line: &str, col: usize, field: &str, needle: 
     let at = src.lines().position(|l| l == line).unwrap() + 1;
     assert_error(&errors, &path, at, col, field, needle);
 }
+
+/// `projects/_budget.toml`: the daemon's monthly budget, never a project.
+#[test]
+fn the_daemon_budget_file_is_read_beside_the_projects() {
+    use forgehand::config::daemon_budget::load_daemon_budget;
+    use forgehand::config::load_dir_with;
+    let dir = TempDir::new().unwrap();
+    write(dir.path(), "proj.toml", MINIMAL);
+    assert_eq!(load_daemon_budget(dir.path()).unwrap(), Limit::default());
+    write(
+        dir.path(),
+        "_budget.toml",
+        "month_tokens = 900\nmonth_cost = 1.5\n",
+    );
+    assert_eq!(
+        load_daemon_budget(dir.path()).unwrap(),
+        Limit {
+            tokens: Some(900),
+            cost_micros: Some(1_500_000)
+        }
+    );
+    let projects = load_dir_with(dir.path(), &env(TOKEN)).expect("only proj.toml is a project");
+    assert_eq!(projects.len(), 1);
+
+    let path = write(
+        dir.path(),
+        "_budget.toml",
+        "month_tokens = 900\nmonth_cost = 0\n",
+    );
+    let errors = load_daemon_budget(dir.path()).unwrap_err();
+    assert_error(&errors, &path, 2, 14, "month_cost", "US dollars above 0");
+    write(dir.path(), "_budget.toml", "day_tokens = 9\n");
+    let errors = load_daemon_budget(dir.path()).unwrap_err();
+    assert!(
+        errors[0].to_string().contains("unknown field"),
+        "{}",
+        errors[0]
+    );
+}

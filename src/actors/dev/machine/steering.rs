@@ -42,6 +42,24 @@ impl Transition<'_> {
         }
     }
 
+    /// The daemon's monthly budget: once reached, escalate this issue once;
+    /// from then on nothing is pasted into its session (see `push`).
+    pub(super) fn daemon_cap(&mut self, spent: crate::budget::Spend) {
+        let Some(what) = self.policy.budget.daemon_month.reached(spent) else {
+            return;
+        };
+        if self.s.daemon_capped {
+            return;
+        }
+        self.s.daemon_capped = true;
+        let reason = format!(
+            "the daemon's monthly budget of {what} is reached (spent this month: {spent}): \
+             nothing more is passed to the agent until a human decides"
+        );
+        self.push(Effect::Comment(prompt::escalation_comment(&reason)));
+        self.push(Effect::Notify(crate::notify::Notice::Escalation { reason }));
+    }
+
     /// A `/forgehand` command from a person with write access; each is
     /// answered on the issue (a stop by the block's own comment).
     pub(super) fn command(&mut self, author: &str, command: ForgeCommand) {
