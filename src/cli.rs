@@ -49,6 +49,10 @@ enum Command {
         /// FORGEHAND_DASHBOARD_TOKEN.
         #[arg(long, value_name = "ADDR")]
         dashboard: Option<String>,
+        /// One poll per project that changes nothing: print what would be
+        /// claimed, and why the other ready issues would not be.
+        #[arg(long, conflicts_with_all = ["once", "listen", "dashboard"])]
+        dry_run: bool,
     },
     /// Show the issues forgehand holds, or one issue's journal.
     Status {
@@ -60,6 +64,17 @@ enum Command {
         /// With ISSUE: print that issue's journal.
         project: Option<String>,
         issue: Option<u64>,
+    },
+    /// Check every project's set-up: the forge token and its rights, the
+    /// labels, the programs, the state folder; exit 0 only when all pass.
+    Doctor {
+        #[arg(long, default_value = "projects")]
+        projects: PathBuf,
+        #[arg(long, default_value = "state")]
+        state: PathBuf,
+        /// Create what is missing on the forge (the labels).
+        #[arg(long)]
+        fix: bool,
     },
     /// Project file commands.
     Config {
@@ -156,9 +171,21 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run {
             projects,
             state,
+            dry_run: true,
+            ..
+        } => dry_run(&projects, &state),
+        Command::Doctor {
+            projects,
+            state,
+            fix,
+        } => doctor(&projects, &state, fix),
+        Command::Run {
+            projects,
+            state,
             once,
             listen,
             dashboard,
+            dry_run: false,
         } => {
             init_tracing();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -191,7 +218,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let report = config::check_dir(&projects);
             print!("{}", report.render());
-            Ok(if report.is_ok() {
+            // The daemon's own budget file, beside the projects.
+            let daemon_budget = config::daemon_budget::load_daemon_budget(&projects);
+            for e in daemon_budget.as_ref().err().into_iter().flatten() {
+                println!("{e}");
+            }
+            Ok(if report.is_ok() && daemon_budget.is_ok() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_CONFIG)
@@ -317,6 +349,16 @@ fn status(
             .filter(|o| project.as_deref().is_none_or(|p| p == o.project))
             .collect();
         print!("{}", render_outbox(&outbox));
+        for stop in store.picking_stops()? {
+            if project.as_deref().is_none_or(|p| p == stop.project) {
+                println!(
+                    "not picking in {}: {} (since {})",
+                    escape_line(&stop.project),
+                    escape_line(&stop.reason),
+                    stop.since.format("%Y-%m-%d %H:%M:%S UTC")
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -504,10 +546,7 @@ fn review(
         return Ok(ExitCode::from(EXIT_CONFIG));
     }
     // The local backend runs git on the async runtime, as in the daemon.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = current_thread_runtime()?;
     let path = runtime
         .block_on(submit_review(
             &args.plans,
@@ -599,4 +638,52 @@ fn attach(project: &str, issue: &str) -> anyhow::Result<ExitCode> {
         .args(["attach-session", "-t", &target])
         .exec();
     Err(err).context("running tmux attach-session")
+}
+
+/// `run --dry-run`: the report on stdout; a project file that cannot be
+/// loaded is a configuration error (exit 2).
+fn dry_run(projects: &Path, state: &Path) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = load_projects(projects) else {
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    };
+    let runtime = current_thread_runtime()?;
+    let report = runtime.block_on(crate::dry_run::report(&loaded, state))?;
+    print!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every project of `projects`, or `None` after printing why not.
+fn load_projects(projects: &Path) -> Option<Vec<config::Project>> {
+    match config::load_dir(projects) {
+        Ok(loaded) => Some(loaded),
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            None
+        }
+    }
+}
+
+/// `doctor`: a line per check on stdout; exit 0 only when none failed.
+fn doctor(projects: &Path, state: &Path, fix: bool) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = load_projects(projects) else {
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    };
+    let runtime = current_thread_runtime()?;
+    let report = runtime.block_on(crate::doctor::run(&loaded, state, fix));
+    print!("{}", report.text);
+    if report.failed > 0 {
+        println!("{} check(s) failed", report.failed);
+        return Ok(ExitCode::from(EXIT_RUNTIME));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A runtime for one command's async work on this thread.
+fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

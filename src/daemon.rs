@@ -83,6 +83,11 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let projects_dir = absolute(&opts.projects_dir)?;
     let state_dir = absolute(&opts.state_dir)?;
     let mut projects = config::load_dir(&projects_dir).map_err(RunError::Config)?;
+    let daemon_month =
+        config::daemon_budget::load_daemon_budget(&projects_dir).map_err(RunError::Config)?;
+    for project in &mut projects {
+        project.budget.daemon_month = daemon_month;
+    }
     let timings = match std::env::var("FORGEHAND_TIMINGS") {
         Ok(spec) => Timings::parse(&spec).map_err(|e| {
             RunError::Config(vec![ConfigError::without_position(
@@ -414,7 +419,10 @@ async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Resul
 }
 
 /// The GitHub client for `project`, signed in as its file says.
-fn github_client(project: &Project, config: &GithubConfig) -> anyhow::Result<GithubClient> {
+pub(crate) fn github_client(
+    project: &Project,
+    config: &GithubConfig,
+) -> anyhow::Result<GithubClient> {
     let credentials = match &config.auth {
         GithubAuth::Token { .. } => {
             Credentials::Token(project.secrets.forge_token.clone().unwrap_or_default())

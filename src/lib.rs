@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //!
-//! - `cli.rs`: the command line; `daemon.rs`: what `forgehand run` sets up.
+//! - `cli.rs`: the command line; `daemon.rs`: what `forgehand run` sets up;
+//!   `dry_run.rs`: `run --dry-run`, a poll that changes nothing; `doctor.rs`:
+//!   `forgehand doctor`, the set-up checks.
 //! - `config/`: project files (`projects/*.toml`): parsing and validation;
 //!   `[forge]` becomes one `ForgeConfig` variant per kind.
 //! - `actors/`: the supervisor, per-project pollers, merge scanners and one dev
@@ -33,8 +35,10 @@
 //!   `GitRunner` runs every git command, the local backend's included.
 //! - `agent/`: what differs per agent program (`[agent] kind`): preparing a
 //!   session, readiness, the agent's own signals, token use, clean-up.
-//! - `phase.rs`: the phase-file protocol the agent speaks; `prompt.rs`: what is pasted to it.
-//! - `picking.rs`: which ready issue goes next.
+//! - `phase.rs`: the phase-file protocol the agent speaks; `prompt.rs`: what is pasted to it;
+//!   `commands.rs`: the `/forgehand …` commands people write in comments.
+//! - `picking.rs`: which ready issue goes next; `budget.rs`: what agents'
+//!   tokens cost and the `[budget]` limits on them.
 //! - `notify.rs`: the notifier interface; `matrix/`: its Matrix implementation
 //!   (a thread per issue, escalations, replies read back from chat), sending
 //!   from the chat outbox in the store (`store/outbox.rs`) so nothing owed to
@@ -51,12 +55,16 @@
 
 pub mod actors;
 pub mod agent;
+pub mod budget;
 pub mod ci;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod dashboard;
 pub mod demo;
+pub mod doctor;
+pub mod dry_run;
 pub mod forge;
 pub mod git;
 pub mod http;

@@ -22,6 +22,7 @@ pub struct TaskPrompt<'a> {
     pub phase_file: &'a Path,
     pub summary_file: &'a Path,
     pub scratch_file: &'a Path,
+    pub usage_file: &'a Path,
 }
 
 pub fn task(t: &TaskPrompt<'_>) -> String {
@@ -80,12 +81,28 @@ pub fn protocol(t: &TaskPrompt<'_>) -> String {
          - If you should not do this task, write to {summary} the JSON {{\"status\": \"unmet_dependency\" | \"too_large\" | \"already_done\", \"detail\": \"...\"}} \
          and write PHASE:failed with a second line Reason: refused to {phase}. For any other failure write PHASE:failed with Reason: <why>.\n\
          - Keep notes for yourself in {scratch}: they survive a restart of this session.\n\
+         - If you are not Claude Code, report the tokens you use: after each turn append one JSON line to {usage} \
+         ($FORGEHAND_USAGE_FILE), e.g. {{\"model\": \"<model name>\", \"input_tokens\": 1200, \"output_tokens\": 340, \
+         \"cache_creation_input_tokens\": 0, \"cache_read_input_tokens\": 0}} (the counts of that turn). \
+         Budgets are checked against it.\n\
          - The phase file is read on every write; write the whole file each time.",
         branch = t.branch,
         primary = t.primary_branch,
         summary = t.summary_file.display(),
         phase = t.phase_file.display(),
         scratch = t.scratch_file.display(),
+        usage = t.usage_file.display(),
+    )
+}
+
+/// To an agent whose issue reached its budget (`what`, e.g. "its budget of
+/// 20000 tokens"): one message, then the issue is blocked after `grace`.
+pub fn budget_wrap_up(what: &str, spent: &str, grace: &str) -> String {
+    format!(
+        "forgehand: this issue reached {what} (spent: {spent}). Stop working on new changes now. \
+         Within {grace}: commit what is worth keeping, write where you stand to the summary file \
+         ($FORGEHAND_SUMMARY_FILE) and your notes file, then write a phase: PHASE:awaiting_ci if the \
+         committed work is ready, otherwise PHASE:failed with a Reason line. After that a human takes over."
     )
 }
 
@@ -181,6 +198,40 @@ pub fn rebase_needed(primary: &str) -> String {
          Rebase your branch onto origin/{primary} (already fetched; `git fetch origin` \
          fetches it again), resolve the conflicts, \
          commit, then write PHASE:awaiting_ci; forgehand pushes the rebased branch."
+    )
+}
+
+/// The answer to `/forgehand status`.
+pub fn status_reply(
+    s: &crate::actors::dev::machine::DevState,
+    p: &crate::actors::dev::machine::Policy,
+) -> String {
+    let pr = s.pr.map_or("none".to_string(), |pr| format!("#{pr}"));
+    format!(
+        "stage {}, PR {pr}, CI fix attempts {}/{}, review rounds {}/{}, respawns {}, spent {}{}{}.",
+        s.stage.as_str(),
+        s.ci_attempts,
+        p.max_fix_attempts,
+        s.review_rounds,
+        p.max_rounds,
+        s.respawns,
+        s.spent,
+        if s.held { ", merges held" } else { "" },
+        if s.escalation.is_some() {
+            ", waiting for an answer"
+        } else {
+            ""
+        },
+    )
+}
+
+/// On the issue, once per head, when `[merge] delay` holds back a merge.
+pub fn merge_window(until: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        "The pull request is approved and CI is green: forgehand merges it at {} \
+         unless someone objects before. To stop it, submit a review requesting changes \
+         or comment `/forgehand hold`.",
+        until.format("%Y-%m-%d %H:%M:%S UTC")
     )
 }
 

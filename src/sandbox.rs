@@ -181,9 +181,19 @@ fn real(path: &Path) -> PathBuf {
 /// Where bubblewrap is, looking through `path_var` (a `PATH` value); the
 /// usual system folders when there is none.
 pub fn find_bwrap(path_var: Option<&str>) -> Option<PathBuf> {
+    find_program(BWRAP, path_var)
+}
+
+/// Where the executable `name` is, looking through `path_var` as
+/// `find_bwrap` does; a name with a `/` is taken as a path.
+pub fn find_program(name: &str, path_var: Option<&str>) -> Option<PathBuf> {
+    if name.contains('/') {
+        let path = PathBuf::from(name);
+        return is_executable(&path).then_some(path);
+    }
     let search = path_var.unwrap_or("/usr/local/bin:/usr/bin:/bin");
     std::env::split_paths(search)
-        .map(|dir| dir.join(BWRAP))
+        .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))
 }
 

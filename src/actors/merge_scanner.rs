@@ -320,16 +320,25 @@ async fn consider(
         tracing::debug!("PR #{n}: the dev actor of #{owner} merges it");
         return Ok(Considered::Skipped);
     }
-    let mut decision = merging::look(ctx, pr, head, &policy).await?;
+    // The scanner keeps no count of its own: the window runs from the
+    // latest review on the head.
+    let clock = merging::Clock {
+        now: chrono::Utc::now(),
+        ready_since: None,
+    };
+    let mut decision = merging::look(ctx, pr, head, &policy, clock).await?;
     // GitHub's list of pulls leaves `mergeable` out: the pull request itself says.
     let full;
     let pr = if decision == Decision::MergeabilityUnknown {
         full = ctx.forge.get_pull(n).await?;
-        decision = merging::decide_approved(&full, head, &policy);
+        decision = merging::look_again(ctx, &full, head, &policy, clock).await?;
         &full
     } else {
         pr
     };
+    if let Decision::VetoWindow { until } = decision {
+        tracing::info!("PR #{n} merges at {until} unless someone objects (veto window)");
+    }
     if decision != Decision::Merge {
         return Ok(Considered::NotReady);
     }

@@ -4,8 +4,10 @@
 //! its reviews in, a verdict out), `merge_and_finish` performs it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::forge::{
     CombinedStatus, CommitSha, ForgeError, IssueNumber, IssueState, MergeRequest, PrNumber,
@@ -26,6 +28,8 @@ pub struct MergePolicy<'a> {
     pub required_approvals: u32,
     /// forgehand's own login: its reviews never count.
     pub own_login: &'a str,
+    /// `[merge] delay`: the veto window.
+    pub delay: Duration,
 }
 
 /// What to do with a pull request now.
@@ -48,6 +52,48 @@ pub enum Decision {
     WaitCi(CiVerdict),
     /// Not (or no longer) approved on the head.
     WaitReview,
+    /// Ready, but in the veto window (`[merge] delay`) until `until`.
+    VetoWindow { until: DateTime<Utc> },
+}
+
+/// When a merge decision is made, for the veto window.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub now: DateTime<Utc>,
+    /// Since when the caller has known the PR to be ready (the dev actor:
+    /// since it began merging), if it keeps count.
+    pub ready_since: Option<DateTime<Utc>>,
+}
+
+/// `decide`, then the veto window: a PR ready to merge waits `delay` after
+/// the later of its latest review on the head and `ready_since`; a new
+/// review restarts the window, one requesting changes stops the merge.
+/// With neither time known (no review and no caller's count) it merges.
+pub fn decide_at(
+    pr: &PullRequest,
+    head: &CommitSha,
+    status: &CombinedStatus,
+    reviews: &[Review],
+    policy: &MergePolicy<'_>,
+    clock: Clock,
+) -> Decision {
+    let decision = decide(pr, head, status, reviews, policy);
+    if decision != Decision::Merge || policy.delay.is_zero() {
+        return decision;
+    }
+    let reviewed = reviews
+        .iter()
+        .filter(|r| &r.commit_id == head && !r.dismissed)
+        .filter_map(|r| r.submitted_at)
+        .max();
+    let Some(start) = reviewed.max(clock.ready_since) else {
+        return decision;
+    };
+    let until = start + TimeDelta::from_std(policy.delay).unwrap_or(TimeDelta::MAX);
+    if clock.now < until {
+        return Decision::VetoWindow { until };
+    }
+    decision
 }
 
 /// The decision for `pr`, whose head must be `head`, given the combined
@@ -114,6 +160,7 @@ impl<'a> MergePolicy<'a> {
             ci_required: project.ci.required,
             required_approvals: project.review.required_approvals.max(min_approvals),
             own_login: &ctx.own_login,
+            delay: project.merge.delay,
         }
     }
 }
@@ -126,6 +173,7 @@ pub async fn look(
     pr: &PullRequest,
     head: &CommitSha,
     policy: &MergePolicy<'_>,
+    clock: Clock,
 ) -> anyhow::Result<Decision> {
     if let Some(decided) = decide_on_pull(pr, head, policy) {
         return Ok(decided);
@@ -143,7 +191,7 @@ pub async fn look(
         return Ok(decide(pr, head, &status, &[], policy));
     }
     let reviews = ctx.forge.list_reviews(pr.number).await?;
-    Ok(decide(pr, head, &status, &reviews, policy))
+    Ok(decide_at(pr, head, &status, &reviews, policy, clock))
 }
 
 /// The decision for `pr` once its CI and reviews were found good on `head`
@@ -154,6 +202,23 @@ pub fn decide_approved(pr: &PullRequest, head: &CommitSha, policy: &MergePolicy<
         None => Decision::MergeabilityUnknown,
         Some(_) => Decision::Merge,
     })
+}
+
+/// The decision again once the full pull request says whether it merges,
+/// after [`look`] found CI green and the approvals there but `mergeable`
+/// unknown: nothing is asked again, unless a veto window needs the reviews'
+/// times.
+pub async fn look_again(
+    ctx: &ProjectCtx,
+    full: &PullRequest,
+    head: &CommitSha,
+    policy: &MergePolicy<'_>,
+    clock: Clock,
+) -> anyhow::Result<Decision> {
+    if policy.delay.is_zero() {
+        return Ok(decide_approved(full, head, policy));
+    }
+    look(ctx, full, head, policy, clock).await
 }
 
 /// What `merge_and_finish` did.

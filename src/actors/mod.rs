@@ -1,6 +1,7 @@
 //! The actor tree (DESIGN §1): a supervisor per daemon, a poller and a merge
 //! scanner per project, a dev actor per claimed issue.
 
+pub mod budget_gate;
 pub mod context;
 pub mod dev;
 pub mod merge_scanner;
@@ -10,6 +11,7 @@ pub mod outage;
 pub mod parent;
 mod periodic;
 pub mod poller;
+pub mod readiness;
 pub mod reconcile;
 pub mod supervisor;
 pub mod timings;

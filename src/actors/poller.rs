@@ -242,6 +242,12 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
             .await?;
         state.labels_ready = true;
     }
+    if super::budget_gate::picking_stopped(&ctx, Utc::now())
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
     let project = ctx.name().to_string();
     let free = state
         .supervisor

@@ -8,11 +8,12 @@
 //! - `Claude`: Claude Code, driven unattended (`claude/`).
 
 pub mod claude;
+pub mod usage_file;
 
 use std::path::{Path, PathBuf};
 
+use crate::budget::ModelUsage;
 use crate::config::AgentKind;
-use crate::store::TokenUsage;
 use crate::tmux::Tmux;
 
 /// Written by the agent's hooks when it ends a turn (Claude Code's `Stop`).
@@ -117,10 +118,27 @@ impl AgentAdapter {
         }
     }
 
-    /// Tokens the agent used in this worktree so far, if the agent keeps count.
-    pub async fn usage(&self, ctx: &SessionCtx<'_>) -> anyhow::Result<Option<TokenUsage>> {
+    /// Tokens the agent used in this worktree so far, by model, if the
+    /// agent keeps count: Claude Code in its transcripts, any other agent
+    /// in the usage file (`usage_file`), if it writes one.
+    pub async fn usage(&self, ctx: &SessionCtx<'_>) -> anyhow::Result<Option<ModelUsage>> {
         match self {
-            AgentAdapter::Generic => Ok(None),
+            AgentAdapter::Generic => {
+                let path = ctx.session_dir.join(usage_file::USAGE_FILE);
+                let read = tokio::task::spawn_blocking(move || usage_file::read(&path))
+                    .await
+                    .map_err(anyhow::Error::from)??;
+                Ok(read.map(|f| {
+                    if f.skipped > 0 || f.truncated {
+                        tracing::warn!(
+                            skipped = f.skipped,
+                            truncated = f.truncated,
+                            "the agent's usage file has lines that are not usage records"
+                        );
+                    }
+                    f.usage
+                }))
+            }
             AgentAdapter::Claude => claude::usage(ctx).await,
         }
     }

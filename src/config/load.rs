@@ -271,7 +271,11 @@ fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
         let path = entry.path();
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') || !name.ends_with(".toml") {
+        // `_budget.toml` is the daemon's own budget, not a project.
+        if name.starts_with('.')
+            || !name.ends_with(".toml")
+            || name == super::daemon_budget::DAEMON_BUDGET_FILE
+        {
             continue;
         }
         // `metadata` follows symlinks, so a linked project file counts.

@@ -1,6 +1,7 @@
 //! Project files (`projects/*.toml`, DESIGN §4): the validated, typed form the
 //! rest of forgehand uses. Parsing and validation live in `load`.
 
+pub mod daemon_budget;
 pub mod duration;
 mod error;
 pub mod load;
@@ -39,6 +40,8 @@ pub struct Project {
     pub matrix: Option<MatrixConfig>,
     /// name → push URL, pushed after every merge.
     pub mirrors: BTreeMap<String, String>,
+    /// `[budget]`: limits on what agents spend (none when absent).
+    pub budget: crate::budget::BudgetConfig,
     /// The file this project came from, for messages.
     pub source: PathBuf,
     pub secrets: Secrets,
@@ -238,6 +241,9 @@ pub struct ReviewConfig {
 pub struct MergeConfig {
     pub method: MergeMethod,
     pub delete_branch: bool,
+    /// The veto window: how long an approved, green PR waits before it is
+    /// merged (zero: at once).
+    pub delay: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -60,6 +60,7 @@ pub struct RawTop {
     pub merge: Option<IgnoredAny>,
     pub matrix: Option<IgnoredAny>,
     pub mirrors: Option<IgnoredAny>,
+    pub budget: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize, Default)]
@@ -125,6 +126,7 @@ pub struct RawReview {
 pub struct RawMerge {
     pub method: Field<String>,
     pub delete_branch: Option<bool>,
+    pub delay: Field<DurationText>,
 }
 
 #[derive(Deserialize, Default)]
@@ -140,3 +142,29 @@ pub struct RawMatrix {
 
 /// `[mirrors]`: any key, each a push URL.
 pub type RawMirrors = BTreeMap<String, Spanned<String>>;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    pub issue_tokens: Field<u64>,
+    pub issue_cost: Field<f64>,
+    pub issue_time: Field<DurationText>,
+    pub grace: Field<DurationText>,
+    pub day_tokens: Field<u64>,
+    pub day_cost: Field<f64>,
+    pub month_tokens: Field<u64>,
+    pub month_cost: Field<f64>,
+    pub runs_per_day: Field<u32>,
+    /// Model-name prefix → price per million tokens.
+    pub prices: Option<BTreeMap<String, Spanned<RawPrice>>>,
+}
+
+/// One `[budget.prices."<model prefix>"]` entry, US dollars per million tokens.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub input: Spanned<f64>,
+    pub output: Spanned<f64>,
+    pub cache_write: Option<Spanned<f64>>,
+    pub cache_read: Option<Spanned<f64>>,
+}

@@ -33,6 +33,8 @@ struct Schema {
     runner: bool,
     /// The `chat_outbox` table.
     outbox: bool,
+    /// `spend_daily`, `picking_stops` and `token_usage.cost_micros`.
+    pub(super) spend: bool,
 }
 
 impl Db {
@@ -294,6 +296,11 @@ impl Db {
         self.schema.outbox
     }
 
+    /// Whether the schema has the budget tables (issue 15's migration).
+    pub(super) fn has_spend(&self) -> bool {
+        self.schema.spend
+    }
+
     /// The claim query with `tail` (conditions, order) appended; columns an
     /// older schema lacks read as NULL.
     fn claim_select(&self, tail: &str) -> String {
@@ -329,6 +336,7 @@ impl Schema {
             runner: has_column("claims", "runner")?,
             usage: has_column("token_usage", "project")?,
             outbox: has_column("chat_outbox", "id")?,
+            spend: has_column("spend_daily", "project")?,
         })
     }
 }

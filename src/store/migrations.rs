@@ -132,6 +132,23 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL
     );
     CREATE INDEX chat_outbox_by_project ON chat_outbox (project, id);",
+    // 10 (issue 15, budgets): what each issue's current run cost, what each
+    // project spent and how many issues it claimed per UTC day (`day` is
+    // `YYYY-MM-DD`), and why a project's poller claims nothing right now.
+    "ALTER TABLE token_usage ADD COLUMN cost_micros INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE spend_daily (
+        project     TEXT NOT NULL,
+        day         TEXT NOT NULL,
+        tokens      INTEGER NOT NULL DEFAULT 0,
+        cost_micros INTEGER NOT NULL DEFAULT 0,
+        runs        INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (project, day)
+    );
+    CREATE TABLE picking_stops (
+        project TEXT PRIMARY KEY,
+        reason  TEXT NOT NULL,
+        since   TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

@@ -1,13 +1,12 @@
 //! Token use per issue, as the agent's own records report it (migration 4).
 //! The row holds the latest total for the issue's current worktree.
 
-use chrono::Utc;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use anyhow::Context;
 
-use super::{Db, Store};
+use super::Db;
 
 /// Tokens an agent used, by the Anthropic API's four counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -44,28 +43,6 @@ impl std::iter::Sum for TokenUsage {
 }
 
 impl Db {
-    pub fn save_usage(&self, project: &str, issue: u64, usage: &TokenUsage) -> anyhow::Result<()> {
-        self.conn().execute(
-            "INSERT INTO token_usage (project, issue, input, output, cache_creation, cache_read, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (project, issue) DO UPDATE SET
-                input = excluded.input, output = excluded.output,
-                cache_creation = excluded.cache_creation, cache_read = excluded.cache_read,
-                updated_at = excluded.updated_at",
-            params![
-                project,
-                issue as i64,
-                usage.input as i64,
-                usage.output as i64,
-                usage.cache_creation as i64,
-                usage.cache_read as i64,
-                Utc::now().to_rfc3339()
-            ],
-        )
-        .with_context(|| format!("saving the token use of {project}#{issue}"))?;
-        Ok(())
-    }
-
     /// `None` when unknown, or when the schema predates token use.
     pub fn usage(&self, project: &str, issue: u64) -> anyhow::Result<Option<TokenUsage>> {
         if !self.has_usage() {
@@ -89,19 +66,5 @@ impl Db {
             .optional()
             .with_context(|| format!("reading the token use of {project}#{issue}"))?;
         Ok(row)
-    }
-}
-
-/// The same, for the daemon's async callers: run on the store thread.
-impl Store {
-    pub async fn save_usage(
-        &self,
-        project: &str,
-        issue: u64,
-        usage: &TokenUsage,
-    ) -> anyhow::Result<()> {
-        let (project, usage) = (project.to_string(), *usage);
-        self.call(move |db| db.save_usage(&project, issue, &usage))
-            .await
     }
 }

@@ -11,6 +11,7 @@ use forgehand::config::{
 use forgehand::forge::MergeMethod;
 use tempfile::TempDir;
 
+mod budget;
 mod errors;
 mod github;
 

@@ -23,7 +23,7 @@ fn later(secs: i64) -> DateTime<Utc> {
     t0() + chrono::TimeDelta::seconds(secs)
 }
 
-fn policy() -> Policy {
+pub fn policy() -> Policy {
     Policy {
         primary_branch: "main".into(),
         max_fix_attempts: 2,
@@ -33,6 +33,7 @@ fn policy() -> Policy {
         review_timeout: Duration::from_secs(3 * 3600),
         escalation_timeout: Duration::from_secs(24 * 3600),
         idle_timeout: Duration::from_secs(2 * 3600),
+        budget: Default::default(),
     }
 }
 
@@ -71,10 +72,16 @@ fn in_stage(stage: Stage) -> DevState {
     }
 }
 
-/// Effects other than journal lines and notices, which many transitions add.
-fn acts(fx: &[Effect]) -> Vec<&Effect> {
+/// Effects other than journal lines and notices, which many transitions
+/// add, and the look for commands every tick ends with (`commands` tests it).
+pub fn acts(fx: &[Effect]) -> Vec<&Effect> {
     fx.iter()
-        .filter(|e| !matches!(e, Effect::Journal(..) | Effect::Notify(..)))
+        .filter(|e| {
+            !matches!(
+                e,
+                Effect::Journal(..) | Effect::Notify(..) | Effect::CheckCommands { .. }
+            )
+        })
         .collect()
 }
 

@@ -282,7 +282,10 @@ async fn an_orphaned_agent_pr_is_merged_and_its_issue_closed() {
     // The journal line follows the forge's answer: wait for it too.
     let journal = crate::support::wait_until("the closing journaled", STEP, || async {
         let journal = h.journal(issue);
-        journal.iter().any(|(k, _)| k == "closed").then_some(journal)
+        journal
+            .iter()
+            .any(|(k, _)| k == "closed")
+            .then_some(journal)
     })
     .await;
     assert!(

@@ -1,8 +1,10 @@
 //! The one merge decision (`merging::decide`), without I/O: what the pull
 //! request, its head's statuses and its reviews say, in turn.
 
-use chrono::Utc;
-use forgehand::actors::merging::{Decision, MergePolicy, decide, decide_on_pull};
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use forgehand::actors::merging::{Clock, Decision, MergePolicy, decide, decide_at, decide_on_pull};
 use forgehand::forge::{
     CombinedStatus, CommitSha, CommitStatus, IssueState, PrNumber, PullRequest, Review,
     ReviewState, StatusState,
@@ -63,6 +65,7 @@ const POLICY: MergePolicy<'static> = MergePolicy {
     ci_required: true,
     required_approvals: 1,
     own_login: "forgehand",
+    delay: Duration::ZERO,
 };
 
 #[test]
@@ -153,5 +156,81 @@ fn ci_and_reviews_in_turn() {
     assert_eq!(
         decide(&unknown, &head, &green, &approved, &POLICY),
         Decision::MergeabilityUnknown
+    );
+}
+
+/// `[merge] delay`: approved and green waits out the veto window, counted
+/// from the later of the latest review on the head and the caller's own
+/// count; a new review restarts it, one requesting changes stops the merge.
+#[test]
+fn the_veto_window_holds_a_ready_merge() {
+    let head = sha("h1");
+    let green = status(Some(StatusState::Success));
+    let windowed = MergePolicy {
+        delay: Duration::from_secs(1800),
+        ..POLICY
+    };
+    let approved_at = Utc::now() - TimeDelta::minutes(10);
+    let approved = Review {
+        submitted_at: Some(approved_at),
+        ..approval("h1")
+    };
+    let clock = |minutes_after: i64, ready_since| Clock {
+        now: approved_at + TimeDelta::minutes(minutes_after),
+        ready_since,
+    };
+    let at = |minutes_after, ready_since, reviews: &[Review]| {
+        decide_at(
+            &pull(),
+            &head,
+            &green,
+            reviews,
+            &windowed,
+            clock(minutes_after, ready_since),
+        )
+    };
+    let until = approved_at + TimeDelta::minutes(30);
+    assert_eq!(
+        at(10, None, std::slice::from_ref(&approved)),
+        Decision::VetoWindow { until }
+    );
+    assert_eq!(
+        at(30, None, std::slice::from_ref(&approved)),
+        Decision::Merge
+    );
+    // The dev actor began merging later than the approval: its count rules.
+    let later = approved_at + TimeDelta::minutes(20);
+    assert_eq!(
+        at(30, Some(later), std::slice::from_ref(&approved)),
+        Decision::VetoWindow {
+            until: later + TimeDelta::minutes(30)
+        }
+    );
+    // A second approval in the window restarts it.
+    let again = Review {
+        id: 2,
+        author: "bob".into(),
+        submitted_at: Some(approved_at + TimeDelta::minutes(25)),
+        ..approval("h1")
+    };
+    assert!(matches!(
+        at(30, None, &[approved.clone(), again]),
+        Decision::VetoWindow { .. }
+    ));
+    // Changes requested in the window: no merge.
+    let objection = Review {
+        id: 3,
+        state: ReviewState::ChangesRequested,
+        submitted_at: Some(approved_at + TimeDelta::minutes(5)),
+        ..approval("h1")
+    };
+    assert_eq!(
+        at(60, None, &[approved.clone(), objection]),
+        Decision::WaitReview
+    );
+    // No window configured: at once, as `decide` says.
+    assert_eq!(
+        decide_at(&pull(), &head, &green, &[approved], &POLICY, clock(0, None)),
+        Decision::Merge
     );
 }

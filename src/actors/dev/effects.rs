@@ -48,6 +48,13 @@ impl DevRun {
                 Ok(None)
             }
             Effect::CheckReplies { pr, since } => self.human_reply(pr, since).await,
+            Effect::CheckCommands { pr, after, since } => {
+                self.check_commands(pr, after, since).await
+            }
+            Effect::StartOver => {
+                self.cleanup().await?;
+                Ok(None)
+            }
             Effect::Release { outcome, comment } => {
                 self.release(outcome, &comment).await?;
                 Ok(None)

@@ -32,6 +32,8 @@ pub struct SessionVars<'a> {
     pub phase_file: &'a str,
     pub summary_file: &'a str,
     pub scratch_file: &'a str,
+    /// Where an agent other than Claude Code reports its token use.
+    pub usage_file: &'a str,
     /// The issue's key: its number, or a local plan's name.
     pub issue: &'a str,
     pub project: &'a str,
@@ -50,6 +52,7 @@ pub fn session_env(base: &[(String, String)], v: &SessionVars<'_>) -> Vec<(Strin
             "FORGEHAND_SCRATCH_FILE".to_string(),
             v.scratch_file.to_string(),
         ),
+        ("FORGEHAND_USAGE_FILE".to_string(), v.usage_file.to_string()),
         ("FORGEHAND_ISSUE".to_string(), v.issue.to_string()),
         ("FORGEHAND_PROJECT".to_string(), v.project.to_string()),
         ("FORGEHAND_BRANCH".to_string(), v.branch.to_string()),

@@ -46,19 +46,22 @@ impl DevRun {
         all.sort_by_key(|c| (c.created_at, c.id));
         let mut kept = Vec::with_capacity(all.len());
         for c in all {
-            let may_write = ctx.forge.can_write(&c.author).await.with_context(|| {
-                format!(
-                    "asking whether {} may write to {}",
-                    c.author, ctx.project.repo
-                )
-            })?;
-            if may_write {
+            if self.may_write(&c.author).await? {
                 kept.push(c);
             } else {
                 self.comment_ignored(&c).await;
             }
         }
         Ok(kept)
+    }
+
+    /// Whether `author` has write access: only such people instruct.
+    async fn may_write(&self, author: &str) -> anyhow::Result<bool> {
+        let ctx = &self.ctx;
+        ctx.forge
+            .can_write(author)
+            .await
+            .with_context(|| format!("asking whether {author} may write to {}", ctx.project.repo))
     }
 
     /// Journal that `c` was left out, once per comment however often the
@@ -86,14 +89,17 @@ impl DevRun {
     }
 
     /// The first comment by someone with write access after an escalation,
-    /// as the answer.
+    /// as the answer (a `/forgehand` command is not one).
     pub(super) async fn human_reply(
         &self,
         pr: Option<PrNumber>,
         since: DateTime<Utc>,
     ) -> anyhow::Result<Option<Event>> {
         let replies = self.human_comments(pr, Some(since)).await?;
-        Ok(replies.into_iter().next().map(|c| Event::HumanReply {
+        let mut replies = replies
+            .into_iter()
+            .filter(|c| crate::commands::parse(&c.body).is_none());
+        Ok(replies.next().map(|c| Event::HumanReply {
             author: c.author,
             body: c.body,
         }))
@@ -162,5 +168,48 @@ impl DevRun {
         ctx.forge.remove_label(n, &labels.in_progress).await?;
         self.journal(EventKind::Released, &format!("released #{n}: {outcome:?}"));
         self.cleanup().await
+    }
+
+    /// The `/forgehand` commands in comments on the issue and its PR newer
+    /// than comment `after` and made since `since`: those of people with
+    /// write access, in order; anyone else's is journaled and ignored.
+    pub(super) async fn check_commands(
+        &self,
+        pr: Option<PrNumber>,
+        after: u64,
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Event>> {
+        let ctx = &self.ctx;
+        let mut all = ctx.forge.list_comments(self.issue.0).await?;
+        if let Some(pr) = pr {
+            all.extend(ctx.forge.list_comments(pr.0).await?);
+        }
+        let floor = since.with_nanosecond(0).unwrap_or(since);
+        all.retain(|c| c.id > after && c.author != ctx.own_login && c.created_at >= floor);
+        all.sort_by_key(|c| c.id);
+        let Some(upto) = all.last().map(|c| c.id) else {
+            return Ok(None);
+        };
+        let mut commands = Vec::new();
+        for c in all {
+            let Some(command) = crate::commands::parse(&c.body) else {
+                continue;
+            };
+            if self.may_write(&c.author).await? {
+                commands.push((c.author, command));
+            } else {
+                self.journal(
+                    EventKind::CommentIgnored,
+                    &format!(
+                        "/forgehand {} from {} (comment {}) ignored: no write access to {}",
+                        command.as_str(),
+                        c.author,
+                        c.id,
+                        ctx.project.repo
+                    ),
+                );
+            }
+        }
+        Ok(Some(Event::Commands { upto, commands }))
     }
 }

@@ -16,6 +16,8 @@ use crate::store::EventKind;
 
 pub use super::model::*;
 
+mod steering;
+
 /// Times an issue may be refused and handed back before a human must look.
 pub const MAX_REFUSALS: u32 = 2;
 
@@ -53,6 +55,15 @@ struct Transition<'a> {
 
 impl Transition<'_> {
     fn push(&mut self, effect: Effect) {
+        // At the daemon's monthly budget nothing new reaches any agent.
+        if let (true, Effect::Paste(text)) = (self.s.daemon_capped, &effect) {
+            let first = text.lines().next().unwrap_or_default().to_string();
+            self.journal(
+                EventKind::Daemon,
+                format!("not pasted (the daemon's monthly budget is reached): {first}"),
+            );
+            return;
+        }
         self.fx.push(effect);
     }
 
@@ -83,6 +94,7 @@ impl Transition<'_> {
             (Claimed, Event::Start) => self.push(Effect::Claim),
             (Claimed, Event::ClaimRecorded) => {
                 self.s.stage = Starting;
+                self.s.started_at = Some(self.now);
                 self.push(Effect::Notify(Notice::Claimed));
                 self.push(Effect::EnsureSession);
             }
@@ -104,6 +116,7 @@ impl Transition<'_> {
                 });
             }
             (Merging, Event::Start) => match (self.s.pr, self.s.head.clone()) {
+                (Some(_), Some(_)) if self.s.held => self.s.stage = AwaitingReview,
                 (Some(pr), Some(head)) => self.push(Effect::Merge { pr, head }),
                 _ => self.s.stage = Working,
             },
@@ -135,6 +148,7 @@ impl Transition<'_> {
                 self.push(Effect::Paste(prompt::nothing_to_push()));
             }
             (Pushing, Event::Pushed { head }) => {
+                self.s.from_primary = false;
                 let moved = self.s.head.as_ref() != Some(&head);
                 self.s.head = Some(head.clone());
                 if moved {
@@ -206,6 +220,16 @@ impl Transition<'_> {
                 }
             }
             (Merging, Event::MergeImpossible { reason }) => self.block(reason),
+            // Stays merging: each tick asks again, and a review meanwhile
+            // (or the head moving) changes the decision.
+            (Merging, Event::MergeWindow { until }) => {
+                if let Some(head) = self.s.head.clone()
+                    && self.s.merge_announced_for.as_ref() != Some(&head)
+                {
+                    self.s.merge_announced_for = Some(head);
+                    self.push(Effect::Comment(prompt::merge_window(until)));
+                }
+            }
             (Merged, Event::Finished) => {
                 self.s.stage = Done;
                 self.push(Effect::Stop);
@@ -271,6 +295,23 @@ impl Transition<'_> {
                 ));
             }
 
+            (stage, Event::Commands { upto, commands }) if !stage.is_terminal() => {
+                self.s.last_command_id = self.s.last_command_id.max(upto);
+                for (author, command) in commands {
+                    if self.s.stage.is_terminal() {
+                        break;
+                    }
+                    self.command(&author, command);
+                }
+            }
+            (stage, Event::DaemonSpend(spent)) if stage.has_session() => self.daemon_cap(spent),
+            (_, Event::Spend { spent }) => {
+                if let Some(spent) = spent {
+                    self.s.spent = spent;
+                }
+                self.check_budget();
+            }
+
             // Results for a head that is no longer current, replies nobody
             // waits for, and liveness news about a session not expected to
             // exist are all normal races, not worth a journal line.
@@ -283,7 +324,9 @@ impl Transition<'_> {
                 | Event::SessionDead
                 | Event::Idle
                 | Event::AgentStopped
-                | Event::PromptShown,
+                | Event::PromptShown
+                | Event::Commands { .. }
+                | Event::DaemonSpend(_),
             ) => {}
             (stage, other) => self.journal(
                 EventKind::Daemon,
@@ -292,10 +335,22 @@ impl Transition<'_> {
         }
     }
 
+    /// What a tick looks at: the stage's own waits, then people's commands.
     fn tick(&mut self, stage: Stage) {
         if !stage.has_session() {
             return;
         }
+        self.tick_stage(stage);
+        if !self.s.stage.is_terminal() {
+            self.push(Effect::CheckCommands {
+                pr: self.s.pr,
+                after: self.s.last_command_id,
+                since: self.s.started_at.unwrap_or(self.s.stage_since),
+            });
+        }
+    }
+
+    fn tick_stage(&mut self, stage: Stage) {
         if let Some(esc) = self.s.escalation.clone() {
             if self.elapsed(esc.since) > self.policy.escalation_timeout {
                 let waited = humanize(self.policy.escalation_timeout);
@@ -318,6 +373,7 @@ impl Transition<'_> {
             // A merge the forge refused for a passing reason (an outage, a
             // local repository with uncommitted changes) is tried again; the
             // merge effect reads the PR first, so a merge that did land is seen.
+            Stage::Merging if self.s.held => self.s.stage = Stage::AwaitingReview,
             Stage::Merging => {
                 if let Some(pr) = self.s.pr {
                     self.push(Effect::Merge { pr, head });
@@ -481,6 +537,9 @@ impl Transition<'_> {
             ReviewVerdict::Waiting => {}
             ReviewVerdict::Approved => {
                 self.s.last_review = Some(format!("approved on {head}"));
+                if self.s.held {
+                    return;
+                }
                 if let Some(pr) = self.s.pr {
                     self.s.stage = Stage::Merging;
                     self.push(Effect::Merge { pr, head });
@@ -533,11 +592,15 @@ fn event_name(event: &Event) -> &'static str {
         Event::MergeConflict { .. } => "merge conflict",
         Event::MergeDeferred { .. } => "merge deferred",
         Event::MergeImpossible { .. } => "merge impossible",
+        Event::MergeWindow { .. } => "veto window",
         Event::Finished => "finished",
         Event::HumanReply { .. } => "human reply",
         Event::ChatReply { .. } => "chat reply",
         Event::SessionDead => "session dead",
         Event::Idle => "idle",
         Event::AgentStopped => "agent stopped",
+        Event::Spend { .. } => "spend",
+        Event::Commands { .. } => "commands",
+        Event::DaemonSpend(_) => "daemon spend",
     }
 }

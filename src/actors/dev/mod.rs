@@ -177,6 +177,7 @@ impl Actor for DevActor {
             review_timeout: project.review.timeout,
             escalation_timeout: project.agent.escalation_timeout,
             idle_timeout: project.agent.idle_timeout,
+            budget: project.budget.clone(),
         };
         let run = DevRun {
             session_dir: ctx.paths.session_dir(&session),
@@ -208,6 +209,11 @@ impl Actor for DevActor {
         if is_new {
             // The claim exists in the store before any label changes on the forge.
             run.persist().await?;
+            // Counted against `[budget] runs_per_day`.
+            run.ctx
+                .store
+                .count_run(run.ctx.name(), now.date_naive())
+                .await?;
         } else {
             run.ctx
                 .store
@@ -274,6 +280,15 @@ impl Actor for DevActor {
                     if let Some(news) = run.liveness().await? {
                         run.process(news).await?;
                     }
+                    if run.state.stage.has_session() {
+                        let spent = run.record_usage().await;
+                        run.process(Event::Spend { spent }).await?;
+                        if run.policy.budget.daemon_month.is_set() {
+                            let today = Utc::now().date_naive();
+                            let month = run.ctx.store.daemon_month_spend(today).await?;
+                            run.process(Event::DaemonSpend(month)).await?;
+                        }
+                    }
                     // Replies kept while the session was away go out now.
                     run.deliver_chat_replies().await?;
                     let nudged = matches!(msg, DevMsg::Nudge);
@@ -296,7 +311,8 @@ impl Actor for DevActor {
                 DevMsg::PhaseFileChanged => run.read_phase_file().await?,
                 DevMsg::ReadyCheck => run.ready_check().await?,
                 DevMsg::AgentSignal(signal) => {
-                    run.record_usage().await;
+                    let spent = run.record_usage().await;
+                    run.process(Event::Spend { spent }).await?;
                     match signal {
                         Signal::Stopped => Some(Event::AgentStopped),
                         // The program is on its way out; look again once it is gone.
@@ -486,6 +502,10 @@ impl DevRun {
 
     fn scratch_file(&self) -> PathBuf {
         self.session_dir.join("scratch.md")
+    }
+
+    fn usage_file(&self) -> PathBuf {
+        self.session_dir.join(crate::agent::usage_file::USAGE_FILE)
     }
 
     /// Is the agent still there, and still doing something? Checked on

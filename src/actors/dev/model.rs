@@ -6,6 +6,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::budget::{BudgetConfig, Spend};
+use crate::commands::ForgeCommand;
 use crate::forge::{CommitSha, CommitStatus, IssueNumber, PrNumber};
 use crate::notify::Notice;
 use crate::phase::{Phase, PhaseReport, Refusal, RefusalKind};
@@ -163,6 +165,34 @@ pub struct DevState {
     /// read after that turn's stop, so the stage alone cannot tell.)
     #[serde(default)]
     pub phase_since_stop: bool,
+    /// When the claim's labels were set: the issue's time budget counts
+    /// from here. (`None` in a state saved before budgets existed.)
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    /// What the agent spent in this run, as last read from its records.
+    #[serde(default)]
+    pub spent: Spend,
+    /// When the agent was told the issue reached its budget: it is blocked
+    /// once `[budget] grace` has passed since.
+    #[serde(default)]
+    pub wrap_up_since: Option<DateTime<Utc>>,
+    /// The head whose merge time (veto window) was announced in a comment.
+    #[serde(default)]
+    pub merge_announced_for: Option<CommitSha>,
+    /// `/forgehand hold`: no merge until `/forgehand release`.
+    #[serde(default)]
+    pub held: bool,
+    /// The newest comment looked at for commands, so each is obeyed once.
+    #[serde(default)]
+    pub last_command_id: u64,
+    /// `/forgehand retry`: the next worktree starts from the primary
+    /// branch, not from the branch pushed so far.
+    #[serde(default)]
+    pub from_primary: bool,
+    /// The daemon's monthly budget is reached: nothing more is pasted into
+    /// the session, and the issue was escalated (once).
+    #[serde(default)]
+    pub daemon_capped: bool,
 }
 
 impl DevState {
@@ -189,6 +219,14 @@ impl DevState {
             phase_seen: None,
             nudges: 0,
             phase_since_stop: false,
+            started_at: None,
+            spent: Spend::default(),
+            wrap_up_since: None,
+            merge_announced_for: None,
+            held: false,
+            last_command_id: 0,
+            from_primary: false,
+            daemon_capped: false,
         }
     }
 
@@ -231,6 +269,8 @@ pub struct Policy {
     pub review_timeout: Duration,
     pub escalation_timeout: Duration,
     pub idle_timeout: Duration,
+    /// `[budget]`: the issue's limits and the grace period.
+    pub budget: BudgetConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -322,6 +362,10 @@ pub enum Event {
     MergeDeferred {
         wait: MergeWait,
     },
+    /// Approved and green, in the veto window (`[merge] delay`) until `until`.
+    MergeWindow {
+        until: DateTime<Utc>,
+    },
     /// The PR cannot be merged by forgehand (closed, retargeted, pushed to
     /// by someone else).
     MergeImpossible {
@@ -347,6 +391,19 @@ pub enum Event {
     Idle,
     /// The agent ended its turn and waits for input (its own hook said so).
     AgentStopped,
+    /// What every project spent this month, for the daemon's budget.
+    DaemonSpend(Spend),
+    /// Comments up to id `upto` were looked at; these are the commands in
+    /// them from people with write access, oldest first.
+    Commands {
+        upto: u64,
+        commands: Vec<(String, ForgeCommand)>,
+    },
+    /// Time to hold the issue to its budget: what the agent spent so far
+    /// (`None`: its records say nothing, keep the last known spend).
+    Spend {
+        spent: Option<Spend>,
+    },
 }
 
 /// What a deferred merge waits for.
@@ -422,6 +479,16 @@ pub enum Effect {
         outcome: RefusalKind,
         comment: String,
     },
+    /// Look for `/forgehand` commands in comments on the issue and its PR
+    /// newer than comment `after` and made since `since`: `Commands`.
+    CheckCommands {
+        pr: Option<PrNumber>,
+        after: u64,
+        since: DateTime<Utc>,
+    },
+    /// `/forgehand retry`: kill the session and remove the worktree, so the
+    /// next `EnsureSession` starts afresh.
+    StartOver,
     /// Mark a chat reply delivered and acknowledge it in the chat.
     ChatReplyDelivered {
         id: i64,

@@ -32,7 +32,12 @@ impl DevRun {
         let ctx = self.ctx.clone();
         let current = ctx.forge.get_pull(pr).await?;
         let policy = MergePolicy::of(&ctx, 0);
-        let decision = merging::look(&ctx, &current, head, &policy).await?;
+        // The window runs from when this actor began merging.
+        let clock = merging::Clock {
+            now: chrono::Utc::now(),
+            ready_since: Some(self.state.stage_since),
+        };
+        let decision = merging::look(&ctx, &current, head, &policy, clock).await?;
         let event = match decision {
             Decision::Merge | Decision::AlreadyMerged => {
                 match merging::merge_and_finish(&ctx, &current, head, &[self.issue]).await {
@@ -64,6 +69,7 @@ impl DevRun {
             Decision::WaitReview => Event::MergeDeferred {
                 wait: MergeWait::Review,
             },
+            Decision::VetoWindow { until } => Event::MergeWindow { until },
             Decision::HeadMoved { now } => Event::MergeImpossible {
                 reason: format!(
                     "someone else pushed to {} ({now}, not forgehand's {head}); merge it by hand or push it back",

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use chrono::Utc;
 
 use crate::actors::reconcile;
 use crate::agent::SessionCtx;
@@ -35,7 +36,12 @@ impl DevRun {
                 .await
                 .with_context(|| format!("updating forgehand's clone of {}", project.clone_url))?;
             if std::fs::symlink_metadata(self.worktree.join(".git")).is_err() {
-                let start = match ctx.git.remote_branch_sha(&repo_dir, &self.branch).await? {
+                let pushed = match self.state.from_primary {
+                    // `/forgehand retry`: the work so far is not built on.
+                    true => None,
+                    false => ctx.git.remote_branch_sha(&repo_dir, &self.branch).await?,
+                };
+                let start = match pushed {
                     Some(_) => format!("origin/{}", self.branch),
                     None => format!("origin/{}", project.primary_branch),
                 };
@@ -86,17 +92,25 @@ impl DevRun {
         }
         ctx.tmux.kill_session(&self.session).await?;
         if self.state.stage == Stage::Starting {
-            // A phase file left from an earlier attempt must not be taken as new.
+            // A phase file left from an earlier attempt must not be taken as
+            // new, nor its usage file counted against this one's budget.
             let _ = tokio::fs::remove_file(self.phase_file()).await;
+            let _ = tokio::fs::remove_file(self.usage_file()).await;
         }
-        let paths = [self.phase_file(), self.summary_file(), self.scratch_file()];
-        let [phase, summary, scratch] = paths.map(|p| p.display().to_string());
+        let paths = [
+            self.phase_file(),
+            self.summary_file(),
+            self.scratch_file(),
+            self.usage_file(),
+        ];
+        let [phase, summary, scratch, usage] = paths.map(|p| p.display().to_string());
         let mut env = session_env(
             &ctx.agent_base_env,
             &SessionVars {
                 phase_file: &phase,
                 summary_file: &summary,
                 scratch_file: &scratch,
+                usage_file: &usage,
                 issue: &self.ctx.issue_key(self.issue.0),
                 project: ctx.name(),
                 branch: &self.branch,
@@ -114,6 +128,7 @@ impl DevRun {
             phase_file: &self.phase_file(),
             summary_file: &self.summary_file(),
             scratch_file: &self.scratch_file(),
+            usage_file: &self.usage_file(),
         });
         let extra = self
             .adapter
@@ -251,6 +266,7 @@ impl DevRun {
             phase_file: &phase,
             summary_file: &summary,
             scratch_file: &scratch_file,
+            usage_file: &self.usage_file(),
         }))
     }
 
@@ -281,29 +297,38 @@ impl DevRun {
         }
     }
 
-    /// Store the tokens the agent used so far, when its adapter can tell.
-    /// Only bookkeeping: a failure is logged, never fatal.
-    pub(super) async fn record_usage(&self) {
+    /// Store the tokens the agent used so far and what they cost, when its
+    /// adapter can tell; `None` when it cannot. Only bookkeeping: a failure
+    /// is logged, never fatal.
+    pub(super) async fn record_usage(&self) -> Option<crate::budget::Spend> {
         let agent = self.agent_ctx(&self.ctx.agent_base_env, "");
-        match self.adapter.usage(&agent).await {
-            Ok(Some(usage)) => {
-                if let Err(e) = self
-                    .ctx
-                    .store
-                    .save_usage(self.ctx.name(), self.issue.0, &usage)
-                    .await
-                {
-                    tracing::warn!("storing token use: {e:#}");
-                }
+        let by_model = match self.adapter.usage(&agent).await {
+            Ok(Some(by_model)) => by_model,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!("reading the agent's token use: {e:#}");
+                return None;
             }
-            Ok(None) => {}
-            Err(e) => tracing::warn!("reading the agent's token use: {e:#}"),
+        };
+        let spend = self.ctx.project.budget.prices.spend(&by_model);
+        let usage = by_model.values().copied().sum();
+        let today = Utc::now().date_naive();
+        let store = &self.ctx.store;
+        match store
+            .save_spend(self.ctx.name(), self.issue.0, usage, spend, today)
+            .await
+        {
+            Ok(()) => Some(spend),
+            Err(e) => {
+                tracing::warn!("storing token use: {e:#}");
+                None
+            }
         }
     }
 
     pub(super) async fn remove_worktree(&self) -> anyhow::Result<()> {
         // The last word on token use, before the agent's records go with the worktree.
-        self.record_usage().await;
+        let _ = self.record_usage().await;
         reconcile::remove_worktree(&self.ctx, &self.ctx.issue_key(self.issue.0)).await
     }
 }

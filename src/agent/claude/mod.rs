@@ -16,7 +16,6 @@ use anyhow::Context;
 use serde_json::{Map, Value, json};
 
 use super::{PROTOCOL_FILE, SessionCtx};
-use crate::store::TokenUsage;
 
 /// The flag that needs the bypass-permissions warning accepted.
 const BYPASS_FLAG: &str = "--dangerously-skip-permissions";
@@ -171,7 +170,7 @@ fn is_rule(line: &str) -> bool {
     line.chars().count() >= 10 && line.chars().all(|c| c == '─')
 }
 
-pub async fn usage(ctx: &SessionCtx<'_>) -> anyhow::Result<Option<TokenUsage>> {
+pub async fn usage(ctx: &SessionCtx<'_>) -> anyhow::Result<Option<crate::budget::ModelUsage>> {
     let home = home(ctx)?;
     let folder = folder_key(ctx.worktree)?;
     let Some(dir) = transcript::dir(&home, &folder) else {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::Value;
 
+use crate::budget::ModelUsage;
 use crate::store::TokenUsage;
 
 /// The most of one transcript read (a long session's is tens of megabytes).
@@ -50,8 +51,9 @@ pub fn dir(home: &Path, cwd: &str) -> Option<PathBuf> {
         .map(|e| e.path())
 }
 
-/// Sum the usage of every message in one transcript's text.
-pub fn usage_in_text(text: &str, into: &mut HashMap<String, TokenUsage>) {
+/// The usage of every message in one transcript's text, by message id,
+/// with the model that answered.
+pub fn usage_in_text(text: &str, into: &mut HashMap<String, (String, TokenUsage)>) {
     for (n, line) in text.lines().enumerate() {
         let Ok(entry) = serde_json::from_str::<Value>(line) else {
             // A line being written while we read, or not ours to understand.
@@ -67,14 +69,21 @@ pub fn usage_in_text(text: &str, into: &mut HashMap<String, TokenUsage>) {
             .as_str()
             .or_else(|| entry["uuid"].as_str())
             .map_or_else(|| format!("line-{n}"), str::to_string);
+        let model = message["model"]
+            .as_str()
+            .unwrap_or(crate::budget::UNKNOWN_MODEL)
+            .to_string();
         into.insert(
             key,
-            TokenUsage {
-                input: count("input_tokens"),
-                output: count("output_tokens"),
-                cache_creation: count("cache_creation_input_tokens"),
-                cache_read: count("cache_read_input_tokens"),
-            },
+            (
+                model,
+                TokenUsage {
+                    input: count("input_tokens"),
+                    output: count("output_tokens"),
+                    cache_creation: count("cache_creation_input_tokens"),
+                    cache_read: count("cache_read_input_tokens"),
+                },
+            ),
         );
     }
 }
@@ -83,11 +92,22 @@ pub fn usage_in_text(text: &str, into: &mut HashMap<String, TokenUsage>) {
 pub fn usage(text: &str) -> TokenUsage {
     let mut seen = HashMap::new();
     usage_in_text(text, &mut seen);
-    seen.values().copied().sum()
+    seen.values().map(|(_, u)| *u).sum()
 }
 
-/// The usage of every transcript in `dir` (one per session started there).
-pub fn usage_in_dir(dir: &Path) -> anyhow::Result<TokenUsage> {
+/// Each message's usage added up by model.
+fn by_model(seen: HashMap<String, (String, TokenUsage)>) -> ModelUsage {
+    let mut out = ModelUsage::new();
+    for (model, u) in seen.into_values() {
+        let sum = out.entry(model).or_default();
+        *sum = *sum + u;
+    }
+    out
+}
+
+/// The usage of every transcript in `dir` (one per session started there),
+/// by model.
+pub fn usage_in_dir(dir: &Path) -> anyhow::Result<ModelUsage> {
     let mut seen = HashMap::new();
     let entries = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
     for entry in entries.flatten() {
@@ -98,5 +118,5 @@ pub fn usage_in_dir(dir: &Path) -> anyhow::Result<TokenUsage> {
             usage_in_text(&read.text(), &mut seen);
         }
     }
-    Ok(seen.values().copied().sum())
+    Ok(by_model(seen))
 }

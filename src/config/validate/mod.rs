@@ -3,6 +3,7 @@
 //! (each section is deserialized on its own, each value checked on its own),
 //! so the user fixes a file in one round instead of one error per run.
 
+mod budget;
 mod github;
 mod sections;
 
@@ -75,6 +76,7 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
     let matrix = c.matrix();
     secrets.matrix_token = matrix.token;
     let mirrors = c.mirrors();
+    let budget = c.budget();
     // Every `*_env` key names a secret the agent must never see.
     let secret_vars: Vec<(String, &str)> = [
         forge.api.secret_var,
@@ -127,6 +129,7 @@ pub fn project(file: &Path, src: &str, env: Env<'_>) -> Result<Loaded, Vec<Confi
             merge,
             matrix: matrix.config,
             mirrors,
+            budget,
             source: file.to_path_buf(),
             secrets,
         },

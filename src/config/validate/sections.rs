@@ -485,9 +485,16 @@ impl Checker<'_> {
                 }
             }
         }
+        // "0s" (DESIGN's default) means no window, which `duration` refuses
+        // for the timeouts it is made for.
+        let delay = match raw.delay {
+            Some(d) if is_zero(&d.get_ref().0) => Duration::ZERO,
+            other => self.duration(other, "[merge] delay", Duration::ZERO),
+        };
         MergeConfig {
             method,
             delete_branch: raw.delete_branch.unwrap_or(true),
+            delay,
         }
     }
 
@@ -591,4 +598,10 @@ impl Checker<'_> {
         }
         mirrors
     }
+}
+
+/// `"0s"`, `"0m"`, `"0"`…: a duration of nothing.
+fn is_zero(text: &str) -> bool {
+    let rest = text.trim_start_matches('0');
+    rest.len() < text.len() && ["", "ms", "s", "m", "h", "d"].contains(&rest)
 }
