@@ -146,6 +146,20 @@ pub(super) fn render(s: &Scrape<'_>) -> String {
     }
 
     out.family(
+        "forgehand_cost_dollars",
+        "gauge",
+        "What the agents cost by project, every day added up, at the [budget] prices.",
+    );
+    for project in s.projects {
+        let micros = c.cost.iter().find(|t| &t.0 == project).map_or(0, |t| t.1);
+        out.sample(
+            "forgehand_cost_dollars",
+            &[("project", project)],
+            micros as f64 / 1e6,
+        );
+    }
+
+    out.family(
         "forgehand_sessions",
         "gauge",
         "Agent sessions alive in tmux for the project's active issues.",

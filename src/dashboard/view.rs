@@ -80,6 +80,7 @@ pub(super) fn issue(
         "ci_attempts": c.ci_attempts,
         "review_rounds": c.review_rounds,
         "tokens": view.tokens,
+        "cost_usd": view.cost_micros.map(|m| m as f64 / 1e6),
         "reason": view.reason.as_deref().map(|r| lines(redactor, r)),
         "session": c.session,
         "claimed_at": c.claimed_at,

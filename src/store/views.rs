@@ -16,6 +16,9 @@ use super::{ClaimRow, ClaimStatus, Db, EventRow, ForgeQuota, Store, TokenUsage};
 pub struct IssueView {
     pub claim: ClaimRow,
     pub tokens: Option<TokenUsage>,
+    /// What its current run cost, in millionths of a dollar (`[budget]`
+    /// prices), when known.
+    pub cost_micros: Option<u64>,
     /// Why it is blocked, or what its agent asked, from the journal.
     pub reason: Option<String>,
     /// Its latest journal entries, oldest first.
@@ -40,6 +43,9 @@ pub struct Counts {
     pub rounds: Vec<(String, u64, u64)>,
     /// (project, tokens its agents used).
     pub tokens: Vec<(String, TokenUsage)>,
+    /// (project, what its agents cost in millionths of a dollar, every day
+    /// added up).
+    pub cost: Vec<(String, u64)>,
     pub quotas: Vec<ForgeQuota>,
     /// The tmux session of every active claim, by project.
     pub sessions: Vec<(String, String)>,
@@ -98,14 +104,31 @@ impl Db {
 
     fn issue_view(&self, claim: ClaimRow, recent: usize) -> anyhow::Result<IssueView> {
         let tokens = self.usage(&claim.project, claim.issue)?;
+        let cost_micros = self.run_cost(&claim.project, claim.issue)?;
         let reason = self.reason(&claim)?;
         let recent = self.last_events(&claim.project, claim.issue, recent)?;
         Ok(IssueView {
             claim,
             tokens,
+            cost_micros,
             reason,
             recent,
         })
+    }
+
+    /// What the current run of an issue cost, in millionths of a dollar.
+    fn run_cost(&self, project: &str, issue: u64) -> anyhow::Result<Option<u64>> {
+        if !self.has_spend() {
+            return Ok(None);
+        }
+        self.conn()
+            .query_row(
+                "SELECT cost_micros FROM token_usage WHERE project = ?1 AND issue = ?2",
+                params![project, issue as i64],
+                |r| r.get::<_, i64>(0).map(|c| c.max(0) as u64),
+            )
+            .optional()
+            .with_context(|| format!("reading the cost of {project}#{issue}"))
     }
 
     /// Why a blocked claim was blocked (`blocked: …`, as `reconcile::block`
@@ -212,6 +235,16 @@ impl Db {
         } else {
             Vec::new()
         };
+        let cost = if self.has_spend() {
+            conn.prepare(
+                "SELECT project, sum(cost_micros) FROM spend_daily GROUP BY project ORDER BY project",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
+            .collect::<Result<Vec<_>, _>>()
+            .context("adding up the cost")?
+        } else {
+            Vec::new()
+        };
         let sessions = conn
             .prepare("SELECT project, session FROM claims WHERE status = 'active'")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -222,6 +255,7 @@ impl Db {
             merges,
             rounds,
             tokens,
+            cost,
             quotas: self.forge_quotas()?,
             sessions,
         })

@@ -307,6 +307,7 @@ async fn the_dashboard_follows_an_issue_live_in_a_browser() {
         )
         .is_some()
     );
+    assert!(m.value("forgehand_cost_dollars", &proj).is_some());
 
     // Approved: merged, and the metrics say so.
     h.forge

@@ -55,6 +55,11 @@
     return number(t.input + t.output + t.cache_creation + t.cache_read);
   }
 
+  function spend(issue) {
+    const t = tokens(issue.tokens);
+    return issue.cost_usd == null ? t : t + " · $" + issue.cost_usd.toFixed(2);
+  }
+
   function tokensTitle(t) {
     if (!t) return "unknown";
     return "in " + number(t.input) + ", out " + number(t.output) +
@@ -105,7 +110,7 @@
     tr.append(cell("PR", prLink(issue)));
     tr.append(cell("CI", issue.ci_attempts));
     tr.append(cell("reviews", issue.review_rounds));
-    const tok = cell("tokens", tokens(issue.tokens));
+    const tok = cell("tokens", spend(issue));
     tok.title = tokensTitle(issue.tokens);
     tr.append(tok);
     const notes = el("td", "notes");
@@ -190,7 +195,7 @@
     fact(dl, "pull request", prLink(issue));
     fact(dl, "CI attempts", issue.ci_attempts);
     fact(dl, "review rounds", issue.review_rounds);
-    const tok = el("span", null, tokens(issue.tokens));
+    const tok = el("span", null, spend(issue));
     tok.title = tokensTitle(issue.tokens);
     fact(dl, "tokens", tok);
     if (issue.reason) fact(dl, "reason", issue.reason, "reason");
