@@ -5,6 +5,8 @@
 //! tmux matches a bare name as a prefix (`dev-p-1` would hit `dev-p-12`) and tmux 3.3
 //! rejects `=name` without the colon as a pane target.
 
+mod liveness;
+
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tokio::process::Command;
+
+pub use liveness::{LIVENESS_CHANNEL, LivenessRound};
 
 /// How often `wait_for_text` looks at the screen: fast enough to feel immediate,
 /// slow enough not to load the tmux server.
@@ -159,6 +163,11 @@ impl Tmux {
             "remain-on-exit".into(),
             "on".into(),
         ]);
+        // In the same invocation, so a pane that dies at once is signalled too.
+        for hook in liveness::hooks() {
+            args.push(";".into());
+            args.extend(hook.iter().map(OsString::from));
+        }
         let out = self.output(&args).await?;
         if !out.status.success() {
             // Not the argument list: it holds the environment's values.

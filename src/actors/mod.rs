@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod dev;
+pub mod fetches;
 pub mod merge_scanner;
 pub mod merging;
 pub mod mirrors;

@@ -28,22 +28,22 @@ impl DevRun {
         let ctx = self.ctx.clone();
         let project = &ctx.project;
         let repo_dir = ctx.paths.repo_dir(ctx.name());
-        {
-            let _one_at_a_time = ctx.repo_lock.lock().await;
+        let no_repo = std::fs::symlink_metadata(self.worktree.join(".git")).is_err();
+        if no_repo || !repo_dir.join("HEAD").exists() {
+            // One fetch serves a burst of starts (`fresh_clone`); the agent's
+            // repository only reads the clone, so it is made outside the
+            // clone's lock, side by side with the other starts.
+            ctx.fresh_clone().await?;
+        }
+        if no_repo {
+            let start = match ctx.git.fetched_branch_sha(&repo_dir, &self.branch).await? {
+                Some(_) => format!("origin/{}", self.branch),
+                None => format!("origin/{}", project.primary_branch),
+            };
             ctx.git
-                .ensure_clone(&project.clone_url, &repo_dir)
+                .create_agent_repo(&repo_dir, &self.worktree, &self.branch, &start)
                 .await
-                .with_context(|| format!("updating forgehand's clone of {}", project.clone_url))?;
-            if std::fs::symlink_metadata(self.worktree.join(".git")).is_err() {
-                let start = match ctx.git.remote_branch_sha(&repo_dir, &self.branch).await? {
-                    Some(_) => format!("origin/{}", self.branch),
-                    None => format!("origin/{}", project.primary_branch),
-                };
-                ctx.git
-                    .create_agent_repo(&repo_dir, &self.worktree, &self.branch, &start)
-                    .await
-                    .with_context(|| format!("creating the worktree for {}", self.branch))?;
-            }
+                .with_context(|| format!("creating the worktree for {}", self.branch))?;
         }
         tokio::fs::create_dir_all(&self.session_dir)
             .await
@@ -72,6 +72,9 @@ impl DevRun {
         if ctx.tmux.has_session(&self.session).await?
             && ctx.tmux.pane_dead(&self.session).await? == Some(false)
         {
+            if let Some(liveness) = &self.liveness {
+                liveness.started();
+            }
             self.journal(
                 EventKind::SessionStarted,
                 &format!("adopted the live session {}", self.session),
@@ -133,6 +136,9 @@ impl DevRun {
             })
             .await
             .with_context(|| format!("starting the tmux session {}", self.session))?;
+        if let Some(liveness) = &self.liveness {
+            liveness.started();
+        }
         ctx.tmux
             .pipe_pane(
                 &self.session,
@@ -155,10 +161,25 @@ impl DevRun {
         Ok(())
     }
 
+    /// Look for the agent's prompt after `ready_poll`, then whenever the pane
+    /// prints something (`PaneOutput`), at most once per `ready_poll`: a
+    /// silent pane costs no tmux calls, however many sessions start at once.
     fn wait_until_ready(&mut self) {
         self.ready_deadline = Some(Instant::now() + self.timings.ready_timeout);
         self.myself
             .send_after(self.timings.ready_poll, || DevMsg::ReadyCheck);
+        // A look at the deadline, should the pane print nothing more.
+        self.myself
+            .send_after(self.timings.ready_timeout, || DevMsg::ReadyCheck);
+    }
+
+    /// The pane printed something: look again after `ready_poll` if the
+    /// prompt is still awaited.
+    pub(super) fn pane_output(&mut self) {
+        if self.ready_deadline.is_some() {
+            self.myself
+                .send_after(self.timings.ready_poll, || DevMsg::ReadyCheck);
+        }
     }
 
     /// One look at the pane while waiting for the agent's prompt; delivers the
@@ -175,6 +196,11 @@ impl DevRun {
                 self.session
             );
         }
+        // Asked before the screen is read: output from now on brings
+        // another look, so none is missed.
+        if let Some(watcher) = &self.watcher {
+            watcher.want_output();
+        }
         let screen = ctx
             .tmux
             .capture_pane(&self.session, PANE_HEIGHT as u32)
@@ -185,7 +211,7 @@ impl DevRun {
         let settled = ready && self.ready_screen.as_deref() == Some(screen.as_str());
         self.ready_screen = ready.then_some(screen);
         if !settled {
-            if Instant::now() > deadline {
+            if Instant::now() >= deadline {
                 self.ready_deadline = None;
                 let reason = format!(
                     "the agent did not show its ready prompt {:?} within {}s",
@@ -197,8 +223,12 @@ impl DevRun {
                     reason: Some(reason),
                 })));
             }
-            self.myself
-                .send_after(self.timings.ready_poll, || DevMsg::ReadyCheck);
+            if ready {
+                // Settled is the same ready screen twice: look once more
+                // even if nothing is printed.
+                self.myself
+                    .send_after(self.timings.ready_poll, || DevMsg::ReadyCheck);
+            }
             return Ok(None);
         }
         self.ready_deadline = None;
@@ -256,6 +286,8 @@ impl DevRun {
 
     /// Kill the session and remove the worktree (the branch lives on the forge).
     pub(super) async fn cleanup(&mut self) -> anyhow::Result<()> {
+        // Its end is forgehand's doing, not news.
+        self.liveness = None;
         let agent = self.ctx.tmux.pane_pid(&self.session).await.ok().flatten();
         self.ctx.tmux.kill_session(&self.session).await?;
         if let Some(pid) = agent {
