@@ -31,6 +31,9 @@ const SCREEN_LINES: u32 = 200;
 /// callers this much, never forever.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Tries of `new-session` when the server exits under it (see `new_session`).
+const NEW_SESSION_ATTEMPTS: u32 = 3;
+
 /// The only variables the tmux programs forgehand runs get. The server
 /// forgehand starts keeps its client's environment as its global one (what
 /// `tmux show-environment -g` prints, and what the `pipe-pane` shell gets),
@@ -68,6 +71,9 @@ pub struct SessionSpec {
     pub sandbox: Vec<OsString>,
     /// Trusted configuration (`agent.command`), run with `/bin/sh -c`.
     pub command: String,
+    /// Where everything the pane prints is appended (`pipe-pane`), set up
+    /// in the same call, so even the first output is kept; `None`: nowhere.
+    pub pane_log: Option<PathBuf>,
 }
 
 impl Tmux {
@@ -163,12 +169,25 @@ impl Tmux {
             "remain-on-exit".into(),
             "on".into(),
         ]);
+        if let Some(log) = &spec.pane_log {
+            args.extend([";", "pipe-pane", "-o", "-t"].map(OsString::from));
+            args.extend([pane_target(&spec.name), pipe_command(log)?].map(OsString::from));
+        }
         // In the same invocation, so a pane that dies at once is signalled too.
         for hook in liveness::hooks() {
             args.push(";".into());
             args.extend(hook.iter().map(OsString::from));
         }
-        let out = self.output(&args).await?;
+        let mut out = self.output(&args).await?;
+        for _ in 1..NEW_SESSION_ATTEMPTS {
+            // A server whose last session just closed exits; a client that
+            // reached it meanwhile loses it. Nothing was made: try again,
+            // and the next client starts a new server.
+            if out.status.success() || !server_went_away(&out) {
+                break;
+            }
+            out = self.output(&args).await?;
+        }
         if !out.status.success() {
             // Not the argument list: it holds the environment's values.
             return Err(self.failure(
@@ -194,12 +213,14 @@ impl Tmux {
             Some(piping) if piping == "1" => return Ok(()),
             Some(_) => {}
         }
-        let path = log_path
-            .to_str()
-            .with_context(|| format!("pane log path {} is not UTF-8", log_path.display()))?;
-        let shell_command = format!("cat >> {}", shell_quote(path));
         self.check(
-            ["pipe-pane", "-o", "-t", &pane_target(name), &shell_command],
+            [
+                "pipe-pane",
+                "-o",
+                "-t",
+                &pane_target(name),
+                &pipe_command(log_path)?,
+            ],
             "pipe-pane",
             name,
         )
@@ -517,6 +538,14 @@ fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, bel_ends: b
     }
 }
 
+/// The shell command `pipe-pane` runs to append the pane's output to `log_path`.
+fn pipe_command(log_path: &Path) -> Result<String> {
+    let path = log_path
+        .to_str()
+        .with_context(|| format!("pane log path {} is not UTF-8", log_path.display()))?;
+    Ok(format!("cat >> {}", shell_quote(path)))
+}
+
 /// Quotes `s` as one word for `sh -c`: single quotes, with `'` written as `'\''`.
 pub fn shell_quote(s: &str) -> String {
     let mut quoted = String::with_capacity(s.len() + 2);
@@ -550,6 +579,14 @@ fn unique_buffer_name() -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("forgehand-{}-{n}-{nanos}", std::process::id())
+}
+
+/// Whether tmux lost a server that was exiting while it talked to it.
+fn server_went_away(out: &Output) -> bool {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ["server exited unexpectedly", "lost server"]
+        .iter()
+        .any(|m| stderr.contains(m))
 }
 
 /// Whether tmux failed because the server or the session does not exist.

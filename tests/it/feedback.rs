@@ -409,17 +409,10 @@ async fn a_killed_session_is_respawned_with_the_recovery_prompt() {
     assert_eq!(h.forge.read(|s| s.pulls().count()), 1);
 }
 
-/// An agent that keeps dying is respawned three times, then blocked. The
-/// poll is an hour away: tmux's `pane-died` hook tells of each death
-/// (issue 17), not a look per tick.
+/// An agent that keeps dying is respawned three times, then blocked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_that_keeps_dying_is_blocked() {
     let mut h = Harness::new("max_sessions = 1", "").await;
-    h.write_project_file(&crate::harness::ProjectFile {
-        poll_interval: "1h",
-        agent_extra: "max_sessions = 1",
-        ..Default::default()
-    });
     let n = h
         .forge
         .create_issue("Crash loop", "fake-agent: exit", &["backlog"]);

@@ -1,6 +1,5 @@
 //! What watching many sessions costs (issue 17): a dead pane or a closed
-//! session is learnt from tmux's hooks, not from polling each session (a
-//! dead pane: `feedback::an_agent_that_keeps_dying_is_blocked`); idle
+//! session is learnt from tmux's hooks, not from polling each session; idle
 //! sessions cost one tmux call per tick for all of them; a burst of session
 //! starts shares one fetch. The calls are counted from outside, by `tmux`
 //! and `git` wrappers first on the daemon's `PATH` that log and run the
@@ -104,6 +103,31 @@ async fn a_killed_session_is_noticed_without_a_poll() {
     assert!(h.tmux(&["kill-session", "-t", &target]).status.success());
     h.agent_received(n, "this session was restarted").await;
     assert!(h.journal(n).iter().any(|(_, d)| d.contains("respawn 1")));
+}
+
+/// An agent that exits leaves a dead pane: respawned at once, with the poll
+/// an hour away (`pane-died`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_pane_is_noticed_without_a_poll() {
+    let mut h = Harness::new("", "").await;
+    project(&h, NO_POLL, 1);
+    let n = h
+        .forge
+        .create_issue("Dies", "fake-agent: exit", &["backlog"]);
+    h.enable();
+    h.start_daemon();
+    let db = h.state.join("forgehand.db");
+    wait_until("the first respawn", STEP, || async {
+        let events = Db::open_read_only(&db)
+            .ok()?
+            .events(PROJECT, Some(n))
+            .ok()?;
+        events
+            .iter()
+            .any(|e| e.detail.ends_with("respawn 1"))
+            .then_some(())
+    })
+    .await;
 }
 
 /// Idle sessions cost one tmux call per tick for all of them (a round:

@@ -11,12 +11,12 @@
 //! (`DevMsg::SessionDown`) looks at its own pane before acting: the listing
 //! may predate a respawn. A session is reported once it was listed (not
 //! while it is still being made), again at every listing while it stays
-//! down, but never while the last report waits in the actor's mailbox.
+//! down, but not while the last report waits in the actor's mailbox (unless
+//! it has waited `REPORT_AGAIN`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{ActorId, ActorRef};
 use tokio::sync::Notify;
@@ -39,8 +39,8 @@ struct Route {
     /// The session was in a listing since the watch began: missing from
     /// one now means it went away, not that it is yet to be made.
     listed: bool,
-    /// A `SessionDown` was sent and the actor has not taken it yet.
-    reported: Arc<AtomicBool>,
+    /// When a `SessionDown` was sent that the actor has not taken yet.
+    reported: Reported,
 }
 
 impl Routes {
@@ -48,6 +48,13 @@ impl Routes {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// When the last `SessionDown` the actor has not taken yet was sent.
+type Reported = Arc<Mutex<Option<Instant>>>;
+
+/// A report not taken this long is sent again (a safety valve: the actor
+/// takes each one within moments unless it is busy).
+const REPORT_AGAIN: Duration = Duration::from_secs(5);
 
 /// The daemon's one liveness monitor for its tmux server; cheap to clone.
 #[derive(Clone)]
@@ -81,7 +88,7 @@ impl Liveness {
     /// returned watch is dropped.
     pub fn watch(&self, session: &str, actor: ActorRef<DevMsg>) -> SessionWatch {
         let id = actor.get_id();
-        let reported = Arc::new(AtomicBool::new(false));
+        let reported = Reported::default();
         let route = Route {
             actor,
             listed: false,
@@ -103,14 +110,14 @@ pub struct SessionWatch {
     routes: Arc<Routes>,
     session: String,
     actor: ActorId,
-    reported: Arc<AtomicBool>,
+    reported: Reported,
 }
 
 impl SessionWatch {
     /// The actor took the last `SessionDown`: the next listing that finds
     /// the session down may report it again.
     pub fn heard(&self) {
-        self.reported.store(false, Ordering::Release);
+        *self.reported.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// The session exists now (started or adopted): missing from a listing
@@ -148,6 +155,16 @@ enum Wake {
     Retry,
 }
 
+impl Wake {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Wake::Ended => "ended",
+            Wake::Tick => "tick",
+            Wake::Retry => "retry",
+        }
+    }
+}
+
 /// After a round that found no server, the longest wait before another,
 /// should no session start meanwhile.
 const RETRY: Duration = Duration::from_secs(5);
@@ -171,6 +188,11 @@ async fn monitor(routes: Arc<Routes>, tmux: Tmux, every: Duration) {
         if round.is_none() && !failed {
             match tmux.liveness_round().await {
                 Ok((waiting, states)) => {
+                    tracing::debug!(
+                        listed = states.len(),
+                        waiting = waiting.is_some(),
+                        "liveness round"
+                    );
                     failed = waiting.is_none();
                     round = waiting;
                     look(&routes, &states);
@@ -189,6 +211,7 @@ async fn monitor(routes: Arc<Routes>, tmux: Tmux, every: Duration) {
             _ = routes.added.notified() => Wake::Retry,
             _ = tokio::time::sleep(retry), if failed => Wake::Retry,
         };
+        tracing::debug!(wake = woken.as_str(), "liveness wake");
         match woken {
             // The next round lists what the signal was about.
             Wake::Ended => round = None,
@@ -213,7 +236,12 @@ fn look(routes: &Routes, states: &HashMap<String, bool>) {
             Some(dead) => *dead,
             None => route.listed,
         };
-        if down && !route.reported.swap(true, Ordering::AcqRel) {
+        if !down {
+            continue;
+        }
+        let mut reported = route.reported.lock().unwrap_or_else(|e| e.into_inner());
+        if reported.is_none_or(|at| at.elapsed() >= REPORT_AGAIN) {
+            *reported = Some(Instant::now());
             tracing::debug!(session, "session down");
             // The actor may be stopping; its watch goes with it.
             let _ = route.actor.send_message(DevMsg::SessionDown);

@@ -69,9 +69,9 @@ impl DevRun {
                 self.myself.clone(),
             )?);
         }
-        if ctx.tmux.has_session(&self.session).await?
-            && ctx.tmux.pane_dead(&self.session).await? == Some(false)
-        {
+        // One look: `None` is no session, `Some(true)` a dead pane.
+        let dead = ctx.tmux.pane_dead(&self.session).await?;
+        if dead == Some(false) {
             if let Some(liveness) = &self.liveness {
                 liveness.started();
             }
@@ -87,7 +87,9 @@ impl DevRun {
             self.myself.send_message(DevMsg::PhaseFileChanged)?;
             return Ok(());
         }
-        ctx.tmux.kill_session(&self.session).await?;
+        if dead.is_some() {
+            ctx.tmux.kill_session(&self.session).await?;
+        }
         if self.state.stage == Stage::Starting {
             // A phase file left from an earlier attempt must not be taken as new.
             let _ = tokio::fs::remove_file(self.phase_file()).await;
@@ -133,18 +135,13 @@ impl DevRun {
                 env,
                 sandbox: ctx.confine(&self.ctx.issue_key(self.issue.0)),
                 command: project.agent.command.clone(),
+                pane_log: Some(self.session_dir.join(crate::paths::PANE_LOG)),
             })
             .await
             .with_context(|| format!("starting the tmux session {}", self.session))?;
         if let Some(liveness) = &self.liveness {
             liveness.started();
         }
-        ctx.tmux
-            .pipe_pane(
-                &self.session,
-                &self.session_dir.join(crate::paths::PANE_LOG),
-            )
-            .await?;
         self.journal(
             EventKind::SessionStarted,
             &format!(
