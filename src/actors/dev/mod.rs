@@ -266,6 +266,9 @@ impl Actor for DevActor {
         msg: DevMsg,
         run: &mut DevRun,
     ) -> Result<(), ActorProcessingErr> {
+        if matches!(msg, DevMsg::Tick) && run.quiet_tick() {
+            return Ok(());
+        }
         let span = tracing::info_span!(
             "issue",
             project = %run.ctx.name(),
@@ -390,6 +393,21 @@ impl DevRun {
         }
         false
     }
+    /// Whether a tick has nothing to do: the agent is at work (nothing on
+    /// the forge to look at, no escalation), no reply waits, nothing waits
+    /// for the forge, and it cannot be idle yet. Such a tick costs no more
+    /// than this, however many sessions there are.
+    fn quiet_tick(&self) -> bool {
+        matches!(self.state.stage, Stage::Starting | Stage::Working)
+            && self.state.escalation.is_none()
+            && !self.replies_waiting
+            && self.pending.is_empty()
+            && !self.outage.is_down()
+            && self
+                .idle_look_at
+                .is_some_and(|at| std::time::SystemTime::now() < at)
+    }
+
     /// Feed an event through the transition function, persisting each new
     /// state before performing its effects; effects may raise further events.
     async fn process(&mut self, event: Event) -> anyhow::Result<()> {
