@@ -247,14 +247,43 @@ impl Tmux {
                 name,
             )
             .await?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let lines: Vec<&str> = text.trim_end().lines().collect();
-        let keep = lines.len().saturating_sub(last_lines as usize);
-        let mut screen = lines[keep..].join("\n");
-        if !screen.is_empty() {
-            screen.push('\n');
+        Ok(screen_text(
+            &String::from_utf8_lossy(&out.stdout),
+            last_lines,
+        ))
+    }
+
+    /// Whether the pane is dead and its last `last_lines` lines (as
+    /// `capture_pane`), in one call; `None` when the session is gone.
+    pub async fn pane_screen(&self, name: &str, last_lines: u32) -> Result<Option<(bool, String)>> {
+        let start = format!("-{last_lines}");
+        let target = pane_target(name);
+        let out = self
+            .output([
+                "display-message",
+                "-p",
+                "-t",
+                &target,
+                "#{pane_dead}",
+                ";",
+                "capture-pane",
+                "-p",
+                "-J",
+                "-S",
+                &start,
+                "-t",
+                &target,
+            ])
+            .await?;
+        if !out.status.success() {
+            if is_absent(&out) {
+                return Ok(None);
+            }
+            return Err(self.failure("capture-pane", name, &out));
         }
-        Ok(screen)
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (dead, screen) = text.split_once('\n').unwrap_or((&text, ""));
+        Ok(Some((dead.trim() == "1", screen_text(screen, last_lines))))
     }
 
     /// Pastes `text` into the session as one message, then presses Enter.
@@ -469,6 +498,17 @@ impl Tmux {
             None => String::new(),
         }
     }
+}
+
+/// The last `last_lines` lines of captured text, trailing blank lines dropped.
+fn screen_text(text: &str, last_lines: u32) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    let keep = lines.len().saturating_sub(last_lines as usize);
+    let mut screen = lines[keep..].join("\n");
+    if !screen.is_empty() {
+        screen.push('\n');
+    }
+    screen
 }
 
 /// Removes what could act on the terminal or the agent's input handling: ESC

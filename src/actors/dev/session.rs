@@ -186,22 +186,25 @@ impl DevRun {
             return Ok(None);
         };
         let ctx = self.ctx.clone();
-        if ctx.tmux.pane_dead(&self.session).await? != Some(false) {
-            self.ready_deadline = None;
-            anyhow::bail!(
-                "the agent's session {} ended before it was ready",
-                self.session
-            );
-        }
         // Asked before the screen is read: output from now on brings
         // another look, so none is missed.
         if let Some(watcher) = &self.watcher {
             watcher.want_output();
         }
-        let screen = ctx
+        let screen = match ctx
             .tmux
-            .capture_pane(&self.session, PANE_HEIGHT as u32)
-            .await?;
+            .pane_screen(&self.session, PANE_HEIGHT as u32)
+            .await?
+        {
+            Some((false, screen)) => screen,
+            _ => {
+                self.ready_deadline = None;
+                anyhow::bail!(
+                    "the agent's session {} ended before it was ready",
+                    self.session
+                );
+            }
+        };
         let ready = self
             .adapter
             .is_ready(&screen, &ctx.project.agent.ready_pattern);
