@@ -155,16 +155,6 @@ enum Wake {
     Retry,
 }
 
-impl Wake {
-    fn as_str(&self) -> &'static str {
-        match self {
-            Wake::Ended => "ended",
-            Wake::Tick => "tick",
-            Wake::Retry => "retry",
-        }
-    }
-}
-
 /// After a round that found no server, the longest wait before another,
 /// should no session start meanwhile.
 const RETRY: Duration = Duration::from_secs(5);
@@ -211,7 +201,6 @@ async fn monitor(routes: Arc<Routes>, tmux: Tmux, every: Duration) {
             _ = routes.added.notified() => Wake::Retry,
             _ = tokio::time::sleep(retry), if failed => Wake::Retry,
         };
-        tracing::debug!(wake = woken.as_str(), "liveness wake");
         match woken {
             // The next round lists what the signal was about.
             Wake::Ended => round = None,
