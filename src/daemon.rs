@@ -10,6 +10,7 @@ use anyhow::Context;
 use ractor::Actor;
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::actors::dev::Liveness;
 use crate::actors::dev::env::base_env;
 use crate::actors::supervisor::{Supervisor, SupervisorArgs, SupervisorHandle};
 use crate::actors::{ProjectCtx, Timings};
@@ -162,10 +163,19 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         timings: &timings,
         quotas: &quotas,
     };
+    // One watch on the tmux server for every project's sessions, its
+    // safety net as often as the most frequent poll.
+    let every = projects
+        .iter()
+        .map(|p| p.poll_interval)
+        .min()
+        // No project, no session to watch.
+        .unwrap_or(Duration::from_secs(60));
+    let liveness = Liveness::start(Tmux::new(None), every);
     let mut contexts = Vec::new();
     for project in projects {
         let ctx = tokio::select! {
-            ctx = project_context(project, &common) => ctx?,
+            ctx = project_context(project, &common, liveness.clone()) => ctx?,
             _ = sigterm.recv() => return Ok(()),
             _ = sigint.recv() => return Ok(()),
         };
@@ -331,7 +341,11 @@ struct Common<'a> {
 
 type QuotaUpdates = tokio::sync::watch::Receiver<Option<RateLimit>>;
 
-async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Result<ProjectCtx> {
+async fn project_context(
+    project: Project,
+    common: &Common<'_>,
+    liveness: Liveness,
+) -> anyhow::Result<ProjectCtx> {
     let Common {
         paths,
         projects_dir,
@@ -411,6 +425,8 @@ async fn project_context(project: Project, common: &Common<'_>) -> anyhow::Resul
         redactor,
         own_login,
         repo_lock: tokio::sync::Mutex::new(()),
+        fetches: Default::default(),
+        liveness,
         forge_reports_changes,
         notifier,
         ci_server,

@@ -215,8 +215,8 @@ impl Git {
             ],
         )
         .await?;
-        for (key, value) in identity().await {
-            self.run(&making, ["config", key, &value]).await?;
+        for &(key, ref value) in identity().await {
+            self.run(&making, ["config", key, value.as_str()]).await?;
         }
         self.run(&making, ["fetch", "--quiet", "--no-tags", "origin"])
             .await?;
@@ -424,6 +424,24 @@ impl Git {
             let (sha, name) = line.split_once('\t')?;
             (name == reference).then(|| sha.to_owned())
         }))
+    }
+
+    /// The sha of `branch` on the forge as forgehand's clone last fetched it
+    /// (`refs/remotes/origin/<branch>`); `None` if it had no such branch.
+    pub async fn fetched_branch_sha(
+        &self,
+        repo_dir: &Path,
+        branch: &str,
+    ) -> Result<Option<String>> {
+        check_ref_arg(branch)?;
+        let spec = format!("refs/remotes/origin/{branch}^{{commit}}");
+        let out = self
+            .output(repo_dir, ["rev-parse", "--verify", "--quiet", &spec])
+            .await?;
+        Ok(out
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned()))
     }
 
     /// Pushes the forge's `branch`, as last fetched (`refs/remotes/origin/<branch>`),
@@ -695,8 +713,15 @@ fn agent_ref(key: &str) -> Result<String> {
 
 /// The daemon user's git identity (`user.name`, `user.email` from its own
 /// configuration), for the agent's repository: the agent cannot read the
-/// daemon's home, where that configuration lives.
-async fn identity() -> Vec<(&'static str, String)> {
+/// daemon's home, where that configuration lives. Read once per process:
+/// it is the same for every agent.
+async fn identity() -> &'static [(&'static str, String)] {
+    static IDENTITY: tokio::sync::OnceCell<Vec<(&'static str, String)>> =
+        tokio::sync::OnceCell::const_new();
+    IDENTITY.get_or_init(read_identity).await
+}
+
+async fn read_identity() -> Vec<(&'static str, String)> {
     let mut found = Vec::new();
     for key in ["user.name", "user.email"] {
         let out = Command::new("git")

@@ -32,7 +32,9 @@
 //! - `store/`: the SQLite state (`state/forgehand.db`) and the event journal, on a
 //!   thread of its own for the daemon, read-only for `forgehand status`.
 //! - `tmux.rs`, `git.rs`: the external programs forgehand drives; `git.rs`'s
-//!   `GitRunner` runs every git command, the local backend's included.
+//!   `GitRunner` runs every git command, the local backend's included;
+//!   `tmux/liveness.rs`: the hooks and the one call that tell of dead panes
+//!   and closed sessions (`actors/dev/liveness.rs` routes the news).
 //! - `agent/`: what differs per agent program (`[agent] kind`): preparing a
 //!   session, readiness, the agent's own signals, token use, clean-up.
 //! - `phase.rs`: the phase-file protocol the agent speaks; `prompt.rs`: what is pasted to it;

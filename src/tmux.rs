@@ -5,6 +5,8 @@
 //! tmux matches a bare name as a prefix (`dev-p-1` would hit `dev-p-12`) and tmux 3.3
 //! rejects `=name` without the colon as a pane target.
 
+mod liveness;
+
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tokio::process::Command;
+
+pub use liveness::{LIVENESS_CHANNEL, LivenessRound};
 
 /// How often `wait_for_text` looks at the screen: fast enough to feel immediate,
 /// slow enough not to load the tmux server.
@@ -26,6 +30,9 @@ const SCREEN_LINES: u32 = 200;
 /// The longest any one tmux call may take: a server that hangs costs its
 /// callers this much, never forever.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Tries of `new-session` when the server exits under it (see `new_session`).
+const NEW_SESSION_ATTEMPTS: u32 = 3;
 
 /// The only variables the tmux programs forgehand runs get. The server
 /// forgehand starts keeps its client's environment as its global one (what
@@ -64,6 +71,9 @@ pub struct SessionSpec {
     pub sandbox: Vec<OsString>,
     /// Trusted configuration (`agent.command`), run with `/bin/sh -c`.
     pub command: String,
+    /// Where everything the pane prints is appended (`pipe-pane`), set up
+    /// in the same call, so even the first output is kept; `None`: nowhere.
+    pub pane_log: Option<PathBuf>,
 }
 
 impl Tmux {
@@ -159,7 +169,25 @@ impl Tmux {
             "remain-on-exit".into(),
             "on".into(),
         ]);
-        let out = self.output(&args).await?;
+        if let Some(log) = &spec.pane_log {
+            args.extend([";", "pipe-pane", "-o", "-t"].map(OsString::from));
+            args.extend([pane_target(&spec.name), pipe_command(log)?].map(OsString::from));
+        }
+        // In the same invocation, so a pane that dies at once is signalled too.
+        for hook in liveness::hooks() {
+            args.push(";".into());
+            args.extend(hook.iter().map(OsString::from));
+        }
+        let mut out = self.output(&args).await?;
+        for _ in 1..NEW_SESSION_ATTEMPTS {
+            // A server whose last session just closed exits; a client that
+            // reached it meanwhile loses it. Nothing was made: try again,
+            // and the next client starts a new server.
+            if out.status.success() || !server_went_away(&out) {
+                break;
+            }
+            out = self.output(&args).await?;
+        }
         if !out.status.success() {
             // Not the argument list: it holds the environment's values.
             return Err(self.failure(
@@ -185,12 +213,14 @@ impl Tmux {
             Some(piping) if piping == "1" => return Ok(()),
             Some(_) => {}
         }
-        let path = log_path
-            .to_str()
-            .with_context(|| format!("pane log path {} is not UTF-8", log_path.display()))?;
-        let shell_command = format!("cat >> {}", shell_quote(path));
         self.check(
-            ["pipe-pane", "-o", "-t", &pane_target(name), &shell_command],
+            [
+                "pipe-pane",
+                "-o",
+                "-t",
+                &pane_target(name),
+                &pipe_command(log_path)?,
+            ],
             "pipe-pane",
             name,
         )
@@ -217,14 +247,43 @@ impl Tmux {
                 name,
             )
             .await?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let lines: Vec<&str> = text.trim_end().lines().collect();
-        let keep = lines.len().saturating_sub(last_lines as usize);
-        let mut screen = lines[keep..].join("\n");
-        if !screen.is_empty() {
-            screen.push('\n');
+        Ok(screen_text(
+            &String::from_utf8_lossy(&out.stdout),
+            last_lines,
+        ))
+    }
+
+    /// Whether the pane is dead and its last `last_lines` lines (as
+    /// `capture_pane`), in one call; `None` when the session is gone.
+    pub async fn pane_screen(&self, name: &str, last_lines: u32) -> Result<Option<(bool, String)>> {
+        let start = format!("-{last_lines}");
+        let target = pane_target(name);
+        let out = self
+            .output([
+                "display-message",
+                "-p",
+                "-t",
+                &target,
+                "#{pane_dead}",
+                ";",
+                "capture-pane",
+                "-p",
+                "-J",
+                "-S",
+                &start,
+                "-t",
+                &target,
+            ])
+            .await?;
+        if !out.status.success() {
+            if is_absent(&out) {
+                return Ok(None);
+            }
+            return Err(self.failure("capture-pane", name, &out));
         }
-        Ok(screen)
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (dead, screen) = text.split_once('\n').unwrap_or((&text, ""));
+        Ok(Some((dead.trim() == "1", screen_text(screen, last_lines))))
     }
 
     /// Pastes `text` into the session as one message, then presses Enter.
@@ -441,6 +500,17 @@ impl Tmux {
     }
 }
 
+/// The last `last_lines` lines of captured text, trailing blank lines dropped.
+fn screen_text(text: &str, last_lines: u32) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    let keep = lines.len().saturating_sub(last_lines as usize);
+    let mut screen = lines[keep..].join("\n");
+    if !screen.is_empty() {
+        screen.push('\n');
+    }
+    screen
+}
+
 /// Removes what could act on the terminal or the agent's input handling: ESC
 /// sequences (CSI, OSC, DCS and the like, 7- and 8-bit), every other C0/C1 control
 /// and DEL, keeping `\n` and `\t`; CRLF and lone CR become LF.
@@ -508,6 +578,14 @@ fn skip_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, bel_ends: b
     }
 }
 
+/// The shell command `pipe-pane` runs to append the pane's output to `log_path`.
+fn pipe_command(log_path: &Path) -> Result<String> {
+    let path = log_path
+        .to_str()
+        .with_context(|| format!("pane log path {} is not UTF-8", log_path.display()))?;
+    Ok(format!("cat >> {}", shell_quote(path)))
+}
+
 /// Quotes `s` as one word for `sh -c`: single quotes, with `'` written as `'\''`.
 pub fn shell_quote(s: &str) -> String {
     let mut quoted = String::with_capacity(s.len() + 2);
@@ -541,6 +619,14 @@ fn unique_buffer_name() -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("forgehand-{}-{n}-{nanos}", std::process::id())
+}
+
+/// Whether tmux lost a server that was exiting while it talked to it.
+fn server_went_away(out: &Output) -> bool {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ["server exited unexpectedly", "lost server"]
+        .iter()
+        .any(|m| stderr.contains(m))
 }
 
 /// Whether tmux failed because the server or the session does not exist.

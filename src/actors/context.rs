@@ -40,6 +40,10 @@ pub struct ProjectCtx {
     /// Serialises fetches and worktree changes in the project's one clone
     /// (git's own locks would make concurrent ones fail).
     pub repo_lock: tokio::sync::Mutex<()>,
+    /// Fetches into that clone, shared by callers asking at once (`fresh_clone`).
+    pub fetches: super::fetches::Fetches,
+    /// The daemon's one watch on its tmux sessions (shared by all projects).
+    pub liveness: super::dev::Liveness,
     /// What the project's agents (and local CI) are confined to.
     pub sandbox: Sandbox,
     /// The forge tells forgehand of changes itself (webhooks are received, or

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
@@ -81,16 +80,10 @@ async fn push_with_retries(ctx: &ProjectCtx, name: &str, url: &str) {
 /// Fetch (so the push carries the merge just made), then push. Each attempt
 /// fetches again, so a retry sends the newest primary branch.
 async fn push_once(ctx: &ProjectCtx, url: &str) -> anyhow::Result<()> {
+    // Only the fetch changes the clone; the push merely reads a ref, so it
+    // runs without the lock and a slow mirror never stalls a dev actor.
+    ctx.fresh_clone().await?;
     let repo_dir = ctx.paths.repo_dir(ctx.name());
-    {
-        // Only the fetch changes the clone; the push merely reads a ref, so it
-        // runs without the lock and a slow mirror never stalls a dev actor.
-        let _one_at_a_time = ctx.repo_lock.lock().await;
-        ctx.git
-            .ensure_clone(&ctx.project.clone_url, &repo_dir)
-            .await
-            .with_context(|| format!("updating forgehand's clone of {}", ctx.project.clone_url))?;
-    }
     tokio::time::timeout(
         PUSH_TIMEOUT,
         ctx.git

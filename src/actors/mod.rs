@@ -4,6 +4,7 @@
 pub mod budget_gate;
 pub mod context;
 pub mod dev;
+pub mod fetches;
 pub mod merge_scanner;
 pub mod merging;
 pub mod mirrors;

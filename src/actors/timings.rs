@@ -31,6 +31,9 @@ pub struct Timings {
     pub exit_grace: Duration,
     /// The longest one git command may take.
     pub git_timeout: Duration,
+    /// How often a working agent's token use is read (for its budget and
+    /// the spend people see) when nothing else happens.
+    pub spend_every: Duration,
 }
 
 impl Default for Timings {
@@ -47,6 +50,7 @@ impl Default for Timings {
             outage_max: Duration::from_secs(60),
             exit_grace: Duration::from_millis(500),
             git_timeout: crate::git::DEFAULT_TIMEOUT,
+            spend_every: Duration::from_secs(10),
         }
     }
 }
@@ -79,6 +83,7 @@ impl Timings {
                 "outage_max" => t.outage_max = dur()?,
                 "exit_grace" => t.exit_grace = dur()?,
                 "git_timeout" => t.git_timeout = dur()?,
+                "spend_every" => t.spend_every = dur()?,
                 other => return Err(format!("unknown timing {other:?}")),
             }
         }

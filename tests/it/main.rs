@@ -30,6 +30,7 @@ mod github_daemon;
 mod github_e2e;
 mod github_webhook;
 mod harness;
+mod liveness;
 mod local_answers;
 mod local_e2e;
 mod local_forge;

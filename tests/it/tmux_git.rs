@@ -24,6 +24,7 @@ fn spec(name: &str, cwd: &Path, env: Vec<(String, String)>, command: String) -> 
         env,
         sandbox: Vec::new(),
         command,
+        pane_log: None,
     }
 }
 
@@ -256,6 +257,30 @@ async fn pipe_pane_appends_output_to_a_log_with_an_awkward_path() {
     // cat echoes it once through the tty and prints it once.
     let text = wait_for_file(&log, WAIT, |t| t.matches("logged-line").count() >= 2).await;
     assert!(text.contains("logged-line"));
+}
+
+/// A log named in the session's spec keeps even the first output: the pipe
+/// is set up in the call that starts the session.
+#[tokio::test]
+async fn a_session_with_a_pane_log_keeps_its_first_output() {
+    let server = TmuxServer::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("it's the \"first\" $(pane) log");
+    let name = "dev-proj-5";
+    let mut spec = spec(
+        name,
+        tmp.path(),
+        vec![path_env()],
+        "echo first-words; exec cat".to_owned(),
+    );
+    spec.pane_log = Some(log.clone());
+    server.tmux.new_session(&spec).await.unwrap();
+    wait_for_file(&log, WAIT, |t| t.contains("first-words")).await;
+    // Already piping: `pipe_pane` leaves that pipe alone.
+    server.tmux.pipe_pane(name, &log).await.unwrap();
+    server.tmux.paste(name, "later-line").await.unwrap();
+    let text = wait_for_file(&log, WAIT, |t| t.matches("later-line").count() >= 2).await;
+    assert_eq!(text.matches("first-words").count(), 1, "{text}");
 }
 
 #[tokio::test]

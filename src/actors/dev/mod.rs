@@ -7,6 +7,7 @@ mod effects;
 pub mod env;
 mod feedback;
 mod files;
+mod liveness;
 pub mod machine;
 pub mod model;
 mod outcome;
@@ -32,6 +33,8 @@ use crate::store::{ClaimRow, ClaimStatus, EventKind};
 use super::outage::Outage;
 use super::{ProjectCtx, Timings};
 use machine::{DevState, Effect, Event, Policy, Stage};
+
+pub use liveness::Liveness;
 
 /// Respawns of a dead session before the issue is blocked (DESIGN §5 "Liveness").
 const MAX_RESPAWNS: u32 = 3;
@@ -64,6 +67,10 @@ pub enum DevMsg {
     PhaseFileChanged,
     /// Look at the pane for the agent's ready prompt.
     ReadyCheck,
+    /// The pane printed something (asked for while waiting for the prompt).
+    PaneOutput,
+    /// tmux reported the session gone or its pane dead (`liveness`): look.
+    SessionDown,
     /// The timer: time to look at the forge again (or, when the forge
     /// reports its changes itself, maybe only at the agent).
     Tick,
@@ -92,6 +99,16 @@ pub struct DevRun {
     myself: ActorRef<DevMsg>,
     /// Keeps the inotify watch on the session folder alive.
     watcher: Option<watch::PhaseWatch>,
+    /// Keeps tmux's news of the session coming (`DevMsg::SessionDown`).
+    liveness: Option<liveness::SessionWatch>,
+    /// Chat replies may wait in the store for this issue (at start, and
+    /// after one arrived while no agent could take it).
+    replies_waiting: bool,
+    /// The agent cannot have been idle for `idle_timeout` before this
+    /// (the last activity seen plus the timeout): no look before then.
+    idle_look_at: Option<std::time::SystemTime>,
+    /// When the agent's token use was last read on a tick.
+    spend_read_at: Option<Instant>,
     ticker: Option<JoinHandle<()>>,
     /// While waiting for the agent's prompt: give up after this.
     ready_deadline: Option<Instant>,
@@ -192,6 +209,10 @@ impl Actor for DevActor {
             policy,
             myself: myself.clone(),
             watcher: None,
+            liveness: None,
+            replies_waiting: true,
+            idle_look_at: None,
+            spend_read_at: None,
             ticker: None,
             ready_deadline: None,
             ready_screen: None,
@@ -230,6 +251,7 @@ impl Actor for DevActor {
     ) -> Result<(), ActorProcessingErr> {
         let every = run.ctx.project.poll_interval;
         run.ticker = Some(myself.send_interval(every, || DevMsg::Tick));
+        run.liveness = Some(run.ctx.liveness.watch(&run.session, myself.clone()));
         myself.send_message(DevMsg::Start)?;
         Ok(())
     }
@@ -243,6 +265,7 @@ impl Actor for DevActor {
             t.abort();
         }
         run.watcher = None;
+        run.liveness = None;
         Ok(())
     }
 
@@ -252,6 +275,9 @@ impl Actor for DevActor {
         msg: DevMsg,
         run: &mut DevRun,
     ) -> Result<(), ActorProcessingErr> {
+        if matches!(msg, DevMsg::Tick) && run.quiet_tick() {
+            return Ok(());
+        }
         let span = tracing::info_span!(
             "issue",
             project = %run.ctx.name(),
@@ -277,10 +303,11 @@ impl Actor for DevActor {
                     None
                 }
                 DevMsg::Tick | DevMsg::Nudge => {
-                    if let Some(news) = run.liveness().await? {
+                    if let Some(news) = run.idle().await {
                         run.process(news).await?;
                     }
                     if run.state.stage.has_session() {
+                        run.spend_read_at = Some(Instant::now());
                         let spent = run.record_usage().await;
                         run.process(Event::Spend { spent }).await?;
                         if run.policy.budget.daemon_month.is_set() {
@@ -290,7 +317,9 @@ impl Actor for DevActor {
                         }
                     }
                     // Replies kept while the session was away go out now.
-                    run.deliver_chat_replies().await?;
+                    if run.replies_waiting {
+                        run.deliver_chat_replies().await?;
+                    }
                     let nudged = matches!(msg, DevMsg::Nudge);
                     if run.outage.is_down() {
                         // The retry looks at the forge; a nudge (a webhook
@@ -305,11 +334,17 @@ impl Actor for DevActor {
                     }
                 }
                 DevMsg::ChatReplies => {
+                    run.replies_waiting = true;
                     run.deliver_chat_replies().await?;
                     None
                 }
                 DevMsg::PhaseFileChanged => run.read_phase_file().await?,
                 DevMsg::ReadyCheck => run.ready_check().await?,
+                DevMsg::PaneOutput => {
+                    run.pane_output();
+                    None
+                }
+                DevMsg::SessionDown => run.session_down().await?,
                 DevMsg::AgentSignal(signal) => {
                     let spent = run.record_usage().await;
                     run.process(Event::Spend { spent }).await?;
@@ -317,7 +352,7 @@ impl Actor for DevActor {
                         Signal::Stopped => Some(Event::AgentStopped),
                         // The program is on its way out; look again once it is gone.
                         Signal::Exited => {
-                            myself.send_after(run.timings.exit_grace, || DevMsg::Tick);
+                            myself.send_after(run.timings.exit_grace, || DevMsg::SessionDown);
                             None
                         }
                     }
@@ -378,6 +413,26 @@ impl DevRun {
         }
         false
     }
+
+    /// Whether a tick has nothing to do: the agent is at work (nothing on
+    /// the forge to look at, no escalation), no reply waits, nothing waits
+    /// for the forge, it cannot be idle yet, and its token use was read
+    /// within `spend_every`. Such a tick costs no more
+    /// than this, however many sessions there are.
+    fn quiet_tick(&self) -> bool {
+        matches!(self.state.stage, Stage::Starting | Stage::Working)
+            && self.state.escalation.is_none()
+            && !self.replies_waiting
+            && self.pending.is_empty()
+            && !self.outage.is_down()
+            && self
+                .idle_look_at
+                .is_some_and(|at| std::time::SystemTime::now() < at)
+            && self
+                .spend_read_at
+                .is_some_and(|at| at.elapsed() < self.timings.spend_every)
+    }
+
     /// Feed an event through the transition function, persisting each new
     /// state before performing its effects; effects may raise further events.
     async fn process(&mut self, event: Event) -> anyhow::Result<()> {
@@ -508,22 +563,43 @@ impl DevRun {
         self.session_dir.join(crate::agent::usage_file::USAGE_FILE)
     }
 
-    /// Is the agent still there, and still doing something? Checked on
-    /// every tick in the stages where a session should exist.
-    async fn liveness(&mut self) -> anyhow::Result<Option<Event>> {
+    /// tmux says the session is gone or its pane dead: is it, and is a
+    /// session expected now? One look at the pane (the news may predate a
+    /// respawn); `liveness` repeats the news every tick while it holds.
+    async fn session_down(&mut self) -> anyhow::Result<Option<Event>> {
+        if let Some(watch) = &self.liveness {
+            watch.heard();
+        }
+        if self.ready_deadline.is_some() {
+            // Waiting for the prompt: that look reports a dead pane itself.
+            return self.ready_check().await;
+        }
         // Work waiting for the forge (the session's own start, say) is not
         // done yet: a session missing meanwhile is expected, not dead.
-        if !self.state.stage.has_session()
+        if !self.state.stage.has_session() || !self.pending.is_empty() {
+            return Ok(None);
+        }
+        if self.ctx.tmux.pane_dead(&self.session).await? == Some(false) {
+            return Ok(None);
+        }
+        Ok(Some(Event::SessionDead))
+    }
+
+    /// Is the agent still doing something? No pane output and no phase
+    /// written (their files' times) for `idle_timeout` in a stage where it
+    /// should be busy is idle. The files are looked at only once the
+    /// earliest moment that could be true has come, not at every tick.
+    async fn idle(&mut self) -> Option<Event> {
+        if !self.state.stage.agent_busy()
+            || self.state.escalation.is_some()
             || self.ready_deadline.is_some()
             || !self.pending.is_empty()
         {
-            return Ok(None);
+            return None;
         }
-        if self.ctx.tmux.pane_dead(&self.session).await? != Some(false) {
-            return Ok(Some(Event::SessionDead));
-        }
-        if !self.state.stage.agent_busy() || self.state.escalation.is_some() {
-            return Ok(None);
+        let now = std::time::SystemTime::now();
+        if self.idle_look_at.is_some_and(|at| now < at) {
+            return None;
         }
         let mtime = |p: PathBuf| async move {
             tokio::fs::metadata(p)
@@ -537,13 +613,19 @@ impl DevRun {
         let last = [last_output, last_phase, Some(since_stage)]
             .into_iter()
             .flatten()
-            .max();
-        let idle = last.and_then(|t| t.elapsed().ok()).unwrap_or_default();
-        Ok((idle > self.ctx.project.agent.idle_timeout).then_some(Event::Idle))
+            .max()
+            .unwrap_or(since_stage);
+        let timeout = self.ctx.project.agent.idle_timeout;
+        if now.duration_since(last).unwrap_or_default() > timeout {
+            return Some(Event::Idle);
+        }
+        self.idle_look_at = Some(last + timeout);
+        None
     }
 
     /// Paste the chat replies waiting for this issue, when an agent is
-    /// there to read them; otherwise they wait in the store.
+    /// there to read them; otherwise they wait in the store (and
+    /// `replies_waiting` says to look again at the next tick).
     async fn deliver_chat_replies(&mut self) -> anyhow::Result<()> {
         if !self.state.stage.has_session() || self.ready_deadline.is_some() {
             return Ok(());
@@ -562,6 +644,7 @@ impl DevRun {
             })
             .await?;
         }
+        self.replies_waiting = false;
         Ok(())
     }
 }

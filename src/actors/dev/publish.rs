@@ -51,10 +51,7 @@ impl DevRun {
     /// agent rebases onto the current primary branch.
     pub(super) async fn fetch(&mut self) -> anyhow::Result<()> {
         let ctx = self.ctx.clone();
-        {
-            let _one_at_a_time = ctx.repo_lock.lock().await;
-            ctx.git.fetch(&ctx.paths.repo_dir(ctx.name())).await?;
-        }
+        ctx.fresh_clone().await?;
         // The agent's `origin/*` is a copy of the clone's: brought up to date
         // inside the sandbox, since the repository is the agent's.
         let key = ctx.issue_key(self.issue.0);

@@ -29,27 +29,27 @@ impl DevRun {
         let ctx = self.ctx.clone();
         let project = &ctx.project;
         let repo_dir = ctx.paths.repo_dir(ctx.name());
-        {
-            let _one_at_a_time = ctx.repo_lock.lock().await;
+        let no_repo = std::fs::symlink_metadata(self.worktree.join(".git")).is_err();
+        if no_repo || !repo_dir.join("HEAD").exists() {
+            // One fetch serves a burst of starts (`fresh_clone`); the agent's
+            // repository only reads the clone, so it is made outside the
+            // clone's lock, side by side with the other starts.
+            ctx.fresh_clone().await?;
+        }
+        if no_repo {
+            let pushed = match self.state.from_primary {
+                // `/forgehand retry`: the work so far is not built on.
+                true => None,
+                false => ctx.git.fetched_branch_sha(&repo_dir, &self.branch).await?,
+            };
+            let start = match pushed {
+                Some(_) => format!("origin/{}", self.branch),
+                None => format!("origin/{}", project.primary_branch),
+            };
             ctx.git
-                .ensure_clone(&project.clone_url, &repo_dir)
+                .create_agent_repo(&repo_dir, &self.worktree, &self.branch, &start)
                 .await
-                .with_context(|| format!("updating forgehand's clone of {}", project.clone_url))?;
-            if std::fs::symlink_metadata(self.worktree.join(".git")).is_err() {
-                let pushed = match self.state.from_primary {
-                    // `/forgehand retry`: the work so far is not built on.
-                    true => None,
-                    false => ctx.git.remote_branch_sha(&repo_dir, &self.branch).await?,
-                };
-                let start = match pushed {
-                    Some(_) => format!("origin/{}", self.branch),
-                    None => format!("origin/{}", project.primary_branch),
-                };
-                ctx.git
-                    .create_agent_repo(&repo_dir, &self.worktree, &self.branch, &start)
-                    .await
-                    .with_context(|| format!("creating the worktree for {}", self.branch))?;
-            }
+                .with_context(|| format!("creating the worktree for {}", self.branch))?;
         }
         tokio::fs::create_dir_all(&self.session_dir)
             .await
@@ -75,9 +75,12 @@ impl DevRun {
                 self.myself.clone(),
             )?);
         }
-        if ctx.tmux.has_session(&self.session).await?
-            && ctx.tmux.pane_dead(&self.session).await? == Some(false)
-        {
+        // One look: `None` is no session, `Some(true)` a dead pane.
+        let dead = ctx.tmux.pane_dead(&self.session).await?;
+        if dead == Some(false) {
+            if let Some(liveness) = &self.liveness {
+                liveness.started();
+            }
             self.journal(
                 EventKind::SessionStarted,
                 &format!("adopted the live session {}", self.session),
@@ -90,7 +93,9 @@ impl DevRun {
             self.myself.send_message(DevMsg::PhaseFileChanged)?;
             return Ok(());
         }
-        ctx.tmux.kill_session(&self.session).await?;
+        if dead.is_some() {
+            ctx.tmux.kill_session(&self.session).await?;
+        }
         if self.state.stage == Stage::Starting {
             // A phase file left from an earlier attempt must not be taken as
             // new, nor its usage file counted against this one's budget.
@@ -145,15 +150,13 @@ impl DevRun {
                 env,
                 sandbox: ctx.confine(&self.ctx.issue_key(self.issue.0)),
                 command: project.agent.command.clone(),
+                pane_log: Some(self.session_dir.join(crate::paths::PANE_LOG)),
             })
             .await
             .with_context(|| format!("starting the tmux session {}", self.session))?;
-        ctx.tmux
-            .pipe_pane(
-                &self.session,
-                &self.session_dir.join(crate::paths::PANE_LOG),
-            )
-            .await?;
+        if let Some(liveness) = &self.liveness {
+            liveness.started();
+        }
         self.journal(
             EventKind::SessionStarted,
             &format!(
@@ -170,10 +173,25 @@ impl DevRun {
         Ok(())
     }
 
+    /// Look for the agent's prompt after `ready_poll`, then whenever the pane
+    /// prints something (`PaneOutput`), at most once per `ready_poll`: a
+    /// silent pane costs no tmux calls, however many sessions start at once.
     fn wait_until_ready(&mut self) {
         self.ready_deadline = Some(Instant::now() + self.timings.ready_timeout);
         self.myself
             .send_after(self.timings.ready_poll, || DevMsg::ReadyCheck);
+        // A look at the deadline, should the pane print nothing more.
+        self.myself
+            .send_after(self.timings.ready_timeout, || DevMsg::ReadyCheck);
+    }
+
+    /// The pane printed something: look again after `ready_poll` if the
+    /// prompt is still awaited.
+    pub(super) fn pane_output(&mut self) {
+        if self.ready_deadline.is_some() {
+            self.myself
+                .send_after(self.timings.ready_poll, || DevMsg::ReadyCheck);
+        }
     }
 
     /// One look at the pane while waiting for the agent's prompt; delivers the
@@ -183,24 +201,32 @@ impl DevRun {
             return Ok(None);
         };
         let ctx = self.ctx.clone();
-        if ctx.tmux.pane_dead(&self.session).await? != Some(false) {
-            self.ready_deadline = None;
-            anyhow::bail!(
-                "the agent's session {} ended before it was ready",
-                self.session
-            );
+        // Asked before the screen is read: output from now on brings
+        // another look, so none is missed.
+        if let Some(watcher) = &self.watcher {
+            watcher.want_output();
         }
-        let screen = ctx
+        let screen = match ctx
             .tmux
-            .capture_pane(&self.session, PANE_HEIGHT as u32)
-            .await?;
+            .pane_screen(&self.session, PANE_HEIGHT as u32)
+            .await?
+        {
+            Some((false, screen)) => screen,
+            _ => {
+                self.ready_deadline = None;
+                anyhow::bail!(
+                    "the agent's session {} ended before it was ready",
+                    self.session
+                );
+            }
+        };
         let ready = self
             .adapter
             .is_ready(&screen, &ctx.project.agent.ready_pattern);
         let settled = ready && self.ready_screen.as_deref() == Some(screen.as_str());
         self.ready_screen = ready.then_some(screen);
         if !settled {
-            if Instant::now() > deadline {
+            if Instant::now() >= deadline {
                 self.ready_deadline = None;
                 let reason = format!(
                     "the agent did not show its ready prompt {:?} within {}s",
@@ -212,8 +238,12 @@ impl DevRun {
                     reason: Some(reason),
                 })));
             }
-            self.myself
-                .send_after(self.timings.ready_poll, || DevMsg::ReadyCheck);
+            if ready {
+                // Settled is the same ready screen twice: look once more
+                // even if nothing is printed.
+                self.myself
+                    .send_after(self.timings.ready_poll, || DevMsg::ReadyCheck);
+            }
             return Ok(None);
         }
         self.ready_deadline = None;
@@ -272,6 +302,8 @@ impl DevRun {
 
     /// Kill the session and remove the worktree (the branch lives on the forge).
     pub(super) async fn cleanup(&mut self) -> anyhow::Result<()> {
+        // Its end is forgehand's doing, not news.
+        self.liveness = None;
         let agent = self.ctx.tmux.pane_pid(&self.session).await.ok().flatten();
         self.ctx.tmux.kill_session(&self.session).await?;
         if let Some(pid) = agent {

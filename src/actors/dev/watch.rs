@@ -1,6 +1,8 @@
 //! The inotify watch on session folders: every completed write of a phase
 //! file becomes a `PhaseFileChanged` message to its dev actor, and of an
-//! agent's marker file (`agent::Signal`) an `AgentSignal`.
+//! agent's marker file (`agent::Signal`) an `AgentSignal`. Output in the pane
+//! log becomes one `PaneOutput` when the actor asked for it (while it waits
+//! for the agent's prompt), so a busy agent's output costs no messages.
 //!
 //! All dev actors share one inotify instance: the kernel allows a user only
 //! 128 instances by default (`fs.inotify.max_user_instances`), far fewer than
@@ -9,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
@@ -20,7 +23,14 @@ use super::DevMsg;
 use crate::agent::Signal;
 
 /// Session folder → the dev actor to tell.
-type Routes = Arc<Mutex<HashMap<PathBuf, ActorRef<DevMsg>>>>;
+type Routes = Arc<Mutex<HashMap<PathBuf, Route>>>;
+
+struct Route {
+    actor: ActorRef<DevMsg>,
+    /// Set by the actor, cleared by the next write to the pane log, which
+    /// then sends one `PaneOutput`.
+    wants_output: Arc<AtomicBool>,
+}
 
 struct Shared {
     watcher: Mutex<RecommendedWatcher>,
@@ -37,21 +47,35 @@ fn shared() -> anyhow::Result<&'static Shared> {
     let lookup = routes.clone();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(event) = res else { return };
-        // Only completed writes count (close after writing, or a rename into
-        // place), so a half-written file is never read.
-        let completed = matches!(
-            event.kind,
-            EventKind::Access(AccessKind::Close(AccessMode::Write))
-                | EventKind::Modify(ModifyKind::Name(_))
-        );
-        if !completed {
-            return;
-        }
         let routes = lookup.lock().unwrap_or_else(|e| e.into_inner());
         for path in &event.paths {
             let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
                 continue;
             };
+            let Some(route) = path.parent().and_then(|dir| routes.get(dir)) else {
+                continue;
+            };
+            // The actor may be stopping; a lost message then does not matter.
+            if name == crate::paths::PANE_LOG {
+                let output = matches!(
+                    event.kind,
+                    EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
+                );
+                if output && route.wants_output.swap(false, Ordering::AcqRel) {
+                    let _ = route.actor.send_message(DevMsg::PaneOutput);
+                }
+                continue;
+            }
+            // Only completed writes count (close after writing, or a rename
+            // into place), so a half-written file is never read.
+            let completed = matches!(
+                event.kind,
+                EventKind::Access(AccessKind::Close(AccessMode::Write))
+                    | EventKind::Modify(ModifyKind::Name(_))
+            );
+            if !completed {
+                continue;
+            }
             let msg = if name == "phase" {
                 DevMsg::PhaseFileChanged
             } else if let Some(signal) = Signal::from_file_name(&name) {
@@ -59,10 +83,7 @@ fn shared() -> anyhow::Result<&'static Shared> {
             } else {
                 continue;
             };
-            if let Some(actor) = path.parent().and_then(|dir| routes.get(dir)) {
-                // The actor may be stopping; a lost nudge then does not matter.
-                let _ = actor.send_message(msg);
-            }
+            let _ = route.actor.send_message(msg);
         }
     })
     .context("creating the inotify watcher")?;
@@ -78,6 +99,14 @@ fn shared() -> anyhow::Result<&'static Shared> {
 pub struct PhaseWatch {
     dir: PathBuf,
     actor: ractor::ActorId,
+    wants_output: Arc<AtomicBool>,
+}
+
+impl PhaseWatch {
+    /// Send one `PaneOutput` at the pane log's next write.
+    pub fn want_output(&self) {
+        self.wants_output.store(true, Ordering::Release);
+    }
 }
 
 impl Drop for PhaseWatch {
@@ -87,7 +116,7 @@ impl Drop for PhaseWatch {
             // A newer actor for the same session keeps its watch.
             if routes
                 .get(&self.dir)
-                .is_none_or(|a| a.get_id() != self.actor)
+                .is_none_or(|r| r.actor.get_id() != self.actor)
             {
                 return;
             }
@@ -106,11 +135,18 @@ pub fn watch_phase_file(dir: &Path, actor: ActorRef<DevMsg>) -> anyhow::Result<P
     let shared = shared()?;
     let dir = dir.to_path_buf();
     let id = actor.get_id();
+    let wants_output = Arc::new(AtomicBool::new(false));
     shared
         .routes
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(dir.clone(), actor);
+        .insert(
+            dir.clone(),
+            Route {
+                actor,
+                wants_output: wants_output.clone(),
+            },
+        );
     let watched = shared
         .watcher
         .lock()
@@ -124,5 +160,9 @@ pub fn watch_phase_file(dir: &Path, actor: ActorRef<DevMsg>) -> anyhow::Result<P
             .remove(&dir);
         return Err(e).with_context(|| format!("watching {}", dir.display()));
     }
-    Ok(PhaseWatch { dir, actor: id })
+    Ok(PhaseWatch {
+        dir,
+        actor: id,
+        wants_output,
+    })
 }

@@ -3,7 +3,7 @@
 //! `#[ignore]`d test (CI never runs it) writes one JSON object to the file named
 //! by `FORGEHAND_BENCH_OUT`; `scripts/bench` prints it and a table.
 //!
-//! - `FORGEHAND_BENCH_ONLY=phase,webhook,sessions,issues` runs a subset; the keys
+//! - `FORGEHAND_BENCH_ONLY=phase,webhook,sessions,sessions_1s,issues` runs a subset; the keys
 //!   of the others are `null`.
 //! - `FORGEHAND_BENCH_QUICK=1` shrinks every scenario (a smoke run, not a result).
 //!
@@ -13,8 +13,10 @@
 //! - `scale.rs` — 200 sessions: start time, then idle RSS, CPU and requests.
 //! - `throughput.rs` — 100 issues end to end.
 //! - `cold.rs` — `cold_cycle`: what a poll costs on a backlog waiting for one issue.
+//! - `fast_poll.rs` — the 200 sessions again at `poll_interval = "1s"` (issue 17).
 
 mod cold;
+mod fast_poll;
 mod latency;
 mod rig;
 mod scale;
@@ -84,6 +86,8 @@ async fn bench() {
         "issues": null,
         "issues_per_minute": null,
         "requests_per_issue": null,
+        "sessions_start_s_poll_1s": null,
+        "daemon_cpu_pct_idle_poll_1s": null,
     });
     let mut details = serde_json::Map::new();
     details.insert(
@@ -123,13 +127,21 @@ async fn bench() {
         eprintln!("bench: webhook done");
     }
     if wanted("sessions") {
-        let r = scale::many_sessions(sizes.sessions, sizes.idle_window).await;
+        let r = scale::many_sessions(sizes.sessions, sizes.idle_window, scale::POLL_SECS).await;
         report["sessions"] = json!(r.sessions);
         report["sessions_start_s"] = round(r.start_s, 1);
         report["daemon_rss_mb"] = round(r.rss_mb, 1);
         report["daemon_cpu_pct_idle"] = round(r.cpu_pct_idle, 2);
         report["idle_requests_per_project_cycle"] = round(r.idle_requests_per_cycle, 2);
         details.insert("tmux_sessions_s".into(), round(r.tmux_sessions_s, 1));
+        details.insert(
+            "children_cpu_pct_idle".into(),
+            round(r.children_cpu_pct_idle, 2),
+        );
+        details.insert(
+            "tmux_server_cpu_pct_idle".into(),
+            round(r.tmux_server_cpu_pct_idle, 2),
+        );
         details.insert("sessions_first_poll_s".into(), round(r.first_poll_s, 1));
         details.insert("idle_window_s".into(), round(r.idle_window_s, 1));
         details.insert("idle_poll_interval_s".into(), json!(r.poll_interval_s));
@@ -149,6 +161,10 @@ async fn bench() {
             );
         }
         eprintln!("bench: sessions done");
+    }
+    if wanted("sessions_1s") {
+        fast_poll::measure(&sizes, &mut report, &mut details).await;
+        eprintln!("bench: sessions at a 1 s poll done");
     }
     if wanted("issues") {
         let r = throughput::end_to_end(sizes.issues, sizes.max_sessions, THROUGHPUT_POLL).await;

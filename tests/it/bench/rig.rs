@@ -181,6 +181,8 @@ fn write_project(h: &Harness, opts: &ProjectOpts) {
 pub struct ProcSample {
     /// utime + stime, in clock ticks.
     pub cpu_ticks: u64,
+    /// cutime + cstime: children that ended and were waited for.
+    pub children_cpu_ticks: u64,
     pub rss_kb: u64,
 }
 
@@ -188,7 +190,8 @@ pub fn proc_sample(pid: u32) -> ProcSample {
     let stat =
         std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("reading /proc/PID/stat");
     // Fields after the command name, which is in parentheses and may hold spaces:
-    // state is field 3, so utime (14) and stime (15) are at 11 and 12 here.
+    // state is field 3, so utime (14) and stime (15) are at 11 and 12 here,
+    // cutime (16) and cstime (17) at 13 and 14.
     let rest = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let tick = |i: usize| fields[i].parse::<u64>().expect("a tick count");
@@ -201,6 +204,7 @@ pub fn proc_sample(pid: u32) -> ProcSample {
         .expect("VmRSS in /proc/PID/status");
     ProcSample {
         cpu_ticks: tick(11) + tick(12),
+        children_cpu_ticks: tick(13) + tick(14),
         rss_kb,
     }
 }

@@ -8,10 +8,9 @@ use chrono::Utc;
 
 use super::rig::{ProjectOpts, Rig, clock_ticks, proc_sample};
 
-/// The poll interval of this scenario: six poll cycles fit in the idle window.
-const POLL_SECS: u64 = 10;
-/// Let start-up work (the last prompts, the first ticks) finish before measuring.
-const WARM_UP: Duration = Duration::from_secs(2 * POLL_SECS);
+/// The poll interval of the `sessions` scenario: six poll cycles fit in the
+/// idle window.
+pub const POLL_SECS: u64 = 10;
 
 pub struct ScaleResult {
     pub sessions: usize,
@@ -23,14 +22,21 @@ pub struct ScaleResult {
     pub first_poll_s: f64,
     pub rss_mb: f64,
     pub cpu_pct_idle: f64,
+    /// The daemon's children (tmux and git clients) that ended in the window.
+    pub children_cpu_pct_idle: f64,
+    /// The tmux server, which answers every tmux call.
+    pub tmux_server_cpu_pct_idle: f64,
     pub idle_requests_per_cycle: f64,
     pub idle_window_s: f64,
     pub poll_interval_s: u64,
 }
 
-pub async fn many_sessions(sessions: usize, idle_window: Duration) -> ScaleResult {
+/// `sessions` hanging agents on a daemon polling every `poll_secs`.
+pub async fn many_sessions(sessions: usize, idle_window: Duration, poll_secs: u64) -> ScaleResult {
+    // Let start-up work (the last prompts, the first ticks) finish before measuring.
+    let warm_up = Duration::from_secs(2 * poll_secs.max(5));
     let mut rig = Rig::new(&ProjectOpts {
-        poll_interval: format!("{POLL_SECS}s"),
+        poll_interval: format!("{poll_secs}s"),
         max_sessions: sessions as u32,
         ..Default::default()
     })
@@ -47,7 +53,7 @@ pub async fn many_sessions(sessions: usize, idle_window: Duration) -> ScaleResul
     let started = Utc::now();
     rig.start(None);
     let first_poll = rig
-        .first_poll(Duration::from_secs(2 * POLL_SECS + 30))
+        .first_poll(Duration::from_secs(2 * poll_secs + 30))
         .await;
     let since_start = || (Utc::now() - started).as_seconds_f64();
     let mut tmux_sessions_s = None;
@@ -76,11 +82,13 @@ pub async fn many_sessions(sessions: usize, idle_window: Duration) -> ScaleResul
     let start_s = since_start();
     let tmux_sessions_s = tmux_sessions_s.unwrap_or(start_s);
 
-    tokio::time::sleep(WARM_UP).await;
+    tokio::time::sleep(warm_up).await;
     rig.assert_running();
     let pid = rig.pid();
+    let server = tmux_server_pid(&rig);
     let window_start = Utc::now();
     let before = proc_sample(pid);
+    let server_before = proc_sample(server);
     let t0 = Instant::now();
     let mut rss_kb = before.rss_kb;
     // Sampled through the window so a transient peak counts, not just the end.
@@ -89,10 +97,11 @@ pub async fn many_sessions(sessions: usize, idle_window: Duration) -> ScaleResul
         rss_kb = rss_kb.max(proc_sample(pid).rss_kb);
     }
     let after = proc_sample(pid);
+    let server_after = proc_sample(server);
     let elapsed = t0.elapsed().as_secs_f64();
     let window_end = Utc::now();
     rig.assert_running();
-    let cpu_s = (after.cpu_ticks - before.cpu_ticks) as f64 / clock_ticks() as f64;
+    let pct = |ticks: u64| 100.0 * ticks as f64 / clock_ticks() as f64 / elapsed;
     let requests = rig
         .h
         .forge
@@ -100,7 +109,7 @@ pub async fn many_sessions(sessions: usize, idle_window: Duration) -> ScaleResul
         .iter()
         .filter(|r| r.received >= window_start && r.received < window_end)
         .count();
-    let cycles = elapsed / POLL_SECS as f64;
+    let cycles = elapsed / poll_secs as f64;
     let live = tmux_session_count(&rig);
     assert_eq!(live, sessions, "sessions died while idle");
     ScaleResult {
@@ -109,11 +118,22 @@ pub async fn many_sessions(sessions: usize, idle_window: Duration) -> ScaleResul
         tmux_sessions_s,
         first_poll_s: (first_poll - started).as_seconds_f64(),
         rss_mb: rss_kb as f64 / 1024.0,
-        cpu_pct_idle: 100.0 * cpu_s / elapsed,
+        cpu_pct_idle: pct(after.cpu_ticks - before.cpu_ticks),
+        children_cpu_pct_idle: pct(after.children_cpu_ticks - before.children_cpu_ticks),
+        tmux_server_cpu_pct_idle: pct(server_after.cpu_ticks - server_before.cpu_ticks),
         idle_requests_per_cycle: requests as f64 / cycles,
         idle_window_s: elapsed,
-        poll_interval_s: POLL_SECS,
+        poll_interval_s: poll_secs,
     }
+}
+
+/// The pid of the tmux server the sessions run on.
+fn tmux_server_pid(rig: &Rig) -> u32 {
+    let out = rig.h.tmux(&["display-message", "-p", "#{pid}"]);
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("the tmux server's pid")
 }
 
 fn tmux_session_count(rig: &Rig) -> usize {
