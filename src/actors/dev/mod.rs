@@ -109,6 +109,9 @@ pub struct DevRun {
     idle_look_at: Option<std::time::SystemTime>,
     /// When the agent's token use was last read on a tick.
     spend_read_at: Option<Instant>,
+    /// The token use last written to the store: the same again is not
+    /// written again.
+    saved_usage: std::sync::Mutex<Option<crate::store::TokenUsage>>,
     ticker: Option<JoinHandle<()>>,
     /// While waiting for the agent's prompt: give up after this.
     ready_deadline: Option<Instant>,
@@ -213,6 +216,7 @@ impl Actor for DevActor {
             replies_waiting: true,
             idle_look_at: None,
             spend_read_at: None,
+            saved_usage: std::sync::Mutex::new(None),
             ticker: None,
             ready_deadline: None,
             ready_screen: None,

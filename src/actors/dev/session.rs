@@ -344,13 +344,21 @@ impl DevRun {
         };
         let spend = self.ctx.project.budget.prices.spend(&by_model);
         let usage = by_model.values().copied().sum();
+        let saved = || self.saved_usage.lock().unwrap_or_else(|e| e.into_inner());
+        // Nothing new: the store has it already.
+        if *saved() == Some(usage) {
+            return Some(spend);
+        }
         let today = Utc::now().date_naive();
         let store = &self.ctx.store;
         match store
             .save_spend(self.ctx.name(), self.issue.0, usage, spend, today)
             .await
         {
-            Ok(()) => Some(spend),
+            Ok(()) => {
+                *saved() = Some(usage);
+                Some(spend)
+            }
             Err(e) => {
                 tracing::warn!("storing token use: {e:#}");
                 None
