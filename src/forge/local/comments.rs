@@ -7,13 +7,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::LOCAL_LOGIN;
-use super::review::is_review_file;
-use super::state::{State, write_atomically};
+use super::records::{read_records, record_id, write_record};
+use super::state::State;
 use crate::forge::Comment;
 
 /// One comment file.
@@ -51,10 +51,7 @@ pub fn plan_number(plans: &Path, key: &str) -> anyhow::Result<u64> {
 pub fn submit_comment(plans: &Path, key: &str, body: &str) -> anyhow::Result<PathBuf> {
     let issue = plan_number(plans, key)?;
     let now = Utc::now();
-    let id = now
-        .timestamp_nanos_opt()
-        .and_then(|n| u64::try_from(n).ok())
-        .unwrap_or_default();
+    let id = record_id(now);
     // forgehand's own comments are never answers: a user who happens to be
     // called like it still is a person.
     let author = std::env::var("USER")
@@ -69,45 +66,22 @@ pub fn submit_comment(plans: &Path, key: &str, body: &str) -> anyhow::Result<Pat
         body: body.to_string(),
         created_at: now,
     };
-    let path = comments_dir(plans).join(format!("{id}-{key}.json"));
-    let bytes = serde_json::to_vec_pretty(&comment).context("encoding the comment")?;
-    write_atomically(&path, &bytes)?;
-    Ok(path)
-}
-
-pub(super) fn read_comment(path: &Path) -> anyhow::Result<CommentFile> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))
+    write_record(&comments_dir(plans), id, key, &comment)
 }
 
 /// The people's comments on issue `n`. Unreadable files are skipped with a
 /// warning: one bad file must not hide the others.
 pub(super) fn read_comments(plans: &Path, n: u64) -> anyhow::Result<Vec<Comment>> {
-    let dir = comments_dir(plans);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
-    let mut comments = Vec::new();
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("reading {}", dir.display()))?
-            .path();
-        if !is_review_file(&path) {
-            continue;
-        }
-        match read_comment(&path) {
-            Ok(c) if c.issue == n => comments.push(Comment {
-                id: c.id,
-                author: c.author,
-                body: c.body,
-                created_at: c.created_at,
-            }),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("skipping a comment file: {e:#}"),
-        }
-    }
+    let mut comments: Vec<Comment> = read_records::<CommentFile>(&comments_dir(plans))?
+        .into_iter()
+        .filter(|c| c.issue == n)
+        .map(|c| Comment {
+            id: c.id,
+            author: c.author,
+            body: c.body,
+            created_at: c.created_at,
+        })
+        .collect();
     comments.sort_by_key(|c| c.id);
     Ok(comments)
 }

@@ -16,6 +16,7 @@ mod comments;
 mod forge;
 mod merge;
 pub mod plan;
+mod records;
 mod report;
 pub mod review;
 mod scan;

@@ -5,12 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::branch_sha;
-use super::state::{State, write_atomically};
+use super::records::{read_records, record_id, write_record};
+use super::state::State;
 use crate::forge::{CommitSha, IssueState, Review, ReviewState};
 
 /// What a person says about a pull request.
@@ -66,10 +67,7 @@ pub async fn submit_review(
         bail!("there is no branch {branch} in {}", repo.display());
     };
     let now = Utc::now();
-    let id = now
-        .timestamp_nanos_opt()
-        .and_then(|n| u64::try_from(n).ok())
-        .unwrap_or_default();
+    let id = record_id(now);
     let author = std::env::var("USER")
         .ok()
         .filter(|u| !u.trim().is_empty())
@@ -84,61 +82,31 @@ pub async fn submit_review(
         commit,
         submitted_at: now,
     };
-    let path = reviews_dir(plans).join(format!("{id}-{key}.json"));
-    let bytes = serde_json::to_vec_pretty(&review).context("encoding the review")?;
-    write_atomically(&path, &bytes)?;
-    Ok(path)
-}
-
-/// Reads one review file.
-pub(super) fn read_review(path: &Path) -> anyhow::Result<ReviewFile> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))
+    write_record(&reviews_dir(plans), id, key, &review)
 }
 
 /// The reviews of pull request `pr`, oldest first. Unreadable files are skipped
 /// with a warning: one bad file must not hide the others.
 pub(super) fn read_reviews(plans: &Path, pr: u64) -> anyhow::Result<Vec<Review>> {
-    let dir = reviews_dir(plans);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-    };
-    let mut reviews = Vec::new();
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("reading {}", dir.display()))?
-            .path();
-        if !is_review_file(&path) {
-            continue;
-        }
-        match read_review(&path) {
-            Ok(r) if r.pr == pr => reviews.push(Review {
-                id: r.id,
-                author: r.author,
-                state: match r.verdict {
-                    ReviewVerdict::Approved => ReviewState::Approved,
-                    ReviewVerdict::ChangesRequested => ReviewState::ChangesRequested,
-                },
-                body: r.body,
-                commit_id: CommitSha(r.commit),
-                dismissed: false,
-                stale: false,
-                // Written by the person's own `forgehand approve` / `request-changes`.
-                official: true,
-                submitted_at: Some(r.submitted_at),
-            }),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("skipping a review file: {e:#}"),
-        }
-    }
+    let mut reviews: Vec<Review> = read_records::<ReviewFile>(&reviews_dir(plans))?
+        .into_iter()
+        .filter(|r| r.pr == pr)
+        .map(|r| Review {
+            id: r.id,
+            author: r.author,
+            state: match r.verdict {
+                ReviewVerdict::Approved => ReviewState::Approved,
+                ReviewVerdict::ChangesRequested => ReviewState::ChangesRequested,
+            },
+            body: r.body,
+            commit_id: CommitSha(r.commit),
+            dismissed: false,
+            stale: false,
+            // Written by the person's own `forgehand approve` / `request-changes`.
+            official: true,
+            submitted_at: Some(r.submitted_at),
+        })
+        .collect();
     reviews.sort_by_key(|r| r.id);
     Ok(reviews)
-}
-
-/// A finished review file (not a temp file being written).
-pub(super) fn is_review_file(path: &Path) -> bool {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    !name.starts_with('.') && name.ends_with(".json")
 }

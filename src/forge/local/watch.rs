@@ -9,8 +9,9 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::Inner;
-use super::comments::{comments_dir, read_comment};
-use super::review::{is_review_file, read_review, reviews_dir};
+use super::comments::{CommentFile, comments_dir};
+use super::records::{is_record_file, read_record};
+use super::review::{ReviewFile, reviews_dir};
 use crate::forge::{IssueNumber, Nudge, PrNumber};
 
 impl Inner {
@@ -68,20 +69,20 @@ fn nudge_for(path: &Path, plans: &Path, reviews: &Path, comments: &Path) -> Opti
     let parent = path.parent()?;
     let name = path.file_name()?.to_string_lossy();
     if parent == comments {
-        if !is_review_file(path) || !path.is_file() {
+        if !is_record_file(path) || !path.is_file() {
             return None;
         }
-        return read_comment(path)
+        return read_record::<CommentFile>(path)
             .ok()
             .map(|c| Nudge::Issue(IssueNumber(c.issue)));
     }
     if parent == reviews {
-        if !is_review_file(path) || !path.is_file() {
+        if !is_record_file(path) || !path.is_file() {
             return None;
         }
         // A file still being written does not parse yet; its last write
         // (or the rename of an atomic write) brings the nudge.
-        return read_review(path)
+        return read_record::<ReviewFile>(path)
             .ok()
             .map(|review| Nudge::Pull(PrNumber(review.pr)));
     }
