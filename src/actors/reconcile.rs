@@ -16,9 +16,12 @@ use crate::store::{ClaimRow, ClaimStatus, EventKind};
 use super::ProjectCtx;
 use super::dev::machine::{DevState, Stage};
 
-/// The claims to resume, as (issue, title).
+/// The claims to resume, as (issue, title): the active ones, and the
+/// finished ones whose end still owes the forge something (a block or
+/// release that met an outage before the restart).
 pub async fn reconcile(ctx: &ProjectCtx) -> anyhow::Result<Vec<(IssueNumber, String)>> {
     let mut resume = Vec::new();
+    let owing = ctx.store.owing(ctx.name()).await?;
     for claim in ctx
         .store
         .claims(Some(ctx.name()), Some(ClaimStatus::Active))
@@ -59,7 +62,14 @@ pub async fn reconcile(ctx: &ProjectCtx) -> anyhow::Result<Vec<(IssueNumber, Str
             resume.push((n, claim.title));
         }
     }
-    remove_strays(ctx).await?;
+    for n in &owing {
+        if let Some(claim) = ctx.store.claim(ctx.name(), *n).await?
+            && claim.status != ClaimStatus::Active
+        {
+            resume.push((IssueNumber(*n), claim.title));
+        }
+    }
+    remove_strays(ctx, &owing).await?;
     Ok(resume)
 }
 
@@ -106,13 +116,14 @@ pub(super) async fn remove_worktree(ctx: &ProjectCtx, key: &str) -> anyhow::Resu
 
 /// Worktrees and `dev-<project>-<N>` sessions that no claim accounts for:
 /// left by a crash between creating them and recording it, or by hand.
-/// A blocked claim keeps its worktree (a human may want to look at it).
-async fn remove_strays(ctx: &ProjectCtx) -> anyhow::Result<()> {
+/// A blocked claim keeps its worktree (a human may want to look at it); a
+/// claim that still owes the forge its end keeps both, for that end.
+async fn remove_strays(ctx: &ProjectCtx, owing: &[u64]) -> anyhow::Result<()> {
     let claims = ctx.store.claims(Some(ctx.name()), None).await?;
     let keyed = |status: &[ClaimStatus]| -> BTreeMap<String, u64> {
         claims
             .iter()
-            .filter(|c| status.contains(&c.status))
+            .filter(|c| status.contains(&c.status) || owing.contains(&c.issue))
             .map(|c| (ctx.issue_key(c.issue), c.issue))
             .collect()
     };
@@ -146,7 +157,7 @@ async fn remove_strays(ctx: &ProjectCtx) -> anyhow::Result<()> {
         let Some(&issue) = recorded.get(&session) else {
             continue;
         };
-        if live.values().any(|&n| n == issue) {
+        if live.values().any(|&n| n == issue) || owing.contains(&issue) {
             continue;
         }
         ctx.tmux.kill_session(&session).await?;

@@ -149,6 +149,15 @@ const MIGRATIONS: &[&str] = &[
         reason  TEXT NOT NULL,
         since   TEXT NOT NULL
     );",
+    // 11: what a finished claim still owes the forge (`store/owed.rs`): the
+    // effects of its last transition, as the dev actor's JSON.
+    "CREATE TABLE owed_effects (
+        project      TEXT NOT NULL,
+        issue        INTEGER NOT NULL,
+        effects_json TEXT NOT NULL,
+        saved_at     TEXT NOT NULL,
+        PRIMARY KEY (project, issue)
+    );",
 ];
 
 /// The schema version this build writes.

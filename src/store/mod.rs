@@ -22,6 +22,7 @@ mod chat;
 mod db;
 mod migrations;
 mod outbox;
+mod owed;
 mod quota;
 mod spend;
 mod usage;
@@ -171,7 +172,8 @@ pub struct ClaimRow {
 }
 
 /// Kinds of journal entries: one per decision forgehand takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Claimed,
     SessionStarted,

@@ -320,3 +320,75 @@ async fn no_claim_is_ever_without_an_actor_in_a_randomized_fault_run() {
         "the daemon runs on"
     );
 }
+
+/// The agent gives up while the forge is down: the block it decides (the
+/// diagnostic comment, `blocked`, no `in-progress`) waits for the forge
+/// and gets there once it answers again, also when the daemon is killed
+/// meanwhile (`restart`), once.
+async fn a_block_met_by_an_outage_reaches_the_forge(restart: bool) {
+    let mut h = Harness::new("", "").await;
+    h.env.push(("FORGEHAND_TIMINGS".into(), TIMINGS.into()));
+    let n = h
+        .forge
+        .create_issue("Stuck for good", "fake-agent: hang", &["backlog"]);
+    h.enable();
+    h.start_daemon();
+    h.agent_received(n, "Stuck for good").await;
+    h.forge.set_chaos(down());
+    // The test is the agent here: it gives up while nothing reaches the forge.
+    let phase = h.session_dir(&h.session(n)).join("phase");
+    std::fs::write(&phase, "PHASE:failed\nReason: cannot go on\n").expect("phase file");
+    wait_until("the block to meet the outage", STEP, || async {
+        let journal = h.journal(n);
+        let seen = journal.iter().any(|(_, d)| d.contains("PHASE:failed"));
+        let met = journal
+            .iter()
+            .any(|(_, d)| d.contains("forge unreachable since"));
+        (seen && met).then_some(())
+    })
+    .await;
+    // Some more refusals: the block itself has met the outage by then.
+    let since = h.forge.faults_injected();
+    h.forge
+        .wait_until(STEP, |s| s.faults_injected() >= since + 10)
+        .await
+        .expect("the outage goes on");
+    assert!(h.forge.issue(n).has_label("in-progress"));
+    if restart {
+        h.kill_daemon();
+        h.forge.clear_chaos();
+        h.start_daemon();
+    } else {
+        h.forge.clear_chaos();
+    }
+    h.forge
+        .wait_until(STEP, |s| {
+            let issue = s.issue(n);
+            issue.has_label("blocked") && !issue.has_label("in-progress")
+        })
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "#{n} blocked after the outage: {e}\n{:#?}\n{}",
+                h.journal(n),
+                h.daemon_log()
+            )
+        });
+    let diagnostics = h
+        .bot_comments(n)
+        .into_iter()
+        .filter(|c| c.contains("forgehand stopped working on this issue"))
+        .count();
+    assert_eq!(diagnostics, 1, "{:#?}", h.bot_comments(n));
+    h.assert_no_violations();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_met_by_an_outage_waits_for_the_forge() {
+    a_block_met_by_an_outage_reaches_the_forge(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_met_by_an_outage_survives_a_restart() {
+    a_block_met_by_an_outage_reaches_the_forge(true).await;
+}

@@ -134,6 +134,9 @@ pub struct DevRun {
     /// Effects not yet performed, in order: the front one met a forge
     /// outage and is tried again at the next `Retry`.
     pending: std::collections::VecDeque<Effect>,
+    /// Whether `pending` is also in the store, owed by a finished claim
+    /// (`store/owed.rs`): cleared once it got through.
+    owed_saved: bool,
     outage: Outage,
     /// Why the supervisor gave the issue up, when it did.
     give_up: Option<String>,
@@ -169,6 +172,20 @@ impl Actor for DevActor {
                 tracing::error!("claim state of #{n} unreadable ({e}); starting over");
                 DevState::new(now)
             })
+        };
+        // A finished claim resumed after a restart: what its end still owed
+        // the forge is performed first (`Start` then stops it).
+        let owed = match &stored {
+            Some(row) if row.status != ClaimStatus::Active && !args.fresh => {
+                match ctx.store.owed(ctx.name(), n).await? {
+                    Some(json) => serde_json::from_str::<Vec<Effect>>(&json).unwrap_or_else(|e| {
+                        tracing::error!("what #{n} owed the forge is unreadable ({e}); dropped");
+                        Vec::new()
+                    }),
+                    None => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
         };
         let (state, claimed_at, is_new) = match &stored {
             // A finished claim picked again starts over, remembering only
@@ -227,11 +244,14 @@ impl Actor for DevActor {
             phase_problem: None,
             outage: args.timings.outage(),
             timings: args.timings,
-            pending: std::collections::VecDeque::new(),
+            owed_saved: !owed.is_empty(),
+            pending: owed.into(),
             give_up: args.give_up,
             ctx,
         };
         if is_new {
+            // A claim picked again owes nothing from its last run.
+            run.ctx.store.clear_owed(run.ctx.name(), n).await?;
             // The claim exists in the store before any label changes on the forge.
             run.persist().await?;
             // Counted against `[budget] runs_per_day`.
@@ -365,7 +385,10 @@ impl Actor for DevActor {
             if let Some(event) = event {
                 run.process(event).await?;
             }
-            if run.state.stage.is_terminal() || (run.once && run.state.stage >= Stage::Working) {
+            // A finished claim whose end waits for the forge stays until
+            // it got through (its `Stop` effect comes last).
+            let finished = run.state.stage.is_terminal() && run.pending.is_empty();
+            if finished || (run.once && run.state.stage >= Stage::Working) {
                 myself.stop(None);
             }
             Ok::<(), anyhow::Error>(())
@@ -459,7 +482,22 @@ impl DevRun {
             let (next, effects) = machine::next(&self.state, event, &self.policy, Utc::now());
             self.set_state(next).await?;
             self.pending.extend(effects);
+            if self.state.stage.is_terminal() {
+                self.save_owed().await?;
+            }
         }
+    }
+
+    /// Keep what a finished claim still owes the forge in the store, so a
+    /// restart meanwhile performs it (`pre_start`).
+    async fn save_owed(&mut self) -> anyhow::Result<()> {
+        let json = serde_json::to_string(&self.pending)?;
+        self.ctx
+            .store
+            .save_owed(self.ctx.name(), self.issue.0, json)
+            .await?;
+        self.owed_saved = true;
+        Ok(())
     }
 
     async fn perform_pending(
@@ -478,6 +516,10 @@ impl DevRun {
                 }
                 Err(e) if crate::transient::is_transient(&e) => {
                     self.pending.push_front(effect);
+                    if self.owed_saved {
+                        // What got through is owed no more.
+                        self.save_owed().await?;
+                    }
                     let (line, wait) = self.outage.failed(Utc::now(), &e);
                     if let Some(line) = line {
                         self.journal(EventKind::Error, &line);
@@ -488,6 +530,13 @@ impl DevRun {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if self.owed_saved {
+            self.ctx
+                .store
+                .clear_owed(self.ctx.name(), self.issue.0)
+                .await?;
+            self.owed_saved = false;
         }
         Ok(())
     }

@@ -413,8 +413,10 @@ pub enum MergeWait {
     Review,
 }
 
-/// Side effects for the actor to perform, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Side effects for the actor to perform, in order. Serialisable: what a
+/// finished claim still owes the forge is kept in the store
+/// (`store/owed.rs`) until it got through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Effect {
     Journal(EventKind, String),
     Notify(Notice),
