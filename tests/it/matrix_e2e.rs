@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::fake_forge::{Behaviour, CiBehaviour, ReviewBehaviour};
+use crate::fake_forge::{Behaviour, Chaos, CiBehaviour, Fault, ReviewBehaviour};
 use crate::harness::{Harness, STEP};
+use crate::support::wait_until;
 use crate::synapse::Synapse;
 
 const ROOM_WAIT: Duration = Duration::from_secs(60);
@@ -116,5 +117,99 @@ async fn escalation_and_answer_through_a_matrix_thread() {
         "the bot's token never reaches the room"
     );
     assert!(h.journal(n).iter().any(|(k, _)| k == "chat_reply"));
+    h.assert_no_violations();
+}
+
+/// Replies in the thread while the forge is down wait behind the look the
+/// outage interrupted, and each reaches the agent once: a second reply
+/// arriving meanwhile does not queue the first one again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_replies_during_a_forge_outage_are_pasted_once() {
+    let synapse = Synapse::start().await;
+    let sections = format!(
+        "[matrix]\nhomeserver = \"{}\"\nroom_id = \"{}\"\nuser_id = \"{}\"\ntoken_env = \"MATRIX_TOKEN\"\n",
+        synapse.url, synapse.room_id, synapse.bot.user_id
+    );
+    let mut h = Harness::new("max_sessions = 1", &sections).await;
+    h.env
+        .push(("MATRIX_TOKEN".into(), synapse.bot.token.clone()));
+    h.env.push((
+        "FORGEHAND_TIMINGS".into(),
+        "outage_first=200ms,outage_max=1s".into(),
+    ));
+    let reason = "which colour should the button be?";
+    let n = h.forge.create_issue(
+        "Colour the button",
+        &format!("fake-agent: escalate {reason}"),
+        &["backlog"],
+    );
+    h.enable();
+    h.start_daemon();
+    let events = synapse
+        .wait_events("the escalation in a thread", ROOM_WAIT, |evs| {
+            evs.iter()
+                .any(|e| body(e).contains(reason) && thread_of(e).is_some())
+        })
+        .await;
+    let question = events.iter().find(|e| body(e).contains(reason)).unwrap();
+    let root = thread_of(question).unwrap().to_string();
+
+    // The dev actor's look for an answer on the forge meets the outage.
+    h.forge.set_chaos(Chaos {
+        rate: 1.0,
+        seed: 1,
+        faults: vec![Fault::Status {
+            status: 503,
+            retry_after: None,
+        }],
+    });
+    wait_until("the issue to meet the outage", STEP, || async {
+        h.journal(n)
+            .iter()
+            .any(|(_, d)| d.contains("forge unreachable since"))
+            .then_some(())
+    })
+    .await;
+    let in_thread = |text: &str| {
+        json!({
+            "msgtype": "m.text",
+            "body": text,
+            "m.relates_to": {"rel_type": "m.thread", "event_id": root, "is_falling_back": true,
+                             "m.in_reply_to": {"event_id": root}},
+        })
+    };
+    synapse.send_as_alice(in_thread("Make it teal.")).await;
+    wait_until("the first reply recorded", STEP, || async {
+        h.journal(n)
+            .iter()
+            .any(|(k, d)| k == "chat_reply" && d.contains("in the Matrix thread"))
+            .then_some(())
+    })
+    .await;
+    synapse
+        .send_as_alice(in_thread("And round the corners."))
+        .await;
+    wait_until("both replies recorded", STEP, || async {
+        (h.journal(n)
+            .iter()
+            .filter(|(k, d)| k == "chat_reply" && d.contains("in the Matrix thread"))
+            .count()
+            >= 2)
+            .then_some(())
+    })
+    .await;
+    h.forge.clear_chaos();
+
+    let transcript = h.agent_received(n, "round the corners").await;
+    assert_eq!(
+        transcript.matches("Make it teal.").count(),
+        1,
+        "the first reply pasted once:\n{transcript}"
+    );
+    assert_eq!(
+        transcript.matches("round the corners").count(),
+        1,
+        "{transcript}"
+    );
     h.assert_no_violations();
 }

@@ -689,6 +689,15 @@ impl DevRun {
             .pending_chat_replies(self.ctx.name(), self.issue.0)
             .await?;
         for reply in pending {
+            // Queued already, behind an effect a forge outage holds up: it
+            // is marked delivered only once pasted.
+            let queued = self
+                .pending
+                .iter()
+                .any(|e| matches!(e, Effect::ChatReplyDelivered { id, .. } if *id == reply.id));
+            if queued {
+                continue;
+            }
             self.process(Event::ChatReply {
                 id: reply.id,
                 event_id: reply.event_id,
