@@ -308,7 +308,7 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         let (cell, failure) = match event {
             SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
-            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(format!("{err:#}"))),
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(error_chain(err.as_ref()))),
             _ => return Ok(()),
         };
         let id = cell.get_id();
@@ -519,6 +519,20 @@ async fn start_scanner(
         }
         Err(e) => tracing::error!(project, "could not start the merge scanner: {e}"),
     }
+}
+
+/// An actor's error with every cause under it (`a: b: c`): an `anyhow`
+/// error boxed as ractor's error shows only its outermost context, which
+/// would drop what tmux or git said.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 /// A dev actor failed: restart it from its persisted state after a backoff,

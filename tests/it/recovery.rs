@@ -244,12 +244,21 @@ async fn supervision_gives_up_after_repeated_failures() {
         .expect("blocked after repeated failures");
     let comment = h.bot_comments(n).join("\n");
     assert!(comment.contains("gave up after 5 failures"), "{comment}");
-    let failures = h
-        .journal(n)
+    let journal = h.journal(n);
+    let failures: Vec<&str> = journal
         .iter()
         .filter(|(_, d)| d.starts_with("dev actor failed"))
-        .count();
-    assert_eq!(failures, 5);
+        .map(|(_, d)| d.as_str())
+        .collect();
+    assert_eq!(failures.len(), 5);
+    // Each names the cause underneath, git's own words included.
+    assert!(
+        failures
+            .iter()
+            .all(|d| d.contains("updating forgehand's clone")
+                && d.contains("does not appear to be a git repository")),
+        "{failures:#?}"
+    );
     assert!(
         h.daemon().try_wait().unwrap().is_none(),
         "the daemon carries on"
