@@ -1,7 +1,8 @@
 //! Mirror pushes (DESIGN §4 `[mirrors]`): after every merge the primary branch
 //! goes to each mirror URL. A mirror that is down must never hold up a merge,
 //! so the pushes run in a task of their own and failed ones are retried there
-//! with backoff, then given up on (the next merge pushes again anyway).
+//! with backoff, then given up on (the next merge, or the daemon's next
+//! start, pushes again anyway).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -206,6 +206,12 @@ impl Actor for Supervisor {
                 );
                 start_dev(&myself, state, ctx.name(), issue, title, false, None).await;
             }
+            // A mirror that missed merges (down, given up on, or the daemon
+            // stopped before it was pushed) catches up now, not at the
+            // next merge.
+            if !state.once && !ctx.project.mirrors.is_empty() {
+                super::mirrors::push_mirrors(&ctx);
+            }
         }
         for name in state.projects.keys().cloned().collect::<Vec<_>>() {
             start_poller(&myself, state, &name).await;

@@ -421,6 +421,49 @@ async fn merges_are_pushed_to_mirrors_and_failing_ones_do_not_block() {
     assert_no_violations(&h);
 }
 
+/// (d') A mirror that was down when the merge was pushed gets it when the
+/// daemon starts again, without waiting for another merge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_that_missed_a_merge_catches_up_at_the_next_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let late = dir.path().join("late.git");
+    let sections = format!("[mirrors]\nlate = \"{}\"\n", late.display());
+    let mut h = Harness::new("", &sections).await;
+    let head = push_branch(&h, "feature/one", "one.txt");
+    let pr = open_pull(&h, "feature/one", "main", "First", "").await;
+    green(&h, &head);
+    approve(&h, pr);
+    h.enable();
+    h.start_daemon();
+    h.forge
+        .wait_until(STEP, |s| s.pull(pr).is_some_and(|p| p.merged))
+        .await
+        .expect("the PR is merged");
+    wait_until("the failed push journaled", STEP, || async {
+        project_journal(&h)
+            .iter()
+            .any(|(_, _, d)| d.contains("mirror late: push 1 of"))
+            .then_some(())
+    })
+    .await;
+    h.stop_daemon();
+    // The mirror is back; nothing new is merged.
+    git(dir.path(), &["init", "--bare", "-q", "late.git"]);
+    h.start_daemon();
+    let forge_main = h.git.bare_sha("main");
+    wait_until("the mirror catches up", STEP, || async {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&late)
+            .args(["rev-parse", "--verify", "--quiet", "refs/heads/main"])
+            .output()
+            .expect("running git");
+        (String::from_utf8_lossy(&out.stdout).trim() == forge_main).then_some(())
+    })
+    .await;
+    assert_no_violations(&h);
+}
+
 /// (e) Without `state/.dev-active` a scan merges nothing; with it, the same
 /// `run --once` merges (and the run still ends once every scanner reported).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
