@@ -419,6 +419,23 @@ async fn project_context(
     let forge_reports_changes =
         forge.reports_changes() || (listening && project.secrets.webhook_secret.is_some());
     let redactor = Redactor::with_env(project.secrets.values(), daemon_env.iter().cloned());
+    if project.matrix.is_none() {
+        // Nothing will ever send what an earlier `[matrix]` section left
+        // in the outbox: said once, not kept (and listed by `status`) forever.
+        let dropped = store.outbox_clear(&project.name).await?;
+        if dropped > 0 {
+            let s = if dropped == 1 { "" } else { "s" };
+            store.journal(
+                &project.name,
+                None,
+                EventKind::Daemon,
+                &format!(
+                    "dropped {dropped} chat message{s} waiting in the outbox: {} has no [matrix] section any more",
+                    project.source.display()
+                ),
+            )?;
+        }
+    }
     let notifier = notifier(&project, store.clone(), &redactor, replies);
     Ok(ProjectCtx {
         sandbox,

@@ -76,6 +76,19 @@ impl Db {
         Ok(())
     }
 
+    /// Drop every message the project owes the chat; how many there were.
+    pub fn outbox_clear(&self, project: &str) -> anyhow::Result<usize> {
+        if !self.has_outbox() {
+            return Ok(0);
+        }
+        self.conn()
+            .execute(
+                "DELETE FROM chat_outbox WHERE project = ?1",
+                params![project],
+            )
+            .with_context(|| format!("clearing the chat outbox of {project}"))
+    }
+
     /// How many messages wait per project and since when; empty for a
     /// schema from before the outbox.
     pub fn outbox_summary(&self) -> anyhow::Result<Vec<OutboxSummary>> {
@@ -123,6 +136,11 @@ impl Store {
 
     pub async fn outbox_remove(&self, id: i64) -> anyhow::Result<()> {
         self.call(move |db| db.outbox_remove(id)).await
+    }
+
+    pub async fn outbox_clear(&self, project: &str) -> anyhow::Result<usize> {
+        let project = project.to_string();
+        self.call(move |db| db.outbox_clear(&project)).await
     }
 
     pub async fn outbox_summary(&self) -> anyhow::Result<Vec<OutboxSummary>> {

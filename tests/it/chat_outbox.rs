@@ -450,3 +450,43 @@ async fn an_escalation_comment_lost_to_an_outage_and_a_restart_is_posted_once() 
     assert_eq!(asked, 1, "{:#?}", h.bot_comments(n));
     h.assert_no_violations();
 }
+
+/// Messages left in the outbox by a project whose `[matrix]` section is gone
+/// can never be sent: the daemon drops them when it starts, with a journal
+/// line, and `status` stops listing them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_of_a_project_without_matrix_is_dropped_at_start() {
+    let mut h = Harness::new("", "").await;
+    std::fs::create_dir_all(&h.state).unwrap();
+    {
+        let db = Db::open(&h.state.join("forgehand.db")).unwrap();
+        for issue in [3, 4] {
+            let item = Outgoing::Notice {
+                subject: subject(issue),
+                notice: Notice::Claimed,
+            };
+            db.outbox_push(PROJECT, issue, &item.to_payload()).unwrap();
+        }
+    }
+    assert!(
+        status(&h).contains("chat outbox of proj: 2 messages"),
+        "{}",
+        status(&h)
+    );
+    h.start_daemon();
+    wait_until("the outbox dropped", WAIT, || async {
+        (!status(&h).contains("chat outbox of")).then_some(())
+    })
+    .await;
+    let journal = Db::open_read_only(&h.state.join("forgehand.db"))
+        .unwrap()
+        .events(PROJECT, None)
+        .unwrap();
+    assert!(
+        journal.iter().any(|e| e
+            .detail
+            .starts_with("dropped 2 chat messages waiting in the outbox")
+            && e.detail.contains("no [matrix] section")),
+        "{journal:#?}"
+    );
+}
