@@ -222,7 +222,9 @@ async fn a_dropped_plan_is_claimed_at_once_and_merged_into_the_repository() {
     assert!(dropped.elapsed() < Duration::from_secs(20));
 
     let report = h.plans.join("done/greeting.report.md");
-    let text = crate::support::wait_for_file(&report, STEP, |t| t.contains("merged")).await;
+    // The whole cycle (agent, CI, merge) in real processes: under a loaded
+    // machine (the full suite, a build beside it) one STEP was seen short.
+    let text = crate::support::wait_for_file(&report, STEP * 3, |t| t.contains("merged")).await;
     assert!(h.plans.join("done/greeting.md").exists());
     assert!(!h.plans.join("greeting.md").exists());
     assert!(text.contains("CI attempts: 1"), "{text}");

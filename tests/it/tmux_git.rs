@@ -189,8 +189,15 @@ async fn dead_pane_is_detected_and_still_capturable() {
         (server.tmux.pane_dead(name).await.unwrap() == Some(true)).then_some(())
     })
     .await;
-    let screen = server.tmux.capture_pane(name, 50).await.unwrap();
-    assert!(screen.contains("marker-42"), "{screen}");
+    // tmux may mark the pane dead a moment before it has drawn the last
+    // output it read (seen under load): the screen is waited for, not
+    // taken once.
+    wait_until("the dead pane's screen", WAIT, || async {
+        let screen = server.tmux.capture_pane(name, 50).await.unwrap();
+        screen.contains("marker-42").then_some(())
+    })
+    .await;
+    assert_eq!(server.tmux.pane_dead(name).await.unwrap(), Some(true));
     assert!(server.tmux.pane_pid(name).await.unwrap().is_some());
 
     let err = server
