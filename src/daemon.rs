@@ -449,6 +449,7 @@ async fn project_context(
         own_login,
         repo_lock: tokio::sync::Mutex::new(()),
         fetches: Default::default(),
+        mirror_locks: Default::default(),
         liveness,
         forge_reports_changes,
         notifier,

@@ -42,6 +42,8 @@ pub struct ProjectCtx {
     pub repo_lock: tokio::sync::Mutex<()>,
     /// Fetches into that clone, shared by callers asking at once (`fresh_clone`).
     pub fetches: super::fetches::Fetches,
+    /// One push at a time to each mirror (a merge's and the start's).
+    pub mirror_locks: super::mirrors::MirrorLocks,
     /// The daemon's one watch on its tmux sessions (shared by all projects).
     pub liveness: super::dev::Liveness,
     /// What the project's agents (and local CI) are confined to.

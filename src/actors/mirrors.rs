@@ -4,7 +4,8 @@
 //! with backoff, then given up on (the next merge, or the daemon's next
 //! start, pushes again anyway).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::{JoinHandle, JoinSet};
@@ -78,9 +79,23 @@ async fn push_with_retries(ctx: &ProjectCtx, name: &str, url: &str) {
     }
 }
 
+/// A lock per mirror URL: two pushes to one mirror at once (the start's and
+/// a merge's, or two merges') would race for its ref and one would fail.
+#[derive(Default)]
+pub struct MirrorLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl MirrorLocks {
+    fn of(&self, url: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(url.to_string()).or_default().clone()
+    }
+}
+
 /// Fetch (so the push carries the merge just made), then push. Each attempt
 /// fetches again, so a retry sends the newest primary branch.
 async fn push_once(ctx: &ProjectCtx, url: &str) -> anyhow::Result<()> {
+    let lock = ctx.mirror_locks.of(url);
+    let _one_push_at_a_time = lock.lock().await;
     // Only the fetch changes the clone; the push merely reads a ref, so it
     // runs without the lock and a slow mirror never stalls a dev actor.
     ctx.fresh_clone().await?;
