@@ -330,11 +330,11 @@ fn status(
         return Ok(ExitCode::SUCCESS);
     }
     if json {
-        // The dashboard's `/api/status` serves the same rows.
-        let rows = store.status_rows(project.as_deref())?;
+        // The dashboard's `/api/status` serves the same.
+        let status = store.status_json(project.as_deref())?;
         println!(
             "{}",
-            json_for_terminal(&serde_json::to_string_pretty(&rows)?)
+            json_for_terminal(&serde_json::to_string_pretty(&status)?)
         );
     } else {
         let claims = store.claims(project.as_deref(), None)?;

@@ -126,6 +126,12 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     );
     // Whoever worked on claims before (a daemon killed with -9) does no more.
     store.clear_runners().await?;
+    // For `forgehand status`, which reads only the state folder.
+    let limits = projects
+        .iter()
+        .map(|p| (p.name.clone(), p.budget.limits_json()))
+        .collect();
+    store.save_budget_limits(limits).await?;
     for file in [paths.db(), paths.lock(), paths.dev_active()] {
         if file.exists() {
             private(&file, 0o600)?;

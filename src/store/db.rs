@@ -35,6 +35,8 @@ struct Schema {
     outbox: bool,
     /// `spend_daily`, `picking_stops` and `token_usage.cost_micros`.
     pub(super) spend: bool,
+    /// The `budget_limits` table.
+    pub(super) limits: bool,
 }
 
 impl Db {
@@ -301,6 +303,11 @@ impl Db {
         self.schema.spend
     }
 
+    /// Whether the schema has the `budget_limits` table.
+    pub(super) fn has_limits(&self) -> bool {
+        self.schema.limits
+    }
+
     /// The claim query with `tail` (conditions, order) appended; columns an
     /// older schema lacks read as NULL.
     fn claim_select(&self, tail: &str) -> String {
@@ -337,6 +344,7 @@ impl Schema {
             usage: has_column("token_usage", "project")?,
             outbox: has_column("chat_outbox", "id")?,
             spend: has_column("spend_daily", "project")?,
+            limits: has_column("budget_limits", "project")?,
         })
     }
 }
