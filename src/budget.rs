@@ -223,6 +223,25 @@ pub struct ProjectSpend {
 }
 
 impl BudgetConfig {
+    /// The limits under their `[budget]` names (costs in dollars, the time
+    /// as written in a project file), `null` where none is set; the
+    /// daemon's monthly cap as `daemon_month_*`.
+    pub fn limits_json(&self) -> serde_json::Value {
+        let cost = |micros: Option<u64>| micros.map(|m| m as f64 / 1e6);
+        serde_json::json!({
+            "issue_tokens": self.issue.tokens,
+            "issue_cost": cost(self.issue.cost_micros),
+            "issue_time": self.issue_time.map(crate::actors::dev::machine::humanize),
+            "day_tokens": self.day.tokens,
+            "day_cost": cost(self.day.cost_micros),
+            "month_tokens": self.month.tokens,
+            "month_cost": cost(self.month.cost_micros),
+            "runs_per_day": self.runs_per_day,
+            "daemon_month_tokens": self.daemon_month.tokens,
+            "daemon_month_cost": cost(self.daemon_month.cost_micros),
+        })
+    }
+
     /// Why no new issue may be claimed now, or `None` when one may.
     pub fn picking_stop(&self, spent: &ProjectSpend) -> Option<String> {
         if let Some(what) = self.day.reached(spent.today) {

@@ -11,9 +11,13 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, ForgeConfig};
 use crate::daemon::{self, RunError, RunOptions};
-use crate::forge::local::{LocalArgs, ReviewVerdict, plan_number, submit_comment, submit_review};
+use crate::forge::local::{
+    LocalArgs, ReviewVerdict, plan_number, submit_comment, submit_review, wait_for_answer,
+};
 use crate::paths::{StatePaths, session_name};
-use crate::store::{ClaimRow, Db, EventRow, ForgeQuota, OutboxSummary, TokenUsage, Waiting};
+use crate::store::{
+    ClaimRow, ClaimStatus, Db, EventRow, ForgeQuota, OutboxSummary, TokenUsage, Waiting,
+};
 use crate::text::{escape_line, escape_lines, json_for_terminal};
 
 #[derive(Debug, Parser)]
@@ -127,7 +131,9 @@ enum Command {
         message: String,
     },
     /// Answer the escalation of a local plan: the text reaches the agent as a
-    /// person's reply, like a comment on a forge issue.
+    /// person's reply, like a comment on a forge issue. A message
+    /// `/forgehand stop|retry|hold|release|status` is a command instead, for
+    /// any plan forgehand works on; its answer is printed.
     Reply {
         #[arg(long, default_value = "projects")]
         projects: PathBuf,
@@ -324,11 +330,11 @@ fn status(
         return Ok(ExitCode::SUCCESS);
     }
     if json {
-        // The dashboard's `/api/status` serves the same rows.
-        let rows = store.status_rows(project.as_deref())?;
+        // The dashboard's `/api/status` serves the same.
+        let status = store.status_json(project.as_deref())?;
         println!(
             "{}",
-            json_for_terminal(&serde_json::to_string_pretty(&rows)?)
+            json_for_terminal(&serde_json::to_string_pretty(&status)?)
         );
     } else {
         let claims = store.claims(project.as_deref(), None)?;
@@ -595,8 +601,9 @@ fn local_project(projects: &Path, name: &str, elsewhere: &str) -> Result<LocalAr
 }
 
 /// `reply`: a person's comment on a local plan whose agent waits for an
-/// answer. Anything else (no such plan, no escalation) is refused with the
-/// reason, so an answer never lands where nobody reads it.
+/// answer, or a `/forgehand` command on a plan forgehand works on. Anything
+/// else (no such plan, no escalation, no live claim) is refused with the
+/// reason, so a comment never lands where nobody reads it.
 fn reply(
     projects: &Path,
     state: &Path,
@@ -613,22 +620,59 @@ fn reply(
         return Ok(ExitCode::from(EXIT_CONFIG));
     }
     let number = plan_number(&args.plans, key)?;
-    let db = Db::open_read_only(&StatePaths::new(state).db())?;
+    let paths = StatePaths::new(state);
+    let db = Db::open_read_only(&paths.db())?;
     let Some(claim) = db.claim(name, number)? else {
         anyhow::bail!("forgehand holds no claim on plan `{key}` of {name}: nothing asked");
     };
-    if claim.waiting != Some(Waiting::Answer) {
-        anyhow::bail!(
-            "plan `{key}` of {name} is not waiting for an answer (it is {}, in phase {})",
-            claim.status.as_str(),
-            escape_line(&claim.stage)
-        );
+    let command = crate::commands::parse(message);
+    let (status, stage) = (claim.status.as_str(), escape_line(&claim.stage));
+    match command {
+        Some(c) if claim.status != ClaimStatus::Active => anyhow::bail!(
+            "forgehand does not work on plan `{key}` of {name} (it is {status}, in phase {stage}): \
+             /forgehand {} would do nothing; move a blocked plan back into the folder to have it picked again",
+            c.as_str()
+        ),
+        None if claim.waiting != Some(Waiting::Answer) => anyhow::bail!(
+            "plan `{key}` of {name} is not waiting for an answer (it is {status}, in phase {stage})"
+        ),
+        _ => {}
     }
-    let path = submit_comment(&args.plans, key, message)
+    let (path, comment) = submit_comment(&args.plans, key, message)
         .with_context(|| format!("answering plan `{key}` of project {name}"))?;
-    println!("answered: {key} ({})", path.display());
-    Ok(ExitCode::SUCCESS)
+    let Some(command) = command else {
+        println!("answered: {key} ({})", path.display());
+        return Ok(ExitCode::SUCCESS);
+    };
+    let verb = command.as_str();
+    if !crate::lockfile::is_held(&paths.lock())? {
+        println!(
+            "sent: /forgehand {verb} for {key} ({}); no daemon runs on {}: it is obeyed when one does",
+            path.display(),
+            state.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    match wait_for_answer(&args.plans, &comment, COMMAND_ANSWER_WAIT)? {
+        Some(answer) => {
+            println!(
+                "/forgehand {verb} for {key}: {}",
+                escape_lines(answer.trim())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => anyhow::bail!(
+            "sent /forgehand {verb} for {key} ({}), but the daemon did not answer within {}s; \
+             it is obeyed when the daemon next looks at the plan",
+            path.display(),
+            COMMAND_ANSWER_WAIT.as_secs()
+        ),
+    }
 }
+
+/// How long `reply` waits for the daemon to answer a command: it is told of
+/// the comment at once (the plans folder is watched), but may be busy.
+const COMMAND_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn attach(project: &str, issue: &str) -> anyhow::Result<ExitCode> {
     use std::os::unix::process::CommandExt;

@@ -30,6 +30,22 @@ impl ForgeCommand {
     }
 }
 
+/// forgehand's reply to `author`'s command: `@author: what`.
+pub fn reply(author: &str, what: &str) -> String {
+    format!("@{author}: {what}")
+}
+
+/// Why an issue `author` stopped is blocked (said in the block's comment,
+/// which is the stop's reply).
+pub fn stop_reason(author: &str) -> String {
+    format!("stopped by {author} (/forgehand stop)")
+}
+
+/// Whether forgehand's comment `body` answers a command by `author`.
+pub fn answers(body: &str, author: &str) -> bool {
+    body.starts_with(&reply(author, "")) || body.contains(&stop_reason(author))
+}
+
 /// The command of a comment: its first line reading `/forgehand <verb>`
 /// (surrounding blanks allowed, any case), or `None`.
 pub fn parse(body: &str) -> Option<ForgeCommand> {

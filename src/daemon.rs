@@ -126,6 +126,12 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     );
     // Whoever worked on claims before (a daemon killed with -9) does no more.
     store.clear_runners().await?;
+    // For `forgehand status`, which reads only the state folder.
+    let limits = projects
+        .iter()
+        .map(|p| (p.name.clone(), p.budget.limits_json()))
+        .collect();
+    store.save_budget_limits(limits).await?;
     for file in [paths.db(), paths.lock(), paths.dev_active()] {
         if file.exists() {
             private(&file, 0o600)?;
@@ -400,17 +406,7 @@ async fn project_context(
         }
     };
     let own_login = whoami(forge.as_ref(), &project.forge.location()).await?;
-    let ci_server: Option<Arc<dyn CiServer>> = match (&project.ci.woodpecker, &github) {
-        (Some(w), _) => Some(Arc::new(WoodpeckerClient::new(
-            &w.url,
-            w.repo_id,
-            project.secrets.woodpecker_token.clone().unwrap_or_default(),
-            RetryPolicy::default(),
-        )?)),
-        // GitHub Actions reports on every GitHub repository that uses it.
-        (None, Some(client)) => Some(Arc::new(GithubActions::new(client.api()))),
-        (None, None) => None,
-    };
+    let ci_server = ci_server(&project, github.as_ref())?;
     let git_auth = match &github {
         Some(client) => GitAuth::renewing(client.token_source()),
         None => GitAuth::new(token),
@@ -455,6 +451,25 @@ async fn project_context(
         notifier,
         ci_server,
         project,
+    })
+}
+
+/// The CI server asked for more than statuses: Woodpecker when named,
+/// else GitHub Actions on GitHub (`github`: the project's client).
+pub(crate) fn ci_server(
+    project: &Project,
+    github: Option<&Arc<GithubClient>>,
+) -> anyhow::Result<Option<Arc<dyn CiServer>>> {
+    Ok(match (&project.ci.woodpecker, github) {
+        (Some(w), _) => Some(Arc::new(WoodpeckerClient::new(
+            &w.url,
+            w.repo_id,
+            project.secrets.woodpecker_token.clone().unwrap_or_default(),
+            RetryPolicy::default(),
+        )?)),
+        // GitHub Actions reports on every GitHub repository that uses it.
+        (None, Some(client)) => Some(Arc::new(GithubActions::new(client.api()))),
+        (None, None) => None,
     })
 }
 

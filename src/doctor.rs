@@ -1,13 +1,19 @@
 //! `forgehand doctor`: checks every project's set-up before the daemon runs
 //! on it, one line per check with what to do when it fails. Forge checks
 //! only read, unless `--fix` (which creates missing labels). Exit 0 only
-//! when nothing failed; a check that cannot be made here says `skip`.
+//! when nothing failed; a check of a part the project does not configure
+//! says `skip`. `services.rs`: the webhook, CI and Matrix checks.
 
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::config::Project;
+mod services;
+
+use std::sync::Arc;
+
+use crate::ci::CiServer;
+use crate::config::{ForgeConfig, Project};
 use crate::forge::Forge;
 use crate::sandbox::{self, SandboxKind};
 
@@ -29,7 +35,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn line(&mut self, outcome: Outcome, scope: &str, what: &str) {
+    pub(crate) fn line(&mut self, outcome: Outcome, scope: &str, what: &str) {
         let tag = match outcome {
             Outcome::Ok => "ok  ",
             Outcome::Fail => "FAIL",
@@ -46,7 +52,14 @@ pub async fn run(projects: &[Project], state: &Path, fix: bool) -> Report {
     let mut r = Report::default();
     local_checks(&mut r, state, fix);
     for project in projects {
+        // What the forge, the CI or the homeserver answered is printed: cut
+        // out any of the project's secrets it might echo.
+        let from = r.text.len();
         project_checks(&mut r, project, fix).await;
+        let redactor = crate::redact::Redactor::new(project.secrets.values());
+        let lines = redactor.redact(&r.text[from..]);
+        r.text.truncate(from);
+        r.text.push_str(&lines);
     }
     r
 }
@@ -166,26 +179,34 @@ async fn project_checks(r: &mut Report, project: &Project, fix: bool) {
         },
         SandboxKind::None => r.line(Outcome::Ok, scope, "sandbox: none (agents run unconfined)"),
     }
-    let forge = match crate::dry_run::forge_client(project) {
-        Ok(f) => f,
+    let (forge, ci) = match clients(project) {
+        Ok(c) => c,
         Err(e) => {
             r.line(Outcome::Fail, scope, &format!("forge client: {e:#}"));
             return;
         }
     };
     forge_checks(r, project, forge.as_ref(), fix).await;
-    r.line(
-        Outcome::Skip,
-        scope,
-        "webhook deliveries are not read from the forge: check them in the repository's webhook settings",
-    );
-    if project.matrix.is_some() {
-        r.line(
-            Outcome::Skip,
-            scope,
-            "Matrix: log-in is checked when the daemon starts",
-        );
-    }
+    services::webhook_check(r, project, forge.as_ref()).await;
+    services::ci_check(r, project, ci.as_deref()).await;
+    services::matrix_check(r, project).await;
+}
+
+/// The forge client and the CI server the daemon would use.
+type Clients = (Arc<dyn Forge>, Option<Arc<dyn CiServer>>);
+
+fn clients(project: &Project) -> anyhow::Result<Clients> {
+    let github = match &project.forge {
+        ForgeConfig::Github(config) => {
+            Some(Arc::new(crate::daemon::github_client(project, config)?))
+        }
+        _ => None,
+    };
+    let forge: Arc<dyn Forge> = match &github {
+        Some(client) => client.clone(),
+        None => crate::dry_run::forge_client(project)?,
+    };
+    Ok((forge, crate::daemon::ci_server(project, github.as_ref())?))
 }
 
 async fn forge_checks(r: &mut Report, project: &Project, forge: &dyn Forge, fix: bool) {
@@ -248,12 +269,13 @@ async fn forge_checks(r: &mut Report, project: &Project, forge: &dyn Forge, fix:
         &l.underspecified,
     ]
     .map(|s| s.to_string());
+    let list = labels.join(", ");
     if fix {
         match forge.ensure_labels(&labels).await {
             Ok(()) => r.line(
                 Outcome::Ok,
                 scope,
-                &format!("labels {} exist (missing ones created)", labels.join(", ")),
+                &format!("labels {list} exist (missing ones created)"),
             ),
             Err(e) => r.line(
                 Outcome::Fail,
@@ -261,11 +283,27 @@ async fn forge_checks(r: &mut Report, project: &Project, forge: &dyn Forge, fix:
                 &format!("cannot create the labels ({e}): create them by hand"),
             ),
         }
-    } else {
-        r.line(
-            Outcome::Skip,
+        return;
+    }
+    match forge.missing_labels(&labels).await {
+        Ok(missing) if missing.is_empty() => {
+            r.line(Outcome::Ok, scope, &format!("labels {list} exist"))
+        }
+        Ok(missing) => r.line(
+            Outcome::Fail,
             scope,
-            "labels: run with --fix to create the missing ones (the daemon also does at its first poll)",
-        );
+            &format!(
+                "labels missing: {}: run doctor --fix to create them (the daemon also does at its first poll)",
+                missing.join(", ")
+            ),
+        ),
+        Err(e) => r.line(
+            Outcome::Fail,
+            scope,
+            &format!(
+                "cannot read the labels of {} ({e}): check the token's rights",
+                project.repo
+            ),
+        ),
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! - `cli.rs`: the command line; `daemon.rs`: what `forgehand run` sets up;
 //!   `dry_run.rs`: `run --dry-run`, a poll that changes nothing; `doctor.rs`:
-//!   `forgehand doctor`, the set-up checks.
+//!   `forgehand doctor`, the set-up checks (`doctor/services.rs`: the
+//!   webhook, CI and Matrix ones).
 //! - `config/`: project files (`projects/*.toml`): parsing and validation;
 //!   `[forge]` becomes one `ForgeConfig` variant per kind.
 //! - `actors/`: the supervisor, per-project pollers, merge scanners and one dev

@@ -83,3 +83,18 @@ fn holder_pid(file: &mut File) -> String {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Whether a daemon holds the lock at `path` right now. Only asks (a shared
+/// lock, given back at once): the file is neither created nor written.
+pub fn is_held(path: &Path) -> anyhow::Result<bool> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_free) => Ok(false),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(true),
+        Err((_, errno)) => Err(anyhow::anyhow!("locking {}: {errno}", path.display())),
+    }
+}

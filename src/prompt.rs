@@ -225,13 +225,19 @@ pub fn status_reply(
     )
 }
 
-/// On the issue, once per head, when `[merge] delay` holds back a merge.
-pub fn merge_window(until: chrono::DateTime<chrono::Utc>) -> String {
+/// Once per head when `[merge] delay` holds back a merge: on the issue by
+/// its dev actor, on the pull request by the merge scanner. `hold`: whether
+/// `/forgehand hold` is obeyed there (only a dev actor reads commands).
+pub fn merge_window(until: chrono::DateTime<chrono::Utc>, hold: bool) -> String {
     format!(
         "The pull request is approved and CI is green: forgehand merges it at {} \
-         unless someone objects before. To stop it, submit a review requesting changes \
-         or comment `/forgehand hold`.",
-        until.format("%Y-%m-%d %H:%M:%S UTC")
+         unless someone objects before. To stop it, submit a review requesting changes{}.",
+        until.format("%Y-%m-%d %H:%M:%S UTC"),
+        if hold {
+            " or comment `/forgehand hold`"
+        } else {
+            ""
+        }
     )
 }
 

@@ -15,13 +15,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, TimeDelta, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use regex::Regex;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::forge::{CommitSha, IssueNumber, PrNumber, PullRequest};
+use crate::prompt;
 use crate::store::{ClaimStatus, EventKind};
 
 use super::dev::machine::Stage;
@@ -77,6 +78,8 @@ pub enum ScanHint {
 struct NotReady {
     entry: PullRequest,
     at: Instant,
+    /// The end of its veto window, when it waits in one: due then.
+    until: Option<DateTime<Utc>>,
 }
 
 pub struct MergeScannerState {
@@ -87,6 +90,9 @@ pub struct MergeScannerState {
     periodic: Periodic,
     hints: Vec<ScanHint>,
     not_ready: HashMap<PrNumber, NotReady>,
+    /// The veto window each PR was last announced for (the comment is
+    /// posted once per window, without asking the forge every scan).
+    announced: HashMap<PrNumber, DateTime<Utc>>,
     outage: Outage,
 }
 
@@ -113,6 +119,7 @@ impl MergeScannerState {
             .poll_interval
             .saturating_mul(RECHECK_CYCLES);
         match self.not_ready.get(&pr.number) {
+            Some(n) if n.until.is_some_and(|until| Utc::now() >= until) => Some(false),
             Some(n) if n.entry == *pr && n.at.elapsed() < recheck => None,
             Some(n) if n.entry == *pr => Some(true),
             _ => Some(false),
@@ -137,6 +144,7 @@ impl Actor for MergeScanner {
             periodic: Periodic::default(),
             hints: Vec::new(),
             not_ready: HashMap::new(),
+            announced: HashMap::new(),
             outage: args.timings.outage(),
         })
     }
@@ -247,6 +255,9 @@ async fn scan(state: &mut MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()
     state
         .not_ready
         .retain(|n, _| pulls.iter().any(|p| p.number == *n));
+    state
+        .announced
+        .retain(|n, _| pulls.iter().any(|p| p.number == *n));
     let mut safety_net_left = SAFETY_NET_LOOKS;
     for pr in pulls {
         match state.needs_look(&pr) {
@@ -257,16 +268,17 @@ async fn scan(state: &mut MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()
             Some(true) => safety_net_left -= 1,
             Some(false) => {}
         }
-        match consider(ctx, &pr, &owned).await {
+        match consider(ctx, &pr, &owned, &mut state.announced).await {
             Ok(Considered::Merged(mirrors)) => {
                 state.not_ready.remove(&pr.number);
                 pushes.push(mirrors);
             }
-            Ok(Considered::NotReady) => {
+            Ok(Considered::NotReady { until }) => {
                 let at = Instant::now();
+                let entry = pr;
                 state
                     .not_ready
-                    .insert(pr.number, NotReady { entry: pr, at });
+                    .insert(entry.number, NotReady { entry, at, until });
             }
             Ok(Considered::Skipped) => {
                 state.not_ready.remove(&pr.number);
@@ -293,18 +305,21 @@ async fn scan(state: &mut MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()
 enum Considered {
     /// Merged; the handle ends when its mirror pushes did.
     Merged(JoinHandle<()>),
-    /// Asked the forge: not green, not approved or not mergeable.
-    NotReady,
+    /// Asked the forge: not green, not approved or not mergeable, or in
+    /// its veto window until `until`.
+    NotReady { until: Option<DateTime<Utc>> },
     /// Not the scanner's to merge, seen from the list alone (a draft, another
     /// base, a PR a dev actor owns).
     Skipped,
 }
 
-/// Merges `pr` if it is ready and nobody else will.
+/// Merges `pr` if it is ready and nobody else will; in its veto window,
+/// says once on it when it will merge (`announced`: the windows said).
 async fn consider(
     ctx: &Arc<ProjectCtx>,
     pr: &PullRequest,
     owned: &[u64],
+    announced: &mut HashMap<PrNumber, DateTime<Utc>>,
 ) -> anyhow::Result<Considered> {
     let n = pr.number;
     let head = &pr.head_sha;
@@ -338,14 +353,23 @@ async fn consider(
     };
     if let Decision::VetoWindow { until } = decision {
         tracing::info!("PR #{n} merges at {until} unless someone objects (veto window)");
+        if announced.get(&n) != Some(&until) {
+            // Once per window across restarts too: the window's start is
+            // its latest review, so the same text since then is this one's.
+            let start = until - TimeDelta::from_std(policy.delay).unwrap_or_default();
+            ctx.comment_once(n.0, &prompt::merge_window(until, false), start)
+                .await?;
+            announced.insert(n, until);
+        }
+        return Ok(Considered::NotReady { until: Some(until) });
     }
     if decision != Decision::Merge {
-        return Ok(Considered::NotReady);
+        return Ok(Considered::NotReady { until: None });
     }
     let mirrors = match merging::merge_and_finish(ctx, pr, head, &linked).await? {
         Merged::Conflict(why) => {
             tracing::info!("PR #{n} not merged: {why}");
-            return Ok(Considered::NotReady);
+            return Ok(Considered::NotReady { until: None });
         }
         Merged::Done { mirrors, .. } => mirrors,
     };

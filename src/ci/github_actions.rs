@@ -219,6 +219,31 @@ impl CiServer for GithubActions {
     /// Re-runs the failed jobs of run `pipeline` (and of the other runs its
     /// report found failing for infrastructure reasons); GitHub keeps the run's
     /// id for the new attempt.
+    /// How many workflow runs the repository has, and the latest's outcome.
+    async fn describe(&self) -> anyhow::Result<String> {
+        let url = self
+            .api
+            .repo_url(&["actions", "runs"], &[("per_page", "1")]);
+        let runs: WireRunCount = self
+            .api
+            .get(url)
+            .await
+            .context("listing the GitHub Actions runs")?;
+        let latest = runs.workflow_runs.first().map_or(String::new(), |r| {
+            let outcome = r.conclusion.as_deref().or(r.status.as_deref());
+            format!(
+                " (latest: {} {})",
+                r.name.as_deref().unwrap_or("a run"),
+                outcome.unwrap_or("unknown")
+            )
+        });
+        Ok(format!(
+            "GitHub Actions: {} workflow runs in {}{latest}",
+            runs.total_count,
+            self.api.repo_name()
+        ))
+    }
+
     async fn restart(&self, pipeline: u64) -> anyhow::Result<u64> {
         let runs = self
             .restartable
@@ -279,6 +304,14 @@ fn log_lines(text: &str) -> (Vec<String>, Option<i64>) {
 
 #[derive(Debug, Deserialize)]
 struct WireRuns {
+    #[serde(default)]
+    workflow_runs: Vec<WireRun>,
+}
+
+/// A page of runs with the count of all of them.
+#[derive(Debug, Deserialize)]
+struct WireRunCount {
+    total_count: u64,
     #[serde(default)]
     workflow_runs: Vec<WireRun>,
 }

@@ -33,6 +33,11 @@ pub trait CiServer: Send + Sync {
     /// now (a new pipeline's on Woodpecker, the same run's on GitHub Actions).
     /// For failures outside the code (see `FailureReport::is_infrastructure`).
     async fn restart(&self, pipeline: u64) -> anyhow::Result<u64>;
+
+    /// What the server says of the repository, in a few words for
+    /// `forgehand doctor`; an error when it cannot be reached, refuses the
+    /// token, or does not build the repository.
+    async fn describe(&self) -> anyhow::Result<String>;
 }
 
 /// Lines of a failing step's log kept for the agent: its last screenful.

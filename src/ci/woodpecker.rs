@@ -232,6 +232,19 @@ impl CiServer for WoodpeckerClient {
 
     /// Restarts a pipeline (`POST /repos/{repo_id}/pipelines/{number}`); Woodpecker runs it
     /// again as a new pipeline on the same commit, whose number is returned.
+    /// The repository `repo_id` names, which must be active.
+    async fn describe(&self) -> anyhow::Result<String> {
+        let repo: WireRepo = self
+            .get(&[], &[])
+            .await
+            .with_context(|| format!("reading woodpecker repository {}", self.repo_id))?;
+        let what = format!("repository {} (id {})", repo.full_name, self.repo_id);
+        if !repo.active {
+            anyhow::bail!("woodpecker's {what} is not active: activate it in Woodpecker");
+        }
+        Ok(format!("Woodpecker builds {what}"))
+    }
+
     async fn restart(&self, pipeline: u64) -> anyhow::Result<u64> {
         let url = self.repo_url(&["pipelines", &pipeline.to_string()], &[]);
         // Sent once only: a restart the server received twice would run the pipeline twice.
@@ -363,4 +376,12 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The part of a repository (`Repo`) `describe` needs.
+#[derive(Debug, Deserialize)]
+struct WireRepo {
+    full_name: String,
+    #[serde(default)]
+    active: bool,
 }

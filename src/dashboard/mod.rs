@@ -305,8 +305,8 @@ fn store_failed(what: &str, e: anyhow::Error) -> Response {
 }
 
 async fn api_status(State(app): State<Arc<App>>) -> Response {
-    match app.store.status_rows(None).await {
-        Ok(rows) => axum::Json(view::status_rows(&app.projects, rows)).into_response(),
+    match app.store.status_json(None).await {
+        Ok(status) => axum::Json(view::status_json(&app.projects, status)).into_response(),
         Err(e) => store_failed("reading the status", e),
     }
 }

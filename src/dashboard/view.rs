@@ -131,25 +131,24 @@ pub(super) fn pr_url(forge: &ForgeConfig, repo: &str, n: u64) -> Option<String> 
     }
 }
 
-/// `forgehand status --json`'s rows with every text in them passed through
+/// `forgehand status --json` with every text of its issues passed through
 /// their project's redactor: the same JSON, minus any secret a title holds.
-pub(super) fn status_rows(projects: &[DashboardProject], rows: Vec<Value>) -> Vec<Value> {
+pub(super) fn status_json(projects: &[DashboardProject], mut status: Value) -> Value {
     let default = Redactor::default();
-    rows.into_iter()
-        .map(|mut row| {
-            let project = row["project"].as_str().unwrap_or_default().to_string();
-            let redactor = projects
-                .iter()
-                .find(|p| p.name == project)
-                .map_or(&default, |p| &p.redactor);
-            if let Some(fields) = row.as_object_mut() {
-                for value in fields.values_mut() {
-                    if let Value::String(text) = value {
-                        *text = redactor.redact(text);
-                    }
+    let rows = status["issues"].as_array_mut().into_iter().flatten();
+    for row in rows {
+        let project = row["project"].as_str().unwrap_or_default().to_string();
+        let redactor = projects
+            .iter()
+            .find(|p| p.name == project)
+            .map_or(&default, |p| &p.redactor);
+        if let Some(fields) = row.as_object_mut() {
+            for value in fields.values_mut() {
+                if let Value::String(text) = value {
+                    *text = redactor.redact(text);
                 }
             }
-            row
-        })
-        .collect()
+        }
+    }
+    status
 }

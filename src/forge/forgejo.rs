@@ -4,6 +4,7 @@
 
 mod backlog;
 mod conditional;
+mod hooks;
 mod labels;
 mod permissions;
 mod wire;
@@ -24,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::{
     CombinedStatus, Comment, CommitSha, Forge, ForgeError, ForgeResult, Issue, IssueNumber,
-    MergeRequest, NewPull, PrNumber, PullRequest, Review, ReviewComment,
+    MergeRequest, NewPull, PrNumber, PullRequest, Review, ReviewComment, Webhook,
 };
 use crate::http::retry::{
     Attempt, CheckedError, Replay, Reply, RetryPolicy, perform_checked, perform_retryable,
@@ -355,6 +356,14 @@ impl Forge for ForgejoClient {
             }
         }
         Ok(())
+    }
+
+    async fn missing_labels(&self, names: &[String]) -> ForgeResult<Vec<String>> {
+        self.missing(names).await
+    }
+
+    async fn webhooks(&self) -> ForgeResult<Option<Vec<Webhook>>> {
+        self.hooks().await.map(Some)
     }
 
     async fn list_open_issues(&self, label: &str) -> ForgeResult<Vec<Issue>> {

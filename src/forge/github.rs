@@ -20,6 +20,7 @@
 
 mod api;
 mod app;
+mod hooks;
 mod labels;
 mod merge;
 mod permissions;
@@ -43,8 +44,8 @@ pub use app::parse_private_key;
 
 use super::token::{StaticToken, TokenSource};
 use super::{
-    CombinedStatus, Comment, CommitSha, Forge, ForgeError, ForgeResult, Issue, IssueNumber,
-    MergeRequest, NewPull, PrNumber, PullRequest, Review, ReviewComment,
+    CombinedStatus, Comment, CommitSha, Delivery, Forge, ForgeError, ForgeResult, Issue,
+    IssueNumber, MergeRequest, NewPull, PrNumber, PullRequest, Review, ReviewComment, Webhook,
 };
 use crate::http::retry::{Replay, RetryPolicy};
 use crate::http::{self, HttpError};
@@ -305,6 +306,18 @@ impl Forge for GithubClient {
             }
         }
         Ok(())
+    }
+
+    async fn missing_labels(&self, names: &[String]) -> ForgeResult<Vec<String>> {
+        self.missing(names).await
+    }
+
+    async fn webhooks(&self) -> ForgeResult<Option<Vec<Webhook>>> {
+        self.hooks().await.map(Some)
+    }
+
+    async fn webhook_deliveries(&self, id: u64) -> ForgeResult<Option<Vec<Delivery>>> {
+        self.deliveries(id).await.map(Some)
     }
 
     async fn list_open_issues(&self, label: &str) -> ForgeResult<Vec<Issue>> {

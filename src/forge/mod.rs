@@ -245,6 +245,19 @@ pub trait Forge: Send + Sync {
     async fn current_user(&self) -> ForgeResult<String>;
     /// Create any of these labels that the repository lacks.
     async fn ensure_labels(&self, names: &[String]) -> ForgeResult<()>;
+    /// Which of these labels the repository lacks; nothing is created.
+    async fn missing_labels(&self, names: &[String]) -> ForgeResult<Vec<String>>;
+    /// The repository's webhooks (`forgehand doctor`), or `None` for a
+    /// forge that sends none (the local backend watches its folder).
+    async fn webhooks(&self) -> ForgeResult<Option<Vec<Webhook>>> {
+        Ok(None)
+    }
+    /// The latest deliveries of webhook `id`, newest first, or `None`
+    /// where the forge's API does not tell them (Forgejo).
+    async fn webhook_deliveries(&self, id: u64) -> ForgeResult<Option<Vec<Delivery>>> {
+        let _ = id;
+        Ok(None)
+    }
     /// Open issues (never pull requests) carrying `label`, every page.
     async fn list_open_issues(&self, label: &str) -> ForgeResult<Vec<Issue>>;
     async fn get_issue(&self, n: IssueNumber) -> ForgeResult<Issue>;
@@ -316,6 +329,31 @@ pub trait Forge: Send + Sync {
     fn watch(&self, nudges: tokio::sync::mpsc::UnboundedSender<Nudge>) -> anyhow::Result<()> {
         let _ = nudges;
         Ok(())
+    }
+}
+
+/// A repository webhook, as the forge describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: u64,
+    /// Where the forge delivers (its target or payload URL).
+    pub url: String,
+    pub active: bool,
+}
+
+/// One delivery of a webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub at: DateTime<Utc>,
+    /// The receiver's HTTP status; 0 when it was not reached.
+    pub code: u16,
+    /// The forge's word for the outcome (`OK`, `Invalid HTTP Response: 502`).
+    pub status: String,
+}
+
+impl Delivery {
+    pub fn succeeded(&self) -> bool {
+        (200..300).contains(&self.code)
     }
 }
 

@@ -39,6 +39,11 @@ impl std::fmt::Debug for Connector {
 }
 
 #[derive(Deserialize)]
+struct JoinedRooms {
+    joined_rooms: Vec<String>,
+}
+
+#[derive(Deserialize)]
 struct WhoAmI {
     user_id: String,
     device_id: Option<String>,
@@ -135,8 +140,45 @@ impl Connector {
         Ok(client)
     }
 
+    /// For `forgehand doctor`: the token is `user_id`'s and the room is
+    /// joined (two reads: `whoami` and the joined rooms; nothing is joined).
+    pub async fn check(&self) -> anyhow::Result<()> {
+        let who = self.whoami().await?;
+        if who.user_id != self.user_id {
+            anyhow::bail!(
+                "the token belongs to {}, not to [matrix] user_id {}: fix one of them",
+                who.user_id,
+                self.user_id
+            );
+        }
+        let rooms: JoinedRooms = self
+            .get("/_matrix/client/v3/joined_rooms", "the joined rooms")
+            .await?;
+        if !rooms.joined_rooms.iter().any(|r| *r == self.room.as_str()) {
+            anyhow::bail!(
+                "{} has not joined {}: invite it there (the daemon joins when it next sends) or join it yourself",
+                self.user_id,
+                self.room
+            );
+        }
+        Ok(())
+    }
+
     async fn whoami(&self) -> anyhow::Result<WhoAmI> {
-        let url = format!("{}/_matrix/client/v3/account/whoami", self.homeserver);
+        self.get(
+            "/_matrix/client/v3/account/whoami",
+            "who the Matrix token belongs to",
+        )
+        .await
+    }
+
+    /// `GET path` with the token; `what` says what was asked, for errors.
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> anyhow::Result<T> {
+        let url = format!("{}{path}", self.homeserver);
         let response = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
@@ -145,7 +187,7 @@ impl Connector {
             .bearer_auth(&self.token)
             .send()
             .await
-            .with_context(|| format!("asking {url} who the Matrix token belongs to"))?;
+            .with_context(|| format!("asking {url} {what}"))?;
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();

@@ -42,7 +42,7 @@ use crate::notify::{Notice, Notifier, Subject};
 use crate::redact::Redactor;
 use crate::store::{OutboxRow, Store};
 
-use connect::Connector;
+pub use connect::Connector;
 use reach::Reach;
 
 /// Called with (project, issue) when a new chat reply has been recorded.

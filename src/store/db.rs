@@ -37,6 +37,8 @@ struct Schema {
     pub(super) spend: bool,
     /// `owed_effects`.
     owed: bool,
+    /// The `budget_limits` table.
+    pub(super) limits: bool,
 }
 
 impl Db {
@@ -308,6 +310,11 @@ impl Db {
         self.schema.owed
     }
 
+    /// Whether the schema has the `budget_limits` table.
+    pub(super) fn has_limits(&self) -> bool {
+        self.schema.limits
+    }
+
     /// The claim query with `tail` (conditions, order) appended; columns an
     /// older schema lacks read as NULL.
     fn claim_select(&self, tail: &str) -> String {
@@ -345,6 +352,7 @@ impl Schema {
             outbox: has_column("chat_outbox", "id")?,
             spend: has_column("spend_daily", "project")?,
             owed: has_column("owed_effects", "project")?,
+            limits: has_column("budget_limits", "project")?,
         })
     }
 }

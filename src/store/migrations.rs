@@ -158,6 +158,14 @@ const MIGRATIONS: &[&str] = &[
         saved_at     TEXT NOT NULL,
         PRIMARY KEY (project, issue)
     );",
+    // 12 (issue 15, spend in `status --json`): each project's `[budget]` limits
+    // as the running daemon read them (JSON), so `forgehand status`, which
+    // reads only the state folder, can show them beside the spend.
+    "CREATE TABLE budget_limits (
+        project    TEXT PRIMARY KEY,
+        limits     TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

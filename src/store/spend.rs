@@ -222,8 +222,67 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Record the `[budget]` limits of every configured project (`limits`:
+    /// name and JSON), forgetting those of projects no longer configured.
+    pub fn save_budget_limits(&self, limits: &[(String, serde_json::Value)]) -> anyhow::Result<()> {
+        let what = "recording the projects' budget limits";
+        let tx = self.conn().unchecked_transaction().context(what)?;
+        tx.execute("DELETE FROM budget_limits", []).context(what)?;
+        let now = Utc::now().to_rfc3339();
+        for (project, json) in limits {
+            tx.execute(
+                "INSERT INTO budget_limits (project, limits, updated_at) VALUES (?1, ?2, ?3)",
+                params![project, json.to_string(), now],
+            )
+            .context(what)?;
+        }
+        tx.commit().context(what)
+    }
+
+    /// Each project's `[budget]` limits as last recorded, by name.
+    pub fn budget_limits(&self) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
+        if !self.has_limits() {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT project, limits FROM budget_limits ORDER BY project")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()
+            .context("reading the projects' budget limits")?;
+        Ok(rows
+            .into_iter()
+            .map(|(p, json)| (p, serde_json::from_str(&json).unwrap_or_default()))
+            .collect())
+    }
+
+    /// Every project that ever spent or claimed anything.
+    pub fn spending_projects(&self) -> anyhow::Result<Vec<String>> {
+        if !self.has_spend() {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT DISTINCT project FROM spend_daily ORDER BY project")?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()
+            .context("reading which projects spent")?;
+        Ok(rows)
+    }
+}
+
 /// The same, for the daemon's async callers: run on the store thread.
 impl Store {
+    pub async fn save_budget_limits(
+        &self,
+        limits: Vec<(String, serde_json::Value)>,
+    ) -> anyhow::Result<()> {
+        self.call(move |db| db.save_budget_limits(&limits)).await
+    }
+
     pub async fn save_spend(
         &self,
         project: &str,

@@ -52,17 +52,58 @@ pub struct Counts {
 }
 
 impl Db {
-    /// `forgehand status --json`: each claim as stored, plus the tokens its
-    /// agent used (null when unknown).
-    pub fn status_rows(&self, project: Option<&str>) -> anyhow::Result<Vec<serde_json::Value>> {
-        self.claims(project, None)?
+    /// `forgehand status --json`: `issues`, each claim as stored plus the
+    /// tokens its agent used and what they cost (null when unknown);
+    /// `projects`, each project's spend today and this month (UTC), its
+    /// `[budget]` limits as the daemon last read them and why it picks
+    /// nothing now; `daemon`, every project's spend this month.
+    pub fn status_json(&self, project: Option<&str>) -> anyhow::Result<serde_json::Value> {
+        let issues = self
+            .claims(project, None)?
             .iter()
             .map(|c| {
                 let mut row = serde_json::to_value(c)?;
                 row["tokens"] = serde_json::to_value(self.usage(&c.project, c.issue)?)?;
+                let cost = self.run_cost(&c.project, c.issue)?;
+                row["cost_micros"] = serde_json::to_value(cost)?;
+                row["cost"] = serde_json::to_value(cost.map(|m| m as f64 / 1e6))?;
                 Ok(row)
             })
-            .collect()
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let today = chrono::Utc::now().date_naive();
+        let limits = self.budget_limits()?;
+        let stops = self.picking_stops()?;
+        let mut names: Vec<String> = limits.iter().map(|(p, _)| p.clone()).collect();
+        names.extend(self.spending_projects()?);
+        names.extend(stops.iter().map(|s| s.project.clone()));
+        names.extend(
+            issues
+                .iter()
+                .filter_map(|i| i["project"].as_str().map(String::from)),
+        );
+        names.sort();
+        names.dedup();
+        names.retain(|n| project.is_none_or(|p| p == n));
+        let projects = names
+            .iter()
+            .map(|name| {
+                let spent = self.project_spend(name, today)?;
+                Ok(serde_json::json!({
+                    "project": name,
+                    "today": spend_json(spent.today, Some(spent.runs_today)),
+                    "month": spend_json(spent.month, None),
+                    "limits": limits.iter().find(|(p, _)| p == name).map(|(_, l)| l),
+                    "not_picking": stops.iter().find(|s| s.project == *name).map(|s| {
+                        serde_json::json!({"reason": s.reason, "since": s.since})
+                    }),
+                }))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(serde_json::json!({
+            "issues": issues,
+            "projects": projects,
+            "daemon": {"month": spend_json(self.daemon_month_spend(today)?, None)},
+        }))
     }
 
     /// Every claim still in hand (active or blocked) and the `finished` most
@@ -264,12 +305,9 @@ impl Db {
 
 /// The same, for the daemon's async callers: run on the store thread.
 impl Store {
-    pub async fn status_rows(
-        &self,
-        project: Option<&str>,
-    ) -> anyhow::Result<Vec<serde_json::Value>> {
+    pub async fn status_json(&self, project: Option<&str>) -> anyhow::Result<serde_json::Value> {
         let project = project.map(str::to_string);
-        self.call(move |db| db.status_rows(project.as_deref()))
+        self.call(move |db| db.status_json(project.as_deref()))
             .await
     }
 
@@ -291,4 +329,18 @@ impl Store {
     pub async fn counts(&self) -> anyhow::Result<Counts> {
         self.call(|db| db.counts()).await
     }
+}
+
+/// Tokens and their cost (in dollars and in millionths), with the day's
+/// claims when given.
+fn spend_json(spend: crate::budget::Spend, runs: Option<u32>) -> serde_json::Value {
+    let mut json = serde_json::json!({
+        "tokens": spend.tokens,
+        "cost_micros": spend.cost_micros,
+        "cost": spend.cost_micros as f64 / 1e6,
+    });
+    if let Some(runs) = runs {
+        json["runs"] = runs.into();
+    }
+    json
 }

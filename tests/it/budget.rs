@@ -284,7 +284,38 @@ async fn an_agent_that_keeps_spending_is_stopped() {
     let today = db.project_spend(PROJECT, Utc::now().date_naive()).unwrap();
     assert!(today.today.tokens >= 5000, "{today:?}");
     assert_eq!(today.runs_today, 1);
+    // `status --json`: the issue's tokens and cost, the project's day and
+    // the limits the daemon read.
+    let status = status_json(&h);
+    let issue = &status["issues"][0];
+    let tokens = &issue["tokens"];
+    let used: u64 = ["input", "output", "cache_creation", "cache_read"]
+        .iter()
+        .map(|k| tokens[k].as_u64().unwrap_or(0))
+        .sum();
+    assert!(used >= 5000, "{status:#}");
+    assert!(issue["cost_micros"].as_u64() > Some(0), "{status:#}");
+    assert_eq!(
+        issue["cost"].as_f64(),
+        issue["cost_micros"].as_u64().map(|m| m as f64 / 1e6)
+    );
+    let project = &status["projects"][0];
+    assert_eq!(project["project"], PROJECT);
+    assert_eq!(
+        project["today"]["tokens"].as_u64(),
+        Some(today.today.tokens)
+    );
+    assert_eq!(project["today"]["runs"], 1);
+    assert_eq!(project["limits"]["issue_tokens"], 1000);
+    assert_eq!(project["limits"]["day_tokens"], serde_json::Value::Null);
+    assert_eq!(project["not_picking"], serde_json::Value::Null);
     h.assert_no_violations();
+}
+
+fn status_json(h: &Harness) -> serde_json::Value {
+    let out = h.run(&["status", "--state", &h.state_arg(), "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).expect("status --json")
 }
 
 /// A project over its day budget claims nothing, and `status` says why.
@@ -331,6 +362,22 @@ async fn a_day_budget_stops_picking_and_status_says_why() {
         out.contains(&format!("not picking in {PROJECT}: the day's budget")),
         "{out}"
     );
+    // The same, with the spend and the limit, in `status --json`.
+    let status = status_json(&h);
+    assert_eq!(status["issues"], serde_json::json!([]), "{status:#}");
+    let project = &status["projects"][0];
+    assert_eq!(project["project"], PROJECT);
+    assert_eq!(project["today"]["tokens"], 1200);
+    assert_eq!(project["today"]["cost"], 0.018);
+    assert_eq!(project["today"]["runs"], 0);
+    assert_eq!(project["month"]["tokens"], 1200);
+    assert_eq!(project["limits"]["day_tokens"], 1000);
+    assert_eq!(project["limits"]["month_cost"], serde_json::Value::Null);
+    let why = project["not_picking"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.contains("day's budget of 1000 tokens"), "{status:#}");
+    assert_eq!(status["daemon"]["month"]["tokens"], 1200);
     h.assert_no_violations();
 }
 

@@ -216,7 +216,7 @@ async fn claude_code_takes_an_issue_through_ci_failure_and_review_to_merge() {
 
     let status = h.run(&["status", "--state", &h.state_arg(), "--json"]);
     let claims: Value = serde_json::from_slice(&status.stdout).unwrap();
-    let tokens = &claims[0]["tokens"];
+    let tokens = &claims["issues"][0]["tokens"];
     assert!(tokens["input"].as_u64().unwrap_or(0) >= 120, "{claims:#}");
     assert!(tokens["output"].as_u64().unwrap_or(0) >= 30, "{claims:#}");
     let table = h.run(&["status", "--state", &h.state_arg()]);

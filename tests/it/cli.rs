@@ -157,11 +157,11 @@ fn status_lists_claims_as_a_table_and_as_json() {
     assert_eq!(&row[at..at + 3], "ci ", "{table}");
     let out = forgehand(dir.path(), &["status", "--state", "state", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json[0]["issue"], 42);
-    assert_eq!(json[0]["pr"], 43);
-    assert_eq!(json[0]["head"], "c0ffee");
-    assert_eq!(json[0]["waiting"], "ci");
-    assert_eq!(json[0]["session"], "dev-proj-42");
+    assert_eq!(json["issues"][0]["issue"], 42);
+    assert_eq!(json["issues"][0]["pr"], 43);
+    assert_eq!(json["issues"][0]["head"], "c0ffee");
+    assert_eq!(json["issues"][0]["waiting"], "ci");
+    assert_eq!(json["issues"][0]["session"], "dev-proj-42");
     let out = forgehand(dir.path(), &["status", "--state", "state", "proj", "42"]);
     assert!(text(&out).contains("pushed fix/issue-42"), "{}", text(&out));
 }
@@ -262,7 +262,7 @@ fn status_escapes_control_characters_in_forge_text() {
         let text = value.to_string();
         assert!(text.contains("\\u001b]0;pwned"), "{text}");
         if args.len() == 4 {
-            assert_eq!(value[0]["title"], HOSTILE_TITLE);
+            assert_eq!(value["issues"][0]["title"], HOSTILE_TITLE);
         } else {
             assert_eq!(value[0]["detail"], claimed);
             assert_eq!(value[1]["detail"], forged);
@@ -377,8 +377,8 @@ fn status_reads_the_previous_schema_without_upgrading_it() {
     assert!(table.contains("Old claim"), "{table}");
     let out = forgehand(dir.path(), &["status", "--state", "state", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json[0]["pr"], 43);
-    assert_eq!(json[0]["waiting"], serde_json::Value::Null);
+    assert_eq!(json["issues"][0]["pr"], 43);
+    assert_eq!(json["issues"][0]["waiting"], serde_json::Value::Null);
     assert!(
         crate::store::snapshot(&state) == before,
         "status changed it"
@@ -456,5 +456,5 @@ async fn status_reads_while_the_daemon_holds_the_database() {
     store.save_claim(&claim).await.unwrap();
     let out = forgehand(dir.path(), &["status", "--state", "state", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json[0]["waiting"], "review");
+    assert_eq!(json["issues"][0]["waiting"], "review");
 }

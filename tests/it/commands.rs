@@ -8,6 +8,7 @@ use forgehand::commands::{ForgeCommand, parse};
 use forgehand::forge::{CommitSha, PrNumber};
 
 use crate::fake_forge::CI_CONTEXT;
+use crate::fake_forge::fixture::git as fixture_git;
 use crate::harness::{Harness, STEP};
 use crate::machine::{acts, policy};
 use crate::support::wait_until;
@@ -207,5 +208,57 @@ async fn stop_from_a_person_with_write_access_blocks_the_issue() {
         (!h.has_session(&session)).then_some(())
     })
     .await;
+    h.assert_no_violations();
+}
+
+/// A retry kills the session and starts a new agent on a branch made from
+/// the current primary branch: the pull request gets the new work, in whose
+/// history the first attempt's commit is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_starts_over_from_the_primary_branch() {
+    let mut h = Harness::new("", "").await;
+    let n = h.forge.create_issue("Greet", "", &["backlog"]);
+    h.enable();
+    h.start_daemon();
+    let pr = h.wait_for_pr(n).await;
+    let first = h.forge.pull(pr).head_sha;
+    let session = h.session(n);
+    let first_agent = h.pane_pid(&session).expect("the first agent's pane");
+    // The primary branch moves on meanwhile: the retry must start from it.
+    let main = h.git.commit("NEWS.md", "moved on\n", "main moves on");
+    h.git.push("main");
+
+    h.forge.add_comment(pr, "alice", "/forgehand retry");
+    h.forge
+        .wait_until(STEP, |s| {
+            s.comments(n).any(|c| {
+                c.body
+                    .starts_with("@alice: starting over from the primary branch")
+            })
+        })
+        .await
+        .expect("the retry acknowledged");
+    h.forge
+        .wait_until(STEP, |s| s.pull(pr).is_some_and(|p| p.head_sha != first))
+        .await
+        .expect("the new work pushed to the same PR");
+    let second = h.forge.pull(pr).head_sha;
+    assert_eq!(
+        fixture_git(&h.git.bare, &["rev-parse", &format!("{second}^")]),
+        main,
+        "the new branch starts from the primary branch's tip"
+    );
+    let history = fixture_git(&h.git.bare, &["rev-list", &second]);
+    assert!(
+        !history.lines().any(|c| c == first),
+        "the first attempt's {first} is still in the history:\n{history}"
+    );
+    let second_agent = h.pane_pid(&session).expect("a new agent's pane");
+    assert_ne!(first_agent, second_agent, "the old session was killed");
+    assert!(
+        h.journal(n)
+            .iter()
+            .any(|(_, d)| d == "/forgehand retry from alice")
+    );
     h.assert_no_violations();
 }

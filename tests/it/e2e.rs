@@ -203,7 +203,7 @@ async fn labelled_issue_becomes_a_merged_pull_request() {
     wait_until("the claim done", STEP, || async {
         let out = h.run(&["status", "--state", &h.state_arg(), "--json"]);
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        (json[0]["status"] == "done").then_some(())
+        (json["issues"][0]["status"] == "done").then_some(())
     })
     .await;
     let status = h.run(&["status", "--state", &h.state_arg()]);

@@ -378,6 +378,21 @@ fn route<'p>(
         return (404, json!("repo not found"));
     }
     match (method, template) {
+        ("GET", "/repos/{repo_id}") => (
+            200,
+            json!({
+                "id": state.repo_id,
+                "forge_remote_id": "1",
+                "owner": "acme",
+                "name": "widget",
+                "full_name": "acme/widget",
+                "forge_url": "https://forge.example/acme/widget",
+                "clone_url": "https://forge.example/acme/widget.git",
+                "default_branch": "main",
+                "active": true,
+                "private": false,
+            }),
+        ),
         ("GET", "/repos/{repo_id}/pipelines") => {
             let number = |name: &str, default: usize| {
                 query

@@ -87,8 +87,8 @@ async fn ci_failure_then_review_changes_then_merge() {
     let claims: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(
         (
-            claims[0]["ci_attempts"].as_u64(),
-            claims[0]["review_rounds"].as_u64()
+            claims["issues"][0]["ci_attempts"].as_u64(),
+            claims["issues"][0]["review_rounds"].as_u64()
         ),
         (Some(1), Some(1))
     );

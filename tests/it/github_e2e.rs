@@ -76,7 +76,8 @@ max_sessions = 1
 
 fn status_json(h: &Harness) -> serde_json::Value {
     let out = h.run(&["status", "--state", &h.state_arg(), "--json"]);
-    serde_json::from_slice(&out.stdout).expect("status --json")
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json");
+    status["issues"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use forgehand::store::{Db, Waiting};
 use crate::local_e2e::{LocalHarness, STEP};
 use crate::support::{wait_for_file, wait_until};
 
-fn reply(h: &LocalHarness, key: &str, message: &str) -> std::process::Output {
+pub(crate) fn reply(h: &LocalHarness, key: &str, message: &str) -> std::process::Output {
     let projects = h.projects.display().to_string();
     let state = h.state.display().to_string();
     h.command(&[

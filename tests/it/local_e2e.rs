@@ -269,9 +269,9 @@ async fn an_approval_from_the_cli_merges_the_plan() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let claims: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(claims[0]["waiting"], "review", "{claims:#}");
+    assert_eq!(claims["issues"][0]["waiting"], "review", "{claims:#}");
     let pushed = git(&h.repo, &["rev-parse", "fix/issue-tidy"]);
-    assert_eq!(claims[0]["head"], pushed.trim(), "{claims:#}");
+    assert_eq!(claims["issues"][0]["head"], pushed.trim(), "{claims:#}");
 
     let projects = h.projects.display().to_string();
     let out = h

@@ -32,6 +32,7 @@ mod github_webhook;
 mod harness;
 mod liveness;
 mod local_answers;
+mod local_commands;
 mod local_e2e;
 mod local_forge;
 mod local_plans;

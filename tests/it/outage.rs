@@ -257,7 +257,7 @@ async fn no_claim_is_ever_without_an_actor_in_a_randomized_fault_run() {
         let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
             return;
         };
-        for c in claims.as_array().into_iter().flatten() {
+        for c in claims["issues"].as_array().into_iter().flatten() {
             if c["status"] == "active" {
                 assert!(
                     c["runner"] == "running" || c["runner"] == "restarting",
@@ -288,7 +288,7 @@ async fn no_claim_is_ever_without_an_actor_in_a_randomized_fault_run() {
         check("after");
         let out = h.run(&["status", "--state", &h.state_arg(), "--json"]);
         let claims: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        let claims = claims.as_array()?;
+        let claims = claims["issues"].as_array()?;
         let ended = claims.len() >= issues.len()
             && claims
                 .iter()

@@ -223,7 +223,7 @@ async fn reconciliation_releases_closed_claims_and_removes_strays() {
     );
     let status = h.run(&["status", "--state", &h.state_arg(), "--json"]);
     let claims: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(claims[0]["status"], "released");
+    assert_eq!(claims["issues"][0]["status"], "released");
 }
 
 /// A dev actor that fails again and again is given up on: blocked, with a

@@ -83,3 +83,39 @@ async fn an_approved_green_pull_request_waits_out_the_veto_window() {
     assert!(announced.created_at <= merged_at);
     h.assert_no_violations();
 }
+
+/// A person's pull request the merge scanner merges waits out the window
+/// too, and the scanner says once on it when it will merge (without the
+/// hold, which only a dev actor obeys).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_merge_scanner_announces_the_window_of_a_pull_request_it_holds() {
+    let mut h = Harness::new("", "[merge]\ndelay = \"3s\"\n").await;
+    let pr = crate::merge_scanner::ready_pull(&h, "feature", "feature.txt").await;
+    h.enable();
+    h.start_daemon();
+    h.forge
+        .wait_until(STEP, |s| s.pull(pr).is_some_and(|p| p.merged))
+        .await
+        .expect("merged after the window");
+    let merged_at = h.forge.pull(pr).merged_at.expect("a merge time");
+    let approved_at = h.forge.reviews(pr)[0].submitted_at;
+    // The forge gives whole seconds: the window starts up to one before.
+    assert!(
+        merged_at - approved_at >= chrono::TimeDelta::seconds(2),
+        "merged {merged_at}, approved {approved_at}"
+    );
+    let announced: Vec<_> = h
+        .forge
+        .comments(pr)
+        .into_iter()
+        .filter(|c| c.body.contains("forgehand merges it at"))
+        .collect();
+    // Every scan in the window (300 ms apart) saw it: said once all the same.
+    assert_eq!(announced.len(), 1, "{announced:#?}");
+    let text = &announced[0].body;
+    let until = (approved_at + chrono::TimeDelta::seconds(3)).format("%Y-%m-%d %H:%M:%S UTC");
+    assert!(text.contains(&until.to_string()), "{text}");
+    assert!(!text.contains("/forgehand hold"), "{text}");
+    assert!(announced[0].created_at <= merged_at);
+    h.assert_no_violations();
+}

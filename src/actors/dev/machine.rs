@@ -227,7 +227,7 @@ impl Transition<'_> {
                     && self.s.merge_announced_for.as_ref() != Some(&head)
                 {
                     self.s.merge_announced_for = Some(head);
-                    self.push(Effect::Comment(prompt::merge_window(until)));
+                    self.push(Effect::Comment(prompt::merge_window(until, true)));
                 }
             }
             (Merged, Event::Finished) => {

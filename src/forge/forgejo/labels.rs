@@ -20,6 +20,16 @@ impl ForgejoClient {
         Ok(())
     }
 
+    /// Which of `names` the repository lacks, read afresh.
+    pub(super) async fn missing(&self, names: &[String]) -> ForgeResult<Vec<String>> {
+        self.refresh_labels().await?;
+        Ok(names
+            .iter()
+            .filter(|n| self.cached_label(n).is_none())
+            .cloned()
+            .collect())
+    }
+
     pub(super) fn cached_label(&self, name: &str) -> Option<u64> {
         let cache = self.labels.lock().expect("label cache poisoned");
         cache.get(name).copied()

@@ -23,6 +23,16 @@ impl GithubClient {
         Ok(())
     }
 
+    /// Which of `names` the repository lacks, read afresh.
+    pub(super) async fn missing(&self, names: &[String]) -> ForgeResult<Vec<String>> {
+        self.refresh_labels().await?;
+        Ok(names
+            .iter()
+            .filter(|n| !self.has_label(n))
+            .cloned()
+            .collect())
+    }
+
     /// Whether the repository is known to have label `name` (GitHub compares
     /// label names without regard to case).
     pub(super) fn has_label(&self, name: &str) -> bool {

@@ -1,14 +1,18 @@
 //! People's comments on local plans: one JSON file per comment in
 //! `<plans>/.forgehand/comments/`, written by `forgehand reply` and read back
 //! among the issue's comments, so an escalation on a local plan is answered
-//! like one on a forge. Files of their own, like reviews, because the daemon
+//! like one on a forge, and a `/forgehand` command is given like one on a
+//! forge (the command's answer is waited for and shown). Files of their own, like reviews, because the daemon
 //! holds `state.json` in memory and rewrites it: a CLI writing there would
 //! be overwritten.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
+use notify::Watcher;
 use serde::{Deserialize, Serialize};
 
 use super::LOCAL_LOGIN;
@@ -47,8 +51,12 @@ pub fn plan_number(plans: &Path, key: &str) -> anyhow::Result<u64> {
 }
 
 /// Writes `body` as the current user's comment on plan `key`; the path of
-/// the comment file.
-pub fn submit_comment(plans: &Path, key: &str, body: &str) -> anyhow::Result<PathBuf> {
+/// the comment file and what it holds.
+pub fn submit_comment(
+    plans: &Path,
+    key: &str,
+    body: &str,
+) -> anyhow::Result<(PathBuf, CommentFile)> {
     let issue = plan_number(plans, key)?;
     let now = Utc::now();
     let id = record_id(now);
@@ -66,7 +74,57 @@ pub fn submit_comment(plans: &Path, key: &str, body: &str) -> anyhow::Result<Pat
         body: body.to_string(),
         created_at: now,
     };
-    write_record(&comments_dir(plans), id, key, &comment)
+    let path = write_record(&comments_dir(plans), id, key, &comment)?;
+    Ok((path, comment))
+}
+
+/// forgehand's answer to `command`, a person's `/forgehand` comment: its
+/// first comment on the plan since then that answers the command's author,
+/// waited for up to `timeout`. The state file is watched rather than read
+/// over and over: the daemon rewrites it (by rename) with every comment.
+/// `None` when no answer came in time.
+pub fn wait_for_answer(
+    plans: &Path,
+    command: &CommentFile,
+    timeout: Duration,
+) -> anyhow::Result<Option<String>> {
+    let dir = plans.join(".forgehand");
+    let (tx, changes) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+        let _ = tx.send(());
+    })
+    .context("starting a watch of the local forge's state")?;
+    // Watching before the first look, so no answer slips in between.
+    watcher
+        .watch(&dir, notify::RecursiveMode::NonRecursive)
+        .with_context(|| format!("watching {}", dir.display()))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(answer) = answer_to(plans, command)? {
+            return Ok(Some(answer));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match changes.recv_timeout(left) {
+            Ok(()) => {}
+            Err(RecvTimeoutError::Timeout) => return answer_to(plans, command),
+            Err(RecvTimeoutError::Disconnected) => bail!("the watch of {} ended", dir.display()),
+        }
+    }
+}
+
+/// forgehand's comment on the plan answering `command`, if it is there yet.
+fn answer_to(plans: &Path, command: &CommentFile) -> anyhow::Result<Option<String>> {
+    let state = State::load(plans)?;
+    Ok(state.comments.get(&command.issue).and_then(|comments| {
+        comments
+            .iter()
+            .find(|c| {
+                c.author == LOCAL_LOGIN
+                    && c.created_at >= command.created_at
+                    && crate::commands::answers(&c.body, &command.author)
+            })
+            .map(|c| c.body.clone())
+    }))
 }
 
 /// The people's comments on issue `n`. Unreadable files are skipped with a

@@ -28,6 +28,11 @@ impl Forge for LocalForge {
         Ok(())
     }
 
+    /// A label here is only a name (front matter, folders, the overlay).
+    async fn missing_labels(&self, _names: &[String]) -> ForgeResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     async fn list_open_issues(&self, label: &str) -> ForgeResult<Vec<Issue>> {
         let scan = self.inner.scan()?;
         Ok(scan

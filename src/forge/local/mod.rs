@@ -41,7 +41,7 @@ use crate::sandbox::Sandbox;
 use crate::store::{EventKind, Store};
 
 pub use ci::CI_CONTEXT;
-pub use comments::{plan_number, submit_comment};
+pub use comments::{CommentFile, plan_number, submit_comment, wait_for_answer};
 pub use plan::{Plan, PlanError, load_plans, parse_plan};
 pub use review::{ReviewVerdict, submit_review};
 use state::State;

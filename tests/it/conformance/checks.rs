@@ -48,6 +48,8 @@ pub async fn labels(d: &dyn Driver) {
     let names = strings(&["backlog", "in-progress", "priority"]);
     f.ensure_labels(&names).await.expect("ensuring labels");
     f.ensure_labels(&names).await.expect("ensuring them again");
+    let missing = f.missing_labels(&names).await.expect("asking which lack");
+    assert!(missing.is_empty(), "ensured, yet missing: {missing:?}");
     let n = d.create_issue("Labels", "Body.", &["backlog"]).await;
 
     f.add_label(n, "in-progress").await.expect("adding a label");

@@ -238,6 +238,22 @@ impl FakeForge {
         self.with_state(|s| f(s))
     }
 
+    /// Adds a repository webhook delivering to `url`, as the web UI would.
+    pub fn add_hook(&self, url: &str, active: bool) {
+        self.with_state(|s| {
+            let id = s.hooks.len() as u64 + 1;
+            s.hooks.push(serde_json::json!({
+                "id": id,
+                "type": "forgejo",
+                "active": active,
+                "events": ["issues", "issue_comment", "pull_request", "pull_request_review", "status"],
+                "config": {"url": url, "content_type": "json"},
+                "created_at": "2026-11-01T12:00:00Z",
+                "updated_at": "2026-11-01T12:00:00Z",
+            }))
+        });
+    }
+
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         self.with_state(|s| s.behaviour = behaviour);
     }

@@ -360,6 +360,7 @@ fn dispatch(state: &mut ForgeState, template: &str, req: &Req) -> Reply {
             Ok(Reply::json(200, state.permission_json(&login)))
         }
         ("GET", "/labels") => issues::list_labels(state, req),
+        ("GET", "/hooks") => Ok(paginate(&state.base_url, req, state.hooks.clone())),
         ("POST", "/labels") => issues::create_label(state, req),
         ("GET", "/issues") => issues::list_issues(state, req),
         ("POST", "/issues") => issues::create_issue(state, req),

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 
 use super::behaviour::Behaviour;
 use super::git::BareRepo;
@@ -169,6 +170,8 @@ pub struct ForgeState {
     pub(crate) faults: Faults,
     /// Per PR, how many heads the simulated CI has run on (for `FailFirst`).
     pub(crate) ci_runs: HashMap<u64, u32>,
+    /// The repository's webhooks, as `GET …/hooks` gives them.
+    pub(crate) hooks: Vec<Value>,
 }
 
 impl ForgeState {
@@ -183,6 +186,7 @@ impl ForgeState {
             behaviour: Behaviour::default(),
             next_number: 1,
             next_id: 1,
+            hooks: Vec::new(),
             issues: BTreeMap::new(),
             pulls: BTreeMap::new(),
             labels: Vec::new(),

@@ -54,6 +54,7 @@ mod behaviour;
 mod checks;
 mod ci_json;
 pub mod control;
+mod hooks;
 mod issues;
 mod json;
 pub mod keys;

@@ -514,6 +514,8 @@ fn dispatch(state: &mut GithubState, template: &str, req: &Req) -> Reply {
         ("GET", "/collaborators/{username}/permission") => issues::permission(state, req),
         ("GET", "/collaborators/{username}") => issues::is_collaborator(state, req),
         ("GET", "/labels") => issues::list_labels(state, req),
+        ("GET", "/hooks") => super::hooks::list_hooks(state, req),
+        ("GET", "/hooks/{hook_id}/deliveries") => super::hooks::list_deliveries(state, req),
         ("POST", "/labels") => issues::create_label(state, req),
         ("GET", "/labels/{name}") => issues::get_label(state, req),
         ("GET", "/issues") => issues::list_issues(state, req),

@@ -172,6 +172,7 @@ pub struct GithubState {
     pub(crate) next_run_number: u64,
     /// Answers of the fake itself that do not fit the description: bugs in the fake.
     pub(crate) shape_problems: Vec<String>,
+    pub(crate) hooks: Vec<super::hooks::FakeHook>,
 }
 
 impl GithubState {
@@ -208,6 +209,7 @@ impl GithubState {
             log_links: HashMap::new(),
             next_run_number: 1,
             shape_problems: Vec::new(),
+            hooks: Vec::new(),
         }
     }
 

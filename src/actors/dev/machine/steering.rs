@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{DevState, Effect, EventKind, Stage, Transition, humanize};
-use crate::commands::ForgeCommand;
+use crate::commands::{self, ForgeCommand};
 use crate::prompt;
 
 impl Transition<'_> {
@@ -68,9 +68,9 @@ impl Transition<'_> {
             EventKind::Daemon,
             format!("/forgehand {} from {author}", command.as_str()),
         );
-        let ack = |what: &str| Effect::Comment(format!("@{author}: {what}"));
+        let ack = |what: &str| Effect::Comment(commands::reply(author, what));
         match command {
-            ForgeCommand::Stop => self.block(format!("stopped by {author} (/forgehand stop)")),
+            ForgeCommand::Stop => self.block(commands::stop_reason(author)),
             ForgeCommand::Hold => {
                 self.s.held = true;
                 if self.s.stage == Merging {
