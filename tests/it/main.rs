@@ -41,6 +41,7 @@ mod matrix;
 mod matrix_e2e;
 mod merge_scanner;
 mod merging;
+mod mock_http;
 mod model_server;
 mod openapi;
 mod outage;
