@@ -2,7 +2,7 @@
 //! every request through `http::retry::perform_retryable`. Every path used here exists
 //! with that method in Forgejo 11.0.3's swagger (checked by the test suite).
 
-mod backlog;
+mod changes;
 mod conditional;
 mod labels;
 mod permissions;
@@ -12,7 +12,7 @@ use super::rights::Permissions;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use anyhow::bail;
 use async_trait::async_trait;
@@ -66,11 +66,10 @@ pub struct ForgejoClient {
     pages: Mutex<HashMap<String, conditional::KeptPage>>,
     /// Who may write, asked once a while per login (`permissions.rs`).
     permissions: Permissions,
-    /// The open backlog as of the last poll, updated with what changed since
-    /// (`backlog.rs`).
-    backlog: Mutex<Option<backlog::Backlog>>,
-    /// The forge was seen to ignore `since`: the backlog is read whole.
-    since_ignored: AtomicBool,
+    /// The open backlog and pull requests as of the last look, brought up
+    /// to date with what changed since (`changes.rs`). Held across a look,
+    /// so that the poller and the merge scanner polling at once share it.
+    changes: tokio::sync::Mutex<changes::Changes>,
 }
 
 impl fmt::Debug for ForgejoClient {
@@ -114,8 +113,7 @@ impl ForgejoClient {
             login: tokio::sync::OnceCell::new(),
             pages: Mutex::new(HashMap::new()),
             permissions: Permissions::default(),
-            backlog: Mutex::new(None),
-            since_ignored: AtomicBool::new(false),
+            changes: tokio::sync::Mutex::default(),
         })
     }
 
@@ -358,7 +356,11 @@ impl Forge for ForgejoClient {
     }
 
     async fn list_open_issues(&self, label: &str) -> ForgeResult<Vec<Issue>> {
-        self.backlog(label).await
+        self.backlog(label, Instant::now()).await
+    }
+
+    async fn open_issues_as_of(&self, label: &str, as_of: Instant) -> ForgeResult<Vec<Issue>> {
+        self.backlog(label, as_of).await
     }
 
     async fn get_issue(&self, n: IssueNumber) -> ForgeResult<Issue> {
@@ -455,6 +457,10 @@ impl Forge for ForgejoClient {
             .list_all_conditional(&["pulls"], &[("state", "open")])
             .await?;
         Ok(pulls.into_iter().map(WirePull::into_domain).collect())
+    }
+
+    async fn open_pulls_as_of(&self, as_of: Instant, again: bool) -> ForgeResult<Vec<PullRequest>> {
+        self.open_pulls(as_of, again).await
     }
 
     async fn find_pull(&self, base: &str, head: &str) -> ForgeResult<Option<PullRequest>> {

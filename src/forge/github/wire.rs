@@ -139,6 +139,7 @@ pub(super) struct WirePull {
     merge_commit_sha: Option<String>,
     html_url: Option<String>,
     user: Option<WireUser>,
+    updated_at: Option<String>,
 }
 
 impl WirePull {
@@ -186,6 +187,7 @@ impl WirePull {
                 .map(CommitSha),
             html_url: self.html_url.unwrap_or_default(),
             author: login(self.user),
+            updated_at: time(self.updated_at.as_deref()),
         }
     }
 }
