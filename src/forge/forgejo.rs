@@ -2,8 +2,8 @@
 //! every request through `http::retry::perform_retryable`. Every path used here exists
 //! with that method in Forgejo 11.0.3's swagger (checked by the test suite).
 
-mod changes;
 mod conditional;
+mod follow;
 mod labels;
 mod permissions;
 mod wire;
@@ -22,6 +22,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::changes::{Follow, Source};
 use super::{
     CombinedStatus, Comment, CommitSha, Forge, ForgeError, ForgeResult, Issue, IssueNumber,
     MergeRequest, NewPull, PrNumber, PullRequest, Review, ReviewComment,
@@ -67,9 +68,8 @@ pub struct ForgejoClient {
     /// Who may write, asked once a while per login (`permissions.rs`).
     permissions: Permissions,
     /// The open backlog and pull requests as of the last look, brought up
-    /// to date with what changed since (`changes.rs`). Held across a look,
-    /// so that the poller and the merge scanner polling at once share it.
-    changes: tokio::sync::Mutex<changes::Changes>,
+    /// to date with what changed since (`forge::changes`).
+    follow: Follow,
 }
 
 impl fmt::Debug for ForgejoClient {
@@ -113,7 +113,7 @@ impl ForgejoClient {
             login: tokio::sync::OnceCell::new(),
             pages: Mutex::new(HashMap::new()),
             permissions: Permissions::default(),
-            changes: tokio::sync::Mutex::default(),
+            follow: Follow::default(),
         })
     }
 
@@ -356,11 +356,11 @@ impl Forge for ForgejoClient {
     }
 
     async fn list_open_issues(&self, label: &str) -> ForgeResult<Vec<Issue>> {
-        self.backlog(label, Instant::now()).await
+        self.follow.backlog(self, label, Instant::now()).await
     }
 
     async fn open_issues_as_of(&self, label: &str, as_of: Instant) -> ForgeResult<Vec<Issue>> {
-        self.backlog(label, as_of).await
+        self.follow.backlog(self, label, as_of).await
     }
 
     async fn get_issue(&self, n: IssueNumber) -> ForgeResult<Issue> {
@@ -453,14 +453,11 @@ impl Forge for ForgejoClient {
     }
 
     async fn list_open_pulls(&self) -> ForgeResult<Vec<PullRequest>> {
-        let pulls: Vec<WirePull> = self
-            .list_all_conditional(&["pulls"], &[("state", "open")])
-            .await?;
-        Ok(pulls.into_iter().map(WirePull::into_domain).collect())
+        Source::open_pulls(self).await
     }
 
     async fn open_pulls_as_of(&self, as_of: Instant, again: bool) -> ForgeResult<Vec<PullRequest>> {
-        self.open_pulls(as_of, again).await
+        self.follow.open_pulls(self, as_of, again).await
     }
 
     async fn find_pull(&self, base: &str, head: &str) -> ForgeResult<Option<PullRequest>> {

@@ -4,6 +4,7 @@
 //! for GitHub, `local` for a folder of plan files and a local repository; the
 //! test suite's conformance checks hold every implementation to the same contract.
 
+pub mod changes;
 pub mod forgejo;
 mod from_http;
 pub mod github;
