@@ -602,3 +602,51 @@ async fn a_cold_cycle_on_github_asks_each_dependency_once() {
     );
     assert!(github.merges().is_empty());
 }
+
+/// GitHub is followed through what changed too: once warm, the running
+/// daemon asks GitHub's issue list for the changes since (`since=`), reads
+/// the whole backlog only every tenth look and the pull list only as the
+/// safety net, where it used to read both lists every poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_daemon_follows_github_through_what_changed() {
+    let (mut h, github) = crate::github_e2e::github(crate::github_e2e::SignIn::Token).await;
+    world_on(&h, &github).await;
+    h.enable();
+    let from = github.request_count();
+    h.start_daemon();
+    let issue_list =
+        |r: &RequestRecord| r.method == "GET" && r.path.ends_with("/repos/acme/widget/issues");
+    let requests = crate::support::wait_until("forty looks at the issues", STEP, || async {
+        let requests = github.requests()[from..].to_vec();
+        (requests.iter().filter(|r| issue_list(r)).count() >= 40).then_some(requests)
+    })
+    .await;
+    // The last twenty looks, and what else was asked meanwhile.
+    let twentieth_last = requests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| issue_list(r))
+        .map(|(i, _)| i)
+        .nth(20)
+        .expect("forty looks");
+    let warm = &requests[twentieth_last..];
+    let looks: Vec<&RequestRecord> = warm.iter().filter(|r| issue_list(r)).collect();
+    let whole = looks.iter().filter(|r| !r.query.contains("since=")).count();
+    assert!(
+        whole <= 3,
+        "the whole list {whole} times in {} looks: {:#?}",
+        looks.len(),
+        shown(warm)
+    );
+    let pull_lists = warm
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/repos/acme/widget/pulls"))
+        .count();
+    assert!(
+        pull_lists <= 3,
+        "the pull list {pull_lists} times: {:#?}",
+        shown(warm)
+    );
+    assert!(github.merges().is_empty());
+    github.assert_no_violations();
+}
