@@ -5,11 +5,11 @@
 //! and PRs people opened without forgehand. A dev actor merges its own PR;
 //! this catches everything that would otherwise sit there approved forever.
 //!
-//! An idle scan costs at most one request: the pull list (conditional, see
-//! `forge::forgejo`), on Forgejo not even that while its look at what
-//! changed, which the poller may have made already, names no pull request
-//! (`Forge::open_pulls_as_of`); the list is read anyway after a nudge and
-//! every `RECHECK_CYCLES` scans. A PR found not ready (CI not green, not
+//! An idle scan costs at most one request, and mostly none: on Forgejo and
+//! GitHub the pull list (conditional) is read only when a look at what
+//! changed, which the poller may have made already, names a pull request
+//! (`Forge::open_pulls_as_of`, `forge::changes`), after a nudge and every
+//! `RECHECK_CYCLES` scans. A PR found not ready (CI not green, not
 //! approved) is not asked about again until its list entry changes (a push
 //! moves its head), a nudge names it or its head (a review, a status), or
 //! `RECHECK_CYCLES` scans have passed (a webhook that never arrived, a

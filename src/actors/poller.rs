@@ -4,9 +4,9 @@
 //! dependencies and hands as many as the project has free sessions for to
 //! the supervisor.
 //!
-//! An idle cycle costs the issue list (conditional, see `forge::forgejo`),
-//! on Forgejo one look at what changed, shared with the merge scanner
-//! (`Forge::open_issues_as_of`).
+//! An idle cycle costs one look at what changed (`forge::changes`, on
+//! Forgejo and GitHub), shared with the merge scanner
+//! (`Forge::open_issues_as_of`); the local backend's list costs no request.
 //! Issues found waiting for a dependency are not asked about again until
 //! their list entry changes, a nudge names one of the issues they wait for,
 //! or `RECHECK_CYCLES` polls have passed (a dependency closed without a
