@@ -1,23 +1,26 @@
 //! `forgehand run --dry-run`: one poll per project that changes nothing. It
 //! asks the forge only what the poller would read (the ready list, each
-//! candidate's dependencies), reads the database read-only (when there is
-//! one) for the sessions running and the budget, starts no session and
-//! writes nothing anywhere; it prints, in picking order, what would be
-//! claimed and why each other ready-labelled issue would not be.
+//! candidate's dependencies, decided by the poller's own `Round`, which can
+//! only read), reads the database read-only (when there is one) for the
+//! sessions running and the budget, starts no session and writes nothing
+//! anywhere; it prints, in picking order, what would be claimed and why each
+//! other ready-labelled issue would not be.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use async_trait::async_trait;
 use chrono::Utc;
 
-use crate::actors::dev::machine::DevState;
-use crate::actors::readiness;
+use crate::actors::periodic::RECHECK_CYCLES;
+use crate::actors::poller::dependencies::{self, Dependencies, Look, Reads, Verdict};
 use crate::config::{ForgeConfig, Project};
-use crate::forge::Forge;
 use crate::forge::forgejo::ForgejoClient;
 use crate::forge::local::{LocalArgs, LocalForge};
+use crate::forge::{Forge, ForgeResult, Issue, IssueNumber};
 use crate::http::retry::RetryPolicy;
 use crate::paths::StatePaths;
 use crate::picking;
@@ -87,7 +90,17 @@ async fn project_report(
     let max = project.agent.max_sessions as usize;
     let mut free = max.saturating_sub(running);
     let issues = forge.list_open_issues(&labels.backlog).await?;
-    let mut line = |n: crate::forge::IssueNumber, title: &str, verdict: &str| {
+    let mut refused = HashMap::new();
+    for issue in &issues {
+        let claim = db.map(|db| db.claim(name, issue.number.0)).transpose()?;
+        refused.insert(issue.number, dependencies::waiting_for(claim.flatten())?);
+    }
+    let reads = DryReads { forge, refused };
+    let mut known = Dependencies::default();
+    let recheck = project.poll_interval.saturating_mul(RECHECK_CYCLES);
+    // A first poll's round: everything fresh, no safety net to spend.
+    let mut round = known.round(&issues, recheck, 0);
+    let mut line = |n: IssueNumber, title: &str, verdict: &str| {
         let _ = writeln!(out, "{name}: #{n} {}: {verdict}", escape_line(title));
     };
     let ordered = picking::order(&issues, labels);
@@ -105,14 +118,18 @@ async fn project_report(
             );
             continue;
         }
-        let refused = refused_for(db, name, n.0)?;
-        let open = readiness::open_dependencies(forge, issue, refused).await?;
-        if let Some(dep) = open.first() {
-            line(n, title, &format!("not claimed: open dependency #{dep}"));
-            continue;
+        match round.check(&reads, issue, Look::Fresh).await? {
+            Verdict::Waiting(open) => {
+                let dep = open.first().map_or(String::new(), |d| format!(" #{d}"));
+                line(n, title, &format!("not claimed: open dependency{dep}"));
+            }
+            Verdict::Ready => {
+                free -= 1;
+                line(n, title, "would be claimed");
+            }
+            // Only a safety-net look is postponed, and this one is fresh.
+            Verdict::Postponed => line(n, title, "not claimed: not checked in this poll"),
         }
-        free -= 1;
-        line(n, title, "would be claimed");
     }
     // Ready-labelled, but another label keeps it out of the picking.
     for issue in issues
@@ -138,18 +155,25 @@ async fn project_report(
     Ok(())
 }
 
-/// What an agent said an issue it refused waits for (as the poller reads it).
-fn refused_for(
-    db: Option<&Db>,
-    project: &str,
-    issue: u64,
-) -> anyhow::Result<Vec<crate::forge::IssueNumber>> {
-    let Some(claim) = db.map(|db| db.claim(project, issue)).transpose()?.flatten() else {
-        return Ok(Vec::new());
-    };
-    if claim.status != ClaimStatus::Released {
-        return Ok(Vec::new());
+/// What the dry run's round reads: the forge, and what the database
+/// (read before, as it is not shared between threads) says listed issues
+/// wait for.
+struct DryReads<'a> {
+    forge: &'a dyn Forge,
+    refused: HashMap<IssueNumber, Vec<IssueNumber>>,
+}
+
+#[async_trait]
+impl Reads for DryReads<'_> {
+    async fn issue(&self, n: IssueNumber) -> ForgeResult<Issue> {
+        self.forge.get_issue(n).await
     }
-    let state: DevState = serde_json::from_str(&claim.state_json)?;
-    Ok(state.waiting_for)
+
+    async fn linked(&self, n: IssueNumber) -> ForgeResult<Vec<Issue>> {
+        self.forge.issue_dependencies(n).await
+    }
+
+    async fn refused_for(&self, n: IssueNumber) -> anyhow::Result<Vec<IssueNumber>> {
+        Ok(self.refused.get(&n).cloned().unwrap_or_default())
+    }
 }

@@ -5,7 +5,8 @@
 //! # Layout
 //!
 //! - `cli.rs`: the command line; `daemon.rs`: what `forgehand run` sets up;
-//!   `dry_run.rs`: `run --dry-run`, a poll that changes nothing; `doctor.rs`:
+//!   `dry_run.rs`: `run --dry-run`, a poll that changes nothing (deciding
+//!   with the poller's `poller/dependencies.rs`); `doctor.rs`:
 //!   `forgehand doctor`, the set-up checks (`doctor/services.rs`: the
 //!   webhook, CI and Matrix ones).
 //! - `config/`: project files (`projects/*.toml`): parsing and validation;
@@ -23,7 +24,8 @@
 //!   labels, pulls, reviews, statuses, merges, issue links, drafts, whether it
 //!   reports its own changes), and its implementations: `forgejo/` for Forgejo
 //!   and Gitea, `github/` for GitHub (a token or a GitHub App), `local/` for a
-//!   folder of plan files and a local repository; `token.rs`, where credentials
+//!   folder of plan files and a local repository; `changes.rs`, how the HTTP
+//!   forges' backlog and pull list are followed through what changed; `token.rs`, where credentials
 //!   come from (renewed for an App). The test suite's `conformance/` holds
 //!   every implementation to one contract.
 //! - `ci/`: the `CiServer` trait (a failing pipeline's steps and log tails,

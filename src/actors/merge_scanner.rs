@@ -5,11 +5,16 @@
 //! and PRs people opened without forgehand. A dev actor merges its own PR;
 //! this catches everything that would otherwise sit there approved forever.
 //!
-//! An idle scan costs one request: the pull list (conditional, see
-//! `forge::forgejo`). A PR found not ready (CI not green, not approved) is
-//! not asked about again until its list entry changes (a push moves its
-//! head), a nudge names it or its head (a review, a status), or
-//! `RECHECK_CYCLES` scans have passed (a webhook that never arrived).
+//! An idle scan costs at most one request, and mostly none: on Forgejo and
+//! GitHub the pull list (conditional) is read only when a look at what
+//! changed, which the poller may have made already, names a pull request
+//! (`Forge::open_pulls_as_of`, `forge::changes`), after a nudge and every
+//! `RECHECK_CYCLES` scans. A PR found not ready (CI not green, not
+//! approved) is not asked about again until its list entry changes (a push
+//! moves its head), a nudge names it or its head (a review, a status), or
+//! `RECHECK_CYCLES` scans have passed (a webhook that never arrived, a
+//! status, which stamps nothing): a share of those per scan, so they are
+//! spread out. Each head's status is asked once per scan.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -26,21 +31,15 @@ use crate::prompt;
 use crate::store::{ClaimStatus, EventKind};
 
 use super::dev::machine::Stage;
-use super::merging::{self, Decision, MergePolicy, Merged};
+use super::merging::{self, Decision, MergePolicy, Merged, Statuses};
 use super::outage::Outage;
 use super::parent::Parent;
-use super::periodic::Periodic;
+use super::periodic::{self, Periodic, RECHECK_CYCLES};
 use super::reconcile;
 use super::{ProjectCtx, Timings};
 
 /// How long the scanner waits for the supervisor's list of owned issues.
 const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(10);
-/// After this many poll intervals a PR found not ready is checked again even
-/// if no webhook said it changed.
-const RECHECK_CYCLES: u32 = 10;
-/// PRs a scan looks at only because the safety net says so (each look is one
-/// or two requests); the rest wait for the next scan.
-const SAFETY_NET_LOOKS: u32 = 3;
 
 pub struct MergeScanner;
 
@@ -74,6 +73,15 @@ pub enum ScanHint {
     All,
 }
 
+/// What the nudges since the last scan ask of it.
+#[derive(Default)]
+struct Asks {
+    /// Something changed just now: no earlier look at the forge will do.
+    nudged: bool,
+    /// A pull request changed: its list, not only what changed.
+    list: bool,
+}
+
 /// A PR found not ready to merge, with its list entry when it was checked.
 struct NotReady {
     entry: PullRequest,
@@ -93,21 +101,32 @@ pub struct MergeScannerState {
     /// The veto window each PR was last announced for (the comment is
     /// posted once per window, without asking the forge every scan).
     announced: HashMap<PrNumber, DateTime<Utc>>,
+    /// Scans since the pull list was last asked for whatever the looks at
+    /// what changed said: it is, every `RECHECK_CYCLES`.
+    since_listed: u32,
     outage: Outage,
 }
 
 impl MergeScannerState {
-    /// Forget the checks the nudges since the last scan made stale.
-    fn apply_hints(&mut self) {
+    /// Forget the checks the nudges since the last scan made stale; what
+    /// they say this scan must ask.
+    fn apply_hints(&mut self) -> Asks {
+        let mut asks = Asks::default();
         for hint in std::mem::take(&mut self.hints) {
+            asks.nudged = true;
             match hint {
-                ScanHint::All => self.not_ready.clear(),
+                ScanHint::All => {
+                    asks.list = true;
+                    self.not_ready.clear();
+                }
                 ScanHint::Pull(n) => {
+                    asks.list = true;
                     self.not_ready.remove(&n);
                 }
                 ScanHint::Commit(sha) => self.not_ready.retain(|_, p| p.entry.head_sha != sha),
             }
         }
+        asks
     }
 
     /// Whether `pr` needs a look in this scan: `Some(true)` when only the
@@ -145,6 +164,7 @@ impl Actor for MergeScanner {
             hints: Vec::new(),
             not_ready: HashMap::new(),
             announced: HashMap::new(),
+            since_listed: 0,
             outage: args.timings.outage(),
         })
     }
@@ -238,7 +258,8 @@ impl Actor for MergeScanner {
 
 /// One pass over the open pull requests; returns the mirror pushes it started.
 async fn scan(state: &mut MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    state.apply_hints();
+    let started = Instant::now();
+    let asks = state.apply_hints();
     let ctx = state.ctx.clone();
     let ctx = &ctx;
     if !ctx.paths.dev_active().exists() {
@@ -251,24 +272,29 @@ async fn scan(state: &mut MergeScannerState) -> anyhow::Result<Vec<JoinHandle<()
     let project = ctx.name().to_string();
     let owned = state.supervisor.owned(&project, SUPERVISOR_TIMEOUT).await?;
     let mut pushes = Vec::new();
-    let pulls = ctx.forge.list_open_pulls().await?;
+    let every = ctx.project.poll_interval;
+    let as_of = periodic::as_of(started, every, asks.nudged || state.once);
+    let list = asks.list || state.since_listed + 1 >= RECHECK_CYCLES;
+    let pulls = ctx.forge.open_pulls_as_of(as_of, list).await?;
+    state.since_listed = if list { 0 } else { state.since_listed + 1 };
     state
         .not_ready
         .retain(|n, _| pulls.iter().any(|p| p.number == *n));
     state
         .announced
         .retain(|n, _| pulls.iter().any(|p| p.number == *n));
-    let mut safety_net_left = SAFETY_NET_LOOKS;
+    // The rest are looked at in the next scans, so PRs found not ready in
+    // one scan do not all come due in one spike.
+    let mut safety_net_left = periodic::safety_net_share(state.not_ready.len());
+    let mut statuses = Statuses::default();
     for pr in pulls {
         match state.needs_look(&pr) {
             None => continue,
-            // Spent: the rest are looked at in the next scans, so PRs found
-            // not ready in one scan do not all come due in one spike.
             Some(true) if safety_net_left == 0 => continue,
             Some(true) => safety_net_left -= 1,
             Some(false) => {}
         }
-        match consider(ctx, &pr, &owned, &mut state.announced).await {
+        match consider(ctx, &pr, &owned, &mut state.announced, &mut statuses).await {
             Ok(Considered::Merged(mirrors)) => {
                 state.not_ready.remove(&pr.number);
                 pushes.push(mirrors);
@@ -320,6 +346,7 @@ async fn consider(
     pr: &PullRequest,
     owned: &[u64],
     announced: &mut HashMap<PrNumber, DateTime<Utc>>,
+    statuses: &mut Statuses,
 ) -> anyhow::Result<Considered> {
     let n = pr.number;
     let head = &pr.head_sha;
@@ -341,12 +368,12 @@ async fn consider(
         now: chrono::Utc::now(),
         ready_since: None,
     };
-    let mut decision = merging::look(ctx, pr, head, &policy, clock).await?;
+    let mut decision = merging::look_with(ctx, pr, head, &policy, clock, statuses).await?;
     // GitHub's list of pulls leaves `mergeable` out: the pull request itself says.
     let full;
     let pr = if decision == Decision::MergeabilityUnknown {
         full = ctx.forge.get_pull(n).await?;
-        decision = merging::look_again(ctx, &full, head, &policy, clock).await?;
+        decision = merging::look_again(ctx, &full, head, &policy, clock, statuses).await?;
         &full
     } else {
         pr

@@ -3,6 +3,7 @@
 //! every other one: `decide` is pure (what the forge says of a PR, its CI and
 //! its reviews in, a verdict out), `merge_and_finish` performs it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -175,11 +176,39 @@ pub async fn look(
     policy: &MergePolicy<'_>,
     clock: Clock,
 ) -> anyhow::Result<Decision> {
+    look_with(ctx, pr, head, policy, clock, &mut Statuses::default()).await
+}
+
+/// The combined statuses asked for in one scan, by commit: pull requests
+/// that share a head cost one request between them.
+#[derive(Default)]
+pub struct Statuses(HashMap<CommitSha, CombinedStatus>);
+
+impl Statuses {
+    async fn of(&mut self, ctx: &ProjectCtx, sha: &CommitSha) -> anyhow::Result<CombinedStatus> {
+        if let Some(status) = self.0.get(sha) {
+            return Ok(status.clone());
+        }
+        let status = ctx.forge.combined_status(sha).await?;
+        self.0.insert(sha.clone(), status.clone());
+        Ok(status)
+    }
+}
+
+/// `look`, with the statuses already asked for in this scan.
+pub async fn look_with(
+    ctx: &ProjectCtx,
+    pr: &PullRequest,
+    head: &CommitSha,
+    policy: &MergePolicy<'_>,
+    clock: Clock,
+    statuses: &mut Statuses,
+) -> anyhow::Result<Decision> {
     if let Some(decided) = decide_on_pull(pr, head, policy) {
         return Ok(decided);
     }
     let status = if policy.ci_required {
-        ctx.forge.combined_status(head).await?
+        statuses.of(ctx, head).await?
     } else {
         CombinedStatus {
             state: None,
@@ -214,11 +243,12 @@ pub async fn look_again(
     head: &CommitSha,
     policy: &MergePolicy<'_>,
     clock: Clock,
+    statuses: &mut Statuses,
 ) -> anyhow::Result<Decision> {
     if policy.delay.is_zero() {
         return Ok(decide_approved(full, head, policy));
     }
-    look(ctx, full, head, policy, clock).await
+    look_with(ctx, full, head, policy, clock, statuses).await
 }
 
 /// What `merge_and_finish` did.

@@ -4,7 +4,9 @@
 //! dependencies and hands as many as the project has free sessions for to
 //! the supervisor.
 //!
-//! An idle cycle costs the issue list (conditional, see `forge::forgejo`).
+//! An idle cycle costs one look at what changed (`forge::changes`, on
+//! Forgejo and GitHub), shared with the merge scanner
+//! (`Forge::open_issues_as_of`); the local backend's list costs no request.
 //! Issues found waiting for a dependency are not asked about again until
 //! their list entry changes, a nudge names one of the issues they wait for,
 //! or `RECHECK_CYCLES` polls have passed (a dependency closed without a
@@ -12,7 +14,7 @@
 //! kept in `dependencies`, so each is asked about once, not once per issue
 //! waiting for it.
 
-mod dependencies;
+pub mod dependencies;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -30,14 +32,11 @@ use dependencies::{Dependencies, Look, Verdict};
 
 use super::outage::Outage;
 use super::parent::Parent;
-use super::periodic::Periodic;
+use super::periodic::{self, Periodic, RECHECK_CYCLES};
 use super::{ProjectCtx, Timings};
 
 /// How long the poller waits for the supervisor's slot count.
 const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(10);
-/// After this many poll intervals an issue found waiting is checked again
-/// even if nothing said its dependencies changed.
-const RECHECK_CYCLES: u32 = 10;
 
 pub struct Poller;
 
@@ -210,7 +209,10 @@ impl Actor for Poller {
 
 async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
     let ctx = state.ctx.clone();
-    match std::mem::take(&mut state.changed) {
+    let started = Instant::now();
+    let changed = std::mem::take(&mut state.changed);
+    let nudged = !matches!(changed, Changed::Nothing);
+    match changed {
         Changed::Nothing => {}
         Changed::All => state.waiting.clear(),
         Changed::Issues(changed) => {
@@ -256,12 +258,16 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
     if free == 0 {
         return Ok(());
     }
-    let issues = ctx.forge.list_open_issues(&labels.backlog).await?;
+    let every = ctx.project.poll_interval;
+    let as_of = periodic::as_of(started, every, nudged || state.once);
+    let issues = ctx.forge.open_issues_as_of(&labels.backlog, as_of).await?;
     state
         .waiting
         .retain(|n, _| issues.iter().any(|i| i.number == *n));
     let recheck = ctx.project.poll_interval.saturating_mul(RECHECK_CYCLES);
-    let mut round = state.dependencies.round(&issues, recheck);
+    let tracked = state.waiting.len() + state.dependencies.known();
+    let budget = periodic::safety_net_share(tracked);
+    let mut round = state.dependencies.round(&issues, recheck, budget);
     let mut picks = Vec::new();
     for issue in picking::order(&issues, labels) {
         if picks.len() >= free {
@@ -273,7 +279,7 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
             Some(w) if w.at.elapsed() >= recheck => Look::SafetyNet,
             // Unchanged and checked recently: still waiting while what it
             // waits for is open.
-            Some(w) => match round.any_open(&ctx, &w.on).await {
+            Some(w) => match round.any_open(&*ctx, &w.on).await {
                 Ok(true) => continue,
                 Ok(false) => Look::Fresh,
                 Err(e) if crate::transient::is_transient(&e) => return Err(e),
@@ -283,7 +289,7 @@ async fn poll(state: &mut PollerState) -> anyhow::Result<()> {
                 }
             },
         };
-        match round.check(&ctx, issue, look).await {
+        match round.check(&*ctx, issue, look).await {
             Ok(Verdict::Ready) => {
                 state.waiting.remove(&issue.number);
                 picks.push((issue.number, issue.title.clone()));

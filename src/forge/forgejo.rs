@@ -2,8 +2,8 @@
 //! every request through `http::retry::perform_retryable`. Every path used here exists
 //! with that method in Forgejo 11.0.3's swagger (checked by the test suite).
 
-mod backlog;
 mod conditional;
+mod follow;
 mod hooks;
 mod labels;
 mod permissions;
@@ -13,7 +13,7 @@ use super::rights::Permissions;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use anyhow::bail;
 use async_trait::async_trait;
@@ -23,6 +23,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::changes::{Follow, Source};
 use super::{
     CombinedStatus, Comment, CommitSha, Forge, ForgeError, ForgeResult, Issue, IssueNumber,
     MergeRequest, NewPull, PrNumber, PullRequest, Review, ReviewComment, Webhook,
@@ -67,11 +68,9 @@ pub struct ForgejoClient {
     pages: Mutex<HashMap<String, conditional::KeptPage>>,
     /// Who may write, asked once a while per login (`permissions.rs`).
     permissions: Permissions,
-    /// The open backlog as of the last poll, updated with what changed since
-    /// (`backlog.rs`).
-    backlog: Mutex<Option<backlog::Backlog>>,
-    /// The forge was seen to ignore `since`: the backlog is read whole.
-    since_ignored: AtomicBool,
+    /// The open backlog and pull requests as of the last look, brought up
+    /// to date with what changed since (`forge::changes`).
+    follow: Follow,
 }
 
 impl fmt::Debug for ForgejoClient {
@@ -115,8 +114,7 @@ impl ForgejoClient {
             login: tokio::sync::OnceCell::new(),
             pages: Mutex::new(HashMap::new()),
             permissions: Permissions::default(),
-            backlog: Mutex::new(None),
-            since_ignored: AtomicBool::new(false),
+            follow: Follow::default(),
         })
     }
 
@@ -367,7 +365,11 @@ impl Forge for ForgejoClient {
     }
 
     async fn list_open_issues(&self, label: &str) -> ForgeResult<Vec<Issue>> {
-        self.backlog(label).await
+        self.follow.backlog(self, label, Instant::now()).await
+    }
+
+    async fn open_issues_as_of(&self, label: &str, as_of: Instant) -> ForgeResult<Vec<Issue>> {
+        self.follow.backlog(self, label, as_of).await
     }
 
     async fn get_issue(&self, n: IssueNumber) -> ForgeResult<Issue> {
@@ -460,10 +462,11 @@ impl Forge for ForgejoClient {
     }
 
     async fn list_open_pulls(&self) -> ForgeResult<Vec<PullRequest>> {
-        let pulls: Vec<WirePull> = self
-            .list_all_conditional(&["pulls"], &[("state", "open")])
-            .await?;
-        Ok(pulls.into_iter().map(WirePull::into_domain).collect())
+        Source::open_pulls(self).await
+    }
+
+    async fn open_pulls_as_of(&self, as_of: Instant, again: bool) -> ForgeResult<Vec<PullRequest>> {
+        self.follow.open_pulls(self, as_of, again).await
     }
 
     async fn find_pull(&self, base: &str, head: &str) -> ForgeResult<Option<PullRequest>> {

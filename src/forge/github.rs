@@ -8,9 +8,11 @@
 //!
 //! Where GitHub differs from Forgejo, and what is done about it:
 //! - the issue list holds pull requests too (with a `pull_request` key): dropped;
-//! - lists page through `Link` headers, 100 items a page; the issue and pull
-//!   lists every poll reads are asked conditionally (`If-None-Match`), so an
-//!   idle poll costs two requests that GitHub does not count against the quota;
+//! - lists page through `Link` headers, 100 items a page; the lists every
+//!   poll reads are asked conditionally (`If-None-Match`), and the backlog
+//!   and the pull list are followed through what changed (`since`,
+//!   `forge::changes`, `follow.rs`), so an idle poll costs one request that
+//!   GitHub does not count against the quota;
 //! - reviews do not say whether they count: a reviewer with write access
 //!   (`permissions.rs`) gives official reviews;
 //! - CI reports as check runs and as commit statuses, folded into one roll-up
@@ -20,6 +22,7 @@
 
 mod api;
 mod app;
+mod follow;
 mod hooks;
 mod labels;
 mod merge;
@@ -31,6 +34,7 @@ use super::rights::Permissions;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::bail;
 use async_trait::async_trait;
@@ -42,6 +46,7 @@ use tokio::sync::watch;
 pub use api::Api;
 pub use app::parse_private_key;
 
+use super::changes::{Follow, Source};
 use super::token::{StaticToken, TokenSource};
 use super::{
     CombinedStatus, Comment, CommitSha, Delivery, Forge, ForgeError, ForgeResult, Issue,
@@ -61,6 +66,7 @@ const MEDIA_TYPE: &str = "application/vnd.github+json";
 const API_VERSION: &str = "2022-11-28";
 /// Items per page: GitHub's maximum, so a list costs as few requests as it can.
 const PER_PAGE: &str = "100";
+const PAGE_ITEMS: usize = 100;
 /// A server that keeps sending `rel="next"` would otherwise be paged forever.
 const MAX_PAGES: u32 = 1000;
 /// How far before a comment's first attempt its check looks: GitHub keeps whole
@@ -123,6 +129,9 @@ pub struct GithubClient {
     permissions: Permissions,
     /// Issue number → its page, as GitHub named it in the last answer.
     issue_urls: Mutex<HashMap<u64, String>>,
+    /// The open backlog and pull requests as of the last look, brought up
+    /// to date with what changed since (`forge::changes`).
+    follow: Follow,
 }
 
 impl fmt::Debug for GithubClient {
@@ -177,6 +186,7 @@ impl GithubClient {
             login: tokio::sync::OnceCell::new(),
             permissions: Permissions::default(),
             issue_urls: Mutex::new(HashMap::new()),
+            follow: Follow::default(),
         })
     }
 
@@ -321,19 +331,11 @@ impl Forge for GithubClient {
     }
 
     async fn list_open_issues(&self, label: &str) -> ForgeResult<Vec<Issue>> {
-        let url = self.api.repo_url(
-            &["issues"],
-            &[("state", "open"), ("labels", label), ("per_page", PER_PAGE)],
-        );
-        let issues: Vec<WireIssue> = self.api.list(url, true, array).await?;
-        Ok(issues
-            .into_iter()
-            .filter(|i| !i.is_pull())
-            .inspect(|i| {
-                self.remember_url(i);
-            })
-            .map(WireIssue::into_domain)
-            .collect())
+        self.follow.backlog(self, label, Instant::now()).await
+    }
+
+    async fn open_issues_as_of(&self, label: &str, as_of: Instant) -> ForgeResult<Vec<Issue>> {
+        self.follow.backlog(self, label, as_of).await
     }
 
     async fn get_issue(&self, n: IssueNumber) -> ForgeResult<Issue> {
@@ -443,11 +445,11 @@ impl Forge for GithubClient {
     }
 
     async fn list_open_pulls(&self) -> ForgeResult<Vec<PullRequest>> {
-        let url = self
-            .api
-            .repo_url(&["pulls"], &[("state", "open"), ("per_page", PER_PAGE)]);
-        let pulls: Vec<WirePull> = self.api.list(url, true, array).await?;
-        Ok(pulls.into_iter().map(WirePull::into_domain).collect())
+        Source::open_pulls(self).await
+    }
+
+    async fn open_pulls_as_of(&self, as_of: Instant, again: bool) -> ForgeResult<Vec<PullRequest>> {
+        self.follow.open_pulls(self, as_of, again).await
     }
 
     async fn find_pull(&self, base: &str, head: &str) -> ForgeResult<Option<PullRequest>> {

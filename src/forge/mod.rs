@@ -4,6 +4,7 @@
 //! for GitHub, `local` for a folder of plan files and a local repository; the
 //! test suite's conformance checks hold every implementation to the same contract.
 
+pub mod changes;
 pub mod forgejo;
 mod from_http;
 pub mod github;
@@ -12,7 +13,7 @@ pub mod rights;
 pub mod token;
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -102,6 +103,10 @@ pub struct PullRequest {
     pub merge_commit_sha: Option<CommitSha>,
     pub html_url: String,
     pub author: String,
+    /// When the forge last stamped it: a push, a review or a comment moves
+    /// it, so an entry that did not change says nothing happened to it
+    /// (but to its CI, which stamps nothing). `None` where it is not told.
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,6 +265,13 @@ pub trait Forge: Send + Sync {
     }
     /// Open issues (never pull requests) carrying `label`, every page.
     async fn list_open_issues(&self, label: &str) -> ForgeResult<Vec<Issue>>;
+    /// `list_open_issues`, as of a look at the forge begun at `as_of` or
+    /// later: a forge that keeps track of what changed (Forgejo) answers
+    /// from a recent enough look another caller made; others ask now.
+    async fn open_issues_as_of(&self, label: &str, as_of: Instant) -> ForgeResult<Vec<Issue>> {
+        let _ = as_of;
+        self.list_open_issues(label).await
+    }
     async fn get_issue(&self, n: IssueNumber) -> ForgeResult<Issue>;
     /// Issues this one depends on, per the forge's dependency API.
     async fn issue_dependencies(&self, n: IssueNumber) -> ForgeResult<Vec<Issue>>;
@@ -272,6 +284,15 @@ pub trait Forge: Send + Sync {
     async fn close_issue(&self, n: IssueNumber) -> ForgeResult<()>;
     /// Open pull requests, every page.
     async fn list_open_pulls(&self) -> ForgeResult<Vec<PullRequest>>;
+    /// The open pull requests for a scan, as of a look at the forge begun at
+    /// `as_of` or later: a forge that keeps track of what changed (Forgejo)
+    /// answers from the list it read last while nothing said a pull request
+    /// changed since; `again` asks for the list whatever (a nudge, the
+    /// safety net). Others ask now.
+    async fn open_pulls_as_of(&self, as_of: Instant, again: bool) -> ForgeResult<Vec<PullRequest>> {
+        let _ = (as_of, again);
+        self.list_open_pulls().await
+    }
     /// The pull request from `head` into `base`, if one exists (open or not).
     async fn find_pull(&self, base: &str, head: &str) -> ForgeResult<Option<PullRequest>>;
     async fn get_pull(&self, n: PrNumber) -> ForgeResult<PullRequest>;

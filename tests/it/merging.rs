@@ -28,6 +28,7 @@ fn pull() -> PullRequest {
         merge_commit_sha: None,
         html_url: String::new(),
         author: "forgehand".into(),
+        updated_at: None,
     }
 }
 

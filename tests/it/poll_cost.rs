@@ -15,7 +15,7 @@ use forgehand::forge::{Forge, Issue};
 use forgehand::http::retry::RetryPolicy;
 use serde_json::{Value, json};
 
-use crate::fake_forge::{CI_CONTEXT, FakeForge, RequestRecord};
+use crate::fake_forge::{CI_CONTEXT, FakeForge, ForgeState, RequestRecord};
 use crate::fake_github::FakeGithub;
 use crate::harness::{Harness, STEP};
 
@@ -83,15 +83,7 @@ pub async fn world(h: &Harness) -> World {
 /// that say `Depends on #<it>`, and `PULLS` open PRs whose CI failed and
 /// which nobody reviewed.
 pub async fn world_on(h: &Harness, fake: &impl Fake) -> World {
-    for label in [
-        "backlog",
-        "priority",
-        "in-progress",
-        "blocked",
-        "underspecified",
-    ] {
-        fake.make_label(label);
-    }
+    make_labels(fake);
     let blocker = fake.make_issue("Prepare the schema", "Not ready for an agent.", &[]);
     let backlog = (0..BACKLOG)
         .map(|i| {
@@ -118,6 +110,29 @@ pub async fn world_on(h: &Harness, fake: &impl Fake) -> World {
         backlog,
         pulls,
     }
+}
+
+/// The labels a project in use has.
+fn make_labels(fake: &impl Fake) {
+    for label in [
+        "backlog",
+        "priority",
+        "in-progress",
+        "blocked",
+        "underspecified",
+    ] {
+        fake.make_label(label);
+    }
+}
+
+/// A harness whose project polls every second.
+async fn polling_every_second() -> Harness {
+    let h = Harness::new("", "").await;
+    h.write_project_file(&crate::harness::ProjectFile {
+        poll_interval: "1s",
+        ..Default::default()
+    });
+    h
 }
 
 /// Opens a PR through the forge's API, as a person would from the web UI.
@@ -159,6 +174,23 @@ pub fn starts_poll(r: &RequestRecord) -> bool {
     r.method == "GET"
         && r.template.as_deref() == Some("/repos/{owner}/{repo}/issues")
         && r.query.split('&').any(|kv| kv == "page=1")
+}
+
+/// How many polls started among the requests since the `from`th.
+pub fn polls_since(s: &ForgeState, from: usize) -> usize {
+    s.requests()[from..]
+        .iter()
+        .filter(|r| starts_poll(r))
+        .count()
+}
+
+/// Waits until `n` polls started after the `from`th request; the requests since.
+pub async fn after_polls(h: &Harness, from: usize, n: usize) -> Vec<RequestRecord> {
+    h.forge
+        .wait_until(STEP, |s| polls_since(s, from) >= n)
+        .await
+        .unwrap_or_else(|e| panic!("{n} polls: {e:#}"));
+    h.forge.read(|s| s.requests()[from..].to_vec())
 }
 
 /// `requests` cut into poll cycles, each from one poll's first list page to
@@ -281,27 +313,14 @@ async fn the_open_list_answers_for_the_issues_in_it() {
 /// asked again by the safety net, and when a dependent's entry changes, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_running_daemon_asks_again_only_what_changed() {
-    let mut h = Harness::new("", "").await;
-    h.write_project_file(&crate::harness::ProjectFile {
-        poll_interval: "1s",
-        ..Default::default()
-    });
+    let mut h = polling_every_second().await;
     let world = world(&h).await;
     h.enable();
     let from = h.forge.request_count();
     h.start_daemon();
     // Fourteen cycles of one second: the safety net (ten cycles) comes due once.
-    let polls = |s: &crate::fake_forge::ForgeState| {
-        s.requests()[from..]
-            .iter()
-            .filter(|r| starts_poll(r))
-            .count()
-    };
-    h.forge
-        .wait_until(STEP, |s| polls(s) >= 15)
-        .await
-        .expect("fifteen polls");
-    let requests = h.forge.read(|s| s.requests()[from..].to_vec());
+    let requests = after_polls(&h, from, 15).await;
+    let polls = |s: &ForgeState| polls_since(s, from);
     let cut = cycles(&requests);
     assert!(cut.len() >= 14, "{} cycles", cut.len());
     let cut = &cut[..14];
@@ -330,8 +349,7 @@ async fn the_running_daemon_asks_again_only_what_changed() {
 
     // One dependent's entry changes: its dependency is asked again, once.
     let edited = world.backlog[7];
-    let asked_blocker =
-        |s: &crate::fake_forge::ForgeState| count(s.requests(), "GET", &blocker_path);
+    let asked_blocker = |s: &ForgeState| count(s.requests(), "GET", &blocker_path);
     let asked = h.forge.read(asked_blocker);
     let at = h.forge.read(|s| polls(s));
     h.forge.with_state(|s| {
@@ -346,6 +364,116 @@ async fn the_running_daemon_asks_again_only_what_changed() {
     let now = h.forge.read(asked_blocker);
     assert_eq!(now, asked + 1, "the dependency after one dependent changed");
     assert!(h.forge.merges().is_empty());
+    h.assert_no_violations();
+}
+
+/// Two PRs on one head (two branches at one commit): a scan asks for that
+/// head's status once, not once per PR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_sharing_a_head_cost_one_status_look() {
+    let h = Harness::new("", "").await;
+    h.git.branch("feature-a", "main");
+    let head = h.git.commit("a.txt", "work\n", "shared work");
+    h.git.push("feature-a");
+    h.git.branch("feature-b", "feature-a");
+    h.git.push("feature-b");
+    h.forge.fail_ci(&head);
+    let a = open_pull(&h.forge, "feature-a", "main", "Feature A", "").await;
+    let b = open_pull(&h.forge, "feature-b", "main", "Feature B", "").await;
+    assert_eq!(h.forge.pull(a).head_sha, h.forge.pull(b).head_sha);
+    h.enable();
+    let from = h.forge.request_count();
+    run_once(&h, DEBUG);
+    let requests = h.forge.read(|s| s.requests()[from..].to_vec());
+    let looks = count(&requests, "GET", &format!("/commits/{head}/status"));
+    assert_eq!(
+        looks,
+        1,
+        "the shared head's status: {:#?}",
+        shown(&requests)
+    );
+    assert!(h.forge.merges().is_empty());
+    h.assert_no_violations();
+}
+
+/// Whether `r` reads the open pull list.
+fn lists_pulls(r: &RequestRecord) -> bool {
+    r.method == "GET" && r.template.as_deref() == Some("/repos/{owner}/{repo}/pulls")
+}
+
+/// Without webhooks, the running daemon's idle cycle is one request: the
+/// look at what changed, shared by the poller and the merge scanner; the
+/// pull list is read again only as the safety net (every ten cycles) or
+/// when that look names a pull request. A review is such a change: the
+/// PR it approves is merged at the next poll, not at the safety net's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_cycle_is_one_look_and_a_review_is_seen_at_the_next_poll() {
+    let mut h = polling_every_second().await;
+    make_labels(&h.forge);
+    let blocker = h.forge.create_issue("Prepare the schema", "", &[]);
+    for i in 0..3 {
+        let body = format!("Depends on #{blocker}");
+        h.forge
+            .create_issue(&format!("Use the schema ({i})"), &body, &["backlog"]);
+    }
+    h.git.branch("feature", "main");
+    let head = h.git.commit("feature.txt", "work\n", "work on a feature");
+    h.git.push("feature");
+    h.forge.fail_ci(&head);
+    let pr = open_pull(&h.forge, "feature", "main", "Feature", "").await;
+    h.enable();
+    let from = h.forge.request_count();
+    h.start_daemon();
+    // Past the cold cycle and the change-slack of the world just made.
+    let requests = after_polls(&h, from, 19).await;
+    let polls = |s: &ForgeState| polls_since(s, from);
+    let warm = &cycles(&requests)[8..18];
+    let sizes: Vec<usize> = warm.iter().map(|c| c.len()).collect();
+    let pull_lists: usize = warm
+        .iter()
+        .map(|c| c.iter().filter(|r| lists_pulls(r)).count())
+        .sum();
+    assert!(
+        pull_lists <= 2,
+        "the pull list {pull_lists} times in ten idle cycles {sizes:?}"
+    );
+    let ones = sizes.iter().filter(|n| **n == 1).count();
+    assert!(ones >= 6, "idle cycles of one request: {sizes:?}");
+    assert!(
+        sizes.iter().sum::<usize>() <= 20,
+        "ten idle cycles {sizes:?}: {:#?}",
+        warm.iter().map(|c| shown(c)).collect::<Vec<_>>()
+    );
+
+    // Green now (a status stamps nothing), then approved (a review does).
+    h.forge.set_status(
+        &head,
+        CI_CONTEXT,
+        "success",
+        "tests pass",
+        "http://ci.example/1",
+    );
+    let (at, approved) = h.forge.read(|s| (polls(s), s.requests().len()));
+    h.forge.submit_review(
+        pr,
+        crate::fake_forge::REVIEWER,
+        "APPROVED",
+        "good",
+        None,
+        &[],
+    );
+    h.forge
+        .wait_until(STEP, |s| s.pull(pr).is_some_and(|p| p.merged))
+        .await
+        .expect("merged once approved");
+    let (merged_at, after) = h
+        .forge
+        .read(|s| (polls(s), s.requests()[approved..].to_vec()));
+    assert!(
+        merged_at <= at + 2,
+        "approved at poll {at}, merged at poll {merged_at}: {:#?}",
+        shown(&after)
+    );
     h.assert_no_violations();
 }
 
@@ -473,4 +601,52 @@ async fn a_cold_cycle_on_github_asks_each_dependency_once() {
         shown(&requests)
     );
     assert!(github.merges().is_empty());
+}
+
+/// GitHub is followed through what changed too: once warm, the running
+/// daemon asks GitHub's issue list for the changes since (`since=`), reads
+/// the whole backlog only every tenth look and the pull list only as the
+/// safety net, where it used to read both lists every poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_daemon_follows_github_through_what_changed() {
+    let (mut h, github) = crate::github_e2e::github(crate::github_e2e::SignIn::Token).await;
+    world_on(&h, &github).await;
+    h.enable();
+    let from = github.request_count();
+    h.start_daemon();
+    let issue_list =
+        |r: &RequestRecord| r.method == "GET" && r.path.ends_with("/repos/acme/widget/issues");
+    let requests = crate::support::wait_until("forty looks at the issues", STEP, || async {
+        let requests = github.requests()[from..].to_vec();
+        (requests.iter().filter(|r| issue_list(r)).count() >= 40).then_some(requests)
+    })
+    .await;
+    // The last twenty looks, and what else was asked meanwhile.
+    let twentieth_last = requests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| issue_list(r))
+        .map(|(i, _)| i)
+        .nth(20)
+        .expect("forty looks");
+    let warm = &requests[twentieth_last..];
+    let looks: Vec<&RequestRecord> = warm.iter().filter(|r| issue_list(r)).collect();
+    let whole = looks.iter().filter(|r| !r.query.contains("since=")).count();
+    assert!(
+        whole <= 3,
+        "the whole list {whole} times in {} looks: {:#?}",
+        looks.len(),
+        shown(warm)
+    );
+    let pull_lists = warm
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/repos/acme/widget/pulls"))
+        .count();
+    assert!(
+        pull_lists <= 3,
+        "the pull list {pull_lists} times: {:#?}",
+        shown(warm)
+    );
+    assert!(github.merges().is_empty());
+    github.assert_no_violations();
 }

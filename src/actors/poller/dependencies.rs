@@ -7,21 +7,63 @@
 //! - What was learnt is kept across polls and asked again only when a nudge
 //!   names the issue (`forget`), when a dependent's list entry changed
 //!   (`Look::Edited`), or as the safety net once it is older than the
-//!   recheck interval: a few such looks per poll (`SAFETY_NET_CALLS`), so
-//!   that knowledge learnt in one poll does not come due in one spike.
+//!   recheck interval: a share of such looks per poll (`periodic::
+//!   safety_net_share`), so that knowledge learnt in one poll does not come
+//!   due in one spike.
+//!
+//! `run --dry-run` decides with the same `Round`: what a round asks goes
+//! through `Reads`, which can only read, so a dry run cannot write.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+
 use crate::actors::ProjectCtx;
 use crate::actors::dev::machine::DevState;
-use crate::forge::{ForgeError, Issue, IssueNumber, IssueState};
+use crate::forge::{ForgeError, ForgeResult, Issue, IssueNumber, IssueState};
 use crate::picking;
-use crate::store::ClaimStatus;
+use crate::store::{ClaimRow, ClaimStatus};
 
-/// Requests a poll may spend on knowledge that is only old, not known to be
-/// stale: the rest waits for the next poll.
-const SAFETY_NET_CALLS: u32 = 3;
+/// What deciding whether an issue is ready reads, and nothing else.
+#[async_trait]
+pub trait Reads: Send + Sync {
+    async fn issue(&self, n: IssueNumber) -> ForgeResult<Issue>;
+    /// The forge's dependency links of `n` (`Forge::issue_dependencies`).
+    async fn linked(&self, n: IssueNumber) -> ForgeResult<Vec<Issue>>;
+    /// The issues an agent said `n` waits for when it refused it
+    /// (`waiting_for` of its claim).
+    async fn refused_for(&self, n: IssueNumber) -> anyhow::Result<Vec<IssueNumber>>;
+}
+
+/// The poller reads the forge and the store.
+#[async_trait]
+impl Reads for ProjectCtx {
+    async fn issue(&self, n: IssueNumber) -> ForgeResult<Issue> {
+        self.forge.get_issue(n).await
+    }
+
+    async fn linked(&self, n: IssueNumber) -> ForgeResult<Vec<Issue>> {
+        self.forge.issue_dependencies(n).await
+    }
+
+    async fn refused_for(&self, n: IssueNumber) -> anyhow::Result<Vec<IssueNumber>> {
+        waiting_for(self.store.claim(self.name(), n.0).await?)
+    }
+}
+
+/// Issues an agent said its issue waits for when it refused it
+/// (`unmet_dependency`): it is not picked again until they are closed.
+pub fn waiting_for(claim: Option<ClaimRow>) -> anyhow::Result<Vec<IssueNumber>> {
+    let Some(claim) = claim else {
+        return Ok(Vec::new());
+    };
+    if claim.status != ClaimStatus::Released {
+        return Ok(Vec::new());
+    }
+    let state: DevState = serde_json::from_str(&claim.state_json)?;
+    Ok(state.waiting_for)
+}
 
 /// What a dependency was found to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,22 +82,34 @@ struct Learnt {
 
 /// Dependencies learnt in earlier polls, by issue number.
 #[derive(Default)]
-pub(super) struct Dependencies {
+pub struct Dependencies {
     known: HashMap<IssueNumber, Learnt>,
 }
 
 impl Dependencies {
     /// A nudge named `n`: what was learnt about it may be wrong now.
-    pub(super) fn forget(&mut self, n: IssueNumber) {
+    pub fn forget(&mut self, n: IssueNumber) {
         self.known.remove(&n);
     }
 
-    /// A poll over `listed` (the open issues it just listed).
-    pub(super) fn round<'a>(&'a mut self, listed: &[Issue], recheck: Duration) -> Round<'a> {
+    /// How many dependencies are known.
+    pub fn known(&self) -> usize {
+        self.known.len()
+    }
+
+    /// A poll over `listed` (the open issues it just listed), which may
+    /// spend `safety_net` requests on knowledge that is only old, not known
+    /// to be stale: the rest waits for the next poll.
+    pub fn round<'a>(
+        &'a mut self,
+        listed: &[Issue],
+        recheck: Duration,
+        safety_net: usize,
+    ) -> Round<'a> {
         Round {
             listed: listed.iter().map(|i| i.number).collect(),
             asked: HashSet::new(),
-            safety_net_left: SAFETY_NET_CALLS,
+            safety_net_left: safety_net,
             recheck,
             deps: self,
         }
@@ -63,7 +117,7 @@ impl Dependencies {
 
     /// Drop what is old and no waiting issue needs, so the map does not grow
     /// with every dependency ever seen.
-    pub(super) fn prune(&mut self, needed: &HashSet<IssueNumber>, recheck: Duration) {
+    pub fn prune(&mut self, needed: &HashSet<IssueNumber>, recheck: Duration) {
         self.known
             .retain(|n, l| l.at.elapsed() < recheck || needed.contains(n));
     }
@@ -71,7 +125,7 @@ impl Dependencies {
 
 /// Why an issue is looked at in this poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Look {
+pub enum Look {
     /// Not checked before (or a nudge made the check stale): what is known
     /// of its dependencies is used, the rest asked.
     Fresh,
@@ -85,7 +139,7 @@ pub(super) enum Look {
 
 /// What `Round::check` found.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Verdict {
+pub enum Verdict {
     /// Every dependency is closed.
     Ready,
     /// These are still open (the first one found may be all of them).
@@ -95,12 +149,12 @@ pub(super) enum Verdict {
 }
 
 /// One poll's use of the knowledge.
-pub(super) struct Round<'a> {
+pub struct Round<'a> {
     deps: &'a mut Dependencies,
     listed: HashSet<IssueNumber>,
     /// Asked in this poll: never asked twice.
     asked: HashSet<IssueNumber>,
-    safety_net_left: u32,
+    safety_net_left: usize,
     recheck: Duration,
 }
 
@@ -108,13 +162,13 @@ impl Round<'_> {
     /// Whether any of `on` (what an unchanged issue was found waiting for)
     /// is still open, as far as is known; old knowledge is refreshed within
     /// the safety net's budget.
-    pub(super) async fn any_open(
+    pub async fn any_open(
         &mut self,
-        ctx: &ProjectCtx,
+        reads: &dyn Reads,
         on: &[IssueNumber],
     ) -> anyhow::Result<bool> {
         for &dep in on {
-            if self.state(ctx, dep, false).await? != DepState::Closed {
+            if self.state(reads, dep, false).await? != DepState::Closed {
                 return Ok(true);
             }
         }
@@ -122,7 +176,7 @@ impl Round<'_> {
     }
 
     /// Whether the safety net may spend one more request in this poll.
-    pub(super) fn safety_net(&mut self) -> bool {
+    pub fn safety_net(&mut self) -> bool {
         let go = self.safety_net_left > 0;
         self.safety_net_left = self.safety_net_left.saturating_sub(1);
         go
@@ -132,14 +186,14 @@ impl Round<'_> {
     /// `Depends on #N` / `Blocked by #N` lines (and what an agent said it
     /// waits for when it refused the issue) and the forge's own dependency
     /// links. The first open one found is enough to say "not ready".
-    pub(super) async fn check(
+    pub async fn check(
         &mut self,
-        ctx: &ProjectCtx,
+        reads: &dyn Reads,
         issue: &Issue,
         look: Look,
     ) -> anyhow::Result<Verdict> {
         let mut deps = picking::body_dependencies(&issue.body);
-        for dep in refused_for(ctx, issue).await? {
+        for dep in reads.refused_for(issue.number).await? {
             if !deps.contains(&dep) {
                 deps.push(dep);
             }
@@ -150,7 +204,7 @@ impl Round<'_> {
             return Ok(Verdict::Waiting(vec![dep]));
         }
         for dep in deps {
-            if self.state(ctx, dep, force).await? != DepState::Closed {
+            if self.state(reads, dep, force).await? != DepState::Closed {
                 tracing::debug!("#{} waits for #{dep}", issue.number);
                 return Ok(Verdict::Waiting(vec![dep]));
             }
@@ -158,7 +212,7 @@ impl Round<'_> {
         if look == Look::SafetyNet && !self.safety_net() {
             return Ok(Verdict::Postponed);
         }
-        let linked = match ctx.forge.issue_dependencies(issue.number).await {
+        let linked = match reads.linked(issue.number).await {
             Ok(linked) => linked,
             // Dependencies may be disabled on the repository.
             Err(ForgeError::NotFound(_)) => Vec::new(),
@@ -196,7 +250,7 @@ impl Round<'_> {
     /// again when `force`d, or when old and the budget allows), else asked.
     async fn state(
         &mut self,
-        ctx: &ProjectCtx,
+        reads: &dyn Reads,
         dep: IssueNumber,
         force: bool,
     ) -> anyhow::Result<DepState> {
@@ -210,7 +264,7 @@ impl Round<'_> {
                 return Ok(state);
             }
         }
-        let state = match ctx.forge.get_issue(dep).await {
+        let state = match reads.issue(dep).await {
             Ok(d) if d.state == IssueState::Closed => DepState::Closed,
             Ok(_) => DepState::Open,
             Err(ForgeError::NotFound(_)) => {
@@ -228,17 +282,4 @@ impl Round<'_> {
         let at = Instant::now();
         self.deps.known.insert(dep, Learnt { state, at });
     }
-}
-
-/// Issues an agent said this one waits for when it refused it earlier
-/// (`unmet_dependency`): it is not picked again until they are closed.
-async fn refused_for(ctx: &ProjectCtx, issue: &Issue) -> anyhow::Result<Vec<IssueNumber>> {
-    let Some(claim) = ctx.store.claim(ctx.name(), issue.number.0).await? else {
-        return Ok(Vec::new());
-    };
-    if claim.status != ClaimStatus::Released {
-        return Ok(Vec::new());
-    }
-    let state: DevState = serde_json::from_str(&claim.state_json)?;
-    Ok(state.waiting_for)
 }

@@ -52,6 +52,10 @@ impl WireIssue {
         time(self.updated_at.as_deref())
     }
 
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
     pub fn into_domain(self) -> Issue {
         Issue {
             number: IssueNumber(self.number),
@@ -110,6 +114,7 @@ pub(super) struct WirePull {
     merge_commit_sha: Option<String>,
     html_url: Option<String>,
     user: Option<WireUser>,
+    updated_at: Option<String>,
 }
 
 impl WirePull {
@@ -132,6 +137,7 @@ impl WirePull {
                 .map(CommitSha),
             html_url: self.html_url.unwrap_or_default(),
             author: login(self.user),
+            updated_at: time(self.updated_at.as_deref()),
         }
     }
 }

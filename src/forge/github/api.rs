@@ -304,6 +304,15 @@ impl Api {
         Ok(all)
     }
 
+    /// Drop the kept answers of the URLs `gone` picks: lists that will not
+    /// be asked for again must not pile up.
+    pub(crate) fn forget_pages(&self, gone: impl Fn(&str) -> bool) {
+        self.pages
+            .lock()
+            .expect("page cache poisoned")
+            .retain(|url, _| !gone(url));
+    }
+
     /// One page, `If-None-Match` its kept `ETag`: its body and `Link` header,
     /// from the answer or, on a `304`, from what was kept.
     async fn conditional_page(

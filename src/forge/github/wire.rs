@@ -51,6 +51,7 @@ pub(super) struct WireIssue {
     labels: Option<Vec<LabelRef>>,
     state: Option<String>,
     created_at: Option<String>,
+    updated_at: Option<String>,
     user: Option<WireUser>,
     html_url: Option<String>,
     /// Present exactly when the "issue" is a pull request: GitHub's issue list
@@ -61,6 +62,14 @@ pub(super) struct WireIssue {
 impl WireIssue {
     pub fn is_pull(&self) -> bool {
         self.pull_request.as_ref().is_some_and(|v| !v.is_null())
+    }
+
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    pub fn updated_at(&self) -> Option<DateTime<Utc>> {
+        time(self.updated_at.as_deref())
     }
 
     /// Its number and page, when GitHub named the page.
@@ -139,6 +148,7 @@ pub(super) struct WirePull {
     merge_commit_sha: Option<String>,
     html_url: Option<String>,
     user: Option<WireUser>,
+    updated_at: Option<String>,
 }
 
 impl WirePull {
@@ -186,6 +196,7 @@ impl WirePull {
                 .map(CommitSha),
             html_url: self.html_url.unwrap_or_default(),
             author: login(self.user),
+            updated_at: time(self.updated_at.as_deref()),
         }
     }
 }

@@ -396,6 +396,7 @@ impl Inner {
             merge_commit_sha: record.merge_commit.clone().map(CommitSha),
             html_url: format!("{}#pull-{}", self.repo.display(), record.number),
             author: LOCAL_LOGIN.to_string(),
+            updated_at: None,
         })
     }
 }

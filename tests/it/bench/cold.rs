@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 
 use super::rig::{ProjectOpts, Rig};
 use crate::harness::{Harness, STEP};
-use crate::poll_cost::{self, cycles, starts_poll};
+use crate::poll_cost::{self, cycles, polls_since};
 
 /// Cycles the daemon is watched for once warm: two safety-net periods of ten.
 const CYCLES: usize = 20;
 const QUICK_CYCLES: usize = 10;
 /// Cycles left out before: the first (cold) one, and those while the burst
 /// of sixty issues made at once is still recent enough to be asked about
-/// (`forge::forgejo::backlog`, five seconds at one poll a second).
+/// (`forge::forgejo::changes`, five seconds at one poll a second).
 const WARM_UP: usize = 8;
 
 pub async fn measure(
@@ -43,16 +43,10 @@ pub async fn measure(
     poll_cost::world(&rig.h).await;
     let from = rig.h.forge.request_count();
     rig.start(None);
-    let polls = |s: &crate::fake_forge::ForgeState| {
-        s.requests()[from..]
-            .iter()
-            .filter(|r| starts_poll(r))
-            .count()
-    };
     if let Err(e) = rig
         .h
         .forge
-        .wait_until(STEP, |s| polls(s) > WARM_UP + watched)
+        .wait_until(STEP, |s| polls_since(s, from) > WARM_UP + watched)
         .await
     {
         rig.assert_running();
