@@ -729,14 +729,15 @@ fn headers<'a>(h: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> 
 
 #[tokio::test]
 async fn a_spent_quota_is_waited_out_until_its_reset() {
-    let reset = Utc::now().timestamp() + 2;
     let mock = serve(move |s: &Seen| match s.nth {
+        // From when the request arrives, not when the test began: on a
+        // loaded machine the first request can come a second later.
         0 => with_headers(
             reply(
                 403,
                 json!({"message": "API rate limit exceeded for user ID 1."}),
             ),
-            &headers(&spent(reset)),
+            &headers(&spent(Utc::now().timestamp() + 2)),
         ),
         _ => with_headers(
             reply(200, json!({"login": "forgehand"})),
