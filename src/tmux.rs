@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use tokio::process::Command;
 
-pub use liveness::{LIVENESS_CHANNEL, LivenessRound};
+pub use liveness::{LIVENESS_CHANNEL, LivenessRound, PaneState};
 
 /// How often `wait_for_text` looks at the screen: fast enough to feel immediate,
 /// slow enough not to load the tmux server.

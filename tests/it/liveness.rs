@@ -21,6 +21,11 @@ use crate::support::wait_until;
 /// not brought by a tick.
 const NO_POLL: &str = "1h";
 
+/// The liveness watch's own safety net pushed as far out as `NO_POLL`
+/// (it lists the sessions at least every 30 s by default): what is noticed
+/// within `STEP` was noticed from tmux's news alone.
+pub const NO_SAFETY_NET: &str = "liveness_safety_net=1h";
+
 /// Puts logging `tmux` and `git` wrappers first on the daemon's `PATH`; each
 /// call appends its first three words to `<dir>/<program>.log`.
 fn log_calls(h: &mut Harness) -> PathBuf {
@@ -92,6 +97,8 @@ async fn wait_briefed(h: &Harness, issues: &[u64]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_session_is_noticed_without_a_poll() {
     let mut h = Harness::new("", "").await;
+    h.env
+        .push(("FORGEHAND_TIMINGS".into(), NO_SAFETY_NET.into()));
     project(&h, NO_POLL, 1);
     let n = h
         .forge
@@ -110,6 +117,8 @@ async fn a_killed_session_is_noticed_without_a_poll() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_pane_is_noticed_without_a_poll() {
     let mut h = Harness::new("", "").await;
+    h.env
+        .push(("FORGEHAND_TIMINGS".into(), NO_SAFETY_NET.into()));
     project(&h, NO_POLL, 1);
     let n = h
         .forge
