@@ -428,6 +428,7 @@ async fn project_context(
         own_login,
         repo_lock: tokio::sync::Mutex::new(()),
         fetches: Default::default(),
+        clone_refs: Default::default(),
         liveness,
         forge_reports_changes,
         notifier,

@@ -42,6 +42,9 @@ pub struct ProjectCtx {
     pub repo_lock: tokio::sync::Mutex<()>,
     /// Fetches into that clone, shared by callers asking at once (`fresh_clone`).
     pub fetches: super::fetches::Fetches,
+    /// The clone's remote-tracking refs as read after its last fetch: what
+    /// agents' repositories start from (`fresh_clone`).
+    pub clone_refs: std::sync::Mutex<Arc<crate::git::RemoteRefs>>,
     /// The daemon's one watch on its tmux sessions (shared by all projects).
     pub liveness: super::dev::Liveness,
     /// What the project's agents (and local CI) are confined to.

@@ -196,8 +196,9 @@ async fn idle_sessions_cost_one_tmux_call_per_tick() {
 }
 
 /// A burst of issues picked at once shares one fetch of forgehand's clone
-/// (two at most: one may have begun before the others asked), and no start
-/// asks the forge for its branch (`ls-remote`) on its own.
+/// (two at most: one may have begun before the others asked), no start
+/// asks the forge for its branch (`ls-remote`) on its own, and each agent's
+/// repository takes two git processes (`init`, `read-tree`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_starts_shares_one_fetch() {
     const SESSIONS: usize = 6;
@@ -226,6 +227,12 @@ async fn a_burst_of_starts_shares_one_fetch() {
         in_clone("fetch")
     );
     assert_eq!(in_clone("ls-remote"), 0, "{git:#?}");
+    let worktrees = h.state.join("worktrees").join(PROJECT);
+    let making: Vec<&String> = git
+        .iter()
+        .filter(|c| c.starts_with(&format!("-C {}", worktrees.display())))
+        .collect();
+    assert_eq!(making.len(), 2 * SESSIONS, "{making:#?}");
 }
 
 /// Callers asking at once share a fetch; one asking later gets a new one; a
