@@ -198,14 +198,14 @@ impl Actor for Supervisor {
                         .collect()
                 }
             };
-            for (issue, title) in resume {
+            for (issue, _) in &resume {
                 ctx.journal(
                     Some(issue.0),
                     EventKind::Daemon,
                     "resuming the claim after a restart",
                 );
-                start_dev(&myself, state, ctx.name(), issue, title, false, None).await;
             }
+            start_devs(&myself, state, ctx.name(), resume, false).await;
         }
         for name in state.projects.keys().cloned().collect::<Vec<_>>() {
             start_poller(&myself, state, &name).await;
@@ -229,14 +229,17 @@ impl Actor for Supervisor {
                 else {
                     return Ok(());
                 };
+                let free = max.saturating_sub(state.live(&project));
+                let mut picked: Vec<(IssueNumber, String)> = Vec::new();
                 for (issue, title) in issues {
-                    if state.live(&project) >= max {
+                    if picked.len() >= free {
                         break;
                     }
-                    if !state.holds(&project, issue) {
-                        start_dev(&myself, state, &project, issue, title, true, None).await;
+                    if !state.holds(&project, issue) && picked.iter().all(|(i, _)| *i != issue) {
+                        picked.push((issue, title));
                     }
                 }
+                start_devs(&myself, state, &project, picked, true).await;
             }
             SupervisorMsg::Child(ToParent::FreeSlots { project, reply }) => {
                 let max = state
@@ -351,6 +354,48 @@ impl Actor for Supervisor {
     }
 }
 
+/// How many new dev actors start at once (their `pre_start` reads and
+/// writes the store): a burst of picks is not started one by one.
+const STARTS_AT_ONCE: usize = 16;
+
+/// Starts dev actors for `picked` issues of `project` (`fresh`: newly
+/// picked, not resumed), several at a time; each is recorded (or its
+/// failure handled) as `start_dev` does.
+async fn start_devs(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    project: &str,
+    picked: Vec<(IssueNumber, String)>,
+    fresh: bool,
+) {
+    use futures_util::StreamExt as _;
+    let Some(ctx) = state.projects.get(project).cloned() else {
+        return;
+    };
+    let spawns = picked.into_iter().map(|(issue, title)| {
+        let args = DevArgs {
+            ctx: ctx.clone(),
+            issue,
+            title: title.clone(),
+            once: state.once,
+            fresh,
+            give_up: None,
+            timings: state.timings.clone(),
+        };
+        async move {
+            let spawned = Actor::spawn_linked(None, DevActor, args, myself.get_cell()).await;
+            (issue, title, spawned.map(|(actor, _)| actor))
+        }
+    });
+    let spawned: Vec<_> = futures_util::stream::iter(spawns)
+        .buffer_unordered(STARTS_AT_ONCE)
+        .collect()
+        .await;
+    for (issue, title, result) in spawned {
+        started(myself, state, project, issue, title, result).await;
+    }
+}
+
 async fn start_dev(
     myself: &ActorRef<SupervisorMsg>,
     state: &mut SupervisorState,
@@ -372,15 +417,30 @@ async fn start_dev(
         give_up,
         timings: state.timings.clone(),
     };
-    match Actor::spawn_linked(None, DevActor, args, myself.get_cell()).await {
-        Ok((actor, _)) => {
+    let result = Actor::spawn_linked(None, DevActor, args, myself.get_cell())
+        .await
+        .map(|(actor, _)| actor);
+    started(myself, state, project, issue, title, result).await;
+}
+
+/// Records a dev actor that started, or handles one that could not.
+async fn started(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    project: &str,
+    issue: IssueNumber,
+    title: String,
+    result: Result<ActorRef<DevMsg>, ractor::SpawnErr>,
+) {
+    match result {
+        Ok(actor) => {
             state.devs.insert(
                 actor.get_id(),
                 DevEntry {
                     project: project.to_string(),
                     issue,
                     title,
-                    actor: actor.clone(),
+                    actor,
                 },
             );
         }
