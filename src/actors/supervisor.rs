@@ -205,6 +205,10 @@ impl Actor for Supervisor {
                     "resuming the claim after a restart",
                 );
             }
+            let resume = resume
+                .into_iter()
+                .map(|(n, title)| (n, title, None))
+                .collect();
             start_devs(&myself, state, ctx.name(), resume, false).await;
         }
         for name in state.projects.keys().cloned().collect::<Vec<_>>() {
@@ -230,13 +234,13 @@ impl Actor for Supervisor {
                     return Ok(());
                 };
                 let free = max.saturating_sub(state.live(&project));
-                let mut picked: Vec<(IssueNumber, String)> = Vec::new();
+                let mut picked: Vec<(IssueNumber, String, Option<String>)> = Vec::new();
                 for (issue, title) in issues {
                     if picked.len() >= free {
                         break;
                     }
-                    if !state.holds(&project, issue) && picked.iter().all(|(i, _)| *i != issue) {
-                        picked.push((issue, title));
+                    if !state.holds(&project, issue) && picked.iter().all(|(i, ..)| *i != issue) {
+                        picked.push((issue, title, None));
                     }
                 }
                 start_devs(&myself, state, &project, picked, true).await;
@@ -255,7 +259,8 @@ impl Actor for Supervisor {
                 give_up,
             } => {
                 if !state.holds(&project, issue) {
-                    start_dev(&myself, state, &project, issue, title, false, give_up).await;
+                    let one = vec![(issue, title, give_up)];
+                    start_devs(&myself, state, &project, one, false).await;
                 }
             }
             SupervisorMsg::RestartPoller { project } => {
@@ -359,27 +364,27 @@ impl Actor for Supervisor {
 const STARTS_AT_ONCE: usize = 16;
 
 /// Starts dev actors for `picked` issues of `project` (`fresh`: newly
-/// picked, not resumed), several at a time; each is recorded (or its
-/// failure handled) as `start_dev` does.
+/// picked, not resumed; with a reason to give up, only to block the issue),
+/// several at a time; each is recorded, or its failure handled, after.
 async fn start_devs(
     myself: &ActorRef<SupervisorMsg>,
     state: &mut SupervisorState,
     project: &str,
-    picked: Vec<(IssueNumber, String)>,
+    picked: Vec<(IssueNumber, String, Option<String>)>,
     fresh: bool,
 ) {
     use futures_util::StreamExt as _;
     let Some(ctx) = state.projects.get(project).cloned() else {
         return;
     };
-    let spawns = picked.into_iter().map(|(issue, title)| {
+    let spawns = picked.into_iter().map(|(issue, title, give_up)| {
         let args = DevArgs {
             ctx: ctx.clone(),
             issue,
             title: title.clone(),
             once: state.once,
             fresh,
-            give_up: None,
+            give_up,
             timings: state.timings.clone(),
         };
         async move {
@@ -394,33 +399,6 @@ async fn start_devs(
     for (issue, title, result) in spawned {
         started(myself, state, project, issue, title, result).await;
     }
-}
-
-async fn start_dev(
-    myself: &ActorRef<SupervisorMsg>,
-    state: &mut SupervisorState,
-    project: &str,
-    issue: IssueNumber,
-    title: String,
-    fresh: bool,
-    give_up: Option<String>,
-) {
-    let Some(ctx) = state.projects.get(project).cloned() else {
-        return;
-    };
-    let args = DevArgs {
-        ctx: ctx.clone(),
-        issue,
-        title: title.clone(),
-        once: state.once,
-        fresh,
-        give_up,
-        timings: state.timings.clone(),
-    };
-    let result = Actor::spawn_linked(None, DevActor, args, myself.get_cell())
-        .await
-        .map(|(actor, _)| actor);
-    started(myself, state, project, issue, title, result).await;
 }
 
 /// Records a dev actor that started, or handles one that could not.
