@@ -100,11 +100,14 @@ impl Git {
             std::fs::remove_dir_all(wt)
                 .with_context(|| format!("removing the stray folder {}", wt.display()))?;
         }
+        // No templates: sample hooks copied 200 times over are most of what
+        // `init` costs, and forgehand never runs this repository's hooks.
         self.run(
             parent,
             [
                 std::ffi::OsStr::new("init"),
                 "--quiet".as_ref(),
+                "--template=".as_ref(),
                 making.as_os_str(),
             ],
         )
@@ -115,6 +118,12 @@ impl Git {
             let path = git_dir.join(file);
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
         };
+        // The folders a template would have made, empty: tools the agent
+        // runs expect to add hooks and excludes there.
+        for dir in ["objects/info", "hooks", "info"] {
+            let dir = git_dir.join(dir);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         let objects = repo_dir.join("objects");
         write(
             "objects/info/alternates",
