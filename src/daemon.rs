@@ -46,10 +46,6 @@ const QUOTA_RECORD_EVERY: Duration = Duration::from_secs(10);
 /// How long the actors get to stop after a signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
-/// The longest the liveness watch goes without listing the tmux sessions
-/// (one tmux call for all of them), whatever `poll_interval` says.
-const LIVENESS_SAFETY_NET: Duration = Duration::from_secs(30);
-
 pub struct RunOptions {
     pub projects_dir: PathBuf,
     pub state_dir: PathBuf,
@@ -175,14 +171,14 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     };
     // One watch on the tmux server for every project's sessions, its
     // safety net as often as the most frequent poll, and at least every
-    // LIVENESS_SAFETY_NET: a tmux event missed costs no more than that,
-    // however slowly the projects poll.
+    // `liveness_safety_net`: should tmux's news ever not come (a server
+    // killed, hooks removed by hand), that is the most it costs.
     let every = projects
         .iter()
         .map(|p| p.poll_interval)
         .min()
-        .unwrap_or(LIVENESS_SAFETY_NET)
-        .min(LIVENESS_SAFETY_NET);
+        .unwrap_or(timings.liveness_safety_net)
+        .min(timings.liveness_safety_net);
     let liveness = Liveness::start(Tmux::new(None), every);
     let mut contexts = Vec::new();
     for project in projects {
@@ -446,6 +442,7 @@ async fn project_context(
         repo_lock: tokio::sync::Mutex::new(()),
         fetches: Default::default(),
         mirror_locks: Default::default(),
+        clone_refs: Default::default(),
         liveness,
         forge_reports_changes,
         notifier,

@@ -12,6 +12,10 @@
 //! local forge backend alike: one hardened environment, one timeout, one
 //! shape of error.
 
+mod agent_repo;
+
+pub use agent_repo::RemoteRefs;
+
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 
@@ -149,81 +153,6 @@ impl Git {
     pub async fn fetch(&self, repo_dir: &Path) -> Result<()> {
         self.run_authed(repo_dir, ["fetch", "--prune", "--quiet", "origin"])
             .await?;
-        Ok(())
-    }
-
-    /// Makes `wt` the agent's own repository on `branch`, at `start_point` (a
-    /// ref of forgehand's clone, such as `origin/main`). A repository already
-    /// there is left as it is: it holds the agent's work from before a restart.
-    ///
-    /// The repository is the agent's, and nothing forgehand does with
-    /// credentials ever runs in it (its hooks and config would run with them).
-    /// It borrows the clone's objects (`alternates`, read-only in the
-    /// sandbox) and names the clone as its `origin`, so the agent can fetch
-    /// the primary branch forgehand last fetched. It is made beside its place
-    /// and renamed into it, so a crash never leaves a half-made one.
-    pub async fn create_agent_repo(
-        &self,
-        repo_dir: &Path,
-        wt: &Path,
-        branch: &str,
-        start_point: &str,
-    ) -> Result<()> {
-        check_ref_arg(branch)?;
-        check_ref_arg(start_point)?;
-        if std::fs::symlink_metadata(wt.join(".git")).is_ok() {
-            return Ok(());
-        }
-        let parent = wt.parent().context("a worktree path has a parent")?;
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating worktree parent {}", parent.display()))?;
-        let name = wt.file_name().context("a worktree path has a name")?;
-        let making = parent.join(format!(".{}.making", name.to_string_lossy()));
-        if making.exists() {
-            std::fs::remove_dir_all(&making)
-                .with_context(|| format!("removing the half-made {}", making.display()))?;
-        }
-        if wt.exists() {
-            // A folder without a repository: nothing of the agent's in it.
-            std::fs::remove_dir_all(wt)
-                .with_context(|| format!("removing the stray folder {}", wt.display()))?;
-        }
-        self.run(
-            parent,
-            [
-                OsStr::new("init"),
-                OsStr::new("--quiet"),
-                making.as_os_str(),
-            ],
-        )
-        .await?;
-        let objects = repo_dir.join("objects");
-        let alternates = making.join(".git/objects/info/alternates");
-        std::fs::write(&alternates, format!("{}\n", objects.display()))
-            .with_context(|| format!("writing {}", alternates.display()))?;
-        let origin = repo_dir
-            .to_str()
-            .with_context(|| format!("{} is not UTF-8", repo_dir.display()))?;
-        self.run(&making, ["remote", "add", "origin", origin])
-            .await?;
-        self.run(
-            &making,
-            [
-                "config",
-                "remote.origin.fetch",
-                "+refs/remotes/origin/*:refs/remotes/origin/*",
-            ],
-        )
-        .await?;
-        for &(key, ref value) in identity().await {
-            self.run(&making, ["config", key, value.as_str()]).await?;
-        }
-        self.run(&making, ["fetch", "--quiet", "--no-tags", "origin"])
-            .await?;
-        self.run(&making, ["checkout", "--quiet", "-B", branch, start_point])
-            .await?;
-        std::fs::rename(&making, wt)
-            .with_context(|| format!("moving {} into place", making.display()))?;
         Ok(())
     }
 
@@ -424,24 +353,6 @@ impl Git {
             let (sha, name) = line.split_once('\t')?;
             (name == reference).then(|| sha.to_owned())
         }))
-    }
-
-    /// The sha of `branch` on the forge as forgehand's clone last fetched it
-    /// (`refs/remotes/origin/<branch>`); `None` if it had no such branch.
-    pub async fn fetched_branch_sha(
-        &self,
-        repo_dir: &Path,
-        branch: &str,
-    ) -> Result<Option<String>> {
-        check_ref_arg(branch)?;
-        let spec = format!("refs/remotes/origin/{branch}^{{commit}}");
-        let out = self
-            .output(repo_dir, ["rev-parse", "--verify", "--quiet", &spec])
-            .await?;
-        Ok(out
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned()))
     }
 
     /// Pushes the forge's `branch`, as last fetched (`refs/remotes/origin/<branch>`),

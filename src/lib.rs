@@ -37,7 +37,9 @@
 //! - `tmux.rs`, `git.rs`: the external programs forgehand drives; `git.rs`'s
 //!   `GitRunner` runs every git command, the local backend's included;
 //!   `tmux/liveness.rs`: the hooks and the one call that tell of dead panes
-//!   and closed sessions (`actors/dev/liveness.rs` routes the news).
+//!   and closed sessions (`actors/dev/liveness.rs` routes the news, with
+//!   `liveness/exits.rs` watching the agents' processes); `git/agent_repo.rs`:
+//!   an agent's repository, made in two git processes.
 //! - `agent/`: what differs per agent program (`[agent] kind`): preparing a
 //!   session, readiness, the agent's own signals, token use, clean-up.
 //! - `phase.rs`: the phase-file protocol the agent speaks; `prompt.rs`: what is pasted to it;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use tokio::process::Command;
 
-pub use liveness::{LIVENESS_CHANNEL, LivenessRound};
+pub use liveness::{LIVENESS_CHANNEL, LivenessRound, PaneState};
 
 /// How often `wait_for_text` looks at the screen: fast enough to feel immediate,
 /// slow enough not to load the tmux server.
@@ -295,29 +295,37 @@ impl Tmux {
     /// The text reaches tmux on its standard input (`load-buffer -`), never
     /// through a file: a file in a folder the agent can write could be swapped
     /// for a link between writing and loading it.
+    ///
+    /// Loading, pasting and Enter are one command list (one tmux process):
+    /// tmux runs the paste once the buffer is read, and drops the rest of the
+    /// list when a command fails, so nothing is pasted from a buffer that did
+    /// not load and no Enter follows a paste that failed.
     pub async fn paste(&self, name: &str, text: &str) -> Result<()> {
         let clean = sanitize(text);
         let buffer = unique_buffer_name();
         let target = pane_target(name);
-        self.load_buffer(&buffer, clean.as_bytes(), name).await?;
-        self.check(
-            [
-                "paste-buffer",
-                "-p",
-                "-r",
-                "-d",
-                "-b",
-                &buffer,
-                "-t",
-                &target,
-            ],
+        let args = [
+            "load-buffer",
+            "-b",
+            &buffer,
+            "-",
+            ";",
             "paste-buffer",
-            name,
-        )
-        .await?;
-        self.check(["send-keys", "-t", &target, "Enter"], "send-keys", name)
-            .await?;
-        Ok(())
+            "-p",
+            "-r",
+            "-d",
+            "-b",
+            &buffer,
+            "-t",
+            &target,
+            ";",
+            "send-keys",
+            "-t",
+            &target,
+            "Enter",
+        ];
+        self.fed(&args, clean.as_bytes(), "paste-buffer", name)
+            .await
     }
 
     /// Whether the session's pane has exited; `None` when the session is gone.
@@ -405,17 +413,19 @@ impl Tmux {
     }
 
     /// `load-buffer -b buffer -` with `bytes` on standard input.
-    async fn load_buffer(&self, buffer: &str, bytes: &[u8], name: &str) -> Result<()> {
+    /// Runs tmux with `args`, `bytes` on its standard input; `verb` and
+    /// `name` say what failed.
+    async fn fed(&self, args: &[&str], bytes: &[u8], verb: &str, name: &str) -> Result<()> {
         let mut child = self
             .command()
-            .args(["load-buffer", "-b", buffer, "-"])
+            .args(args)
             .stdin(Stdio::piped())
             .spawn()
-            .with_context(|| format!("running tmux{} load-buffer", self.socket_note()))?;
+            .with_context(|| format!("running tmux{} {verb}", self.socket_note()))?;
         let mut stdin = child
             .stdin
             .take()
-            .context("tmux load-buffer has no stdin")?;
+            .with_context(|| format!("tmux {verb} has no stdin"))?;
         let fed = async {
             tokio::io::AsyncWriteExt::write_all(&mut stdin, bytes).await?;
             drop(stdin);
@@ -423,10 +433,10 @@ impl Tmux {
         };
         let out = tokio::time::timeout(CALL_TIMEOUT, fed)
             .await
-            .map_err(|_| self.timed_out("load-buffer"))?
-            .with_context(|| format!("feeding tmux{} load-buffer", self.socket_note()))?;
+            .map_err(|_| self.timed_out(verb))?
+            .with_context(|| format!("feeding tmux{} {verb}", self.socket_note()))?;
         if !out.status.success() {
-            return Err(self.failure("load-buffer", name, &out));
+            return Err(self.failure(verb, name, &out));
         }
         Ok(())
     }

@@ -44,6 +44,9 @@ pub struct ProjectCtx {
     pub fetches: super::fetches::Fetches,
     /// One push at a time to each mirror (a merge's and the start's).
     pub mirror_locks: super::mirrors::MirrorLocks,
+    /// The clone's remote-tracking refs as read after its last fetch: what
+    /// agents' repositories start from (`fresh_clone`).
+    pub clone_refs: std::sync::Mutex<Arc<crate::git::RemoteRefs>>,
     /// The daemon's one watch on its tmux sessions (shared by all projects).
     pub liveness: super::dev::Liveness,
     /// What the project's agents (and local CI) are confined to.

@@ -4,11 +4,13 @@
 //! began after its request, and one fetch serves all who waited for it.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 
 use super::ProjectCtx;
+use crate::git::RemoteRefs;
 
 /// The fetch count of one clone.
 #[derive(Debug, Default)]
@@ -41,8 +43,9 @@ impl Fetches {
 
 impl ProjectCtx {
     /// forgehand's clone of the project, set up if need be and fetched
-    /// after this call (by this call or one that shares its fetch).
-    pub async fn fresh_clone(&self) -> anyhow::Result<()> {
+    /// after this call (by this call or one that shares its fetch); its
+    /// remote-tracking refs as read right after that fetch (or a later one).
+    pub async fn fresh_clone(&self) -> anyhow::Result<Arc<RemoteRefs>> {
         let repo_dir = self.paths.repo_dir(self.name());
         let url = &self.project.clone_url;
         self.fetches
@@ -50,8 +53,16 @@ impl ProjectCtx {
                 self.git
                     .ensure_clone(url, &repo_dir)
                     .await
-                    .with_context(|| format!("updating forgehand's clone of {url}"))
+                    .with_context(|| format!("updating forgehand's clone of {url}"))?;
+                let refs = self.git.remote_refs(&repo_dir).await?;
+                *self.clone_refs.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(refs);
+                Ok(())
             })
-            .await
+            .await?;
+        Ok(self
+            .clone_refs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone())
     }
 }

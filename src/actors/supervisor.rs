@@ -198,14 +198,18 @@ impl Actor for Supervisor {
                         .collect()
                 }
             };
-            for (issue, title) in resume {
+            for (issue, _) in &resume {
                 ctx.journal(
                     Some(issue.0),
                     EventKind::Daemon,
                     "resuming the claim after a restart",
                 );
-                start_dev(&myself, state, ctx.name(), issue, title, false, None).await;
             }
+            let resume = resume
+                .into_iter()
+                .map(|(n, title)| (n, title, None))
+                .collect();
+            start_devs(&myself, state, ctx.name(), resume, false).await;
             // A mirror that missed merges (down, given up on, or the daemon
             // stopped before it was pushed) catches up now, not at the
             // next merge.
@@ -235,14 +239,17 @@ impl Actor for Supervisor {
                 else {
                     return Ok(());
                 };
+                let free = max.saturating_sub(state.live(&project));
+                let mut picked: Vec<(IssueNumber, String, Option<String>)> = Vec::new();
                 for (issue, title) in issues {
-                    if state.live(&project) >= max {
+                    if picked.len() >= free {
                         break;
                     }
-                    if !state.holds(&project, issue) {
-                        start_dev(&myself, state, &project, issue, title, true, None).await;
+                    if !state.holds(&project, issue) && picked.iter().all(|(i, ..)| *i != issue) {
+                        picked.push((issue, title, None));
                     }
                 }
+                start_devs(&myself, state, &project, picked, true).await;
             }
             SupervisorMsg::Child(ToParent::FreeSlots { project, reply }) => {
                 let max = state
@@ -258,7 +265,8 @@ impl Actor for Supervisor {
                 give_up,
             } => {
                 if !state.holds(&project, issue) {
-                    start_dev(&myself, state, &project, issue, title, false, give_up).await;
+                    let one = vec![(issue, title, give_up)];
+                    start_devs(&myself, state, &project, one, false).await;
                 }
             }
             SupervisorMsg::RestartPoller { project } => {
@@ -357,36 +365,66 @@ impl Actor for Supervisor {
     }
 }
 
-async fn start_dev(
+/// How many new dev actors start at once (their `pre_start` reads and
+/// writes the store): a burst of picks is not started one by one.
+const STARTS_AT_ONCE: usize = 16;
+
+/// Starts dev actors for `picked` issues of `project` (`fresh`: newly
+/// picked, not resumed; with a reason to give up, only to block the issue),
+/// several at a time; each is recorded, or its failure handled, after.
+async fn start_devs(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    project: &str,
+    picked: Vec<(IssueNumber, String, Option<String>)>,
+    fresh: bool,
+) {
+    use futures_util::StreamExt as _;
+    let Some(ctx) = state.projects.get(project).cloned() else {
+        return;
+    };
+    let spawns = picked.into_iter().map(|(issue, title, give_up)| {
+        let args = DevArgs {
+            ctx: ctx.clone(),
+            issue,
+            title: title.clone(),
+            once: state.once,
+            fresh,
+            give_up,
+            timings: state.timings.clone(),
+        };
+        async move {
+            let spawned = Actor::spawn_linked(None, DevActor, args, myself.get_cell()).await;
+            (issue, title, spawned.map(|(actor, _)| actor))
+        }
+    });
+    let spawned: Vec<_> = futures_util::stream::iter(spawns)
+        .buffer_unordered(STARTS_AT_ONCE)
+        .collect()
+        .await;
+    for (issue, title, result) in spawned {
+        started(myself, state, project, issue, title, result).await;
+    }
+}
+
+/// Records a dev actor that started, or handles one that could not.
+async fn started(
     myself: &ActorRef<SupervisorMsg>,
     state: &mut SupervisorState,
     project: &str,
     issue: IssueNumber,
     title: String,
-    fresh: bool,
-    give_up: Option<String>,
+    result: Result<ActorRef<DevMsg>, ractor::SpawnErr>,
 ) {
-    let Some(ctx) = state.projects.get(project).cloned() else {
-        return;
-    };
-    let args = DevArgs {
-        ctx: ctx.clone(),
-        issue,
-        title: title.clone(),
-        once: state.once,
-        fresh,
-        give_up,
-        timings: state.timings.clone(),
-    };
-    match Actor::spawn_linked(None, DevActor, args, myself.get_cell()).await {
-        Ok((actor, _)) => {
+    match result {
+        Ok(actor) => {
             state.devs.insert(
                 actor.get_id(),
                 DevEntry {
                     project: project.to_string(),
                     issue,
                     title,
-                    actor: actor.clone(),
+                    actor,
                 },
             );
         }

@@ -34,6 +34,10 @@ pub struct Timings {
     /// How often a working agent's token use is read (for its budget and
     /// the spend people see) when nothing else happens.
     pub spend_every: Duration,
+    /// The longest the liveness watch goes without listing the tmux
+    /// sessions (one call for all of them), however slowly the projects
+    /// poll: the safety net under tmux's events.
+    pub liveness_safety_net: Duration,
 }
 
 impl Default for Timings {
@@ -51,6 +55,7 @@ impl Default for Timings {
             exit_grace: Duration::from_millis(500),
             git_timeout: crate::git::DEFAULT_TIMEOUT,
             spend_every: Duration::from_secs(10),
+            liveness_safety_net: Duration::from_secs(30),
         }
     }
 }
@@ -84,6 +89,7 @@ impl Timings {
                 "exit_grace" => t.exit_grace = dur()?,
                 "git_timeout" => t.git_timeout = dur()?,
                 "spend_every" => t.spend_every = dur()?,
+                "liveness_safety_net" => t.liveness_safety_net = dur()?,
                 other => return Err(format!("unknown timing {other:?}")),
             }
         }

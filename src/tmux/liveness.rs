@@ -8,6 +8,15 @@
 //! in the listing, whatever happens after wakes the wait. A separate listing
 //! would not do: tmux forgets a signal when a second one comes while nobody
 //! waits (`wait-for -S` on a channel already woken removes it).
+//!
+//! `pane-died` alone is not enough: tmux before 3.6, built with libutempter
+//! (Debian's is), can lose the SIGCHLD of a pane's process. The pane's end
+//! of file makes tmux remove the pane's utmp record, and libutempter swaps in
+//! its own SIGCHLD handler while its helper runs; a pane process that exits
+//! meanwhile stays an unreaped zombie, tmux never learns its status and never
+//! runs `pane-died`, though `#{pane_dead}` already says 1 (upstream fix:
+//! tmux commit fa5f3cef3, GitHub issue 4559). So the listing also gives each
+//! pane's process id, which the caller watches for its exit itself.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -46,6 +55,14 @@ pub(super) fn hooks() -> [[String; 4]; 2] {
     })
 }
 
+/// What a round's listing says of a session's first pane (the agent's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaneState {
+    pub dead: bool,
+    /// The pane's process (`#{pane_pid}`); `None` when tmux gave no number.
+    pub pid: Option<u32>,
+}
+
 /// A round under way: its listing was read, its wait goes on. Dropping it
 /// ends the waiting `tmux` process.
 pub struct LivenessRound {
@@ -56,13 +73,15 @@ impl Tmux {
     /// Starts a round: the hooks installed, then whether the first pane of
     /// each session (the agent's) is dead. `None` for the round when tmux
     /// could not wait (no server: the listing is then empty).
-    pub async fn liveness_round(&self) -> Result<(Option<LivenessRound>, HashMap<String, bool>)> {
+    pub async fn liveness_round(
+        &self,
+    ) -> Result<(Option<LivenessRound>, HashMap<String, PaneState>)> {
         let mut args: Vec<String> = Vec::new();
         for hook in hooks() {
             args.extend(hook);
             args.push(";".into());
         }
-        let format = "#{pane_dead}\t#{session_name}";
+        let format = "#{pane_dead}\t#{pane_pid}\t#{session_name}";
         args.extend(["list-panes", "-a", "-F", format, ";"].map(String::from));
         args.extend(["display-message", "-p", LISTED, ";"].map(String::from));
         args.extend(["wait-for", LIVENESS_CHANNEL].map(String::from));
@@ -109,15 +128,20 @@ impl LivenessRound {
 /// The listing's lines up to `LISTED`; `None` when the output ended first.
 async fn read_listing(
     mut lines: Lines<BufReader<ChildStdout>>,
-) -> Result<Option<HashMap<String, bool>>> {
+) -> Result<Option<HashMap<String, PaneState>>> {
     let mut states = HashMap::new();
     while let Some(line) = lines.next_line().await.context("reading tmux's listing")? {
         if line == LISTED {
             return Ok(Some(states));
         }
-        if let Some((dead, name)) = line.split_once('\t') {
+        if let Some((dead, rest)) = line.split_once('\t')
+            && let Some((pid, name)) = rest.split_once('\t')
+        {
             // Panes come window by window: the first is the agent's.
-            states.entry(name.to_owned()).or_insert(dead == "1");
+            states.entry(name.to_owned()).or_insert(PaneState {
+                dead: dead == "1",
+                pid: pid.parse().ok(),
+            });
         }
     }
     Ok(None)

@@ -33,6 +33,7 @@ async fn doctor_checks_the_set_up_and_fix_creates_the_labels() {
     let (code, text) = doctor(&h, &[], None);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("is open to others"), "{text}");
+    let agent = format!("ok   proj: agent command {}: ", crate::harness::python());
     for needle in [
         "ok   daemon: git: ",
         "ok   daemon: tmux: ",
@@ -40,7 +41,7 @@ async fn doctor_checks_the_set_up_and_fix_creates_the_labels() {
         "signed in as ",
         "ok   proj: reads the pull requests of acme/widget",
         "may write to acme/widget",
-        "ok   proj: agent command python3: ",
+        &agent,
         "FAIL proj: labels missing: backlog, priority, in-progress, blocked, underspecified: run doctor --fix",
         "skip proj: webhook: none configured",
         "skip proj: CI: no [ci] woodpecker_url",

@@ -4,7 +4,7 @@
 
 use crate::fake_forge::fixture::git;
 use crate::fake_forge::{CI_CONTEXT, CiBehaviour, ForgeState, REVIEWER, ReviewBehaviour};
-use crate::harness::{Harness, STEP, auto};
+use crate::harness::{Harness, ProjectFile, STEP, auto};
 use crate::support::wait_until;
 
 /// The acceptance path: a failing first push, then an inline review comment,
@@ -413,6 +413,16 @@ async fn a_killed_session_is_respawned_with_the_recovery_prompt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_that_keeps_dying_is_blocked() {
     let mut h = Harness::new("max_sessions = 1", "").await;
+    // Every death is noticed from tmux's news: no poll, no safety net.
+    h.write_project_file(&ProjectFile {
+        poll_interval: "1h",
+        agent_extra: "max_sessions = 1",
+        ..ProjectFile::default()
+    });
+    h.env.push((
+        "FORGEHAND_TIMINGS".into(),
+        crate::liveness::NO_SAFETY_NET.into(),
+    ));
     let n = h
         .forge
         .create_issue("Crash loop", "fake-agent: exit", &["backlog"]);

@@ -19,6 +19,26 @@ pub const OTHER_SECRET: &str = "other-5ecret-value";
 pub const PROJECT: &str = "proj";
 pub const WOODPECKER_TOKEN: &str = "wp-5ecret-token";
 
+/// The interpreter behind `python3` on `PATH`, found once, for the scripted
+/// agents. Through a version manager's shim (pyenv's is a bash script that
+/// runs `pyenv exec`) each agent's start cost several times the
+/// interpreter's own, hundreds of agents at a time in the bench; `-I -S`
+/// (with the agent's command) also skips site-packages and their `.pth`
+/// start-up code: the agent needs the standard library only.
+pub fn python() -> &'static str {
+    static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(|| {
+        Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .filter(|path| !path.is_empty())
+            .unwrap_or_else(|| "python3".to_owned())
+    })
+}
+
 pub struct Harness {
     pub dir: TempDir,
     pub git: GitFixture,
@@ -109,7 +129,7 @@ impl Harness {
         let command = file
             .agent_command
             .clone()
-            .unwrap_or_else(|| format!("python3 {}", fake_agent.display()));
+            .unwrap_or_else(|| format!("{} -I -S {}", python(), fake_agent.display()));
         let toml = format!(
             r#"name = "{PROJECT}"
 repo = "acme/widget"

@@ -21,6 +21,11 @@ use crate::support::wait_until;
 /// not brought by a tick.
 const NO_POLL: &str = "1h";
 
+/// The liveness watch's own safety net pushed as far out as `NO_POLL`
+/// (it lists the sessions at least every 30 s by default): what is noticed
+/// within `STEP` was noticed from tmux's news alone.
+pub const NO_SAFETY_NET: &str = "liveness_safety_net=1h";
+
 /// Puts logging `tmux` and `git` wrappers first on the daemon's `PATH`; each
 /// call appends its first three words to `<dir>/<program>.log`.
 fn log_calls(h: &mut Harness) -> PathBuf {
@@ -92,6 +97,8 @@ async fn wait_briefed(h: &Harness, issues: &[u64]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_session_is_noticed_without_a_poll() {
     let mut h = Harness::new("", "").await;
+    h.env
+        .push(("FORGEHAND_TIMINGS".into(), NO_SAFETY_NET.into()));
     project(&h, NO_POLL, 1);
     let n = h
         .forge
@@ -110,6 +117,8 @@ async fn a_killed_session_is_noticed_without_a_poll() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_pane_is_noticed_without_a_poll() {
     let mut h = Harness::new("", "").await;
+    h.env
+        .push(("FORGEHAND_TIMINGS".into(), NO_SAFETY_NET.into()));
     project(&h, NO_POLL, 1);
     let n = h
         .forge
@@ -187,8 +196,9 @@ async fn idle_sessions_cost_one_tmux_call_per_tick() {
 }
 
 /// A burst of issues picked at once shares one fetch of forgehand's clone
-/// (two at most: one may have begun before the others asked), and no start
-/// asks the forge for its branch (`ls-remote`) on its own.
+/// (two at most: one may have begun before the others asked), no start
+/// asks the forge for its branch (`ls-remote`) on its own, and each agent's
+/// repository takes two git processes (`init`, `read-tree`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_starts_shares_one_fetch() {
     const SESSIONS: usize = 6;
@@ -217,6 +227,12 @@ async fn a_burst_of_starts_shares_one_fetch() {
         in_clone("fetch")
     );
     assert_eq!(in_clone("ls-remote"), 0, "{git:#?}");
+    let worktrees = h.state.join("worktrees").join(PROJECT);
+    let making: Vec<&String> = git
+        .iter()
+        .filter(|c| c.starts_with(&format!("-C {}", worktrees.display())))
+        .collect();
+    assert_eq!(making.len(), 2 * SESSIONS, "{making:#?}");
 }
 
 /// Callers asking at once share a fetch; one asking later gets a new one; a

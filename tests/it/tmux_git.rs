@@ -365,8 +365,17 @@ async fn clone_agent_repo_commit_push_and_cleanup() {
     );
     git_fh.ensure_clone(&url, &repo).await.unwrap();
 
+    let refs = git_fh.remote_refs(&repo).await.unwrap();
+    assert_eq!(refs.branch("main"), Some(forge.main_sha.as_str()));
+    assert_eq!(refs.branch(branch), None);
+    let missing = git_fh
+        .create_agent_repo(&repo, &wt, branch, "no-such-branch", &refs)
+        .await
+        .unwrap_err();
+    assert!(format!("{missing:#}").contains("no branch origin/no-such-branch"));
+    assert!(!wt.exists());
     git_fh
-        .create_agent_repo(&repo, &wt, branch, "origin/main")
+        .create_agent_repo(&repo, &wt, branch, "main", &refs)
         .await
         .unwrap();
     // The agent's repository is its own (not a worktree of the clone),
@@ -381,6 +390,14 @@ async fn clone_agent_repo_commit_push_and_cleanup() {
     );
     assert_eq!(git(&wt, &["rev-parse", "origin/main"]), forge.main_sha);
     assert!(!git_fh.is_dirty(&wt).await.unwrap());
+    // As `checkout -B <branch> origin/main` would have it, and the agent
+    // can fetch what forgehand fetched.
+    assert_eq!(
+        git(&wt, &["rev-parse", "--abbrev-ref", "@{upstream}"]),
+        "origin/main"
+    );
+    git(&wt, &["fetch", "--quiet", "origin"]);
+    assert_eq!(git(&wt, &["rev-parse", "origin/main"]), forge.main_sha);
     assert!(
         git(&repo, &["worktree", "list", "--porcelain"])
             .lines()
@@ -409,7 +426,7 @@ async fn clone_agent_repo_commit_push_and_cleanup() {
 
     // Re-creating an existing repository keeps the agent's work.
     git_fh
-        .create_agent_repo(&repo, &wt, branch, "origin/main")
+        .create_agent_repo(&repo, &wt, branch, "main", &refs)
         .await
         .unwrap();
     assert_eq!(git(&wt, &["rev-parse", "HEAD"]), head);

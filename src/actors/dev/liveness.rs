@@ -2,9 +2,12 @@
 //! asked session by session: forgehand's hooks on the tmux server signal
 //! when a pane dies or a session closes, and one tmux call at a time lists
 //! every session's state, then waits for that signal (a *round*,
-//! `tmux::LivenessRound`). Every `poll_interval` a new round starts anyway,
-//! as the safety net for a signal that never came (a server killed, hooks
-//! removed by hand).
+//! `tmux::LivenessRound`). The kernel tells when a listed pane's process
+//! ends (`exits`): tmux may lose that news (`tmux/liveness.rs`), so the
+//! monitor lists again then, and again shortly after while tmux still shows
+//! the pane alive. Every `poll_interval` (at most `liveness_safety_net`) a
+//! new round starts anyway, as the safety net for news that never came (a
+//! server killed, hooks removed by hand).
 //!
 //! So the cost of watching is one tmux call per event or tick for all
 //! sessions together, not one per session and tick. The dev actor told
@@ -13,6 +16,8 @@
 //! while it is still being made), again at every listing while it stays
 //! down, but not while the last report waits in the actor's mailbox (unless
 //! it has waited `REPORT_AGAIN`).
+
+mod exits;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,7 +28,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::DevMsg;
-use crate::tmux::{LivenessRound, Tmux};
+use crate::tmux::{LivenessRound, PaneState, Tmux};
+use exits::Exits;
 
 /// The watched sessions: tmux session name → the dev actor to tell.
 #[derive(Default)]
@@ -153,11 +159,59 @@ enum Wake {
     Tick,
     /// A session was added or started, or a failed round is to be retried.
     Retry,
+    /// A watched pane's process ended (its session and pid).
+    Exited(String, u32),
+    /// Time to look again at panes whose process ended but which tmux
+    /// still showed alive.
+    Recheck,
 }
 
 /// After a round that found no server, the longest wait before another,
 /// should no session start meanwhile.
 const RETRY: Duration = Duration::from_secs(5);
+
+/// A pane whose process ended is listed again after this, doubling up to
+/// `RECHECK_MAX`, until tmux shows it dead (within milliseconds, normally)…
+const RECHECK_FIRST: Duration = Duration::from_millis(20);
+const RECHECK_MAX: Duration = Duration::from_secs(1);
+/// …or until this has passed: something else holds the pane open (a
+/// process the agent left behind), and `pane-died` comes when it lets go.
+const RECHECK_FOR: Duration = Duration::from_secs(60);
+
+/// Panes whose process ended while tmux still listed them alive.
+#[derive(Default)]
+struct Ended {
+    /// Session → the ended pid and when its end was learnt.
+    panes: HashMap<String, (u32, Instant)>,
+    /// The next look, and the wait after it.
+    next: Option<(tokio::time::Instant, Duration)>,
+}
+
+impl Ended {
+    fn add(&mut self, session: String, pid: u32) {
+        self.panes.insert(session, (pid, Instant::now()));
+        self.next = None;
+    }
+
+    /// After a listing: those still shown alive with the ended process
+    /// stay, for a look again after the next wait.
+    fn listed(&mut self, states: &HashMap<String, PaneState>) {
+        self.panes.retain(|session, (pid, since)| {
+            since.elapsed() < RECHECK_FOR
+                && states
+                    .get(session)
+                    .is_some_and(|s| !s.dead && s.pid == Some(*pid))
+        });
+        self.next = match (self.panes.is_empty(), self.next) {
+            (true, _) => None,
+            (false, None) => Some((tokio::time::Instant::now() + RECHECK_FIRST, RECHECK_FIRST)),
+            (false, Some((_, wait))) => {
+                let wait = (wait * 2).min(RECHECK_MAX);
+                Some((tokio::time::Instant::now() + wait, wait))
+            }
+        };
+    }
+}
 
 async fn monitor(routes: Arc<Routes>, tmux: Tmux, every: Duration) {
     let mut ticker = tokio::time::interval(every);
@@ -168,10 +222,14 @@ async fn monitor(routes: Arc<Routes>, tmux: Tmux, every: Duration) {
     // at the next tick or after `RETRY`, not in a loop.
     let mut failed = false;
     let retry = RETRY.min(every);
+    let mut exits = Exits::new();
+    let mut ended = Ended::default();
     loop {
         if routes.lock().is_empty() {
             // Nothing to watch: no tmux process at all.
             round = None;
+            exits.retain(|_| false);
+            ended = Ended::default();
             routes.added.notified().await;
             continue;
         }
@@ -185,7 +243,8 @@ async fn monitor(routes: Arc<Routes>, tmux: Tmux, every: Duration) {
                     );
                     failed = waiting.is_none();
                     round = waiting;
-                    look(&routes, &states);
+                    look(&routes, &states, &mut exits);
+                    ended.listed(&states);
                 }
                 Err(e) => {
                     tracing::warn!("watching the tmux sessions: {e:#}");
@@ -193,6 +252,7 @@ async fn monitor(routes: Arc<Routes>, tmux: Tmux, every: Duration) {
                 }
             }
         }
+        let recheck = ended.next.map(|(at, _)| at);
         let woken = tokio::select! {
             () = async { round.as_mut().expect("guarded").ended().await }, if round.is_some() => {
                 Wake::Ended
@@ -200,6 +260,9 @@ async fn monitor(routes: Arc<Routes>, tmux: Tmux, every: Duration) {
             _ = ticker.tick() => Wake::Tick,
             _ = routes.added.notified() => Wake::Retry,
             _ = tokio::time::sleep(retry), if failed => Wake::Retry,
+            (session, pid) = exits.next() => Wake::Exited(session, pid),
+            () = tokio::time::sleep_until(recheck.unwrap_or_else(tokio::time::Instant::now)),
+                if recheck.is_some() => Wake::Recheck,
         };
         match woken {
             // The next round lists what the signal was about.
@@ -212,20 +275,40 @@ async fn monitor(routes: Arc<Routes>, tmux: Tmux, every: Duration) {
             // A new session: nothing to list yet, but maybe a server to
             // wait on now.
             Wake::Retry => failed = false,
+            // tmux may not say so itself: list now, and again while it
+            // still shows the pane alive.
+            Wake::Exited(session, pid) => {
+                tracing::debug!(session, pid, "agent process ended");
+                ended.add(session, pid);
+                round = None;
+                failed = false;
+            }
+            Wake::Recheck => {
+                round = None;
+                failed = false;
+            }
         }
     }
 }
 
-/// Reports each watched session found gone or dead to its dev actor.
-fn look(routes: &Routes, states: &HashMap<String, bool>) {
-    for (session, route) in routes.lock().iter_mut() {
+/// Reports each watched session found gone or dead to its dev actor, and
+/// watches the process of each one alive.
+fn look(routes: &Routes, states: &HashMap<String, PaneState>, exits: &mut Exits) {
+    let mut routes = routes.lock();
+    exits.retain(|session| {
+        routes.contains_key(session) && states.get(session).is_some_and(|s| !s.dead)
+    });
+    for (session, route) in routes.iter_mut() {
         let state = states.get(session);
         route.listed |= state.is_some();
         let down = match state {
-            Some(dead) => *dead,
+            Some(state) => state.dead,
             None => route.listed,
         };
         if !down {
+            if let Some(pid) = state.and_then(|s| s.pid) {
+                exits.watch(session, pid);
+            }
             continue;
         }
         let mut reported = route.reported.lock().unwrap_or_else(|e| e.into_inner());

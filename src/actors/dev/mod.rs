@@ -299,7 +299,13 @@ impl Actor for DevActor {
         msg: DevMsg,
         run: &mut DevRun,
     ) -> Result<(), ActorProcessingErr> {
-        if matches!(msg, DevMsg::Tick) && run.quiet_tick() {
+        // At rest, a tick only reads the token use, every `spend_every`.
+        let at_rest = matches!(msg, DevMsg::Tick) && run.at_rest();
+        if at_rest
+            && run
+                .spend_read_at
+                .is_some_and(|at| at.elapsed() < run.timings.spend_every)
+        {
             return Ok(());
         }
         let span = tracing::info_span!(
@@ -345,7 +351,10 @@ impl Actor for DevActor {
                         run.deliver_chat_replies().await?;
                     }
                     let nudged = matches!(msg, DevMsg::Nudge);
-                    if run.outage.is_down() {
+                    if at_rest {
+                        // Nothing on the forge to look at while the agent works.
+                        None
+                    } else if run.outage.is_down() {
                         // The retry looks at the forge; a nudge (a webhook
                         // arrived) says it may be back.
                         if nudged {
@@ -441,12 +450,13 @@ impl DevRun {
         false
     }
 
-    /// Whether a tick has nothing to do: the agent is at work (nothing on
-    /// the forge to look at, no escalation), no reply waits, nothing waits
-    /// for the forge, it cannot be idle yet, and its token use was read
-    /// within `spend_every`. Such a tick costs no more
-    /// than this, however many sessions there are.
-    fn quiet_tick(&self) -> bool {
+    /// Whether a tick has nothing to do but, every `spend_every`, read the
+    /// agent's token use: the agent is at work (nothing on the forge to
+    /// look at, no escalation), no reply waits, nothing waits for the
+    /// forge, and it cannot be idle yet. Such a tick costs no more than
+    /// this (and the token use no forge request), however many sessions
+    /// there are.
+    fn at_rest(&self) -> bool {
         matches!(self.state.stage, Stage::Starting | Stage::Working)
             && self.state.escalation.is_none()
             && !self.replies_waiting
@@ -455,9 +465,6 @@ impl DevRun {
             && self
                 .idle_look_at
                 .is_some_and(|at| std::time::SystemTime::now() < at)
-            && self
-                .spend_read_at
-                .is_some_and(|at| at.elapsed() < self.timings.spend_every)
     }
 
     /// Feed an event through the transition function, persisting each new

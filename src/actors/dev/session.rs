@@ -34,22 +34,20 @@ impl DevRun {
             // One fetch serves a burst of starts (`fresh_clone`); the agent's
             // repository only reads the clone, so it is made outside the
             // clone's lock, side by side with the other starts.
-            ctx.fresh_clone().await?;
-        }
-        if no_repo {
-            let pushed = match self.state.from_primary {
-                // `/forgehand retry`: the work so far is not built on.
-                true => None,
-                false => ctx.git.fetched_branch_sha(&repo_dir, &self.branch).await?,
-            };
+            let refs = ctx.fresh_clone().await?;
+            // `/forgehand retry` (`from_primary`): the work so far is not
+            // built on; otherwise a branch already pushed is.
+            let pushed = !self.state.from_primary && refs.branch(&self.branch).is_some();
             let start = match pushed {
-                Some(_) => format!("origin/{}", self.branch),
-                None => format!("origin/{}", project.primary_branch),
+                true => &self.branch,
+                false => &project.primary_branch,
             };
-            ctx.git
-                .create_agent_repo(&repo_dir, &self.worktree, &self.branch, &start)
-                .await
-                .with_context(|| format!("creating the worktree for {}", self.branch))?;
+            if no_repo {
+                ctx.git
+                    .create_agent_repo(&repo_dir, &self.worktree, &self.branch, start, &refs)
+                    .await
+                    .with_context(|| format!("creating the worktree for {}", self.branch))?;
+            }
         }
         tokio::fs::create_dir_all(&self.session_dir)
             .await

@@ -30,8 +30,9 @@ impl AgentRun {
         std::fs::create_dir_all(&session_dir).unwrap();
         let git_fh = Git::default();
         git_fh.ensure_clone(&forge.url(), &repo).await.unwrap();
+        let refs = git_fh.remote_refs(&repo).await.unwrap();
         git_fh
-            .create_agent_repo(&repo, &wt, "fix/issue-7", "origin/main")
+            .create_agent_repo(&repo, &wt, "fix/issue-7", "main", &refs)
             .await
             .unwrap();
 
