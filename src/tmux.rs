@@ -88,28 +88,27 @@ impl Tmux {
 
     pub async fn has_session(&self, name: &str) -> Result<bool> {
         let out = self
-            .output(["has-session", "-t", &session_target(name)])
+            .present(
+                ["has-session", "-t", &session_target(name)],
+                "has-session",
+                name,
+            )
             .await?;
-        if out.status.success() {
-            return Ok(true);
-        }
-        if is_absent(&out) {
-            return Ok(false);
-        }
-        Err(self.failure("has-session", name, &out))
+        Ok(out.is_some())
     }
 
     /// Names of all sessions; an empty list when no server runs.
     pub async fn list_sessions(&self) -> Result<Vec<String>> {
-        let out = self
-            .output(["list-sessions", "-F", "#{session_name}"])
-            .await?;
-        if !out.status.success() {
-            if is_absent(&out) {
-                return Ok(Vec::new());
-            }
-            return Err(self.failure("list-sessions", "", &out));
-        }
+        let Some(out) = self
+            .present(
+                ["list-sessions", "-F", "#{session_name}"],
+                "list-sessions",
+                "",
+            )
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
         Ok(String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_owned)
@@ -258,29 +257,30 @@ impl Tmux {
     pub async fn pane_screen(&self, name: &str, last_lines: u32) -> Result<Option<(bool, String)>> {
         let start = format!("-{last_lines}");
         let target = pane_target(name);
-        let out = self
-            .output([
-                "display-message",
-                "-p",
-                "-t",
-                &target,
-                "#{pane_dead}",
-                ";",
+        let Some(out) = self
+            .present(
+                [
+                    "display-message",
+                    "-p",
+                    "-t",
+                    &target,
+                    "#{pane_dead}",
+                    ";",
+                    "capture-pane",
+                    "-p",
+                    "-J",
+                    "-S",
+                    &start,
+                    "-t",
+                    &target,
+                ],
                 "capture-pane",
-                "-p",
-                "-J",
-                "-S",
-                &start,
-                "-t",
-                &target,
-            ])
-            .await?;
-        if !out.status.success() {
-            if is_absent(&out) {
-                return Ok(None);
-            }
-            return Err(self.failure("capture-pane", name, &out));
-        }
+                name,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
         let text = String::from_utf8_lossy(&out.stdout);
         let (dead, screen) = text.split_once('\n').unwrap_or((&text, ""));
         Ok(Some((dead.trim() == "1", screen_text(screen, last_lines))))
@@ -350,37 +350,35 @@ impl Tmux {
     async fn pane_field(&self, name: &str, format: &str) -> Result<Option<String>> {
         // `list-panes` rather than `display-message`: the latter prints an empty line
         // and succeeds when the target does not exist.
-        let out = self
-            .output(["list-panes", "-t", &pane_target(name), "-F", format])
-            .await?;
-        if !out.status.success() {
-            if is_absent(&out) {
-                return Ok(None);
-            }
-            return Err(self.failure("list-panes", name, &out));
-        }
+        let Some(out) = self
+            .present(
+                ["list-panes", "-t", &pane_target(name), "-F", format],
+                "list-panes",
+                name,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
         let text = String::from_utf8_lossy(&out.stdout);
         Ok(text.lines().next().map(|l| l.trim().to_owned()))
     }
 
     /// Kills the session; a session that is already gone is fine.
     pub async fn kill_session(&self, name: &str) -> Result<()> {
-        let out = self
-            .output(["kill-session", "-t", &session_target(name)])
-            .await?;
-        if out.status.success() || is_absent(&out) {
-            return Ok(());
-        }
-        Err(self.failure("kill-session", name, &out))
+        self.present(
+            ["kill-session", "-t", &session_target(name)],
+            "kill-session",
+            name,
+        )
+        .await?;
+        Ok(())
     }
 
     /// Kills the whole server; no server running is fine.
     pub async fn kill_server(&self) -> Result<()> {
-        let out = self.output(["kill-server"]).await?;
-        if out.status.success() || is_absent(&out) {
-            return Ok(());
-        }
-        Err(self.failure("kill-server", "", &out))
+        self.present(["kill-server"], "kill-server", "").await?;
+        Ok(())
     }
 
     /// Waits until `pattern` shows on the pane. Errors on timeout, or when the session
@@ -487,6 +485,23 @@ impl Tmux {
             .await
             .map_err(|_| self.timed_out(&verb))?
             .with_context(|| format!("running tmux{} {verb}", self.socket_note()))
+    }
+
+    /// Runs a tmux command about session `name` (empty: the server): its
+    /// output, or `None` when the session or the server does not exist.
+    async fn present<I, S>(&self, args: I, verb: &str, name: &str) -> Result<Option<Output>>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = self.output(args).await?;
+        if out.status.success() {
+            Ok(Some(out))
+        } else if is_absent(&out) {
+            Ok(None)
+        } else {
+            Err(self.failure(verb, name, &out))
+        }
     }
 
     /// Runs a tmux command that must succeed.
