@@ -107,13 +107,7 @@ fn status(h: &Harness) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_escalation_owed_during_an_outage_survives_a_restart() {
     let mut synapse = Synapse::start().await;
-    let sections = format!(
-        "[matrix]\nhomeserver = \"{}\"\nroom_id = \"{}\"\nuser_id = \"{}\"\ntoken_env = \"MATRIX_TOKEN\"\nmention_user = \"{}\"\n",
-        synapse.url, synapse.room_id, synapse.bot.user_id, synapse.alice.user_id
-    );
-    let mut h = Harness::new("max_sessions = 1", &sections).await;
-    h.env
-        .push(("MATRIX_TOKEN".into(), synapse.bot.token.clone()));
+    let mut h = synapse.harness().await;
     h.forge.set_behaviour(Behaviour {
         ci: CiBehaviour::Succeed,
         review: ReviewBehaviour::ApproveWhenGreen,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fake_forge::{Behaviour, Chaos, CiBehaviour, Fault, ReviewBehaviour};
-use crate::harness::{Harness, STEP};
+use crate::harness::STEP;
 use crate::support::wait_until;
 use crate::synapse::Synapse;
 
@@ -27,13 +27,7 @@ fn thread_of(e: &Value) -> Option<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escalation_and_answer_through_a_matrix_thread() {
     let synapse = Synapse::start().await;
-    let sections = format!(
-        "[matrix]\nhomeserver = \"{}\"\nroom_id = \"{}\"\nuser_id = \"{}\"\ntoken_env = \"MATRIX_TOKEN\"\nmention_user = \"{}\"\n",
-        synapse.url, synapse.room_id, synapse.bot.user_id, synapse.alice.user_id
-    );
-    let mut h = Harness::new("max_sessions = 1", &sections).await;
-    h.env
-        .push(("MATRIX_TOKEN".into(), synapse.bot.token.clone()));
+    let mut h = synapse.harness().await;
     h.forge.set_behaviour(Behaviour {
         ci: CiBehaviour::Succeed,
         review: ReviewBehaviour::ApproveWhenGreen,
@@ -126,13 +120,7 @@ async fn escalation_and_answer_through_a_matrix_thread() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_replies_during_a_forge_outage_are_pasted_once() {
     let synapse = Synapse::start().await;
-    let sections = format!(
-        "[matrix]\nhomeserver = \"{}\"\nroom_id = \"{}\"\nuser_id = \"{}\"\ntoken_env = \"MATRIX_TOKEN\"\n",
-        synapse.url, synapse.room_id, synapse.bot.user_id
-    );
-    let mut h = Harness::new("max_sessions = 1", &sections).await;
-    h.env
-        .push(("MATRIX_TOKEN".into(), synapse.bot.token.clone()));
+    let mut h = synapse.harness().await;
     h.env.push((
         "FORGEHAND_TIMINGS".into(),
         "outage_first=200ms,outage_max=1s".into(),

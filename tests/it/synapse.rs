@@ -108,6 +108,18 @@ rc_invites:
 }
 
 impl Synapse {
+    /// A daemon harness (`max_sessions = 1`) whose project posts to this
+    /// homeserver's room as the bot, mentioning alice.
+    pub async fn harness(&self) -> crate::harness::Harness {
+        let sections = format!(
+            "[matrix]\nhomeserver = \"{}\"\nroom_id = \"{}\"\nuser_id = \"{}\"\ntoken_env = \"MATRIX_TOKEN\"\nmention_user = \"{}\"\n",
+            self.url, self.room_id, self.bot.user_id, self.alice.user_id
+        );
+        let mut h = crate::harness::Harness::new("max_sessions = 1", &sections).await;
+        h.env.push(("MATRIX_TOKEN".into(), self.bot.token.clone()));
+        h
+    }
+
     /// Start Synapse and set up the bot, alice and the room.
     pub async fn start() -> Synapse {
         let venv = venv();
