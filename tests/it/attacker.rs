@@ -29,8 +29,7 @@ fn assert_clean(what: &str, text: &str) {
 }
 
 fn attacker_command() -> String {
-    let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/attacker-agent");
-    format!("python3 {}", agent.display())
+    crate::harness::agent_command("attacker-agent")
 }
 
 /// Everything ever committed anywhere in the forge's repository.

@@ -37,19 +37,7 @@ async fn labelled_issue_becomes_a_merged_pull_request() {
     h.forge.add_comment(ready, "alice", "Please keep it short.");
 
     // Without state/.dev-active nothing is picked: one full cycle with --once.
-    let once = h.run(&[
-        "run",
-        "--once",
-        "--projects",
-        &h.projects.display().to_string(),
-        "--state",
-        &h.state_arg(),
-    ]);
-    assert!(
-        once.status.success(),
-        "{}",
-        String::from_utf8_lossy(&once.stderr)
-    );
+    h.run_once();
     assert!(
         h.forge.issue(ready).has_label("backlog") && !h.forge.issue(ready).has_label("in-progress")
     );

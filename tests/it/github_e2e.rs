@@ -60,13 +60,13 @@ url = "{url}"
 {auth}
 
 [agent]
-command = "python3 {agent}"
+command = "{agent}"
 sandbox_ro = [{scripts:?}]
 max_sessions = 1
 "#,
         clone = h.git.bare.display(),
         url = github.url(),
-        agent = fake_agent.display(),
+        agent = crate::harness::agent_command("fake-agent"),
         scripts = fake_agent.parent().unwrap().display().to_string(),
     );
     std::fs::write(h.projects.join("proj.toml"), toml).expect("writing the project file");

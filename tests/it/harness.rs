@@ -39,6 +39,15 @@ pub fn python() -> &'static str {
     })
 }
 
+/// The command that runs one of the repository's Python agents
+/// (`scripts/fake-agent`, `scripts/attacker-agent`) with [`python`].
+pub fn agent_command(script: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
+    format!("{} -I -S {}", python(), path.display())
+}
+
 pub struct Harness {
     pub dir: TempDir,
     pub git: GitFixture,
@@ -125,11 +134,11 @@ impl Harness {
 
     /// The project file `proj.toml` on the fake forge, as `file` varies it.
     pub fn write_project_file(&self, file: &ProjectFile<'_>) {
-        let fake_agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fake-agent");
+        let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
         let command = file
             .agent_command
             .clone()
-            .unwrap_or_else(|| format!("{} -I -S {}", python(), fake_agent.display()));
+            .unwrap_or_else(|| agent_command("fake-agent"));
         let toml = format!(
             r#"name = "{PROJECT}"
 repo = "acme/widget"
@@ -155,7 +164,7 @@ sandbox_ro = [{readable}]
                 .unwrap_or_else(|| self.git.bare.display().to_string()),
             url = self.forge.url(),
             poll = file.poll_interval,
-            readable = std::iter::once(fake_agent.parent().expect("scripts/"))
+            readable = std::iter::once(scripts.as_path())
                 .chain(file.readable.iter().map(PathBuf::as_path))
                 .map(|p| format!("{:?}", p.display().to_string()))
                 .collect::<Vec<_>>()
@@ -192,6 +201,25 @@ sandbox_ro = [{readable}]
     /// Run a forgehand command to completion.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("running forgehand")
+    }
+
+    /// `forgehand run --once` on the harness's projects and state, which
+    /// must succeed.
+    pub fn run_once(&self) {
+        let projects = self.projects.display().to_string();
+        let out = self.run(&[
+            "run",
+            "--once",
+            "--projects",
+            &projects,
+            "--state",
+            &self.state_arg(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn enable(&self) {

@@ -34,11 +34,10 @@ impl LocalHarness {
     }
 
     fn with_poll(required_approvals: u32, poll_interval: &str) -> LocalHarness {
-        let agent = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fake-agent");
         LocalHarness::custom(
             required_approvals,
             poll_interval,
-            &format!("python3 {}", agent.display()),
+            &crate::harness::agent_command("fake-agent"),
             "ls work/ | grep -q issue-",
         )
     }
@@ -327,13 +326,17 @@ async fn a_merge_into_a_dirty_checkout_waits_until_it_is_clean() {
 /// person's approval merges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_agent_cannot_approve_itself_and_ci_sees_no_secret() {
-    let attacker = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/attacker-agent");
     // Fails when the secret is anywhere CI can look: its environment, or any
     // process's it can see.
     let ci = format!(
         "ls work/ | grep -q issue- && ! (env; cat /proc/[0-9]*/environ) 2>/dev/null | grep -q {LOCAL_SECRET}"
     );
-    let mut h = LocalHarness::custom(1, "1h", &format!("python3 {}", attacker.display()), &ci);
+    let mut h = LocalHarness::custom(
+        1,
+        "1h",
+        &crate::harness::agent_command("attacker-agent"),
+        &ci,
+    );
     h.start();
     h.watching().await;
     std::fs::write(

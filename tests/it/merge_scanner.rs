@@ -484,29 +484,12 @@ async fn nothing_is_merged_while_disabled() {
     let pr = open_pull(&h, "feature/greeting", "main", "French greeting", "").await;
     green(&h, &head);
     approve(&h, pr);
-    let projects = h.projects.display().to_string();
-    let once = |h: &Harness| {
-        let out = h.run(&[
-            "run",
-            "--once",
-            "--projects",
-            &projects,
-            "--state",
-            &h.state_arg(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-
-    once(&h);
+    h.run_once();
     assert!(!h.forge.pull(pr).merged);
     assert!(merge_requests(&h, pr).is_empty());
 
     h.enable();
-    once(&h);
+    h.run_once();
     assert!(h.forge.pull(pr).merged, "merged by the one scan");
     assert_eq!(h.forge.read(|s| s.merge_count(pr)), 1);
     assert_no_violations(&h);

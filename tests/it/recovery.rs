@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::fake_forge::{CI_CONTEXT, CiBehaviour, ReviewBehaviour};
-use crate::harness::{Harness, STEP, auto};
+use crate::harness::{Harness, PROJECT, STEP, auto};
 use crate::support::wait_until;
 
 /// After the crash, whatever point it hit, the issue must end merged once.
@@ -263,6 +263,52 @@ async fn supervision_gives_up_after_repeated_failures() {
         h.daemon().try_wait().unwrap().is_none(),
         "the daemon carries on"
     );
+}
+
+/// A poll acts on a list read a moment before: an issue closed since (the
+/// end of an earlier claim of it, or a person), or taken out of the
+/// backlog, is read again before it is claimed and left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issue_closed_since_the_list_was_read_is_not_claimed() {
+    let h = Harness::new("max_sessions = 3", "").await;
+    let closed = h.forge.create_issue("Fixed meanwhile", "", &["backlog"]);
+    let unlisted = h.forge.create_issue("Out of the backlog", "", &["backlog"]);
+    let ready = h.forge.create_issue("Still wanted", "", &["backlog"]);
+    h.forge.freeze_lists();
+    h.forge.close_issue(closed);
+    h.forge.remove_label(unlisted, "backlog");
+    h.enable();
+    h.run_once();
+    h.forge.thaw_lists();
+    assert!(h.forge.issue(ready).has_label("in-progress"));
+    // Only the claim that happened counts against `runs_per_day`.
+    let db = forgehand::store::Db::open_read_only(&h.state.join("forgehand.db")).unwrap();
+    let today = db
+        .project_spend(PROJECT, chrono::Utc::now().date_naive())
+        .unwrap();
+    assert_eq!(today.runs_today, 1);
+    for n in [closed, unlisted] {
+        let issue = h.forge.issue(n);
+        assert!(!issue.has_label("in-progress"), "#{n}: {:?}", issue.labels);
+        assert!(!h.has_session(&format!("dev-{PROJECT}-{n}")));
+        let (inside, itself) = (format!("/issues/{n}/"), format!("/issues/{n}"));
+        let writes = h.forge.read(|s| {
+            s.requests
+                .iter()
+                .filter(|r| r.method != "GET")
+                .filter(|r| r.path.contains(&inside) || r.path.ends_with(&itself))
+                .count()
+        });
+        assert_eq!(writes, 0, "#{n} is not written to");
+        let journal = h.journal(n);
+        assert!(
+            journal
+                .iter()
+                .any(|(kind, d)| kind == "released" && d.starts_with("not claimed: ")),
+            "#{n}: {journal:?}"
+        );
+    }
+    h.assert_no_violations();
 }
 
 /// 20 issues while a fifth of all requests fail (5xx, 429 with Retry-After,

@@ -92,6 +92,11 @@ impl Transition<'_> {
         let stage = self.s.stage;
         match (stage, event) {
             (Claimed, Event::Start) => self.push(Effect::Claim),
+            (Claimed, Event::NotClaimable { why }) => {
+                self.s.stage = Released;
+                self.journal(EventKind::Released, format!("not claimed: {why}"));
+                self.push(Effect::Stop);
+            }
             (Claimed, Event::ClaimRecorded) => {
                 self.s.stage = Starting;
                 self.s.started_at = Some(self.now);
@@ -577,6 +582,7 @@ fn event_name(event: &Event) -> &'static str {
     match event {
         Event::Start => "start",
         Event::ClaimRecorded => "claim recorded",
+        Event::NotClaimable { .. } => "not claimable",
         Event::PromptShown => "prompt shown",
         Event::AgentReady => "agent ready",
         Event::GiveUp { .. } => "give up",

@@ -254,11 +254,6 @@ impl Actor for DevActor {
             run.ctx.store.clear_owed(run.ctx.name(), n).await?;
             // The claim exists in the store before any label changes on the forge.
             run.persist().await?;
-            // Counted against `[budget] runs_per_day`.
-            run.ctx
-                .store
-                .count_run(run.ctx.name(), now.date_naive())
-                .await?;
         } else {
             run.ctx
                 .store

@@ -324,6 +324,11 @@ pub enum Event {
     Start,
     /// Labels changed on the forge.
     ClaimRecorded,
+    /// The issue, read again before claiming, is no longer there to claim
+    /// (closed, or out of the backlog since the list was read).
+    NotClaimable {
+        why: String,
+    },
     /// The agent shows its ready prompt (twice the same screen).
     PromptShown,
     /// The task (or recovery) prompt was delivered to a ready agent.
@@ -420,7 +425,8 @@ pub enum MergeWait {
 pub enum Effect {
     Journal(EventKind, String),
     Notify(Notice),
-    /// Add `in-progress`, remove `backlog`. Then `ClaimRecorded`.
+    /// Read the issue again; unless it is closed or out of the backlog, add
+    /// `in-progress`, remove `backlog`. Then `ClaimRecorded` or `NotClaimable`.
     Claim,
     /// Worktree + tmux session (adopting a live one, starting a dead one
     /// again), then deliver the task or the recovery prompt: `AgentReady`.

@@ -4,7 +4,7 @@
 
 use crate::actors::merging::{self, Decision, MergePolicy, Merged};
 use crate::actors::reconcile;
-use crate::forge::{CommitSha, PrNumber};
+use crate::forge::{CommitSha, IssueState, PrNumber};
 use crate::store::EventKind;
 
 use super::DevRun;
@@ -12,11 +12,34 @@ use super::machine::{Event, MergeWait};
 use super::session::wait_for_exit;
 
 impl DevRun {
-    /// Add `in-progress`, remove `backlog`: `ClaimRecorded`.
+    /// Add `in-progress`, remove `backlog`: `ClaimRecorded`; or
+    /// `NotClaimable` when the issue, read again first, is closed or out of
+    /// the backlog. The list it was picked from may be older than the
+    /// issue's end: a poll that read it just before an earlier claim of it
+    /// finished would otherwise start the work again.
     pub(super) async fn claim(&mut self) -> anyhow::Result<Option<Event>> {
         let ctx = self.ctx.clone();
         let n = self.issue;
         let labels = &ctx.project.labels;
+        let current = ctx.forge.get_issue(n).await?;
+        // `in-progress` without `backlog` is this claim's own, when a
+        // restart came between its two label changes.
+        let why = if current.state != IssueState::Open {
+            Some(format!("#{n} is closed"))
+        } else if !current.has_label(&labels.backlog) && !current.has_label(&labels.in_progress) {
+            Some(format!("#{n} no longer carries `{}`", labels.backlog))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Ok(Some(Event::NotClaimable { why }));
+        }
+        if !current.has_label(&labels.in_progress) {
+            // Counted against `[budget] runs_per_day`, once per claim.
+            ctx.store
+                .count_run(ctx.name(), chrono::Utc::now().date_naive())
+                .await?;
+        }
         ctx.forge.add_label(n, &labels.in_progress).await?;
         ctx.forge.remove_label(n, &labels.backlog).await?;
         self.journal(EventKind::Claimed, &format!("claimed #{n}: {}", self.title));

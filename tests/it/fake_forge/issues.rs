@@ -60,6 +60,16 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 pub fn list_issues(state: &mut ForgeState, req: &Req) -> Handled {
+    let Some(then) = state.lists_as_of.take() else {
+        return list_issues_now(state, req);
+    };
+    let now = std::mem::replace(&mut state.issues, then);
+    let listed = list_issues_now(state, req);
+    state.lists_as_of = Some(std::mem::replace(&mut state.issues, now));
+    listed
+}
+
+fn list_issues_now(state: &mut ForgeState, req: &Req) -> Handled {
     let wanted_state = req.q("state").unwrap_or("open");
     // The swagger says "any of these labels", but Forgejo's indexer requires all of them;
     // names that do not exist are dropped, and if none is left there is no label filter.

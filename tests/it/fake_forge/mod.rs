@@ -320,6 +320,16 @@ impl FakeForge {
         });
     }
 
+    /// From now on issue lists show the issues as they are now, until
+    /// `thaw_lists`: what a list read just before later changes shows.
+    pub fn freeze_lists(&self) {
+        self.with_state(|s| s.lists_as_of = Some(s.issues.clone()));
+    }
+
+    pub fn thaw_lists(&self) {
+        self.with_state(|s| s.lists_as_of = None);
+    }
+
     pub fn close_issue(&self, issue: u64) {
         self.with_state(|s| s.set_issue_state(issue, "closed"));
     }

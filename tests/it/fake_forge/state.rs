@@ -172,6 +172,9 @@ pub struct ForgeState {
     pub(crate) ci_runs: HashMap<u64, u32>,
     /// The repository's webhooks, as `GET …/hooks` gives them.
     pub(crate) hooks: Vec<Value>,
+    /// While set, issue lists answer from these issues as they were when
+    /// it was set: a list read just before people changed things.
+    pub(crate) lists_as_of: Option<BTreeMap<u64, Issue>>,
 }
 
 impl ForgeState {
@@ -187,6 +190,7 @@ impl ForgeState {
             next_number: 1,
             next_id: 1,
             hooks: Vec::new(),
+            lists_as_of: None,
             issues: BTreeMap::new(),
             pulls: BTreeMap::new(),
             labels: Vec::new(),
