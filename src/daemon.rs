@@ -73,6 +73,27 @@ fn render_config_errors(errors: &[ConfigError]) -> String {
         .join("\n")
 }
 
+/// The git locks a daemon stopped mid-command left in forgehand's clones
+/// (`state/repos/<project>`), removed: this daemon holds the state folder.
+fn clear_stale_git_locks(repos: &Path) {
+    let Ok(clones) = std::fs::read_dir(repos) else {
+        return;
+    };
+    for clone in clones.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+        match crate::git::clear_stale_locks(&clone) {
+            Ok(removed) => {
+                for lock in removed {
+                    tracing::warn!(
+                        "removed {}, left by a git command a stopped daemon did not let finish",
+                        lock.display()
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("looking for stale git locks in {}: {e}", clone.display()),
+        }
+    }
+}
+
 pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     // A core dump or a same-user `/proc/<pid>/environ`/`mem` read would hand
     // out the tokens this process holds.
@@ -122,6 +143,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     );
     // Whoever worked on claims before (a daemon killed with -9) does no more.
     store.clear_runners().await?;
+    clear_stale_git_locks(&paths.root().join("repos"));
     // For `forgehand status`, which reads only the state folder.
     let limits = projects
         .iter()

@@ -13,8 +13,10 @@
 //! shape of error.
 
 mod agent_repo;
+mod stale_locks;
 
 pub use agent_repo::RemoteRefs;
+pub use stale_locks::clear_stale_locks;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -135,17 +137,20 @@ impl Git {
             self.run(repo_dir, ["remote", "set-url", "origin", clone_url])
                 .await?;
         }
-        // `remote add` sets this refspec too; set it anyway for clones whose set-up
-        // was interrupted or that were made by hand.
-        self.run(
-            repo_dir,
-            [
-                "config",
-                "remote.origin.fetch",
-                "+refs/heads/*:refs/remotes/origin/*",
-            ],
-        )
-        .await?;
+        // `remote add` sets this refspec too; set it for clones whose set-up
+        // was interrupted or that were made by hand, and only then: a
+        // write locks the config, and every fetch comes here.
+        const REFSPEC: &str = "+refs/heads/*:refs/remotes/origin/*";
+        let refspecs = self
+            .output(repo_dir, ["config", "--get-all", "remote.origin.fetch"])
+            .await?;
+        if String::from_utf8_lossy(&refspecs.stdout).trim() != REFSPEC {
+            self.run(
+                repo_dir,
+                ["config", "--replace-all", "remote.origin.fetch", REFSPEC],
+            )
+            .await?;
+        }
         self.fetch(repo_dir).await
     }
 

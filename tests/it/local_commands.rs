@@ -81,3 +81,38 @@ async fn commands_steer_a_local_plan_and_print_the_answer() {
         "{stderr}"
     );
 }
+
+/// A command given while no daemon runs is kept in the plan's comments and
+/// said to be so; the next daemon obeys it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_given_while_no_daemon_runs_is_obeyed_by_the_next() {
+    let mut h = LocalHarness::new(1);
+    h.start();
+    h.watching().await;
+    std::fs::write(h.plans.join("later.md"), "# Later\n\nA change.\n").unwrap();
+    wait_until("CI green and a review awaited", STEP, || async {
+        h.journal()
+            .iter()
+            .any(|(k, d)| k == "review_state" && d.contains("waiting"))
+            .then_some(())
+    })
+    .await;
+    h.kill();
+
+    let sent = stdout(&reply(&h, "later", "/forgehand hold"));
+    assert!(
+        sent.starts_with("sent: /forgehand hold for later (") && sent.contains("no daemon runs on"),
+        "{sent}"
+    );
+
+    h.start();
+    wait_until("the hold obeyed", STEP, || async {
+        h.journal()
+            .iter()
+            .any(|(_, d)| d == "/forgehand hold from carol")
+            .then_some(())
+    })
+    .await;
+    let status = stdout(&reply(&h, "later", "/forgehand status"));
+    assert!(status.contains("merges held"), "{status}");
+}

@@ -139,6 +139,13 @@ required_approvals = {required_approvals}
         self.daemon = Some(child);
     }
 
+    /// `kill -9` the daemon: its claims stay active for the next one.
+    pub(crate) fn kill(&mut self) {
+        let mut child = self.daemon.take().expect("daemon started");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaping the daemon");
+    }
+
     /// Waits until the daemon watches the plans folder (the watcher creates
     /// the reviews folder as it starts).
     pub(crate) async fn watching(&self) {

@@ -311,6 +311,41 @@ async fn an_issue_closed_since_the_list_was_read_is_not_claimed() {
     h.assert_no_violations();
 }
 
+/// A daemon stopped while its git wrote to forgehand's clone leaves git's
+/// lock files there; the next one clears them at start rather than failing
+/// every fetch on "could not lock config file".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_locks_a_stopped_daemon_left_in_the_clone_are_cleared_at_start() {
+    let mut h = Harness::new("", "").await;
+    let repos = h.state.join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    let bare = h.git.bare.display().to_string();
+    crate::support::git(&repos, &["clone", "--bare", "-q", &bare, PROJECT]);
+    let clone = repos.join(PROJECT);
+    let locks = [
+        clone.join("config.lock"),
+        clone.join("refs/heads/main.lock"),
+    ];
+    for lock in &locks {
+        std::fs::write(lock, "").unwrap();
+    }
+    let n = h.forge.create_issue("After a stop", "", &["backlog"]);
+    h.enable();
+    h.start_daemon();
+    h.forge
+        .wait_until(STEP, |s| {
+            s.pull_for_branch(&format!("fix/issue-{n}")).is_some()
+        })
+        .await
+        .expect("the work goes on in the clone");
+    for lock in &locks {
+        assert!(!lock.exists(), "{} is left", lock.display());
+    }
+    let refspec = crate::support::git(&clone, &["config", "--get-all", "remote.origin.fetch"]);
+    assert_eq!(refspec.trim(), "+refs/heads/*:refs/remotes/origin/*");
+    h.assert_no_violations();
+}
+
 /// 20 issues while a fifth of all requests fail (5xx, 429 with Retry-After,
 /// HTML pages, resets, slow answers, and answers lost after the forge acted):
 /// every issue ends merged exactly once, with nothing duplicated.

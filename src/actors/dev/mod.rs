@@ -272,6 +272,12 @@ impl Actor for DevActor {
         run.ticker = Some(myself.send_interval(every, || DevMsg::Tick));
         run.liveness = Some(run.ctx.liveness.watch(&run.session, myself.clone()));
         myself.send_message(DevMsg::Start)?;
+        // A claim resumed after a restart looks at the forge at once: what
+        // happened while no daemon ran (a review, CI, a command) is not
+        // left for the first tick, a poll interval away.
+        if run.state.stage >= Stage::Working && !run.state.stage.is_terminal() {
+            myself.send_message(DevMsg::Nudge)?;
+        }
         Ok(())
     }
 
