@@ -11,15 +11,13 @@ fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Status and hold are answered on the command line; a held plan is not
-/// merged however approved; stop blocks it; a command on a blocked plan is
-/// refused with the reason.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commands_steer_a_local_plan_and_print_the_answer() {
+/// A daemon on a local project whose one plan `key` passed CI and waits
+/// for a review.
+async fn awaiting_review(key: &str) -> LocalHarness {
     let mut h = LocalHarness::new(1);
     h.start();
     h.watching().await;
-    std::fs::write(h.plans.join("steer.md"), "# Steer me\n\nA change.\n").unwrap();
+    std::fs::write(h.plans.join(format!("{key}.md")), "# A plan\n\nA change.\n").unwrap();
     wait_until("CI green and a review awaited", STEP, || async {
         h.journal()
             .iter()
@@ -27,6 +25,15 @@ async fn commands_steer_a_local_plan_and_print_the_answer() {
             .then_some(())
     })
     .await;
+    h
+}
+
+/// Status and hold are answered on the command line; a held plan is not
+/// merged however approved; stop blocks it; a command on a blocked plan is
+/// refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_steer_a_local_plan_and_print_the_answer() {
+    let h = awaiting_review("steer").await;
 
     let status = stdout(&reply(&h, "steer", "/forgehand status"));
     assert!(
@@ -86,17 +93,7 @@ async fn commands_steer_a_local_plan_and_print_the_answer() {
 /// said to be so; the next daemon obeys it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_given_while_no_daemon_runs_is_obeyed_by_the_next() {
-    let mut h = LocalHarness::new(1);
-    h.start();
-    h.watching().await;
-    std::fs::write(h.plans.join("later.md"), "# Later\n\nA change.\n").unwrap();
-    wait_until("CI green and a review awaited", STEP, || async {
-        h.journal()
-            .iter()
-            .any(|(k, d)| k == "review_state" && d.contains("waiting"))
-            .then_some(())
-    })
-    .await;
+    let mut h = awaiting_review("later").await;
     h.kill();
 
     let sent = stdout(&reply(&h, "later", "/forgehand hold"));
