@@ -267,7 +267,8 @@ async fn supervision_gives_up_after_repeated_failures() {
 
 /// A poll acts on a list read a moment before: an issue closed since (the
 /// end of an earlier claim of it, or a person), or taken out of the
-/// backlog, is read again before it is claimed and left alone.
+/// backlog, is read again before it is claimed and left alone, with no
+/// claim written for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issue_closed_since_the_list_was_read_is_not_claimed() {
     let h = Harness::new("max_sessions = 3", "").await;
@@ -300,6 +301,8 @@ async fn an_issue_closed_since_the_list_was_read_is_not_claimed() {
                 .count()
         });
         assert_eq!(writes, 0, "#{n} is not written to");
+        // No claim of it in the store: a finished one would have kept its row.
+        assert!(db.claim(PROJECT, n).unwrap().is_none(), "#{n} has a claim");
         let journal = h.journal(n);
         assert!(
             journal

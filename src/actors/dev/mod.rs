@@ -137,6 +137,11 @@ pub struct DevRun {
     /// Whether `pending` is also in the store, owed by a finished claim
     /// (`store/owed.rs`): cleared once it got through.
     owed_saved: bool,
+    /// Whether this run's claim is in the store. A new claim is written
+    /// only once its issue, read again, is still there to claim: until
+    /// then a finished claim of the issue keeps its row, and one the
+    /// issue was never in gets none.
+    claim_saved: bool,
     outage: Outage,
     /// Why the supervisor gave the issue up, when it did.
     give_up: Option<String>,
@@ -247,14 +252,10 @@ impl Actor for DevActor {
             owed_saved: !owed.is_empty(),
             pending: owed.into(),
             give_up: args.give_up,
+            claim_saved: !is_new,
             ctx,
         };
-        if is_new {
-            // A claim picked again owes nothing from its last run.
-            run.ctx.store.clear_owed(run.ctx.name(), n).await?;
-            // The claim exists in the store before any label changes on the forge.
-            run.persist().await?;
-        } else {
+        if !is_new {
             run.ctx
                 .store
                 .set_runner(run.ctx.name(), n, Some(crate::store::Runner::Running))
@@ -575,6 +576,9 @@ impl DevRun {
     }
 
     async fn persist(&self) -> anyhow::Result<()> {
+        if !self.claim_saved {
+            return Ok(());
+        }
         let status = self.state.stage.claim_status();
         let row = ClaimRow {
             project: self.ctx.name().to_string(),

@@ -16,7 +16,8 @@ impl DevRun {
     /// `NotClaimable` when the issue, read again first, is closed or out of
     /// the backlog. The list it was picked from may be older than the
     /// issue's end: a poll that read it just before an earlier claim of it
-    /// finished would otherwise start the work again.
+    /// finished would otherwise start the work again. A new claim is
+    /// written to the store here, between that look and the labels.
     pub(super) async fn claim(&mut self) -> anyhow::Result<Option<Event>> {
         let ctx = self.ctx.clone();
         let n = self.issue;
@@ -34,7 +35,12 @@ impl DevRun {
         if let Some(why) = why {
             return Ok(Some(Event::NotClaimable { why }));
         }
-        if !current.has_label(&labels.in_progress) {
+        if !self.claim_saved {
+            // A claim picked again owes nothing from its last run.
+            ctx.store.clear_owed(ctx.name(), n.0).await?;
+            // The claim exists in the store before any label changes on the forge.
+            self.claim_saved = true;
+            self.persist().await?;
             // Counted against `[budget] runs_per_day`, once per claim.
             ctx.store
                 .count_run(ctx.name(), chrono::Utc::now().date_naive())
