@@ -491,6 +491,9 @@ impl DevRun {
             let (next, effects) = machine::next(&self.state, event, &self.policy, Utc::now());
             self.set_state(next).await?;
             self.pending.extend(effects);
+            if self.outage.is_down() {
+                self.perform_local().await?;
+            }
             if self.state.stage.is_terminal() {
                 self.save_owed().await?;
             }
@@ -525,6 +528,7 @@ impl DevRun {
                 }
                 Err(e) if crate::transient::is_transient(&e) => {
                     self.pending.push_front(effect);
+                    self.perform_local().await?;
                     if self.owed_saved {
                         // What got through is owed no more.
                         self.save_owed().await?;
@@ -546,6 +550,22 @@ impl DevRun {
                 .clear_owed(self.ctx.name(), self.issue.0)
                 .await?;
             self.owed_saved = false;
+        }
+        Ok(())
+    }
+
+    /// Perform the pending effects that touch neither the forge nor the
+    /// session, a journal line or a chat notice (which the outbox keeps),
+    /// ahead of those waiting for the forge: what was decided is on record,
+    /// and people hear of it, during an outage too.
+    async fn perform_local(&mut self) -> anyhow::Result<()> {
+        let (local, waiting): (std::collections::VecDeque<Effect>, _) =
+            std::mem::take(&mut self.pending)
+                .into_iter()
+                .partition(|e| matches!(e, Effect::Journal(..) | Effect::Notify(_)));
+        self.pending = waiting;
+        for effect in local {
+            self.perform(effect).await?;
         }
         Ok(())
     }
