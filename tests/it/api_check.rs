@@ -196,28 +196,6 @@ impl<Op> Template<Op> {
     }
 }
 
-/// A request routed to an operation of the description.
-pub struct Routed<'a, Op> {
-    /// The template's text, as the description writes it.
-    pub template: &'a str,
-    pub op: &'a Op,
-    /// The percent-decoded path parameters.
-    pub params: HashMap<String, String>,
-}
-
-impl<Op> Routed<'_, Op> {
-    /// The outcome of checking the request: matched, with these `problems`.
-    pub fn checked(self, problems: Vec<String>) -> Checked {
-        Checked {
-            route: Route::Matched {
-                template: self.template.to_owned(),
-                params: self.params,
-            },
-            problems,
-        }
-    }
-}
-
 /// The path templates of a description, for routing requests to operations.
 #[derive(Debug)]
 pub struct Router<Op> {
@@ -238,33 +216,45 @@ impl<Op> Router<Op> {
     }
 
     /// Routes `method` + raw (still percent-encoded) `path`, relative to the description's
-    /// root. A path no template matches, or a method its template lacks, comes back as the
-    /// finished [`Checked`]; `unknown` words the problem of the former.
-    pub fn route(
+    /// root, and checks the path parameters and the `query` pairs against the operation;
+    /// `check_body` adds what is wrong with the body, given the operation and the template.
+    /// `unknown` words the problem of a path no template matches.
+    pub fn check(
         &self,
         method: &str,
         path: &str,
+        query: &[(String, String)],
         unknown: impl FnOnce() -> String,
-    ) -> Result<Routed<'_, Op>, Checked> {
+        check_body: impl FnOnce(&Op, &str, &mut Vec<String>),
+    ) -> Checked
+    where
+        Op: AsRef<Params>,
+    {
         let Some((template, params)) = self.find(path) else {
-            return Err(Checked {
+            return Checked {
                 route: Route::UnknownPath,
                 problems: vec![unknown()],
-            });
+            };
         };
         let Some(op) = template.operations.get(&method.to_ascii_uppercase()) else {
-            return Err(Checked {
+            return Checked {
                 route: Route::MethodNotAllowed {
                     template: template.text.clone(),
                 },
                 problems: vec![format!("{} has no {method} operation", template.text)],
-            });
+            };
         };
-        Ok(Routed {
-            template: &template.text,
-            op,
-            params,
-        })
+        let mut problems = Vec::new();
+        op.as_ref()
+            .check(method, &template.text, &params, query, &mut problems);
+        check_body(op, &template.text, &mut problems);
+        Checked {
+            route: Route::Matched {
+                template: template.text.clone(),
+                params,
+            },
+            problems,
+        }
     }
 
     /// Finds the most specific template for `path`: the one with the most segments (an

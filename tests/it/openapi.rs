@@ -124,29 +124,15 @@ impl OpenApi {
         query: &[(String, String)],
         body: &[u8],
     ) -> Checked {
-        let routed = match self.router.route(method, path, || {
-            format!("no path of GitHub's description matches {path}")
-        }) {
-            Ok(routed) => routed,
-            Err(checked) => return checked,
-        };
-        let mut problems = Vec::new();
-        let op = routed.op;
-        op.params.check(
+        self.router.check(
             method,
-            routed.template,
-            &routed.params,
+            path,
             query,
-            &mut problems,
-        );
-        self.check_body(
-            method,
-            routed.template,
-            op.body.as_ref(),
-            body,
-            &mut problems,
-        );
-        routed.checked(problems)
+            || format!("no path of GitHub's description matches {path}"),
+            |op, template, problems| {
+                self.check_body(method, template, op.body.as_ref(), body, problems)
+            },
+        )
     }
 
     fn check_body(
@@ -311,6 +297,12 @@ impl OpenApi {
         }
         let allowed = types(schema);
         allowed.is_empty() || allowed.iter().any(|t| fits(value, t))
+    }
+}
+
+impl AsRef<Params> for Operation {
+    fn as_ref(&self) -> &Params {
+        &self.params
     }
 }
 

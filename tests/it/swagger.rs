@@ -150,30 +150,19 @@ impl Swagger {
                 )],
             };
         };
-        let routed = match self
-            .router
-            .route(method, rest, || format!("no swagger path matches {path}"))
-        {
-            Ok(routed) => routed,
-            Err(checked) => return checked,
-        };
-        let mut problems = Vec::new();
-        let op = routed.op;
-        op.params.check(
+        self.router.check(
             method,
-            routed.template,
-            &routed.params,
+            rest,
             query,
-            &mut problems,
-        );
-        check_body(
-            method,
-            routed.template,
-            op.body.as_ref(),
-            body,
-            &mut problems,
-        );
-        routed.checked(problems)
+            || format!("no swagger path matches {path}"),
+            |op, template, problems| check_body(method, template, op.body.as_ref(), body, problems),
+        )
+    }
+}
+
+impl AsRef<Params> for Operation {
+    fn as_ref(&self) -> &Params {
+        &self.params
     }
 }
 
