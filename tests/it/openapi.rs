@@ -24,12 +24,14 @@ use serde_json::{Map, Value};
 
 use schema::{check_enum, fits, kind_of, merge, nullable, resolve, schema_name, types};
 
-pub use crate::api_check::{Checked, Route};
-// The fakes and the clients' tests decode requests with these, here or in `crate::api_check`;
-// not every one of them is used through each module.
 use crate::api_check::{
     DeclaredBody, Param, Params, Router, Span, Template, check_fields, json_body,
 };
+
+pub use crate::api_check::{Checked, Route};
+
+// The fakes and the clients' tests decode requests with these; not every one of them is
+// used through each module.
 #[allow(unused_imports)]
 pub use crate::api_check::{parse_query, percent_decode};
 

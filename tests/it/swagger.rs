@@ -14,12 +14,14 @@ use std::sync::LazyLock;
 
 use serde_json::Value;
 
-pub use crate::api_check::{Checked, Route};
-// The fakes and the clients' tests decode requests with these, here or in `crate::api_check`;
-// not every one of them is used through each module.
 use crate::api_check::{
     DeclaredBody, Param, Params, Router, Span, Template, check_fields, json_body,
 };
+
+pub use crate::api_check::{Checked, Route};
+
+// The fakes and the clients' tests decode requests with these; not every one of them is
+// used through each module.
 #[allow(unused_imports)]
 pub use crate::api_check::{parse_query, percent_decode};
 
