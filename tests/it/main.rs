@@ -1,5 +1,6 @@
 //! The one integration-test binary: a module per area.
 
+mod api_check;
 mod attacker;
 mod bench;
 mod browser;

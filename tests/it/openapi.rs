@@ -24,7 +24,16 @@ use serde_json::{Map, Value};
 
 use schema::{check_enum, fits, kind_of, merge, nullable, resolve, schema_name, types};
 
-pub use crate::swagger::{Checked, Route, parse_query, percent_decode};
+use crate::api_check::{
+    DeclaredBody, Param, Params, Router, Span, Template, check_fields, json_body,
+};
+
+pub use crate::api_check::{Checked, Route};
+
+// The fakes and the clients' tests decode requests with these; not every one of them is
+// used through each module.
+#[allow(unused_imports)]
+pub use crate::api_check::{parse_query, percent_decode};
 
 /// File name under `tests/api/` (see its README for the source and `scripts/api-subset`).
 const FILE: &str = "github-rest.subset.json";
@@ -45,21 +54,10 @@ pub fn github() -> &'static OpenApi {
     &GITHUB
 }
 
-/// One declared query or path parameter.
-#[derive(Debug, Clone)]
-struct Param {
-    /// Schema `type` (`string`, `integer`, `boolean`, …).
-    kind: String,
-    /// Allowed values, when the schema lists them (`enum`).
-    allowed: Option<Vec<String>>,
-    required: bool,
-}
-
 /// One method on one path template.
 #[derive(Debug, Clone)]
 struct Operation {
-    query: HashMap<String, Param>,
-    path: HashMap<String, Param>,
+    params: Params,
     /// `requestBody`, when the operation takes one.
     body: Option<BodySpec>,
     /// The operation's `responses` object, for [`OpenApi::check_response`].
@@ -73,31 +71,12 @@ struct BodySpec {
     schema: Option<Value>,
 }
 
-/// One path segment: GitHub's templates have no segments mixing text and parameters.
-#[derive(Debug, Clone, PartialEq)]
-enum Segment {
-    Literal(String),
-    /// `multi` parameters (`x-multi-segment` in the description: branch names, refs,
-    /// commit refs) may span several segments, wherever they are in the path.
-    Param {
-        name: String,
-        multi: bool,
-    },
-}
-
-#[derive(Debug, Clone)]
-struct Template {
-    text: String,
-    segments: Vec<Segment>,
-    operations: HashMap<String, Operation>,
-}
-
 /// The API description reduced to what request checking needs, plus the document itself
 /// for resolving schemas.
 #[derive(Debug)]
 pub struct OpenApi {
     doc: Value,
-    templates: Vec<Template>,
+    router: Router<Operation>,
 }
 
 impl OpenApi {
@@ -123,18 +102,19 @@ impl OpenApi {
                 }
                 operations.insert(method.to_ascii_uppercase(), operation(&doc, &params, op));
             }
-            let segments = text
-                .trim_start_matches('/')
-                .split('/')
-                .map(|s| segment(text, s, &multi))
-                .collect();
-            templates.push(Template {
-                text: text.clone(),
-                segments,
-                operations,
-            });
+            // GitHub marks parameters that may span segments (`x-multi-segment`).
+            templates.push(Template::new(text, operations, |name, _| {
+                if multi.iter().any(|m| m == name) {
+                    Span::Segments
+                } else {
+                    Span::One
+                }
+            }));
         }
-        Self { doc, templates }
+        Self {
+            doc,
+            router: Router::new(templates),
+        }
     }
 
     /// Routes `method` + raw (still percent-encoded) `path`, relative to the API root, and
@@ -146,80 +126,15 @@ impl OpenApi {
         query: &[(String, String)],
         body: &[u8],
     ) -> Checked {
-        let Some((template, params)) = self.find(path) else {
-            return Checked {
-                route: Route::UnknownPath,
-                problems: vec![format!("no path of GitHub's description matches {path}")],
-            };
-        };
-        let Some(op) = template.operations.get(&method.to_ascii_uppercase()) else {
-            return Checked {
-                route: Route::MethodNotAllowed {
-                    template: template.text.clone(),
-                },
-                problems: vec![format!("{} has no {method} operation", template.text)],
-            };
-        };
-        let mut problems = Vec::new();
-        for (name, value) in &params {
-            if let Some(param) = op.path.get(name) {
-                check_value("path parameter", name, param, value, &mut problems);
-            }
-        }
-        for (name, value) in query {
-            match op.query.get(name) {
-                Some(param) => check_value("query parameter", name, param, value, &mut problems),
-                None => problems.push(format!(
-                    "query parameter {name:?} is not declared for {method} {}",
-                    template.text
-                )),
-            }
-        }
-        for (name, param) in &op.query {
-            if param.required && !query.iter().any(|(k, _)| k == name) {
-                problems.push(format!("required query parameter {name:?} is missing"));
-            }
-        }
-        self.check_body(
+        self.router.check(
             method,
-            &template.text,
-            op.body.as_ref(),
-            body,
-            &mut problems,
-        );
-        Checked {
-            route: Route::Matched {
-                template: template.text.clone(),
-                params,
+            path,
+            query,
+            || format!("no path of GitHub's description matches {path}"),
+            |op, template, problems| {
+                self.check_body(method, template, op.body.as_ref(), body, problems)
             },
-            problems,
-        }
-    }
-
-    /// Finds the most specific template for `path`: the one with the most segments (so a
-    /// multi-segment `{ref}` spans as little as possible), then the one with a literal
-    /// where the others have a parameter, at the first position where they differ.
-    fn find(&self, path: &str) -> Option<(&Template, HashMap<String, String>)> {
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let mut best: Option<(Rank, &Template, HashMap<String, String>)> = None;
-        for template in &self.templates {
-            let mut params = HashMap::new();
-            if !match_segments(&template.segments, &segments, &mut params) {
-                continue;
-            }
-            let rank = (
-                template.segments.len(),
-                template
-                    .segments
-                    .iter()
-                    .map(|s| matches!(s, Segment::Literal(_)))
-                    .collect(),
-            );
-            if best.as_ref().is_none_or(|(r, _, _)| rank > *r) {
-                best = Some((rank, template, params));
-            }
-        }
-        best.map(|(_, t, p)| (t, p))
+        )
     }
 
     fn check_body(
@@ -230,32 +145,15 @@ impl OpenApi {
         body: &[u8],
         problems: &mut Vec<String>,
     ) {
-        if body.iter().all(u8::is_ascii_whitespace) {
-            if spec.is_some_and(|s| s.required) {
-                problems.push(format!(
-                    "{method} {template} requires a body, none was sent"
-                ));
-            }
-            return;
-        }
-        let Some(spec) = spec else {
-            problems.push(format!(
-                "{method} {template} takes no body, but one was sent"
-            ));
+        let declared = spec.map(|s| DeclaredBody {
+            required: s.required,
+            json: s.schema.is_some(),
+        });
+        let Some(value) = json_body(method, template, declared, body, problems) else {
             return;
         };
-        let Some(schema) = &spec.schema else {
-            problems.push(format!(
-                "{method} {template} takes no JSON body (other media types only)"
-            ));
+        let Some(schema) = spec.and_then(|s| s.schema.as_ref()) else {
             return;
-        };
-        let value: Value = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(e) => {
-                problems.push(format!("body of {method} {template} is not JSON: {e}"));
-                return;
-            }
         };
         let name = schema_name(schema);
         let alternatives = self.alternatives(schema);
@@ -339,34 +237,27 @@ impl OpenApi {
         let open = form
             .get("additionalProperties")
             .is_some_and(|a| a != &Value::Bool(false));
-        for (key, field) in object {
-            match properties.and_then(|p| p.get(key)) {
-                Some(declared) => {
-                    let mut found = Vec::new();
-                    self.validate_shallow(field, declared, &mut found);
-                    problems.extend(
-                        found
-                            .into_iter()
-                            .map(|p| format!("body field {key:?} of {name}: {p}")),
-                    );
-                }
-                None if !open && properties.is_some() => {
-                    problems.push(format!("body field {key:?} is not a property of {name}"))
-                }
-                None => {}
-            }
-        }
-        for key in form
+        let required = form
             .get("required")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(Value::as_str)
-        {
-            if !object.contains_key(key) {
-                problems.push(format!("required body field {key:?} of {name} is missing"));
+            .filter_map(Value::as_str);
+        let declared = |key: &str, field: &Value| match properties.and_then(|p| p.get(key)) {
+            Some(declared) => {
+                let mut found = Vec::new();
+                self.validate_shallow(field, declared, &mut found);
+                Some(
+                    found
+                        .into_iter()
+                        .map(|p| format!("body field {key:?} of {name}: {p}"))
+                        .collect(),
+                )
             }
-        }
+            None if !open && properties.is_some() => None,
+            None => Some(Vec::new()),
+        };
+        check_fields(object, name, declared, required, problems);
     }
 
     /// Type and enum of one value, without looking inside it (request bodies are checked
@@ -411,34 +302,19 @@ impl OpenApi {
     }
 }
 
-/// How specific a matched template is: its segment count, then which are literals.
-type Rank = (usize, Vec<bool>);
+impl AsRef<Params> for Operation {
+    fn as_ref(&self) -> &Params {
+        &self.params
+    }
+}
 
 fn operation(doc: &Value, params: &[Value], op: &Value) -> Operation {
-    let mut query = HashMap::new();
-    let mut path = HashMap::new();
+    let mut declared = Params::default();
     for p in params {
-        let schema = resolve(doc, &p["schema"]);
-        let param = Param {
-            kind: schema["type"].as_str().unwrap_or("string").to_owned(),
-            allowed: schema["enum"].as_array().map(|v| {
-                v.iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
-                    .collect()
-            }),
-            required: p["required"] == true,
-        };
-        let name = p["name"].as_str().unwrap_or_default().to_owned();
-        match p["in"].as_str() {
-            Some("query") => {
-                query.insert(name, param);
-            }
-            Some("path") => {
-                path.insert(name, param);
-            }
-            // Header parameters are not part of the contract checked here.
-            _ => {}
-        }
+        // Header parameters are not part of the contract checked here.
+        let name = p["name"].as_str().unwrap_or_default();
+        let param = Param::new(resolve(doc, &p["schema"]), p["required"] == true);
+        declared.add(p["in"].as_str(), name, param);
     }
     let body = op.get("requestBody").map(|b| {
         let b = resolve(doc, b);
@@ -450,76 +326,8 @@ fn operation(doc: &Value, params: &[Value], op: &Value) -> Operation {
         }
     });
     Operation {
-        query,
-        path,
+        params: declared,
         body,
         responses: op["responses"].clone(),
-    }
-}
-
-fn segment(template: &str, text: &str, multi: &[String]) -> Segment {
-    match text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-        Some(name) if !name.contains(['{', '}']) => Segment::Param {
-            name: name.to_owned(),
-            multi: multi.iter().any(|m| m == name),
-        },
-        _ if text.contains(['{', '}']) => panic!(
-            "{template}: segment {text:?} mixes text and parameters, which this checker does not route"
-        ),
-        _ => Segment::Literal(text.to_owned()),
-    }
-}
-
-/// Matches the template's segments against the request's, letting multi-segment
-/// parameters take one or more segments; parameters never match an empty segment.
-fn match_segments(
-    template: &[Segment],
-    segments: &[&str],
-    params: &mut HashMap<String, String>,
-) -> bool {
-    let Some((first, rest)) = template.split_first() else {
-        return segments.is_empty();
-    };
-    match first {
-        Segment::Literal(l) => {
-            segments.first() == Some(&l.as_str()) && match_segments(rest, &segments[1..], params)
-        }
-        Segment::Param { name, multi } => {
-            let most = if *multi {
-                segments.len().saturating_sub(rest.len())
-            } else {
-                segments.len().min(1)
-            };
-            for take in 1..=most {
-                let taken = &segments[..take];
-                if taken.iter().any(|s| s.is_empty()) {
-                    break;
-                }
-                if match_segments(rest, &segments[take..], params) {
-                    params.insert(name.clone(), percent_decode(&taken.join("/")));
-                    return true;
-                }
-            }
-            false
-        }
-    }
-}
-
-fn check_value(what: &str, name: &str, param: &Param, value: &str, problems: &mut Vec<String>) {
-    let ok = match param.kind.as_str() {
-        "integer" => value.parse::<i64>().is_ok(),
-        "boolean" => value == "true" || value == "false",
-        _ => true,
-    };
-    if !ok {
-        problems.push(format!(
-            "{what} {name}={value:?} is not a valid {}",
-            param.kind
-        ));
-    }
-    if let Some(allowed) = &param.allowed
-        && !allowed.iter().any(|a| a == value)
-    {
-        problems.push(format!("{what} {name}={value:?} is not one of {allowed:?}"));
     }
 }

@@ -19,12 +19,7 @@ impl OpenApi {
         status: u16,
         body: &Value,
     ) -> Vec<String> {
-        let Some(op) = self
-            .templates
-            .iter()
-            .find(|t| t.text == template)
-            .and_then(|t| t.operations.get(&method.to_ascii_uppercase()))
-        else {
+        let Some(op) = self.router.operation(method, template) else {
             return vec![format!("{method} {template} is not in the description")];
         };
         let code = status.to_string();
