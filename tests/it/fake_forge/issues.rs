@@ -14,7 +14,7 @@ use super::state::ForgeState;
 type Handled = Result<Reply, Reply>;
 
 /// Colour of labels created without one.
-pub const DEFAULT_COLOR: &str = "ededed";
+pub use crate::fake_server::DEFAULT_LABEL_COLOR as DEFAULT_COLOR;
 
 pub fn list_labels(state: &mut ForgeState, req: &Req) -> Handled {
     let labels: Vec<Value> = state.labels.iter().map(|l| state.label_json(l)).collect();

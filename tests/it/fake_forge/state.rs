@@ -145,6 +145,8 @@ pub struct MergeRecord {
 #[derive(Debug)]
 pub struct ForgeState {
     pub(crate) base_url: String,
+    /// The only token accepted (`Authorization: token <T>` or `Bearer <T>`).
+    pub(crate) token: String,
     pub(crate) owner: String,
     pub(crate) repo: String,
     pub(crate) bot_login: String,
@@ -181,6 +183,7 @@ impl ForgeState {
     pub(crate) fn new(base_url: String, options: &super::FakeForgeOptions) -> Self {
         Self {
             base_url,
+            token: options.token.clone(),
             owner: options.owner.clone(),
             repo: options.repo.clone(),
             bot_login: options.bot_login.clone(),
@@ -289,6 +292,14 @@ impl ForgeState {
             .min_by_key(|s| rank(s))
             .unwrap_or("")
             .to_owned()
+    }
+
+    /// The head commit of PR `pull`; empty when there is no such PR.
+    pub fn head_of(&self, pull: u64) -> String {
+        self.pulls
+            .get(&pull)
+            .map(|p| p.head_sha.clone())
+            .unwrap_or_default()
     }
 
     pub fn merges(&self) -> &[MergeRecord] {

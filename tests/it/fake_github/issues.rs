@@ -17,8 +17,8 @@ use crate::fake_forge::ViolationKind;
 
 type Handled = Result<Reply, Reply>;
 
-/// Colour GitHub gives labels created without one.
-pub const DEFAULT_COLOR: &str = "ededed";
+/// Colour of labels created without one.
+pub use crate::fake_server::DEFAULT_LABEL_COLOR as DEFAULT_COLOR;
 
 fn not_found() -> Reply {
     Reply::error(404, "Not Found")
