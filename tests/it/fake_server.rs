@@ -3,13 +3,14 @@
 //! control methods on the Forgejo-shaped state both keep, handler answers, the played
 //! faults, ETags and paging by `Link`. Each fake keeps its own wire shapes and rules.
 //!
-//! A fake is a state type implementing [`FakeApi`] run by a [`FakeServer`]; the fake's
-//! own handle (`FakeForge`, `FakeGithub`) derefs to its server, so the methods here are
-//! called on it directly.
+//! A fake is a state type implementing [`FakeApi`] run by a [`FakeServer`]: `FakeForge`
+//! is `FakeServer<ForgeState>` and `FakeGithub` is `FakeServer<GithubState>`, each with
+//! its own start and control methods besides the shared ones here.
 
 // The API serves end-to-end tests written elsewhere; not every item is used by each fake.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -29,12 +30,15 @@ use crate::fake_forge::{
     Chaos, Comment, CommitStatus, Fault, FaultRule, ForgeState, Issue, MergeRecord, Pull,
     RequestRecord, Review, Violation, ViolationKind,
 };
-use crate::swagger::{Checked, Route};
+use crate::swagger::{Checked, Route, parse_query};
 
 /// The state of a fake forge, as its server runs it.
 pub trait FakeApi: Send + 'static {
     /// How messages name the fake (`fake forge`, `fake GitHub`).
     const NAME: &'static str;
+
+    /// How the fake is started.
+    type Options: Send + 'static;
 
     /// The Forgejo-shaped records: issues, PRs, reviews, statuses, requests, faults.
     fn forge(&self) -> &ForgeState;
@@ -70,6 +74,11 @@ impl Incoming<'_> {
             .and_then(|v| v.to_str().ok())
     }
 
+    /// The query's pairs, percent-decoded.
+    pub fn query(&self) -> Vec<(String, String)> {
+        parse_query(self.raw_query)
+    }
+
     /// The request-log entry for this request, not yet authorized nor answered.
     pub fn record(&self) -> RequestRecord {
         RequestRecord {
@@ -85,6 +94,65 @@ impl Incoming<'_> {
             status: 0,
             fault: None,
         }
+    }
+}
+
+/// One routed request, as handlers see it; `Caller` is who the forge found it comes
+/// from (GitHub: the actor and its login; Forgejo needs nothing).
+#[derive(Debug)]
+pub struct Req<'a, Caller = ()> {
+    pub method: &'a str,
+    /// Raw request path, any API prefix included (for pagination links and violations).
+    pub path: &'a str,
+    /// Percent-decoded path parameters by the API description's names.
+    pub params: HashMap<String, String>,
+    pub query: Vec<(String, String)>,
+    /// The JSON body, `Null` when absent or not JSON.
+    pub body: Value,
+    pub caller: Caller,
+}
+
+impl<'a, Caller> Req<'a, Caller> {
+    /// `incoming` routed to a template with these parameters.
+    pub fn new(
+        incoming: &Incoming<'a>,
+        params: HashMap<String, String>,
+        query: Vec<(String, String)>,
+        caller: Caller,
+    ) -> Self {
+        Self {
+            method: incoming.method,
+            path: incoming.path,
+            params,
+            query,
+            body: serde_json::from_slice(incoming.body).unwrap_or(Value::Null),
+            caller,
+        }
+    }
+
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name).map_or("", String::as_str)
+    }
+
+    /// The first value of a query parameter.
+    pub fn q(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeated query parameter (`labels=1&labels=2`).
+    pub fn q_all(&self, name: &str) -> Vec<&str> {
+        self.query
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn str_field(&self, name: &str) -> Option<&str> {
+        self.body.get(name).and_then(Value::as_str)
     }
 }
 
@@ -105,9 +173,10 @@ impl<S> Shared<S> {
 /// A running fake on `127.0.0.1`, served from its own thread and runtime so that a test
 /// may block its own runtime (e.g. waiting on a child process) without starving the
 /// fake; stops when dropped.
-pub struct FakeServer<S> {
+pub struct FakeServer<S: FakeApi> {
     shared: Arc<Shared<S>>,
     url: String,
+    options: S::Options,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -151,8 +220,9 @@ async fn handle<S: FakeApi>(
 }
 
 impl<S: FakeApi> FakeServer<S> {
-    /// Binds `127.0.0.1:0` and serves the state `new_state` makes for the server's URL.
-    pub fn start(new_state: impl FnOnce(String) -> S) -> Self {
+    /// Binds `127.0.0.1:0` and serves the state `new_state` makes from the server's URL
+    /// and the options.
+    pub fn spawn(options: S::Options, new_state: impl FnOnce(String, &S::Options) -> S) -> Self {
         let name = S::NAME;
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap_or_else(|e| panic!("binding the {name} to 127.0.0.1:0: {e}"));
@@ -164,7 +234,7 @@ impl<S: FakeApi> FakeServer<S> {
             .unwrap_or_else(|e| panic!("{name} address: {e}"));
         let url = format!("http://{addr}");
         let shared = Arc::new(Shared {
-            state: Mutex::new(new_state(url.clone())),
+            state: Mutex::new(new_state(url.clone(), &options)),
             changed: Notify::new(),
         });
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -199,6 +269,7 @@ impl<S: FakeApi> FakeServer<S> {
         FakeServer {
             shared,
             url,
+            options,
             shutdown: Some(shutdown),
             thread: Some(thread),
         }
@@ -207,6 +278,11 @@ impl<S: FakeApi> FakeServer<S> {
     /// `http://127.0.0.1:PORT`.
     pub fn server_url(&self) -> &str {
         &self.url
+    }
+
+    /// The options the fake was started with.
+    pub fn options(&self) -> &S::Options {
+        &self.options
     }
 
     /// The state as it is, without settling it and without waking waiters.
@@ -418,7 +494,7 @@ impl<S: FakeApi> FakeServer<S> {
     }
 }
 
-impl<S> Drop for FakeServer<S> {
+impl<S: FakeApi> Drop for FakeServer<S> {
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());

@@ -40,7 +40,6 @@ mod pulls;
 mod routes;
 pub(crate) mod state;
 
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -84,23 +83,13 @@ impl Default for FakeForgeOptions {
     }
 }
 
-/// A running fake Forgejo; stops when dropped. It derefs to its [`FakeServer`], which
-/// has the control methods it shares with the fake GitHub and [`FakeServer::wait_until`].
-pub struct FakeForge {
-    server: FakeServer<ForgeState>,
-    options: FakeForgeOptions,
-}
-
-impl Deref for FakeForge {
-    type Target = FakeServer<ForgeState>;
-
-    fn deref(&self) -> &FakeServer<ForgeState> {
-        &self.server
-    }
-}
+/// A running fake Forgejo; stops when dropped.
+pub type FakeForge = FakeServer<ForgeState>;
 
 impl FakeApi for ForgeState {
     const NAME: &'static str = "fake forge";
+
+    type Options = FakeForgeOptions;
 
     fn forge(&self) -> &ForgeState {
         self
@@ -126,13 +115,12 @@ impl FakeApi for ForgeState {
 impl FakeForge {
     /// Binds `127.0.0.1:0` and serves the API under `/api/v1` from a dedicated thread.
     pub async fn start(options: FakeForgeOptions) -> FakeForge {
-        let server = FakeServer::start(|url| ForgeState::new(url, &options));
-        FakeForge { server, options }
+        FakeServer::spawn(options, ForgeState::new)
     }
 
     /// `http://127.0.0.1:PORT`, the forge URL for forgehand's project file.
     pub fn url(&self) -> &str {
-        self.server.server_url()
+        self.server_url()
     }
 
     /// `<url>/api/v1`.
@@ -141,11 +129,11 @@ impl FakeForge {
     }
 
     pub fn token(&self) -> &str {
-        &self.options.token
+        &self.options().token
     }
 
     pub fn bare_repo(&self) -> &Path {
-        &self.options.bare_repo
+        &self.options().bare_repo
     }
 
     /// Adds a repository webhook delivering to `url`, as the web UI would.

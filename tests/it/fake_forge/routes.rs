@@ -2,8 +2,6 @@
 //! against the swagger, plays the fault injected into it (if any), authenticates it, and
 //! dispatches it by swagger template to a handler in `issues.rs` or `pulls.rs`.
 
-use std::collections::HashMap;
-
 use chrono::Utc;
 use serde_json::Value;
 
@@ -12,9 +10,10 @@ use super::log::{Fault, RequestRecord, ViolationKind};
 use super::state::ForgeState;
 use super::{issues, pulls};
 use crate::fake_server::{
-    Answer, Delivery, FaultLook, Incoming, Paging, apply_with_fault, judge, page_of, with_etag,
+    self, Answer, Delivery, FaultLook, Incoming, Paging, apply_with_fault, judge, page_of,
+    with_etag,
 };
-use crate::swagger::{self, Route, parse_query};
+use crate::swagger::{self, Route};
 
 pub use crate::fake_server::Reply;
 
@@ -33,23 +32,9 @@ const FAULTS: FaultLook = FaultLook {
 };
 
 /// One routed request, as handlers see it.
-#[derive(Debug)]
-pub struct Req<'a> {
-    pub method: &'a str,
-    /// Raw request path (for pagination links).
-    pub path: &'a str,
-    /// Percent-decoded path parameters by swagger name.
-    pub params: HashMap<String, String>,
-    pub query: Vec<(String, String)>,
-    /// The JSON body, `Null` when absent or not JSON.
-    pub body: Value,
-}
+pub type Req<'a> = fake_server::Req<'a>;
 
 impl Req<'_> {
-    pub fn param(&self, name: &str) -> &str {
-        self.params.get(name).map_or("", String::as_str)
-    }
-
     /// The `{index}` (or another integer) path parameter; the swagger check has already
     /// flagged non-integers, which Forgejo answers with 404 here.
     pub fn number(&self, name: &str) -> Result<u64, Reply> {
@@ -60,42 +45,14 @@ impl Req<'_> {
             )
         })
     }
-
-    /// The first value of a query parameter.
-    pub fn q(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of a repeated query parameter (`labels=1&labels=2`).
-    pub fn q_all(&self, name: &str) -> Vec<&str> {
-        self.query
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    pub fn str_field(&self, name: &str) -> Option<&str> {
-        self.body.get(name).and_then(Value::as_str)
-    }
 }
 
 /// Handles one request under the state lock; the caller wakes waiters afterwards and
 /// plays the delivery. `fault` was taken for this request by the caller (a plain
 /// `Delay` has already been waited out).
 pub fn serve(state: &mut ForgeState, incoming: Incoming, fault: Option<&Fault>) -> Answer {
-    let Incoming {
-        method,
-        path,
-        raw_query,
-        headers,
-        body,
-        ..
-    } = incoming;
-    let query = parse_query(raw_query);
+    let (method, path) = (incoming.method, incoming.path);
+    let query = incoming.query();
     let auth = incoming.authorization();
     let authorized = auth.is_some_and(|a| {
         let a = a.trim();
@@ -103,7 +60,7 @@ pub fn serve(state: &mut ForgeState, incoming: Incoming, fault: Option<&Fault>) 
             .or_else(|| a.strip_prefix("Bearer "))
             == Some(state.token.as_str())
     });
-    let checked = swagger::forgejo().check(method, path, &query, body);
+    let checked = swagger::forgejo().check(method, path, &query, incoming.body);
     let template = judge(state, &checked, method, path);
 
     let apply = || {
@@ -120,13 +77,7 @@ pub fn serve(state: &mut ForgeState, incoming: Incoming, fault: Option<&Fault>) 
             Route::UnknownPath => Reply::error(404, "not found"),
             Route::MethodNotAllowed { .. } => Reply::error(405, "method not allowed"),
             Route::Matched { template, params } => {
-                let req = Req {
-                    method,
-                    path,
-                    params,
-                    query,
-                    body: serde_json::from_slice(body).unwrap_or(Value::Null),
-                };
+                let req = Req::new(&incoming, params, query, ());
                 settle(state);
                 let reply = dispatch(state, &template, &req);
                 settle(state);
@@ -138,7 +89,7 @@ pub fn serve(state: &mut ForgeState, incoming: Incoming, fault: Option<&Fault>) 
     let (reply, delivery) = apply_with_fault(fault, &FAULTS, || {
         let reply = apply();
         if conditional {
-            with_etag(reply, headers, false)
+            with_etag(reply, incoming.headers, false)
         } else {
             reply
         }

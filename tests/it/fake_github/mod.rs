@@ -68,7 +68,6 @@ mod routes;
 mod state;
 pub mod webhooks;
 
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -166,23 +165,13 @@ impl AppOptions {
     }
 }
 
-/// A running fake GitHub; stops when dropped. It derefs to its [`FakeServer`], which
-/// has the control methods it shares with the fake Forgejo and [`FakeServer::wait_until`].
-pub struct FakeGithub {
-    server: FakeServer<GithubState>,
-    options: FakeGithubOptions,
-}
-
-impl Deref for FakeGithub {
-    type Target = FakeServer<GithubState>;
-
-    fn deref(&self) -> &FakeServer<GithubState> {
-        &self.server
-    }
-}
+/// A running fake GitHub; stops when dropped.
+pub type FakeGithub = FakeServer<GithubState>;
 
 impl FakeApi for GithubState {
     const NAME: &'static str = "fake GitHub";
+
+    type Options = FakeGithubOptions;
 
     fn forge(&self) -> &ForgeState {
         &self.forge
@@ -216,27 +205,22 @@ impl FakeGithub {
             default_branch: options.default_branch.clone(),
             bot_login: options.bot_login.clone(),
         };
-        let server = FakeServer::start(|url| {
-            GithubState::new(ForgeState::new(url, &forge_options), &options)
-        });
-        FakeGithub { server, options }
+        FakeServer::spawn(options, |url, options| {
+            GithubState::new(ForgeState::new(url, &forge_options), options)
+        })
     }
 
     /// `http://127.0.0.1:PORT` plus the API prefix: the `[forge] url` for forgehand (as
     /// `https://api.github.com`, or `https://HOST/api/v3` on Enterprise).
     pub fn url(&self) -> String {
-        format!("{}{}", self.server_url(), self.options.api_prefix)
+        format!("{}{}", self.server_url(), self.options().api_prefix)
     }
 
     pub fn token(&self) -> &str {
-        &self.options.token
-    }
-
-    pub fn options(&self) -> &FakeGithubOptions {
-        &self.options
+        &self.options().token
     }
 
     pub fn bare_repo(&self) -> &Path {
-        &self.options.bare_repo
+        &self.options().bare_repo
     }
 }

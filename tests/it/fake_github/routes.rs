@@ -21,7 +21,7 @@ use super::state::GithubState;
 use super::{checks, issues, pulls};
 use crate::fake_forge::{Fault, RequestRecord, ViolationKind};
 use crate::fake_server::{
-    Answer, Delivery, FaultLook, Incoming, apply_with_fault, judge, with_etag,
+    self, Answer, Delivery, FaultLook, Incoming, apply_with_fault, judge, with_etag,
 };
 use crate::openapi::{self, Route, parse_query};
 
@@ -63,27 +63,18 @@ impl Reply {
     }
 }
 
-/// One routed, authenticated request, as handlers see it.
+/// Who an authenticated request comes from.
 #[derive(Debug)]
-pub struct Req<'a> {
-    pub method: &'a str,
-    /// Raw request path, API prefix included (for pagination links and violations).
-    pub path: &'a str,
-    /// Percent-decoded path parameters by the description's names.
-    pub params: HashMap<String, String>,
-    pub query: Vec<(String, String)>,
-    /// The JSON body, `Null` when absent or not JSON.
-    pub body: Value,
+pub struct Caller {
     pub actor: Actor,
     /// The login the request acts as (the token's user, or the app's bot).
     pub login: String,
 }
 
-impl Req<'_> {
-    pub fn param(&self, name: &str) -> &str {
-        self.params.get(name).map_or("", String::as_str)
-    }
+/// One routed, authenticated request, as handlers see it.
+pub type Req<'a> = fake_server::Req<'a, Caller>;
 
+impl Req<'_> {
     /// An integer path parameter; the OpenAPI check has already flagged non-integers,
     /// which GitHub answers with 404.
     pub fn number(&self, name: &str) -> Result<u64, Reply> {
@@ -91,33 +82,19 @@ impl Req<'_> {
             .parse()
             .map_err(|_| Reply::error(404, "Not Found"))
     }
-
-    /// The first value of a query parameter.
-    pub fn q(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn str_field(&self, name: &str) -> Option<&str> {
-        self.body.get(name).and_then(Value::as_str)
-    }
 }
 
 /// Handles one request under the state lock; the caller wakes waiters afterwards and
 /// plays the delivery. `fault` was taken for this request by the caller (a plain
 /// `Delay` has already been waited out).
 pub fn serve(state: &mut GithubState, incoming: Incoming, fault: Option<&Fault>) -> Answer {
-    let Incoming {
-        method,
-        path,
-        raw_query,
-        headers,
-        body,
-        ..
-    } = incoming;
-    let query = parse_query(raw_query);
+    let (method, path, headers, body) = (
+        incoming.method,
+        incoming.path,
+        incoming.headers,
+        incoming.body,
+    );
+    let query = incoming.query();
     let authorization = incoming.authorization();
     if let Some(job) = path.strip_prefix(BLOB_PREFIX) {
         let reply = checks::serve_log(state, job, &query);
@@ -201,15 +178,7 @@ pub fn serve(state: &mut GithubState, incoming: Incoming, fault: Option<&Fault>)
             );
         }
         let login = actor.login(state);
-        let req = Req {
-            method,
-            path,
-            params,
-            query: query.clone(),
-            body: serde_json::from_slice(body).unwrap_or(Value::Null),
-            actor,
-            login,
-        };
+        let req = Req::new(&incoming, params, query.clone(), Caller { actor, login });
         settle(state);
         let reply = dispatch(state, &template, &req);
         settle(state);
