@@ -12,7 +12,6 @@
 //! - `behaviour.rs` — simulated CI and reviewer; `git.rs` — the real bare repository.
 //! - `log.rs` — request log, violations, faults (queued and chaos); requests are judged
 //!   by `crate::swagger`.
-//! - `conn.rs` — the listener whose connections a handler can reset (the `Reset` fault).
 //! - `fixture.rs` — [`fixture::GitFixture`], a bare repository plus a clone for tests.
 //!
 //! ```ignore
@@ -30,7 +29,6 @@
 #![allow(dead_code, unused_imports)]
 
 pub(crate) mod behaviour;
-pub(crate) mod conn;
 pub mod fixture;
 pub(crate) mod git;
 mod issues;
@@ -41,7 +39,6 @@ mod routes;
 pub(crate) mod state;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::fake_server::{Answer, FakeApi, FakeServer, Incoming};
 

@@ -1,16 +1,15 @@
 //! The control methods: how a test plays the world around forgehand on the fake GitHub
 //! (people opening issues, commenting, reviewing, CI reporting, GitHub misbehaving) and
-//! reads what forgehand did. Each one is a state change that wakes `wait_until`.
+//! reads what forgehand did. Each one is a state change that wakes `wait_until`. Those
+//! the fake Forgejo has as well (issues, labels, comments, reviews, faults, snapshots)
+//! are on `crate::fake_server::FakeServer`; here are GitHub's own.
 
 use chrono::Utc;
 
-use super::behaviour::{self, Behaviour};
+use super::FakeGithub;
+use super::behaviour::Behaviour;
 use super::state::{CheckRun, GithubState, Job, Step, WorkflowRun};
-use super::{FakeGithub, HUMAN, issues};
-use crate::fake_forge::{
-    Chaos, Comment, CommitStatus, Fault, FaultRule, Issue, MergeRecord, Pull, RequestRecord,
-    Review, Violation,
-};
+use crate::fake_forge::{Fault, FaultRule};
 
 /// A check run a test adds itself (another CI app, or GitHub Actions by hand).
 #[derive(Debug, Clone)]

@@ -72,11 +72,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::fake_forge::fixture;
-use crate::fake_forge::{Chaos, FakeForgeOptions, ForgeState};
 pub use crate::fake_forge::{
     CiBehaviour, Comment, CommitStatus, Fault, FaultRule, Issue, Label, MergeRecord, Pull,
     RequestRecord, Review, ReviewBehaviour, ReviewComment, Violation, ViolationKind,
 };
+use crate::fake_forge::{FakeForgeOptions, ForgeState};
 use crate::fake_server::{Answer, FakeApi, FakeServer, Incoming};
 pub use behaviour::{
     ACTIONS_JOBS, ActionsBehaviour, Behaviour, FAILURE_MARKER, InfraFailure, OTHER_CI_CONTEXT,

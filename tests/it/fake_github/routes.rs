@@ -9,8 +9,6 @@
 //! the API is `/_blobs/…`, where the logs redirect points (GitHub sends clients to its
 //! blob storage, another host that needs no token).
 
-use std::collections::HashMap;
-
 use axum::http::header;
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -23,7 +21,7 @@ use crate::fake_forge::{Fault, RequestRecord, ViolationKind};
 use crate::fake_server::{
     self, Answer, Delivery, FaultLook, Incoming, apply_with_fault, judge, with_etag,
 };
-use crate::openapi::{self, Route, parse_query};
+use crate::openapi::{self, Route};
 
 pub use crate::fake_server::Reply;
 

@@ -5,10 +5,13 @@
 //!
 //! A fake is a state type implementing [`FakeApi`] run by a [`FakeServer`]: `FakeForge`
 //! is `FakeServer<ForgeState>` and `FakeGithub` is `FakeServer<GithubState>`, each with
-//! its own start and control methods besides the shared ones here.
+//! its own start and control methods besides the shared ones here. `conn.rs` is the
+//! listener whose connections a handler can reset (the `Reset` fault).
 
 // The API serves end-to-end tests written elsewhere; not every item is used by each fake.
 #![allow(dead_code)]
+
+mod conn;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -25,7 +28,6 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::{Notify, oneshot};
 
-use crate::fake_forge::conn;
 use crate::fake_forge::{
     Chaos, Comment, CommitStatus, Fault, FaultRule, ForgeState, Issue, MergeRecord, Pull,
     RequestRecord, Review, Violation, ViolationKind,
@@ -181,6 +183,9 @@ pub struct FakeServer<S: FakeApi> {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Serves one request: takes the fault injected into it, waits out a plain delay without
+/// the lock, lets the state answer, wakes waiters and delivers the answer as the fault
+/// says.
 async fn handle<S: FakeApi>(
     State(shared): State<Arc<Shared<S>>>,
     ConnectInfo(conn): ConnectInfo<conn::ConnHandle>,
