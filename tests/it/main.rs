@@ -21,6 +21,7 @@ mod fake_forge;
 mod fake_forge_selftest;
 mod fake_github;
 mod fake_github_selftest;
+mod fake_server;
 mod fake_woodpecker;
 mod feedback;
 mod forge_faults;

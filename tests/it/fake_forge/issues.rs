@@ -14,7 +14,7 @@ use super::state::ForgeState;
 type Handled = Result<Reply, Reply>;
 
 /// Colour of labels created without one.
-pub const DEFAULT_COLOR: &str = "ededed";
+pub use crate::fake_server::DEFAULT_LABEL_COLOR as DEFAULT_COLOR;
 
 pub fn list_labels(state: &mut ForgeState, req: &Req) -> Handled {
     let labels: Vec<Value> = state.labels.iter().map(|l| state.label_json(l)).collect();
@@ -44,12 +44,7 @@ pub fn create_label(state: &mut ForgeState, req: &Req) -> Handled {
     }
     let description = req.str_field("description").unwrap_or_default().to_owned();
     let id = state.new_label(&name, &color, &description);
-    let label = state
-        .labels
-        .iter()
-        .find(|l| l.id == id)
-        .cloned()
-        .expect("label just created");
+    let label = state.created_label(id);
     Ok(Reply::json(201, state.label_json(&label)))
 }
 
@@ -184,15 +179,7 @@ pub fn edit_issue(state: &mut ForgeState, req: &Req) -> Handled {
         }
         state.set_issue_state(n, new_state);
     }
-    let issue = state.issues.get_mut(&n).expect("issue exists");
-    if let Some(title) = req.str_field("title") {
-        issue.title = title.to_owned();
-        issue.updated_at = Utc::now();
-    }
-    if let Some(body) = req.str_field("body") {
-        issue.body = body.to_owned();
-        issue.updated_at = Utc::now();
-    }
+    state.edit_text(n, req.str_field("title"), req.str_field("body"));
     Ok(Reply::json(201, state.issue_json(n)))
 }
 
@@ -286,12 +273,7 @@ pub fn create_comment(state: &mut ForgeState, req: &Req) -> Handled {
     }
     let bot = state.bot_login.clone();
     let id = state.new_comment(n, &bot, body);
-    let comment = state
-        .comments
-        .iter()
-        .find(|c| c.id == id)
-        .cloned()
-        .expect("comment just created");
+    let comment = state.created_comment(id);
     Ok(Reply::json(201, state.comment_json(&comment)))
 }
 

@@ -104,25 +104,7 @@ pub fn create_pull(state: &mut ForgeState, req: &Req) -> Handled {
         &bot,
         true,
     );
-    state.pulls.insert(
-        n,
-        Pull {
-            number: n,
-            head,
-            base,
-            head_sha: String::new(),
-            base_sha: String::new(),
-            mergeable: false,
-            merged: false,
-            merged_at: None,
-            merged_by: None,
-            merge_commit_sha: None,
-            heads_seen: Vec::new(),
-            reviewed_heads: Vec::new(),
-            changes_requested: false,
-            mergeable_for: Default::default(),
-        },
-    );
+    state.pulls.insert(n, Pull::new(n, head, base));
     state.attach_label_ids(n, &req.body);
     // Reads the head from git and lets the simulated CI see it, before answering.
     settle(state);
@@ -335,12 +317,7 @@ pub fn create_status(state: &mut ForgeState, req: &Req) -> Handled {
         req.str_field("target_url").unwrap_or_default(),
         &bot,
     );
-    let created = state
-        .statuses
-        .iter()
-        .find(|s| s.id == id)
-        .cloned()
-        .expect("status just created");
+    let created = state.created_status(id);
     Ok(Reply::json(201, state.status_json(&created)))
 }
 

@@ -2,11 +2,6 @@
 //! against the swagger, plays the fault injected into it (if any), authenticates it, and
 //! dispatches it by swagger template to a handler in `issues.rs` or `pulls.rs`.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde_json::Value;
 
@@ -14,101 +9,32 @@ use super::behaviour::settle;
 use super::log::{Fault, RequestRecord, ViolationKind};
 use super::state::ForgeState;
 use super::{issues, pulls};
-use crate::swagger::{self, Route, parse_query};
+use crate::fake_server::{
+    self, Answer, Delivery, FaultLook, Incoming, Paging, apply_with_fault, judge, page_of,
+    with_etag,
+};
+use crate::swagger::{self, Route};
 
-/// Forgejo's page size when `limit` is absent or 0, and its cap (`MAX_RESPONSE_ITEMS`).
-const DEFAULT_LIMIT: usize = 30;
-const MAX_LIMIT: usize = 50;
+pub use crate::fake_server::Reply;
 
-/// What a handler answers, turned into an HTTP response by [`Reply::into_response`].
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    body: ReplyBody,
-    headers: Vec<(&'static str, String)>,
-}
+/// Forgejo's paging: `limit` 30 when absent or 0, capped at 50 (`MAX_RESPONSE_ITEMS`).
+const PAGING: Paging = Paging {
+    size_param: "limit",
+    default_size: 30,
+    max_size: 50,
+    link_separator: ",",
+};
 
-#[derive(Debug)]
-enum ReplyBody {
-    Json(Value),
-    /// Forgejo's APIError with this message.
-    Error(String),
-    Html(String),
-    Empty,
-}
-
-impl Reply {
-    pub fn json(status: u16, value: Value) -> Self {
-        Self {
-            status,
-            body: ReplyBody::Json(value),
-            headers: Vec::new(),
-        }
-    }
-
-    pub fn error(status: u16, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: ReplyBody::Error(message.into()),
-            headers: Vec::new(),
-        }
-    }
-
-    pub fn empty(status: u16) -> Self {
-        Self {
-            status,
-            body: ReplyBody::Empty,
-            headers: Vec::new(),
-        }
-    }
-
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    fn into_response(self, base_url: &str) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = match self.body {
-            ReplyBody::Json(v) => (status, axum::Json(v)).into_response(),
-            ReplyBody::Error(m) => {
-                (status, axum::Json(super::json::error(base_url, &m))).into_response()
-            }
-            ReplyBody::Html(h) => (
-                status,
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                h,
-            )
-                .into_response(),
-            ReplyBody::Empty => status.into_response(),
-        };
-        for (name, value) in self.headers {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                response.headers_mut().insert(name, value);
-            }
-        }
-        response
-    }
-}
+/// How Forgejo (behind its proxy) looks when a fault is played on it.
+const FAULTS: FaultLook = FaultLook {
+    status_message: |_| "injected fault",
+    html_page: "<html><body><h1>502 Bad Gateway</h1></body></html>",
+};
 
 /// One routed request, as handlers see it.
-#[derive(Debug)]
-pub struct Req<'a> {
-    pub method: &'a str,
-    /// Raw request path (for pagination links).
-    pub path: &'a str,
-    /// Percent-decoded path parameters by swagger name.
-    pub params: HashMap<String, String>,
-    pub query: Vec<(String, String)>,
-    /// The JSON body, `Null` when absent or not JSON.
-    pub body: Value,
-}
+pub type Req<'a> = fake_server::Req<'a>;
 
 impl Req<'_> {
-    pub fn param(&self, name: &str) -> &str {
-        self.params.get(name).map_or("", String::as_str)
-    }
-
     /// The `{index}` (or another integer) path parameter; the swagger check has already
     /// flagged non-integers, which Forgejo answers with 404 here.
     pub fn number(&self, name: &str) -> Result<u64, Reply> {
@@ -119,88 +45,24 @@ impl Req<'_> {
             )
         })
     }
-
-    /// The first value of a query parameter.
-    pub fn q(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of a repeated query parameter (`labels=1&labels=2`).
-    pub fn q_all(&self, name: &str) -> Vec<&str> {
-        self.query
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    pub fn str_field(&self, name: &str) -> Option<&str> {
-        self.body.get(name).and_then(Value::as_str)
-    }
-}
-
-/// How an answer reaches the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    Now,
-    /// After this long (the state lock released meanwhile).
-    After(Duration),
-    /// Not at all: the connection is cut.
-    Reset,
-}
-
-/// A handled request: the response and how to deliver it.
-pub struct Answer {
-    pub response: Response,
-    pub delivery: Delivery,
 }
 
 /// Handles one request under the state lock; the caller wakes waiters afterwards and
 /// plays the delivery. `fault` was taken for this request by the caller (a plain
 /// `Delay` has already been waited out).
-#[allow(clippy::too_many_arguments)]
-pub fn serve(
-    state: &mut ForgeState,
-    token: &str,
-    method: &str,
-    path: &str,
-    raw_query: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-    fault: Option<&Fault>,
-    received: chrono::DateTime<Utc>,
-) -> Answer {
-    let query = parse_query(raw_query);
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+pub fn serve(state: &mut ForgeState, incoming: Incoming, fault: Option<&Fault>) -> Answer {
+    let (method, path) = (incoming.method, incoming.path);
+    let query = incoming.query();
+    let auth = incoming.authorization();
     let authorized = auth.is_some_and(|a| {
         let a = a.trim();
         a.strip_prefix("token ")
             .or_else(|| a.strip_prefix("Bearer "))
-            == Some(token)
+            == Some(state.token.as_str())
     });
-    let checked = swagger::forgejo().check(method, path, &query, body);
-    let kind = match checked.route {
-        Route::Matched { .. } => ViolationKind::NotInSwagger,
-        Route::MethodNotAllowed { .. } => ViolationKind::MethodNotAllowed,
-        Route::UnknownPath => ViolationKind::UnknownPath,
-    };
-    for problem in &checked.problems {
-        state.violation(kind, method, path, problem.clone());
-    }
-    let template = match &checked.route {
-        Route::Matched { template, .. } | Route::MethodNotAllowed { template } => {
-            Some(template.clone())
-        }
-        Route::UnknownPath => None,
-    };
+    let checked = swagger::forgejo().check(method, path, &query, incoming.body);
+    let template = judge(state, &checked, method, path);
 
-    // Injected failures are played after the contract check, so a faulty request is
-    // still judged; only `AfterApply` lets the request change the state first.
     let apply = || {
         if !authorized {
             let detail = if auth.is_some() {
@@ -215,13 +77,7 @@ pub fn serve(
             Route::UnknownPath => Reply::error(404, "not found"),
             Route::MethodNotAllowed { .. } => Reply::error(405, "method not allowed"),
             Route::Matched { template, params } => {
-                let req = Req {
-                    method,
-                    path,
-                    params,
-                    query,
-                    body: serde_json::from_slice(body).unwrap_or(Value::Null),
-                };
+                let req = Req::new(&incoming, params, query, ());
                 settle(state);
                 let reply = dispatch(state, &template, &req);
                 settle(state);
@@ -230,30 +86,16 @@ pub fn serve(
         }
     };
     let conditional = method == "GET" && template.as_deref().is_some_and(sends_etag);
-    let apply = || {
+    let (reply, delivery) = apply_with_fault(fault, &FAULTS, || {
         let reply = apply();
         if conditional {
-            with_etag(reply, headers)
+            with_etag(reply, incoming.headers, false)
         } else {
             reply
         }
-    };
-    let (reply, delivery) = match fault {
-        None | Some(Fault::Delay(_)) => (apply(), Delivery::Now),
-        Some(Fault::AfterApply(inner)) => {
-            let real = apply();
-            play(inner, Some(real))
-        }
-        Some(other) => play(other, None),
-    };
+    });
     state.requests.push(RequestRecord {
         at: Utc::now(),
-        received,
-        method: method.to_owned(),
-        path: path.to_owned(),
-        query: raw_query.to_owned(),
-        body: String::from_utf8_lossy(body).into_owned(),
-        token_present: auth.is_some(),
         authorized,
         template,
         status: if delivery == Delivery::Reset {
@@ -262,9 +104,11 @@ pub fn serve(
             reply.status
         },
         fault: fault.cloned(),
+        ..incoming.record()
     });
+    let base_url = &state.base_url;
     Answer {
-        response: reply.into_response(&state.base_url),
+        response: reply.into_response(|_, message| super::json::error(base_url, message)),
         delivery,
     }
 }
@@ -277,66 +121,6 @@ fn sends_etag(template: &str) -> bool {
         template,
         "/repos/{owner}/{repo}/issues" | "/repos/{owner}/{repo}/pulls"
     )
-}
-
-/// A 200 list answer tagged with a hash of everything it says; `304` without a
-/// body when the client already holds that tag.
-fn with_etag(reply: Reply, request: &HeaderMap) -> Reply {
-    use std::hash::{Hash, Hasher};
-    let ReplyBody::Json(value) = &reply.body else {
-        return reply;
-    };
-    if reply.status != 200 {
-        return reply;
-    }
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    value.to_string().hash(&mut hasher);
-    reply.headers.hash(&mut hasher);
-    let etag = format!("\"{:016x}\"", hasher.finish());
-    let held = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-    if held {
-        Reply::empty(304).with_header("etag", etag)
-    } else {
-        reply.with_header("etag", etag)
-    }
-}
-
-/// What the client gets for `fault`; `real` is the answer of a request already
-/// applied (`AfterApply`), `None` when the fault replaces handling it.
-fn play(fault: &Fault, real: Option<Reply>) -> (Reply, Delivery) {
-    match fault {
-        Fault::Status {
-            status,
-            retry_after,
-        } => {
-            let reply = Reply::error(*status, "injected fault");
-            let reply = match retry_after {
-                Some(secs) => reply.with_header("retry-after", secs.to_string()),
-                None => reply,
-            };
-            (reply, Delivery::Now)
-        }
-        Fault::Html { status } => (
-            Reply {
-                status: *status,
-                body: ReplyBody::Html(
-                    "<html><body><h1>502 Bad Gateway</h1></body></html>".to_owned(),
-                ),
-                headers: Vec::new(),
-            },
-            Delivery::Now,
-        ),
-        Fault::Reset => (Reply::empty(500), Delivery::Reset),
-        // Only reached after applying: a plain delay is waited out before `serve`.
-        Fault::Delay(wait) => (
-            real.unwrap_or_else(|| Reply::error(500, "delay without an answer")),
-            Delivery::After(*wait),
-        ),
-        Fault::AfterApply(inner) => play(inner, real),
-    }
 }
 
 fn dispatch(state: &mut ForgeState, template: &str, req: &Req) -> Reply {
@@ -403,61 +187,11 @@ fn dispatch(state: &mut ForgeState, template: &str, req: &Req) -> Reply {
 /// and capped at 50) and adds `X-Total-Count` and `Link` headers.
 pub fn paginate(base_url: &str, req: &Req, items: Vec<Value>) -> Reply {
     let total = items.len();
-    let limit = match req.q("limit").and_then(|l| l.parse::<usize>().ok()) {
-        None | Some(0) => DEFAULT_LIMIT,
-        Some(l) => l.min(MAX_LIMIT),
-    };
-    let page = req
-        .q("page")
-        .and_then(|p| p.parse::<usize>().ok())
-        .filter(|p| *p > 0)
-        .unwrap_or(1);
-    let last = total.div_ceil(limit).max(1);
-    let chunk: Vec<Value> = items
-        .into_iter()
-        .skip((page - 1) * limit)
-        .take(limit)
-        .collect();
-    let link = |p: usize, rel: &str| {
-        let mut pairs: Vec<String> = req
-            .query
-            .iter()
-            .filter(|(k, _)| k != "page")
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect();
-        pairs.push(format!("page={p}"));
-        format!(
-            "<{base_url}{}?{}>; rel=\"{rel}\"",
-            req.path,
-            pairs.join("&")
-        )
-    };
-    let mut links = Vec::new();
-    if page < last {
-        links.push(link(page + 1, "next"));
-        links.push(link(last, "last"));
-    }
-    if page > 1 {
-        links.push(link(1, "first"));
-        links.push(link(page - 1, "prev"));
-    }
+    let (chunk, link) = page_of(&PAGING, base_url, req.path, &req.query, items);
     let reply =
         Reply::json(200, Value::Array(chunk)).with_header("x-total-count", total.to_string());
-    if links.is_empty() {
-        reply
-    } else {
-        reply.with_header("link", links.join(","))
+    match link {
+        Some(link) => reply.with_header("link", link),
+        None => reply,
     }
-}
-
-/// Percent-encodes a query component (unreserved characters stay as they are).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

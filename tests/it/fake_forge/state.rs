@@ -85,6 +85,29 @@ pub struct Pull {
     pub(crate) mergeable_for: (String, String),
 }
 
+impl Pull {
+    /// PR `number` from `head` into `base`, just opened: its commits are read from the
+    /// bare repository when the fake next settles.
+    pub fn new(number: u64, head: String, base: String) -> Self {
+        Self {
+            number,
+            head,
+            base,
+            head_sha: String::new(),
+            base_sha: String::new(),
+            mergeable: false,
+            merged: false,
+            merged_at: None,
+            merged_by: None,
+            merge_commit_sha: None,
+            heads_seen: Vec::new(),
+            reviewed_heads: Vec::new(),
+            changes_requested: false,
+            mergeable_for: Default::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ReviewComment {
     pub id: u64,
@@ -145,6 +168,8 @@ pub struct MergeRecord {
 #[derive(Debug)]
 pub struct ForgeState {
     pub(crate) base_url: String,
+    /// The only token accepted (`Authorization: token <T>` or `Bearer <T>`).
+    pub(crate) token: String,
     pub(crate) owner: String,
     pub(crate) repo: String,
     pub(crate) bot_login: String,
@@ -181,6 +206,7 @@ impl ForgeState {
     pub(crate) fn new(base_url: String, options: &super::FakeForgeOptions) -> Self {
         Self {
             base_url,
+            token: options.token.clone(),
             owner: options.owner.clone(),
             repo: options.repo.clone(),
             bot_login: options.bot_login.clone(),
@@ -289,6 +315,45 @@ impl ForgeState {
             .min_by_key(|s| rank(s))
             .unwrap_or("")
             .to_owned()
+    }
+
+    /// Label `id`, which a handler has just created.
+    pub fn created_label(&self, id: u64) -> Label {
+        let label = self.labels.iter().find(|l| l.id == id);
+        label.cloned().expect("label just created")
+    }
+
+    /// Comment `id`, which a handler has just created.
+    pub fn created_comment(&self, id: u64) -> Comment {
+        let comment = self.comments.iter().find(|c| c.id == id);
+        comment.cloned().expect("comment just created")
+    }
+
+    /// Commit status `id`, which a handler has just created.
+    pub fn created_status(&self, id: u64) -> CommitStatus {
+        let status = self.statuses.iter().find(|s| s.id == id);
+        status.cloned().expect("status just created")
+    }
+
+    /// Sets issue `n`'s title and body where given, stamping it as changed.
+    pub fn edit_text(&mut self, n: u64, title: Option<&str>, body: Option<&str>) {
+        let issue = self.issues.get_mut(&n).expect("issue exists");
+        if let Some(title) = title {
+            issue.title = title.to_owned();
+            issue.updated_at = Utc::now();
+        }
+        if let Some(body) = body {
+            issue.body = body.to_owned();
+            issue.updated_at = Utc::now();
+        }
+    }
+
+    /// The head commit of PR `pull`; empty when there is no such PR.
+    pub fn head_of(&self, pull: u64) -> String {
+        self.pulls
+            .get(&pull)
+            .map(|p| p.head_sha.clone())
+            .unwrap_or_default()
     }
 
     pub fn merges(&self) -> &[MergeRecord] {

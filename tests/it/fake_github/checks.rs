@@ -39,15 +39,9 @@ pub fn create_status(state: &mut GithubState, req: &Req) -> Handled {
         status,
         req.str_field("description").unwrap_or_default(),
         req.str_field("target_url").unwrap_or_default(),
-        &req.login,
+        &req.caller.login,
     );
-    let created = state
-        .forge
-        .statuses
-        .iter()
-        .find(|s| s.id == id)
-        .cloned()
-        .expect("status just created");
+    let created = state.forge.created_status(id);
     Ok(Reply::json(201, state.status_json(&created, false)))
 }
 

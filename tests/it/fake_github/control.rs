@@ -1,16 +1,15 @@
 //! The control methods: how a test plays the world around forgehand on the fake GitHub
 //! (people opening issues, commenting, reviewing, CI reporting, GitHub misbehaving) and
-//! reads what forgehand did. Each one is a state change that wakes `wait_until`.
+//! reads what forgehand did. Each one is a state change that wakes `wait_until`. Those
+//! the fake Forgejo has as well (issues, labels, comments, reviews, faults, snapshots)
+//! are on `crate::fake_server::FakeServer`; here are GitHub's own.
 
 use chrono::Utc;
 
-use super::behaviour::{self, Behaviour};
+use super::FakeGithub;
+use super::behaviour::Behaviour;
 use super::state::{CheckRun, GithubState, Job, Step, WorkflowRun};
-use super::{FakeGithub, HUMAN, issues};
-use crate::fake_forge::{
-    Chaos, Comment, CommitStatus, Fault, FaultRule, Issue, MergeRecord, Pull, RequestRecord,
-    Review, Violation,
-};
+use crate::fake_forge::{Fault, FaultRule};
 
 /// A check run a test adds itself (another CI app, or GitHub Actions by hand).
 #[derive(Debug, Clone)]
@@ -45,14 +44,9 @@ impl FakeGithub {
         self.with_state(|s| s.behaviour = behaviour);
     }
 
-    /// Queues a fault for matching requests (see [`FaultRule`]): a 403 or 429 status is
-    /// played as GitHub's secondary rate limit.
-    pub fn inject_fault(&self, rule: FaultRule) {
-        self.with_state(|s| s.forge.faults.rules.push(rule));
-    }
-
     /// The next `times` requests with `method` whose path contains `path` hit a secondary
-    /// rate limit: `status` 403 or 429, with `Retry-After` when given.
+    /// rate limit: `status` 403 or 429, with `Retry-After` when given. (Any injected 403
+    /// or 429 is played as GitHub's secondary rate limit.)
     pub fn inject_secondary_rate_limit(
         &self,
         method: &str,
@@ -74,15 +68,6 @@ impl FakeGithub {
         });
     }
 
-    /// Injects random faults into a fraction of all later requests (see [`Chaos`]).
-    pub fn set_chaos(&self, chaos: Chaos) {
-        self.with_state(|s| s.forge.faults.set_chaos(Some(chaos)));
-    }
-
-    pub fn clear_chaos(&self) {
-        self.with_state(|s| s.forge.faults.set_chaos(None));
-    }
-
     /// Sets what is left of the primary rate limit (0: every request gets 403 until the
     /// reset), and when the hour resets, in seconds from now.
     pub fn set_rate_limit(&self, remaining: u64, reset_in_secs: i64) {
@@ -102,49 +87,12 @@ impl FakeGithub {
         });
     }
 
-    /// Creates a repository label and returns its id.
-    pub fn create_label(&self, name: &str, color: &str) -> u64 {
-        self.with_state(|s| s.forge.new_label(name, color, ""))
-    }
-
-    /// Creates an issue by [`HUMAN`] with these labels (missing labels are created) and
-    /// returns its number.
-    pub fn create_issue(&self, title: &str, body: &str, labels: &[&str]) -> u64 {
-        self.create_issue_by(HUMAN, title, body, labels)
-    }
-
-    pub fn create_issue_by(&self, user: &str, title: &str, body: &str, labels: &[&str]) -> u64 {
-        let n = self.with_state(|s| s.forge.new_issue(title, body, user, false));
-        for label in labels {
-            self.add_label(n, label);
-        }
-        n
-    }
-
-    /// Adds a label by name, creating it in the repository if needed.
-    pub fn add_label(&self, issue: u64, name: &str) {
-        self.with_state(|s| {
-            if s.forge.label_by_name(name).is_none() {
-                s.forge.new_label(name, issues::DEFAULT_COLOR, "");
-            }
-            s.forge.attach_label(issue, name);
-        });
-    }
-
     pub fn remove_label(&self, issue: u64, name: &str) {
         self.with_state(|s| {
             if let Some(i) = s.forge.issues.get_mut(&issue) {
                 i.labels.retain(|l| l != name);
             }
         });
-    }
-
-    pub fn close_issue(&self, issue: u64) {
-        self.with_state(|s| s.forge.set_issue_state(issue, "closed"));
-    }
-
-    pub fn reopen_issue(&self, issue: u64) {
-        self.with_state(|s| s.forge.set_issue_state(issue, "open"));
     }
 
     /// Records that `issue` is blocked by `blocker`, as `…/dependencies/blocked_by` shows.
@@ -161,11 +109,6 @@ impl FakeGithub {
     /// The id GitHub gives issue (or PR) `n`, as the dependency API takes it.
     pub fn issue_id(&self, n: u64) -> u64 {
         super::json::ISSUE_ID_BASE + n
-    }
-
-    /// Posts a comment as `user` and returns its id.
-    pub fn add_comment(&self, issue: u64, user: &str, body: &str) -> u64 {
-        self.with_state(|s| s.forge.new_comment(issue, user, body))
     }
 
     /// Posts a commit status as the "other CI" (login `other-ci`) and returns its id.
@@ -200,79 +143,6 @@ impl FakeGithub {
         });
     }
 
-    /// Gives `login` a role on the repository: `admin`, `maintain`, `write`, `triage`,
-    /// `read` or `none`. The permission endpoint answers from it.
-    pub fn set_permission(&self, login: &str, role: &str) {
-        self.with_state(|s| {
-            s.forge
-                .permissions
-                .insert(login.to_owned(), role.to_owned());
-        });
-    }
-
-    /// Submits a review (`APPROVED`, `CHANGES_REQUESTED`, `COMMENTED`) on `commit_id`,
-    /// or on the PR's current head when `None`; `comments` are (path, line, text).
-    pub fn submit_review(
-        &self,
-        pull: u64,
-        user: &str,
-        state: &str,
-        body: &str,
-        commit_id: Option<&str>,
-        comments: &[(&str, u64, &str)],
-    ) -> u64 {
-        let comments: Vec<(String, u64, String)> = comments
-            .iter()
-            .map(|(p, l, t)| ((*p).to_owned(), *l, (*t).to_owned()))
-            .collect();
-        self.with_state(|s| {
-            let head = s
-                .forge
-                .pulls
-                .get(&pull)
-                .map(|p| p.head_sha.clone())
-                .unwrap_or_default();
-            let commit = commit_id.map_or(head, str::to_owned);
-            s.forge
-                .new_review(pull, user, state, body, &commit, &comments, None)
-        })
-    }
-
-    /// Dismisses a review, as a maintainer would (its state becomes `DISMISSED`).
-    pub fn dismiss_review(&self, id: u64) {
-        self.with_state(|s| {
-            if let Some(r) = s.forge.reviews.iter_mut().find(|r| r.id == id) {
-                r.dismissed = true;
-            }
-        });
-    }
-
-    pub fn issue(&self, n: u64) -> Issue {
-        self.read(|s| s.forge.issue(n).clone())
-    }
-
-    /// PR `n`; panics if there is none.
-    pub fn pull(&self, n: u64) -> Pull {
-        self.read(|s| s.forge.pull(n).cloned())
-            .unwrap_or_else(|| panic!("fake GitHub has no pull request #{n}"))
-    }
-
-    pub fn pulls(&self) -> Vec<Pull> {
-        self.read(|s| s.forge.pulls().cloned().collect())
-    }
-
-    pub fn comments(&self, issue: u64) -> Vec<Comment> {
-        self.read(|s| s.forge.comments(issue).cloned().collect())
-    }
-
-    pub fn reviews(&self, pull: u64) -> Vec<Review> {
-        self.read(|s| s.forge.reviews(pull).cloned().collect())
-    }
-
-    pub fn statuses(&self, sha: &str) -> Vec<CommitStatus> {
-        self.read(|s| s.forge.statuses(sha).cloned().collect())
-    }
-
     pub fn check_runs(&self, sha: &str) -> Vec<CheckRun> {
         self.read(|s| s.check_runs(sha).cloned().collect())
     }
@@ -281,25 +151,9 @@ impl FakeGithub {
         self.read(|s| s.workflow_runs().to_vec())
     }
 
-    pub fn merges(&self) -> Vec<MergeRecord> {
-        self.read(|s| s.forge.merges().to_vec())
-    }
-
-    pub fn requests(&self) -> Vec<RequestRecord> {
-        self.shared.lock().forge.requests().to_vec()
-    }
-
-    pub fn request_count(&self) -> usize {
-        self.shared.lock().forge.requests().len()
-    }
-
-    pub fn violations(&self) -> Vec<Violation> {
-        self.shared.lock().forge.violations().to_vec()
-    }
-
     /// Answers of the fake itself that did not fit the description (a bug in the fake).
     pub fn shape_problems(&self) -> Vec<String> {
-        self.shared.lock().shape_problems().to_vec()
+        self.lock().shape_problems().to_vec()
     }
 
     /// Fails the test if forgehand sent anything GitHub's description does not allow (or
@@ -307,7 +161,7 @@ impl FakeGithub {
     /// off the description.
     #[track_caller]
     pub fn assert_no_violations(&self) {
-        let state = self.shared.lock();
+        let state = self.lock();
         assert!(
             state.forge.violations().is_empty(),
             "requests the fake GitHub refused or flagged:\n{:#?}",

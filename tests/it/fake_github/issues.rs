@@ -17,8 +17,8 @@ use crate::fake_forge::ViolationKind;
 
 type Handled = Result<Reply, Reply>;
 
-/// Colour GitHub gives labels created without one.
-pub const DEFAULT_COLOR: &str = "ededed";
+/// Colour of labels created without one.
+pub use crate::fake_server::DEFAULT_LABEL_COLOR as DEFAULT_COLOR;
 
 fn not_found() -> Reply {
     Reply::error(404, "Not Found")
@@ -31,7 +31,7 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 pub fn get_user(state: &mut GithubState, req: &Req) -> Handled {
-    if matches!(req.actor, super::auth::Actor::Installation(_)) {
+    if matches!(req.caller.actor, super::auth::Actor::Installation(_)) {
         state.forge.violation(
             ViolationKind::Suspicious,
             req.method,
@@ -40,7 +40,7 @@ pub fn get_user(state: &mut GithubState, req: &Req) -> Handled {
         );
         return Err(Reply::error(403, "Resource not accessible by integration"));
     }
-    let login = req.login.clone();
+    let login = req.caller.login.clone();
     Ok(Reply::json(200, state.private_user_json(&login)))
 }
 
@@ -119,13 +119,7 @@ pub fn create_label(state: &mut GithubState, req: &Req) -> Handled {
     }
     let description = req.str_field("description").unwrap_or_default().to_owned();
     let id = state.forge.new_label(&name, &color, &description);
-    let label = state
-        .forge
-        .labels
-        .iter()
-        .find(|l| l.id == id)
-        .cloned()
-        .expect("label just created");
+    let label = state.forge.created_label(id);
     Ok(Reply::json(201, state.label_json(&label)))
 }
 
@@ -238,7 +232,7 @@ pub fn create_issue(state: &mut GithubState, req: &Req) -> Handled {
     let n = state.forge.new_issue(
         &title,
         req.str_field("body").unwrap_or_default(),
-        &req.login,
+        &req.caller.login,
         false,
     );
     let items = req
@@ -291,15 +285,9 @@ pub fn edit_issue(state: &mut GithubState, req: &Req) -> Handled {
             state.forge.attach_label(n, &name);
         }
     }
-    let issue = state.forge.issues.get_mut(&n).expect("issue exists");
-    if let Some(title) = req.str_field("title") {
-        issue.title = title.to_owned();
-        issue.updated_at = Utc::now();
-    }
-    if let Some(body) = req.str_field("body") {
-        issue.body = body.to_owned();
-        issue.updated_at = Utc::now();
-    }
+    state
+        .forge
+        .edit_text(n, req.str_field("title"), req.str_field("body"));
     Ok(Reply::json(200, state.issue_json(n)))
 }
 
@@ -400,14 +388,8 @@ pub fn create_comment(state: &mut GithubState, req: &Req) -> Handled {
             None,
         ));
     }
-    let id = state.forge.new_comment(n, &req.login, body);
-    let comment = state
-        .forge
-        .comments
-        .iter()
-        .find(|c| c.id == id)
-        .cloned()
-        .expect("comment just created");
+    let id = state.forge.new_comment(n, &req.caller.login, body);
+    let comment = state.forge.created_comment(id);
     Ok(Reply::json(201, state.comment_json(&comment)))
 }
 

@@ -172,7 +172,7 @@ impl GithubState {
         json!({
             "id": label.id,
             "node_id": format!("LA_{}", label.id),
-            "url": format!("{}/labels/{}", self.api_repo_url(), super::paging::encode(&label.name)),
+            "url": format!("{}/labels/{}", self.api_repo_url(), crate::fake_server::encode(&label.name)),
             "name": label.name,
             "description": if label.description.is_empty() { Value::Null } else { json!(label.description) },
             "color": label.color,
@@ -373,7 +373,7 @@ impl GithubState {
     pub(crate) fn git_ref_json(&self, reference: &str, sha: &str) -> Value {
         json!({
             "ref": reference,
-            "node_id": format!("REF_{}", super::paging::encode(reference)),
+            "node_id": format!("REF_{}", crate::fake_server::encode(reference)),
             "url": format!("{}/git/{reference}", self.api_repo_url()),
             "object": {
                 "type": "commit",

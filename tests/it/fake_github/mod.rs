@@ -11,8 +11,11 @@
 //! "computing", rate limits, ETags, and the GitHub App authentication.
 //!
 //! # Layout
-//! - `mod.rs` — [`FakeGithub`]: options, start/stop, [`FakeGithub::wait_until`].
-//! - `control.rs` — the control methods tests use to play the world around forgehand.
+//! - `mod.rs` — [`FakeGithub`]: options, start.
+//! - `crate::fake_server` — what it shares with the fake Forgejo: the server, the control
+//!   methods on issues, PRs and faults, snapshots, [`FakeServer::wait_until`], replies,
+//!   played faults, ETags, paging.
+//! - `control.rs` — the control methods only GitHub has, to play the world around forgehand.
 //! - `routes.rs` — the request path: log, OpenAPI check, faults, auth, rate limit,
 //!   dispatch, ETags, pagination; `auth.rs` — tokens, JWTs and installation tokens.
 //! - `issues.rs`, `pulls.rs`, `checks.rs` — endpoint handlers.
@@ -66,24 +69,15 @@ mod state;
 pub mod webhooks;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, Uri};
-use axum::response::Response;
-use tokio::sync::{Notify, oneshot};
-
-use crate::fake_forge::conn;
 pub use crate::fake_forge::fixture;
-use crate::fake_forge::{Chaos, FakeForgeOptions, ForgeState};
 pub use crate::fake_forge::{
     CiBehaviour, Comment, CommitStatus, Fault, FaultRule, Issue, Label, MergeRecord, Pull,
     RequestRecord, Review, ReviewBehaviour, ReviewComment, Violation, ViolationKind,
 };
+use crate::fake_forge::{FakeForgeOptions, ForgeState};
+use crate::fake_server::{Answer, FakeApi, FakeServer, Incoming};
 pub use behaviour::{
     ACTIONS_JOBS, ActionsBehaviour, Behaviour, FAILURE_MARKER, InfraFailure, OTHER_CI_CONTEXT,
     REVIEWER, RUNNER_LOST_MESSAGE,
@@ -171,79 +165,38 @@ impl AppOptions {
     }
 }
 
-/// What the server thread and the test share.
-struct Shared {
-    state: Mutex<GithubState>,
-    /// Signalled after every request and every control method, for `wait_until`.
-    changed: Notify,
-}
-
-impl Shared {
-    /// Locks the state; a panicking predicate must not wedge the whole fake.
-    fn lock(&self) -> MutexGuard<'_, GithubState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 /// A running fake GitHub; stops when dropped.
-pub struct FakeGithub {
-    shared: Arc<Shared>,
-    url: String,
-    options: FakeGithubOptions,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
+pub type FakeGithub = FakeServer<GithubState>;
 
-async fn handle(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(conn): ConnectInfo<conn::ConnHandle>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let received = chrono::Utc::now();
-    let fault = shared.lock().forge.faults.take(method.as_str(), uri.path());
-    // Waited out without the lock, so other requests go on meanwhile.
-    if let Some(Fault::Delay(wait)) = fault {
-        tokio::time::sleep(wait).await;
+impl FakeApi for GithubState {
+    const NAME: &'static str = "fake GitHub";
+
+    type Options = FakeGithubOptions;
+
+    fn forge(&self) -> &ForgeState {
+        &self.forge
     }
-    let answer = {
-        let mut state = shared.lock();
-        routes::serve(
-            &mut state,
-            routes::Incoming {
-                method: method.as_str(),
-                path: uri.path(),
-                raw_query: uri.query().unwrap_or(""),
-                headers: &headers,
-                body: &body,
-                received,
-            },
-            fault.as_ref(),
-        )
-    };
-    shared.changed.notify_waiters();
-    match answer.delivery {
-        routes::Delivery::Now => {}
-        routes::Delivery::After(wait) => tokio::time::sleep(wait).await,
-        routes::Delivery::Reset => conn.reset(),
+
+    fn forge_mut(&mut self) -> &mut ForgeState {
+        &mut self.forge
     }
-    answer.response
+
+    fn settle(&mut self) {
+        behaviour::settle(self);
+    }
+
+    fn summary(&self) -> String {
+        GithubState::summary(self)
+    }
+
+    fn serve(&mut self, incoming: Incoming, fault: Option<&Fault>) -> Answer {
+        routes::serve(self, incoming, fault)
+    }
 }
 
 impl FakeGithub {
     /// Binds `127.0.0.1:0` and serves the API from a dedicated thread.
     pub async fn start(options: FakeGithubOptions) -> FakeGithub {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("binding the fake GitHub to 127.0.0.1:0");
-        listener
-            .set_nonblocking(true)
-            .expect("making the fake GitHub listener non-blocking");
-        let url = format!(
-            "http://{}",
-            listener.local_addr().expect("fake GitHub address")
-        );
         let forge_options = FakeForgeOptions {
             owner: options.owner.clone(),
             repo: options.repo.clone(),
@@ -252,126 +205,22 @@ impl FakeGithub {
             default_branch: options.default_branch.clone(),
             bot_login: options.bot_login.clone(),
         };
-        let forge = ForgeState::new(url.clone(), &forge_options);
-        let shared = Arc::new(Shared {
-            state: Mutex::new(GithubState::new(forge, &options)),
-            changed: Notify::new(),
-        });
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let app = Router::new()
-            .fallback(handle)
-            .with_state(Arc::clone(&shared));
-        let thread = std::thread::Builder::new()
-            .name("fake-github".to_owned())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("building the fake GitHub runtime");
-                runtime.block_on(async move {
-                    let listener = conn::ResettableListener(
-                        tokio::net::TcpListener::from_std(listener).expect("fake GitHub listener"),
-                    );
-                    let app = app.into_make_service_with_connect_info::<conn::ConnHandle>();
-                    tokio::select! {
-                        served = axum::serve(listener, app) => served.expect("fake GitHub server"),
-                        _ = stopped => {}
-                    }
-                });
-                // Open keep-alive connections must not hold the test up.
-                runtime.shutdown_background();
-            })
-            .expect("spawning the fake GitHub thread");
-        FakeGithub {
-            shared,
-            url,
-            options,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        FakeServer::spawn(options, |url, options| {
+            GithubState::new(ForgeState::new(url, &forge_options), options)
+        })
     }
 
     /// `http://127.0.0.1:PORT` plus the API prefix: the `[forge] url` for forgehand (as
     /// `https://api.github.com`, or `https://HOST/api/v3` on Enterprise).
     pub fn url(&self) -> String {
-        format!("{}{}", self.url, self.options.api_prefix)
-    }
-
-    /// `http://127.0.0.1:PORT`, without the API prefix.
-    pub fn server_url(&self) -> &str {
-        &self.url
+        format!("{}{}", self.server_url(), self.options().api_prefix)
     }
 
     pub fn token(&self) -> &str {
-        &self.options.token
-    }
-
-    pub fn options(&self) -> &FakeGithubOptions {
-        &self.options
+        &self.options().token
     }
 
     pub fn bare_repo(&self) -> &Path {
-        &self.options.bare_repo
-    }
-
-    /// Runs `f` on the state after bringing it up to date with the bare repository, then
-    /// wakes waiters (so control methods built on it count as state changes).
-    pub fn with_state<R>(&self, f: impl FnOnce(&mut GithubState) -> R) -> R {
-        let result = {
-            let mut state = self.shared.lock();
-            behaviour::settle(&mut state);
-            let result = f(&mut state);
-            behaviour::settle(&mut state);
-            result
-        };
-        self.shared.changed.notify_waiters();
-        result
-    }
-
-    /// Reads the up-to-date state.
-    pub fn read<R>(&self, f: impl FnOnce(&GithubState) -> R) -> R {
-        self.with_state(|s| f(s))
-    }
-
-    /// Waits until `predicate` holds, re-checking after every state change (requests and
-    /// control methods signal a `Notify`; no polling). On timeout the error carries a
-    /// summary of the state.
-    pub async fn wait_until(
-        &self,
-        timeout: Duration,
-        predicate: impl Fn(&GithubState) -> bool,
-    ) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let changed = self.shared.changed.notified();
-            tokio::pin!(changed);
-            // Registered before checking, so a change between check and wait is not lost.
-            changed.as_mut().enable();
-            {
-                let mut state = self.shared.lock();
-                behaviour::settle(&mut state);
-                if predicate(&state) {
-                    return Ok(());
-                }
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                let summary = self.shared.lock().summary();
-                anyhow::bail!(
-                    "fake GitHub: condition not met within {timeout:?}; state:\n{summary}"
-                );
-            }
-        }
-    }
-}
-
-impl Drop for FakeGithub {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        &self.options().bare_repo
     }
 }

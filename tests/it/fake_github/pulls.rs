@@ -109,28 +109,10 @@ pub fn create_pull(state: &mut GithubState, req: &Req) -> Handled {
     let n = state.forge.new_issue(
         &title,
         req.str_field("body").unwrap_or_default(),
-        &req.login,
+        &req.caller.login,
         true,
     );
-    state.forge.pulls.insert(
-        n,
-        Pull {
-            number: n,
-            head,
-            base,
-            head_sha: String::new(),
-            base_sha: String::new(),
-            mergeable: false,
-            merged: false,
-            merged_at: None,
-            merged_by: None,
-            merge_commit_sha: None,
-            heads_seen: Vec::new(),
-            reviewed_heads: Vec::new(),
-            changes_requested: false,
-            mergeable_for: Default::default(),
-        },
-    );
+    state.forge.pulls.insert(n, Pull::new(n, head, base));
     // Reads the head from git and lets the simulated CI see it, before answering.
     settle(state);
     // GitHub starts computing mergeability now: the creation answer has none yet.
@@ -295,7 +277,7 @@ pub fn merge(state: &mut GithubState, req: &Req) -> Handled {
     let p = state.forge.pulls.get_mut(&n).expect("pull exists");
     p.merged = true;
     p.merged_at = Some(now);
-    p.merged_by = Some(req.login.clone());
+    p.merged_by = Some(req.caller.login.clone());
     p.merge_commit_sha = Some(new_base.clone());
     state.forge.set_issue_state(n, "closed");
     state.forge.merges.push(MergeRecord {

@@ -9,13 +9,8 @@
 //! the API is `/_blobs/…`, where the logs redirect points (GitHub sends clients to its
 //! blob storage, another host that needs no token).
 
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::time::Duration;
-
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
+use axum::http::header;
+use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::auth::{self, Actor};
@@ -23,45 +18,36 @@ use super::behaviour::settle;
 use super::state::GithubState;
 use super::{checks, issues, pulls};
 use crate::fake_forge::{Fault, RequestRecord, ViolationKind};
-use crate::openapi::{self, Route, parse_query};
+use crate::fake_server::{
+    self, Answer, Delivery, FaultLook, Incoming, apply_with_fault, judge, with_etag,
+};
+use crate::openapi::{self, Route};
+
+pub use crate::fake_server::Reply;
 
 /// Where job logs are served from, outside the API.
 pub const BLOB_PREFIX: &str = "/_blobs/job-logs/";
 const DOCS: &str = "https://docs.github.com/rest";
 
-/// What a handler answers, turned into an HTTP response by [`Reply::into_response`].
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    body: ReplyBody,
-    headers: Vec<(&'static str, String)>,
-}
+/// How GitHub looks when a fault is played on it: a 403 or 429 is its secondary rate
+/// limit, an HTML page its unicorn.
+const FAULTS: FaultLook = FaultLook {
+    status_message: |status| {
+        if matches!(status, 403 | 429) {
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID."
+        } else {
+            "Server Error"
+        }
+    },
+    html_page: "<html><body><h1>Unicorn!</h1><p>This page is taking too long to load.</p></body></html>",
+};
 
-#[derive(Debug)]
-enum ReplyBody {
-    Json(Value),
-    Text(String),
-    Html(String),
-    Empty,
+/// GitHub's error body: `{"message", "documentation_url", "status"}`.
+fn error_body(status: u16, message: &str) -> Value {
+    json!({"message": message, "documentation_url": DOCS, "status": status.to_string()})
 }
 
 impl Reply {
-    pub fn json(status: u16, value: Value) -> Self {
-        Self {
-            status,
-            body: ReplyBody::Json(value),
-            headers: Vec::new(),
-        }
-    }
-
-    /// GitHub's error body: `{"message", "documentation_url", "status"}`.
-    pub fn error(status: u16, message: impl Into<String>) -> Self {
-        Self::json(
-            status,
-            json!({"message": message.into(), "documentation_url": DOCS, "status": status.to_string()}),
-        )
-    }
-
     /// A 422 `Validation Failed` with one error entry, as GitHub lists what was wrong.
     pub fn invalid(resource: &str, field: &str, code: &str, message: Option<&str>) -> Self {
         let mut error = json!({"resource": resource, "field": field, "code": code});
@@ -73,88 +59,20 @@ impl Reply {
             json!({"message": "Validation Failed", "errors": [error], "documentation_url": DOCS, "status": "422"}),
         )
     }
-
-    pub fn empty(status: u16) -> Self {
-        Self {
-            status,
-            body: ReplyBody::Empty,
-            headers: Vec::new(),
-        }
-    }
-
-    pub fn text(status: u16, text: String) -> Self {
-        Self {
-            status,
-            body: ReplyBody::Text(text),
-            headers: Vec::new(),
-        }
-    }
-
-    /// `302 Found` to `location`.
-    pub fn redirect(location: String) -> Self {
-        Self::empty(302).with_header("location", location)
-    }
-
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    fn json_body(&self) -> Option<&Value> {
-        match &self.body {
-            ReplyBody::Json(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = match self.body {
-            ReplyBody::Json(v) => (status, axum::Json(v)).into_response(),
-            ReplyBody::Text(t) => (
-                status,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                t,
-            )
-                .into_response(),
-            ReplyBody::Html(h) => (
-                status,
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                h,
-            )
-                .into_response(),
-            ReplyBody::Empty => status.into_response(),
-        };
-        for (name, value) in self.headers {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                response.headers_mut().append(name, value);
-            }
-        }
-        response
-    }
 }
 
-/// One routed, authenticated request, as handlers see it.
+/// Who an authenticated request comes from.
 #[derive(Debug)]
-pub struct Req<'a> {
-    pub method: &'a str,
-    /// Raw request path, API prefix included (for pagination links and violations).
-    pub path: &'a str,
-    /// Percent-decoded path parameters by the description's names.
-    pub params: HashMap<String, String>,
-    pub query: Vec<(String, String)>,
-    /// The JSON body, `Null` when absent or not JSON.
-    pub body: Value,
+pub struct Caller {
     pub actor: Actor,
     /// The login the request acts as (the token's user, or the app's bot).
     pub login: String,
 }
 
-impl Req<'_> {
-    pub fn param(&self, name: &str) -> &str {
-        self.params.get(name).map_or("", String::as_str)
-    }
+/// One routed, authenticated request, as handlers see it.
+pub type Req<'a> = fake_server::Req<'a, Caller>;
 
+impl Req<'_> {
     /// An integer path parameter; the OpenAPI check has already flagged non-integers,
     /// which GitHub answers with 404.
     pub fn number(&self, name: &str) -> Result<u64, Reply> {
@@ -162,72 +80,23 @@ impl Req<'_> {
             .parse()
             .map_err(|_| Reply::error(404, "Not Found"))
     }
-
-    /// The first value of a query parameter.
-    pub fn q(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn str_field(&self, name: &str) -> Option<&str> {
-        self.body.get(name).and_then(Value::as_str)
-    }
-}
-
-/// How an answer reaches the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    Now,
-    /// After this long (the state lock released meanwhile).
-    After(Duration),
-    /// Not at all: the connection is cut.
-    Reset,
-}
-
-/// A handled request: the response and how to deliver it.
-pub struct Answer {
-    pub response: Response,
-    pub delivery: Delivery,
-}
-
-/// The request as it came off the wire.
-pub struct Incoming<'a> {
-    pub method: &'a str,
-    /// Raw (percent-encoded) path.
-    pub path: &'a str,
-    pub raw_query: &'a str,
-    pub headers: &'a HeaderMap,
-    pub body: &'a [u8],
-    pub received: DateTime<Utc>,
 }
 
 /// Handles one request under the state lock; the caller wakes waiters afterwards and
 /// plays the delivery. `fault` was taken for this request by the caller (a plain
 /// `Delay` has already been waited out).
 pub fn serve(state: &mut GithubState, incoming: Incoming, fault: Option<&Fault>) -> Answer {
-    let Incoming {
-        method,
-        path,
-        raw_query,
-        headers,
-        body,
-        received,
-    } = incoming;
-    let query = parse_query(raw_query);
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let (method, path, headers, body) = (
+        incoming.method,
+        incoming.path,
+        incoming.headers,
+        incoming.body,
+    );
+    let query = incoming.query();
+    let authorization = incoming.authorization();
     if let Some(job) = path.strip_prefix(BLOB_PREFIX) {
         let reply = checks::serve_log(state, job, &query);
-        return finish(
-            state,
-            &incoming_record(method, path, raw_query, body, received, authorization),
-            reply,
-            Delivery::Now,
-            false,
-        );
+        return finish(state, &incoming.record(), reply, Delivery::Now, false);
     }
     let api_path = if state.api_prefix.is_empty() {
         Some(path)
@@ -245,20 +114,7 @@ pub fn serve(state: &mut GithubState, incoming: Incoming, fault: Option<&Fault>)
             )],
         },
     };
-    let kind = match checked.route {
-        Route::Matched { .. } => ViolationKind::NotInSwagger,
-        Route::MethodNotAllowed { .. } => ViolationKind::MethodNotAllowed,
-        Route::UnknownPath => ViolationKind::UnknownPath,
-    };
-    for problem in &checked.problems {
-        state.forge.violation(kind, method, path, problem.clone());
-    }
-    let template = match &checked.route {
-        Route::Matched { template, .. } | Route::MethodNotAllowed { template } => {
-            Some(template.clone())
-        }
-        Route::UnknownPath => None,
-    };
+    let template = judge(&mut state.forge, &checked, method, path);
     let refused = !checked.problems.is_empty();
     let mut authorized = false;
 
@@ -320,15 +176,7 @@ pub fn serve(state: &mut GithubState, incoming: Incoming, fault: Option<&Fault>)
             );
         }
         let login = actor.login(state);
-        let req = Req {
-            method,
-            path,
-            params,
-            query: query.clone(),
-            body: serde_json::from_slice(body).unwrap_or(Value::Null),
-            actor,
-            login,
-        };
+        let req = Req::new(&incoming, params, query.clone(), Caller { actor, login });
         settle(state);
         let reply = dispatch(state, &template, &req);
         settle(state);
@@ -342,7 +190,7 @@ pub fn serve(state: &mut GithubState, incoming: Incoming, fault: Option<&Fault>)
             }
         }
         let reply = if method == "GET" {
-            with_etag(reply, headers)
+            with_etag(reply, headers, true)
         } else {
             reply
         };
@@ -353,44 +201,12 @@ pub fn serve(state: &mut GithubState, incoming: Incoming, fault: Option<&Fault>)
         }
         reply
     };
-    // Injected failures are played after the contract check, so a faulty request is
-    // still judged; only `AfterApply` lets the request change the state first.
-    let (reply, delivery) = match fault {
-        None | Some(Fault::Delay(_)) => (apply(state), Delivery::Now),
-        Some(Fault::AfterApply(inner)) => {
-            let real = apply(state);
-            play(inner, Some(real))
-        }
-        Some(other) => play(other, None),
-    };
-    let mut record = incoming_record(method, path, raw_query, body, received, authorization);
+    let (reply, delivery) = apply_with_fault(fault, &FAULTS, || apply(state));
+    let mut record = incoming.record();
     record.authorized = authorized;
     record.template = template;
     record.fault = fault.cloned();
     finish(state, &record, reply, delivery, true)
-}
-
-fn incoming_record(
-    method: &str,
-    path: &str,
-    raw_query: &str,
-    body: &[u8],
-    received: DateTime<Utc>,
-    authorization: Option<&str>,
-) -> RequestRecord {
-    RequestRecord {
-        at: received,
-        received,
-        method: method.to_owned(),
-        path: path.to_owned(),
-        query: raw_query.to_owned(),
-        body: String::from_utf8_lossy(body).into_owned(),
-        token_present: authorization.is_some(),
-        authorized: false,
-        template: None,
-        status: 0,
-        fault: None,
-    }
 }
 
 /// Adds the rate-limit headers, logs the request and builds the response.
@@ -421,77 +237,8 @@ fn finish(
     };
     state.forge.requests.push(record);
     Answer {
-        response: reply.into_response(),
+        response: reply.into_response(error_body),
         delivery,
-    }
-}
-
-/// A 200 JSON answer tagged with a weak ETag of what it says (GitHub's form); `304`
-/// without a body when the client already holds that tag.
-fn with_etag(reply: Reply, request: &HeaderMap) -> Reply {
-    let Some(value) = reply.json_body() else {
-        return reply;
-    };
-    if reply.status != 200 {
-        return reply;
-    }
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    value.to_string().hash(&mut hasher);
-    reply.headers.hash(&mut hasher);
-    let etag = format!("W/\"{:016x}\"", hasher.finish());
-    let held = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == etag || t.trim() == etag.trim_start_matches("W/"))
-        });
-    if held {
-        Reply::empty(304).with_header("etag", etag)
-    } else {
-        reply.with_header("etag", etag)
-    }
-}
-
-/// What the client gets for `fault`; `real` is the answer of a request already applied
-/// (`AfterApply`), `None` when the fault replaces handling it. A 403 or 429 is played as
-/// GitHub's secondary rate limit.
-fn play(fault: &Fault, real: Option<Reply>) -> (Reply, Delivery) {
-    match fault {
-        Fault::Status {
-            status,
-            retry_after,
-        } => {
-            let message = if matches!(status, 403 | 429) {
-                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID."
-            } else {
-                "Server Error"
-            };
-            let reply = Reply::error(*status, message);
-            let reply = match retry_after {
-                Some(secs) => reply.with_header("retry-after", secs.to_string()),
-                None => reply,
-            };
-            (reply, Delivery::Now)
-        }
-        Fault::Html { status } => (
-            Reply {
-                status: *status,
-                body: ReplyBody::Html(
-                    "<html><body><h1>Unicorn!</h1><p>This page is taking too long to load.</p></body></html>"
-                        .to_owned(),
-                ),
-                headers: Vec::new(),
-            },
-            Delivery::Now,
-        ),
-        Fault::Reset => (Reply::empty(500), Delivery::Reset),
-        // Only reached after applying: a plain delay is waited out before `serve`.
-        Fault::Delay(wait) => (
-            real.unwrap_or_else(|| Reply::error(500, "delay without an answer")),
-            Delivery::After(*wait),
-        ),
-        Fault::AfterApply(inner) => play(inner, real),
     }
 }
 
